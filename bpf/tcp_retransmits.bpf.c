@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * tcp-retransmits: counts retransmitted TCP segments per socket cgroup and
+ * emits a rate-limited event per retransmission.
+ *
+ * tp_btf/tcp_retransmit_skb fires for every attempt, including attempts that
+ * fail with -EBUSY (the skb is still queued in the qdisc) and transmit
+ * nothing. Counting only err == 0 and summing gso_segs is what matches the
+ * kernel's own TcpRetransSegs (see DESIGN §3).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "flowtel_common.bpf.h"
+#include "tcp_retransmits.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tcp_retransmits_key);
+	__type(value, struct tcp_retransmits_value);
+} tcp_retransmits_by_cgroup SEC(".maps");
+
+/* Keeps the event struct in the object's BTF for user space to read its layout. */
+struct tcp_retransmit_event flowtel_btf_tcp_retransmit_event __attribute__((unused));
+
+static __always_inline void count(__u64 cgroup_id, __u32 segments)
+{
+	struct tcp_retransmits_key key = { .cgroup_id = cgroup_id };
+	struct tcp_retransmits_value *value = bpf_map_lookup_elem(&tcp_retransmits_by_cgroup, &key);
+
+	if (value) {
+		value->events += 1;
+		value->segments += segments;
+		return;
+	}
+	struct tcp_retransmits_value first = { .events = 1, .segments = segments };
+
+	if (bpf_map_update_elem(&tcp_retransmits_by_cgroup, &key, &first, BPF_NOEXIST) != 0) {
+		/* Another CPU may have inserted the key meanwhile: retry once. */
+		value = bpf_map_lookup_elem(&tcp_retransmits_by_cgroup, &key);
+		if (value) {
+			value->events += 1;
+			value->segments += segments;
+		} else {
+			flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
+		}
+	}
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
+{
+	if (err != 0)
+		return 0;
+
+	struct tcp_skb_cb *cb = (struct tcp_skb_cb *)&skb->cb[0];
+	__u32 segments = BPF_CORE_READ(cb, tcp_gso_segs);
+	__u64 cgroup_id = flowtel_socket_cgroup_id(sk);
+
+	/* gso_segs is 0 for a skb that was never segmented by GSO: one segment. */
+	if (segments == 0)
+		segments = 1;
+	count(cgroup_id, segments);
+
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!flowtel_event_allowed(now))
+		return 0;
+	struct tcp_retransmit_event *e = bpf_ringbuf_reserve(&flowtel_events, sizeof(*e), 0);
+
+	if (!e) {
+		flowtel_count_loss(FLOWTEL_LOSS_RINGBUF_FULL);
+		return 0;
+	}
+	flowtel_fill_header(&e->header, FLOWTEL_EVENT_TCP_RETRANSMIT, sizeof(*e), now);
+	flowtel_fill_tuple(&e->tuple, sk);
+	e->cgroup_id = cgroup_id;
+	e->segments = segments;
+	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

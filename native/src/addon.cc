@@ -1,0 +1,32 @@
+// flowtel_bpf: the minimal libbpf binding. See DESIGN §4.
+#include <bpf/libbpf.h>
+#include <napi.h>
+
+#include "bpf_object.h"
+#include "btf_query.h"
+#include "errors.h"
+#include "ring_buffer_consumer.h"
+
+namespace flowtel {
+
+Napi::Value PossibleCpus(const Napi::CallbackInfo &info) {
+  int n = libbpf_num_possible_cpus();
+  if (n <= 0) ThrowErrno(info.Env(), "possible CPUs", "count", n);
+  return Napi::Number::New(info.Env(), n);
+}
+
+}  // namespace flowtel
+
+static Napi::Object InitFlowtelBpf(Napi::Env env, Napi::Object exports) {
+  using flowtel::BpfObject;
+  using flowtel::RingBufferConsumer;
+  flowtel::InstallLibbpfLogger();
+  exports.Set("BpfObject", BpfObject::Define(env));
+  exports.Set("RingBufferConsumer", RingBufferConsumer::Define(env));
+  exports.Set("kernelEnum", Napi::Function::New(env, flowtel::KernelEnum));
+  exports.Set("possibleCpus", Napi::Function::New(env, flowtel::PossibleCpus));
+  exports.Set("libbpfVersion", Napi::String::New(env, libbpf_version_string()));
+  return exports;
+}
+
+NODE_API_MODULE(flowtel_bpf, InitFlowtelBpf)

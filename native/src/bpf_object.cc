@@ -1,0 +1,338 @@
+#include "bpf_object.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "btf_query.h"
+#include "errors.h"
+
+namespace flowtel {
+namespace {
+
+std::string StringArg(const Napi::CallbackInfo &info, size_t i, const char *what) {
+  if (info.Length() <= i || !info[i].IsString())
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string");
+  return info[i].As<Napi::String>();
+}
+
+uint32_t UintArg(const Napi::CallbackInfo &info, size_t i, const char *what) {
+  if (info.Length() <= i || !info[i].IsNumber())
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (v < 0 || v > 4294967295.0 || v != static_cast<uint32_t>(v))
+    throw Napi::RangeError::New(info.Env(), std::string(what) + " must be an unsigned 32-bit integer");
+  return static_cast<uint32_t>(v);
+}
+
+bool IsPerCpu(enum bpf_map_type type) {
+  return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+         type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+}
+
+// Bytes one value occupies in a lookup result: per-CPU values are laid out
+// per possible CPU, each rounded up to 8 bytes.
+size_t ValueStride(Napi::Env env, const struct bpf_map *map) {
+  size_t size = bpf_map__value_size(map);
+  if (!IsPerCpu(bpf_map__type(map))) return size;
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) ThrowErrno(env, "possible CPUs", "count", cpus);
+  return ((size + 7) / 8) * 8 * static_cast<size_t>(cpus);
+}
+
+}  // namespace
+
+Napi::Function BpfObject::Define(Napi::Env env) {
+  return DefineClass(
+      env, "BpfObject",
+      {
+          InstanceMethod("setGlobal", &BpfObject::SetGlobal),
+          InstanceMethod("setProgramAutoload", &BpfObject::SetProgramAutoload),
+          InstanceMethod("setMapAutocreate", &BpfObject::SetMapAutocreate),
+          InstanceMethod("setMapMaxEntries", &BpfObject::SetMapMaxEntries),
+          InstanceMethod("reuseMapFd", &BpfObject::ReuseMapFd),
+          InstanceMethod("load", &BpfObject::Load),
+          InstanceMethod("attach", &BpfObject::Attach),
+          InstanceMethod("attachCgroup", &BpfObject::AttachCgroup),
+          InstanceMethod("detach", &BpfObject::Detach),
+          InstanceMethod("mapInfo", &BpfObject::MapInfo),
+          InstanceMethod("mapReadAll", &BpfObject::MapReadAll),
+          InstanceMethod("mapDeleteKeys", &BpfObject::MapDeleteKeys),
+          InstanceMethod("objectEnum", &BpfObject::ObjectEnum),
+          InstanceMethod("structLayout", &BpfObject::ObjectStructLayout),
+          InstanceMethod("programNames", &BpfObject::ProgramNames),
+          InstanceMethod("close", &BpfObject::Close),
+      });
+}
+
+BpfObject::BpfObject(const Napi::CallbackInfo &info) : Napi::ObjectWrap<BpfObject>(info) {
+  path_ = StringArg(info, 0, "object path");
+  ClearLibbpfLog();
+  struct bpf_object *obj = bpf_object__open_file(path_.c_str(), nullptr);
+  int err = libbpf_get_error(obj);
+  if (obj == nullptr || err != 0) ThrowErrno(info.Env(), path_, "open", err != 0 ? err : errno);
+  obj_ = obj;
+}
+
+BpfObject::~BpfObject() { DestroyAll(); }
+
+void BpfObject::DestroyAll() {
+  for (auto &entry : links_) bpf_link__destroy(entry.second);
+  links_.clear();
+  if (obj_ != nullptr) bpf_object__close(obj_);
+  obj_ = nullptr;
+}
+
+struct bpf_object *BpfObject::Object(Napi::Env env) const {
+  if (obj_ == nullptr) ThrowMessage(env, path_, "object is closed");
+  return obj_;
+}
+
+struct bpf_map *BpfObject::FindMap(Napi::Env env, const std::string &name) const {
+  struct bpf_map *map = bpf_object__find_map_by_name(Object(env), name.c_str());
+  if (map == nullptr) ThrowMessage(env, path_, "no map named '" + name + "'");
+  return map;
+}
+
+struct bpf_program *BpfObject::FindProgram(Napi::Env env, const std::string &name) const {
+  struct bpf_program *prog = bpf_object__find_program_by_name(Object(env), name.c_str());
+  if (prog == nullptr) ThrowMessage(env, path_, "no program named '" + name + "'");
+  return prog;
+}
+
+// Writes a `const volatile` global: its offset and size come from the
+// .rodata DATASEC in the object's BTF; the value goes into the map's initial
+// image, which libbpf freezes at load.
+void BpfObject::SetGlobal(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "global name");
+  if (info.Length() < 2 || !info[1].IsBuffer())
+    throw Napi::TypeError::New(env, "setGlobal(name, value): value must be a Buffer");
+  Napi::Buffer<uint8_t> value = info[1].As<Napi::Buffer<uint8_t>>();
+  if (loaded_) ThrowMessage(env, path_ + ": global " + name, "cannot set after load");
+  const struct btf *btf = bpf_object__btf(Object(env));
+  if (btf == nullptr) ThrowMessage(env, path_, "object has no BTF");
+  int sec_id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+  if (sec_id < 0) ThrowMessage(env, path_, "object has no .rodata section (no const volatile globals)");
+  const struct btf_type *sec = btf__type_by_id(btf, sec_id);
+  const struct btf_var_secinfo *var = btf_var_secinfos(sec);
+  for (__u16 i = 0; i < btf_vlen(sec); i++, var++) {
+    const struct btf_type *var_type = btf__type_by_id(btf, var->type);
+    if (name != btf__name_by_offset(btf, var_type->name_off)) continue;
+    if (var->size != value.Length())
+      ThrowMessage(env, path_ + ": global " + name,
+                   "value is " + std::to_string(value.Length()) + " bytes, the variable is " +
+                       std::to_string(var->size));
+    // libbpf 1.1 hands out the image read-only: patch a copy and set it back.
+    struct bpf_map *rodata = FindMap(env, ".rodata");
+    size_t image_size = 0;
+    const void *image = bpf_map__initial_value(rodata, &image_size);
+    if (image == nullptr || var->offset + var->size > image_size)
+      ThrowMessage(env, path_ + ": global " + name, ".rodata image is missing or too small");
+    std::vector<uint8_t> patched(static_cast<const uint8_t *>(image),
+                                 static_cast<const uint8_t *>(image) + image_size);
+    memcpy(patched.data() + var->offset, value.Data(), var->size);
+    int err = bpf_map__set_initial_value(rodata, patched.data(), patched.size());
+    if (err != 0) ThrowErrno(env, path_ + ": global " + name, "set .rodata image", err);
+    return;
+  }
+  ThrowMessage(env, path_, "no const volatile global named '" + name + "'");
+}
+
+void BpfObject::SetProgramAutoload(const Napi::CallbackInfo &info) {
+  std::string name = StringArg(info, 0, "program name");
+  bool enabled = info.Length() > 1 && info[1].ToBoolean();
+  int err = bpf_program__set_autoload(FindProgram(info.Env(), name), enabled);
+  if (err != 0) ThrowErrno(info.Env(), path_ + ": program " + name, "set autoload", err);
+}
+
+void BpfObject::SetMapAutocreate(const Napi::CallbackInfo &info) {
+  std::string name = StringArg(info, 0, "map name");
+  bool enabled = info.Length() > 1 && info[1].ToBoolean();
+  int err = bpf_map__set_autocreate(FindMap(info.Env(), name), enabled);
+  if (err != 0) ThrowErrno(info.Env(), path_ + ": map " + name, "set autocreate", err);
+}
+
+void BpfObject::SetMapMaxEntries(const Napi::CallbackInfo &info) {
+  std::string name = StringArg(info, 0, "map name");
+  uint32_t entries = UintArg(info, 1, "max entries");
+  int err = bpf_map__set_max_entries(FindMap(info.Env(), name), entries);
+  if (err != 0) ThrowErrno(info.Env(), path_ + ": map " + name, "set max entries", err);
+}
+
+// Makes this object use an existing map (shared ring buffer, shared counters).
+void BpfObject::ReuseMapFd(const Napi::CallbackInfo &info) {
+  std::string name = StringArg(info, 0, "map name");
+  uint32_t fd = UintArg(info, 1, "map fd");
+  ClearLibbpfLog();
+  int err = bpf_map__reuse_fd(FindMap(info.Env(), name), static_cast<int>(fd));
+  if (err != 0) ThrowErrno(info.Env(), path_ + ": map " + name, "reuse fd", err);
+}
+
+void BpfObject::Load(const Napi::CallbackInfo &info) {
+  ClearLibbpfLog();
+  int err = bpf_object__load(Object(info.Env()));
+  if (err != 0) ThrowErrno(info.Env(), path_, "load", err);
+  loaded_ = true;
+}
+
+Napi::Value BpfObject::RegisterLink(Napi::Env env, struct bpf_link *link, const std::string &subject) {
+  int err = libbpf_get_error(link);
+  if (link == nullptr || err != 0) ThrowErrno(env, subject, "attach", err != 0 ? err : errno);
+  uint32_t id = next_link_id_++;
+  links_[id] = link;
+  return Napi::Number::New(env, id);
+}
+
+// Attaches by the program's section (tracepoint/, tp_btf/, raw_tp/).
+Napi::Value BpfObject::Attach(const Napi::CallbackInfo &info) {
+  std::string name = StringArg(info, 0, "program name");
+  struct bpf_program *prog = FindProgram(info.Env(), name);
+  ClearLibbpfLog();
+  std::string subject = path_ + ": program " + name + " (" + bpf_program__section_name(prog) + ")";
+  return RegisterLink(info.Env(), bpf_program__attach(prog), subject);
+}
+
+Napi::Value BpfObject::AttachCgroup(const Napi::CallbackInfo &info) {
+  std::string name = StringArg(info, 0, "program name");
+  std::string cgroup = StringArg(info, 1, "cgroup path");
+  struct bpf_program *prog = FindProgram(info.Env(), name);
+  std::string subject = path_ + ": program " + name + " on cgroup " + cgroup;
+  int fd = open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) ThrowErrno(info.Env(), subject, "open cgroup", errno);
+  ClearLibbpfLog();
+  struct bpf_link *link = bpf_program__attach_cgroup(prog, fd);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return RegisterLink(info.Env(), link, subject);
+}
+
+void BpfObject::Detach(const Napi::CallbackInfo &info) {
+  uint32_t id = UintArg(info, 0, "link id");
+  auto it = links_.find(id);
+  if (it == links_.end()) ThrowMessage(info.Env(), path_, "no link with id " + std::to_string(id));
+  int err = bpf_link__destroy(it->second);
+  links_.erase(it);
+  if (err != 0) ThrowErrno(info.Env(), path_ + ": link " + std::to_string(id), "detach", err);
+}
+
+Napi::Value BpfObject::MapInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "map name");
+  struct bpf_map *map = FindMap(env, name);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("name", name);
+  out.Set("fd", Napi::Number::New(env, bpf_map__fd(map)));
+  out.Set("type", Napi::Number::New(env, bpf_map__type(map)));
+  out.Set("keySize", Napi::Number::New(env, bpf_map__key_size(map)));
+  out.Set("valueSize", Napi::Number::New(env, bpf_map__value_size(map)));
+  out.Set("maxEntries", Napi::Number::New(env, bpf_map__max_entries(map)));
+  out.Set("perCpu", Napi::Boolean::New(env, IsPerCpu(bpf_map__type(map))));
+  out.Set("valueStride", Napi::Number::New(env, static_cast<double>(ValueStride(env, map))));
+  return out;
+}
+
+// Reads every entry with BPF_MAP_LOOKUP_BATCH into two Buffers: keys packed
+// at keySize, values at valueStride. Entries stay in the map (running totals).
+Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "map name");
+  struct bpf_map *map = FindMap(env, name);
+  std::string subject = path_ + ": map " + name;
+  int fd = bpf_map__fd(map);
+  if (fd < 0) ThrowMessage(env, subject, "map is not loaded");
+  size_t key_size = bpf_map__key_size(map);
+  size_t stride = ValueStride(env, map);
+  size_t capacity = bpf_map__max_entries(map);
+  std::vector<uint8_t> keys(key_size * capacity), values(stride * capacity);
+  // The batch cursor is opaque; a key-sized (at least 8 bytes) buffer fits every map type.
+  std::vector<uint8_t> cursor_in(std::max<size_t>(key_size, 8)), cursor_out(cursor_in.size());
+  size_t total = 0;
+  bool first = true;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  while (total < capacity) {
+    __u32 count = static_cast<__u32>(capacity - total);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : cursor_in.data(), cursor_out.data(),
+                                   keys.data() + total * key_size, values.data() + total * stride,
+                                   &count, &opts);
+    int saved = errno;
+    total += count;
+    if (err != 0) {
+      if (saved == ENOENT) break;  // end of map
+      ThrowErrno(env, subject, "lookup batch", saved);
+    }
+    std::swap(cursor_in, cursor_out);
+    first = false;
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("count", Napi::Number::New(env, static_cast<double>(total)));
+  out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), total * key_size));
+  out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), total * stride));
+  out.Set("keySize", Napi::Number::New(env, static_cast<double>(key_size)));
+  out.Set("valueStride", Napi::Number::New(env, static_cast<double>(stride)));
+  return out;
+}
+
+// Deletes the given packed keys; keys already gone are not an error.
+// Returns how many were deleted.
+Napi::Value BpfObject::MapDeleteKeys(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "map name");
+  if (info.Length() < 2 || !info[1].IsBuffer())
+    throw Napi::TypeError::New(env, "mapDeleteKeys(name, keys): keys must be a Buffer");
+  Napi::Buffer<uint8_t> keys = info[1].As<Napi::Buffer<uint8_t>>();
+  struct bpf_map *map = FindMap(env, name);
+  std::string subject = path_ + ": map " + name;
+  size_t key_size = bpf_map__key_size(map);
+  if (keys.Length() % key_size != 0)
+    ThrowMessage(env, subject, "keys buffer is not a multiple of the key size " + std::to_string(key_size));
+  uint32_t deleted = 0;
+  for (size_t off = 0; off < keys.Length(); off += key_size) {
+    int err = bpf_map_delete_elem(bpf_map__fd(map), keys.Data() + off);
+    if (err == 0) {
+      deleted++;
+    } else if (errno != ENOENT) {
+      ThrowErrno(env, subject, "delete", errno);
+    }
+  }
+  return Napi::Number::New(env, deleted);
+}
+
+Napi::Value BpfObject::ObjectEnum(const Napi::CallbackInfo &info) {
+  std::string name = StringArg(info, 0, "enum name");
+  const struct btf *btf = bpf_object__btf(Object(info.Env()));
+  if (btf == nullptr) ThrowMessage(info.Env(), path_, "object has no BTF");
+  return EnumValues(info.Env(), btf, path_, name);
+}
+
+Napi::Value BpfObject::ObjectStructLayout(const Napi::CallbackInfo &info) {
+  std::string name = StringArg(info, 0, "struct name");
+  const struct btf *btf = bpf_object__btf(Object(info.Env()));
+  if (btf == nullptr) ThrowMessage(info.Env(), path_, "object has no BTF");
+  return StructLayout(info.Env(), btf, path_, name);
+}
+
+Napi::Value BpfObject::ProgramNames(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  struct bpf_program *prog;
+  uint32_t i = 0;
+  bpf_object__for_each_program(prog, Object(env)) {
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("name", bpf_program__name(prog));
+    entry.Set("section", bpf_program__section_name(prog));
+    out.Set(i++, entry);
+  }
+  return out;
+}
+
+void BpfObject::Close(const Napi::CallbackInfo &) { DestroyAll(); }
+
+}  // namespace flowtel

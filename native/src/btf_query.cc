@@ -1,0 +1,99 @@
+#include "btf_query.h"
+
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+
+#include "errors.h"
+
+namespace flowtel {
+namespace {
+
+int FindType(const struct btf *btf, const std::string &name, __u32 kind) {
+  return btf__find_by_name_kind(btf, name.c_str(), kind);
+}
+
+void AddMembers(Napi::Env env, const struct btf *btf, const std::string &subject, __u32 type_id,
+                const std::string &prefix, __u32 base_offset, Napi::Object &members) {
+  const struct btf_type *t = btf__type_by_id(btf, type_id);
+  const struct btf_member *m = btf_members(t);
+  for (__u16 i = 0; i < btf_vlen(t); i++, m++) {
+    if (btf_member_bitfield_size(t, i) != 0)
+      ThrowMessage(env, subject, "bitfield members are not supported in shared structs");
+    std::string member_name = btf__name_by_offset(btf, m->name_off);
+    __u32 offset = base_offset + btf_member_bit_offset(t, i) / 8;
+    __s32 resolved = btf__resolve_type(btf, m->type);
+    if (resolved < 0) ThrowErrno(env, subject, "resolve type of member " + member_name, resolved);
+    const struct btf_type *mt = btf__type_by_id(btf, resolved);
+    std::string full = prefix.empty() ? member_name : prefix + "." + member_name;
+    if ((btf_is_struct(mt) || btf_is_union(mt)) && !member_name.empty()) {
+      AddMembers(env, btf, subject, resolved, full, offset, members);
+      continue;
+    }
+    __s64 size = btf__resolve_size(btf, m->type);
+    if (size < 0) ThrowErrno(env, subject, "resolve size of member " + full, static_cast<int>(size));
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("offset", Napi::Number::New(env, offset));
+    entry.Set("size", Napi::Number::New(env, static_cast<double>(size)));
+    members.Set(full, entry);
+  }
+}
+
+}  // namespace
+
+Napi::Object EnumValues(Napi::Env env, const struct btf *btf, const std::string &subject,
+                        const std::string &name) {
+  int id = FindType(btf, name, BTF_KIND_ENUM);
+  if (id < 0) id = FindType(btf, name, BTF_KIND_ENUM64);
+  if (id < 0) ThrowMessage(env, subject, "BTF has no enum named '" + name + "'");
+  const struct btf_type *t = btf__type_by_id(btf, id);
+  Napi::Object out = Napi::Object::New(env);
+  if (btf_is_enum(t)) {
+    const struct btf_enum *e = btf_enum(t);
+    for (__u16 i = 0; i < btf_vlen(t); i++, e++) {
+      double value = btf_kflag(t) ? static_cast<double>(e->val)
+                                  : static_cast<double>(static_cast<__u32>(e->val));
+      out.Set(btf__name_by_offset(btf, e->name_off), Napi::Number::New(env, value));
+    }
+  } else {
+    const struct btf_enum64 *e = btf_enum64(t);
+    for (__u16 i = 0; i < btf_vlen(t); i++, e++)
+      out.Set(btf__name_by_offset(btf, e->name_off),
+              Napi::Number::New(env, static_cast<double>(btf_enum64_value(e))));
+  }
+  return out;
+}
+
+Napi::Object StructLayout(Napi::Env env, const struct btf *btf, const std::string &subject,
+                          const std::string &name) {
+  int id = FindType(btf, name, BTF_KIND_STRUCT);
+  if (id < 0) ThrowMessage(env, subject, "BTF has no struct named '" + name + "'");
+  Napi::Object members = Napi::Object::New(env);
+  AddMembers(env, btf, subject, id, "", 0, members);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("size", Napi::Number::New(env, btf__type_by_id(btf, id)->size));
+  out.Set("members", members);
+  return out;
+}
+
+const struct btf *KernelBtf(Napi::Env env) {
+  static struct btf *vmlinux = nullptr;
+  if (vmlinux == nullptr) {
+    ClearLibbpfLog();
+    struct btf *loaded = btf__load_vmlinux_btf();
+    int err = libbpf_get_error(loaded);
+    if (err != 0 || loaded == nullptr)
+      ThrowErrno(env, "vmlinux BTF", "load", err != 0 ? err : ENOENT);
+    vmlinux = loaded;
+  }
+  return vmlinux;
+}
+
+Napi::Value KernelEnum(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString())
+    throw Napi::TypeError::New(env, "kernelEnum(name): name must be a string");
+  return EnumValues(env, KernelBtf(env), "vmlinux BTF", info[0].As<Napi::String>());
+}
+
+}  // namespace flowtel

@@ -1,0 +1,24 @@
+// Read-only BTF queries so TypeScript never hard-codes kernel enum values or
+// the layout of our own structs.
+#pragma once
+#include <bpf/btf.h>
+#include <napi.h>
+
+#include <string>
+
+namespace flowtel {
+
+// {NAME: value} for an enum (ENUM or ENUM64) named `name` in `btf`.
+Napi::Object EnumValues(Napi::Env env, const struct btf *btf, const std::string &subject,
+                        const std::string &name);
+// {size, members: {"a.b": {offset, size}}} for struct `name`; nested structs
+// are flattened with dotted names, arrays keep their total size.
+Napi::Object StructLayout(Napi::Env env, const struct btf *btf, const std::string &subject,
+                          const std::string &name);
+// The running kernel's BTF, loaded once.
+const struct btf *KernelBtf(Napi::Env env);
+
+// JS: kernelEnum(name) -> {NAME: value}
+Napi::Value KernelEnum(const Napi::CallbackInfo &info);
+
+}  // namespace flowtel

@@ -1,0 +1,155 @@
+#include "ring_buffer_consumer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "errors.h"
+
+namespace flowtel {
+namespace {
+
+// Records in a batch are framed as [u32 length][payload][pad to 8 bytes].
+constexpr size_t kFrameHeader = 4;
+size_t Align8(size_t n) { return (n + 7) & ~static_cast<size_t>(7); }
+
+uint32_t OptionUint(Napi::Object options, const char *key, uint32_t fallback, uint32_t min,
+                    uint32_t max) {
+  if (!options.Has(key)) return fallback;
+  Napi::Value v = options.Get(key);
+  if (!v.IsNumber())
+    throw Napi::TypeError::New(options.Env(), std::string("ring buffer option ") + key + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d < min || d > max || d != static_cast<uint32_t>(d))
+    throw Napi::RangeError::New(options.Env(), std::string("ring buffer option ") + key + " must be an integer in [" +
+                                                   std::to_string(min) + ", " + std::to_string(max) + "]");
+  return static_cast<uint32_t>(d);
+}
+
+}  // namespace
+
+Napi::Function RingBufferConsumer::Define(Napi::Env env) {
+  return DefineClass(env, "RingBufferConsumer",
+                     {
+                         InstanceMethod("stats", &RingBufferConsumer::Stats),
+                         InstanceMethod("stop", &RingBufferConsumer::Stop),
+                     });
+}
+
+// new RingBufferConsumer(mapFd, onBatch(buffer, records), {maxQueuedBatches, pollTimeoutMs, maxBatchBytes})
+RingBufferConsumer::RingBufferConsumer(const Napi::CallbackInfo &info)
+    : Napi::ObjectWrap<RingBufferConsumer>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction())
+    throw Napi::TypeError::New(env, "RingBufferConsumer(mapFd, onBatch, options?)");
+  Napi::Object options = info.Length() > 2 && info[2].IsObject() ? info[2].As<Napi::Object>()
+                                                                  : Napi::Object::New(env);
+  uint32_t max_queue = OptionUint(options, "maxQueuedBatches", 64, 1, 1 << 20);
+  poll_timeout_ms_ = static_cast<int>(OptionUint(options, "pollTimeoutMs", 100, 1, 10000));
+  max_batch_bytes_ = OptionUint(options, "maxBatchBytes", 256 * 1024, 4096, 64 << 20);
+
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  // Own a dup so the consumer outlives the object that created the map.
+  map_fd_ = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (map_fd_ < 0) ThrowErrno(env, "ring buffer fd " + std::to_string(fd), "dup", errno);
+  ClearLibbpfLog();
+  ring_ = ring_buffer__new(map_fd_, &RingBufferConsumer::OnRecord, this, nullptr);
+  int err = libbpf_get_error(ring_);
+  if (ring_ == nullptr || err != 0) {
+    int saved = err != 0 ? err : errno;
+    ring_ = nullptr;
+    close(map_fd_);
+    map_fd_ = -1;
+    ThrowErrno(env, "ring buffer fd " + std::to_string(fd), "create consumer", saved);
+  }
+  deliver_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "flowtel-ringbuf",
+                                           max_queue, 1);
+  running_ = true;
+  thread_ = std::thread(&RingBufferConsumer::PollLoop, this);
+}
+
+RingBufferConsumer::~RingBufferConsumer() { Shutdown(); }
+
+int RingBufferConsumer::OnRecord(void *ctx, void *data, size_t size) {
+  auto *self = static_cast<RingBufferConsumer *>(ctx);
+  Batch &batch = self->current_;
+  size_t at = batch.bytes.size();
+  batch.bytes.resize(at + Align8(kFrameHeader + size), 0);
+  uint32_t length = static_cast<uint32_t>(size);
+  memcpy(batch.bytes.data() + at, &length, kFrameHeader);
+  memcpy(batch.bytes.data() + at + kFrameHeader, data, size);
+  batch.records++;
+  if (batch.bytes.size() >= self->max_batch_bytes_) self->Flush();
+  return 0;
+}
+
+void RingBufferConsumer::Flush() {
+  if (current_.records == 0) return;
+  auto *batch = new Batch(std::move(current_));
+  current_ = Batch();
+  uint32_t records = batch->records;
+  napi_status status = deliver_.NonBlockingCall(batch, [](Napi::Env env, Napi::Function callback,
+                                                          Batch *data) {
+    std::vector<uint8_t> *bytes = new std::vector<uint8_t>(std::move(data->bytes));
+    uint32_t count = data->records;
+    delete data;
+    if (env == nullptr) {  // the function is being torn down
+      delete bytes;
+      return;
+    }
+    Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
+        env, bytes->data(), bytes->size(),
+        [](Napi::Env, uint8_t *, std::vector<uint8_t> *owned) { delete owned; }, bytes);
+    callback.Call({buffer, Napi::Number::New(env, count)});
+  });
+  if (status == napi_ok) {
+    delivered_records_ += records;
+    delivered_batches_++;
+  } else {
+    // Queue full (JS is behind) or closing: count, never block.
+    dropped_records_ += records;
+    delete batch;
+  }
+}
+
+void RingBufferConsumer::PollLoop() {
+  while (!stopping_.load()) {
+    int n = ring_buffer__poll(ring_, poll_timeout_ms_);
+    if (n < 0 && n != -EINTR) {
+      poll_errors_++;
+      last_poll_error_ = -n;
+    }
+    Flush();
+  }
+}
+
+void RingBufferConsumer::Shutdown() {
+  if (!running_) return;
+  running_ = false;
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+  deliver_.Release();
+  ring_buffer__free(ring_);
+  ring_ = nullptr;
+  if (map_fd_ >= 0) close(map_fd_);
+  map_fd_ = -1;
+}
+
+Napi::Value RingBufferConsumer::Stats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("deliveredRecords", Napi::Number::New(env, static_cast<double>(delivered_records_.load())));
+  out.Set("droppedRecords", Napi::Number::New(env, static_cast<double>(dropped_records_.load())));
+  out.Set("deliveredBatches", Napi::Number::New(env, static_cast<double>(delivered_batches_.load())));
+  out.Set("pollErrors", Napi::Number::New(env, static_cast<double>(poll_errors_.load())));
+  out.Set("lastPollErrno", Napi::Number::New(env, last_poll_error_.load()));
+  out.Set("running", Napi::Boolean::New(env, running_));
+  return out;
+}
+
+// Stops polling; batches already queued are still delivered.
+void RingBufferConsumer::Stop(const Napi::CallbackInfo &) { Shutdown(); }
+
+}  // namespace flowtel
