@@ -24,6 +24,7 @@ static Napi::Object InitFlowtelBpf(Napi::Env env, Napi::Object exports) {
   exports.Set("BpfObject", BpfObject::Define(env));
   exports.Set("RingBufferConsumer", RingBufferConsumer::Define(env));
   exports.Set("kernelEnum", Napi::Function::New(env, flowtel::KernelEnum));
+  exports.Set("kernelEnumWithMember", Napi::Function::New(env, flowtel::KernelEnumWithMember));
   exports.Set("possibleCpus", Napi::Function::New(env, flowtel::PossibleCpus));
   exports.Set("libbpfVersion", Napi::String::New(env, libbpf_version_string()));
   return exports;

@@ -89,6 +89,30 @@ const struct btf *KernelBtf(Napi::Env env) {
   return vmlinux;
 }
 
+// Some kernel enums are anonymous (the TCP states): find them by a member.
+Napi::Value KernelEnumWithMember(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString())
+    throw Napi::TypeError::New(env, "kernelEnumWithMember(member): member must be a string");
+  std::string member = info[0].As<Napi::String>();
+  const struct btf *btf = KernelBtf(env);
+  __u32 count = btf__type_cnt(btf);
+  for (__u32 id = 1; id < count; id++) {
+    const struct btf_type *t = btf__type_by_id(btf, id);
+    if (!btf_is_enum(t)) continue;
+    const struct btf_enum *e = btf_enum(t);
+    for (__u16 i = 0; i < btf_vlen(t); i++, e++) {
+      if (member != btf__name_by_offset(btf, e->name_off)) continue;
+      Napi::Object out = Napi::Object::New(env);
+      const struct btf_enum *all = btf_enum(t);
+      for (__u16 j = 0; j < btf_vlen(t); j++, all++)
+        out.Set(btf__name_by_offset(btf, all->name_off), Napi::Number::New(env, all->val));
+      return out;
+    }
+  }
+  ThrowMessage(env, "vmlinux BTF", "no enum has a member named '" + member + "'");
+}
+
 Napi::Value KernelEnum(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString())

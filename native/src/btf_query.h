@@ -20,5 +20,7 @@ const struct btf *KernelBtf(Napi::Env env);
 
 // JS: kernelEnum(name) -> {NAME: value}
 Napi::Value KernelEnum(const Napi::CallbackInfo &info);
+// JS: kernelEnumWithMember(member) -> {NAME: value} of the enum holding `member`
+Napi::Value KernelEnumWithMember(const Napi::CallbackInfo &info);
 
 }  // namespace flowtel

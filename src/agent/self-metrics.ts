@@ -1,0 +1,42 @@
+/**
+ * The agent's own health: events received, lost (by reason) and suppressed
+ * by the rate limit. Lost events are never silent: every place that can drop
+ * one counts it, and the counts are exported with the rest.
+ */
+import type { BatchObservableResult, Meter } from '@opentelemetry/api';
+import type { BpfRuntime } from '../bpf/runtime';
+import {
+  ATTR_FLOWTEL_LOSS_REASON,
+  LOSS_MAP_FULL,
+  LOSS_QUEUE_FULL,
+  LOSS_RING_BUFFER_FULL,
+  METRIC_AGENT_EVENTS_LOST,
+  METRIC_AGENT_EVENTS_RECEIVED,
+  METRIC_AGENT_EVENTS_SUPPRESSED,
+} from '../semconv';
+
+export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime): () => void {
+  const received = meter.createObservableCounter(METRIC_AGENT_EVENTS_RECEIVED.name, {
+    unit: METRIC_AGENT_EVENTS_RECEIVED.unit,
+    description: METRIC_AGENT_EVENTS_RECEIVED.description,
+  });
+  const lost = meter.createObservableCounter(METRIC_AGENT_EVENTS_LOST.name, {
+    unit: METRIC_AGENT_EVENTS_LOST.unit,
+    description: METRIC_AGENT_EVENTS_LOST.description,
+  });
+  const suppressed = meter.createObservableCounter(METRIC_AGENT_EVENTS_SUPPRESSED.name, {
+    unit: METRIC_AGENT_EVENTS_SUPPRESSED.unit,
+    description: METRIC_AGENT_EVENTS_SUPPRESSED.description,
+  });
+  const callback = (observer: BatchObservableResult): void => {
+    const losses = runtime.readLosses();
+    const ring = runtime.ringStats();
+    observer.observe(received, ring?.deliveredRecords ?? 0);
+    observer.observe(lost, Number(losses.ringBufferFull), { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_RING_BUFFER_FULL });
+    observer.observe(lost, Number(losses.mapFull), { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_MAP_FULL });
+    observer.observe(lost, ring?.droppedRecords ?? 0, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_QUEUE_FULL });
+    observer.observe(suppressed, Number(losses.rateLimited));
+  };
+  meter.addBatchObservableCallback(callback, [received, lost, suppressed]);
+  return () => meter.removeBatchObservableCallback(callback, [received, lost, suppressed]);
+}

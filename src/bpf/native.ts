@@ -1,0 +1,113 @@
+/**
+ * Typed view of the native addon (native/). The addon exposes mechanisms
+ * only; everything here is a one-to-one declaration of what it exports.
+ */
+import path from 'node:path';
+
+export interface MemberLayout {
+  offset: number;
+  size: number;
+}
+
+export interface StructLayoutInfo {
+  size: number;
+  /** Nested members flattened with dotted names ("tuple.saddr"). */
+  members: Record<string, MemberLayout>;
+}
+
+export interface MapInfo {
+  name: string;
+  fd: number;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  perCpu: boolean;
+  /** Bytes per value in batch results (per-CPU values: rounded size × possible CPUs). */
+  valueStride: number;
+}
+
+export interface MapRows {
+  count: number;
+  keys: Buffer;
+  values: Buffer;
+  keySize: number;
+  valueStride: number;
+}
+
+export interface NativeBpfObject {
+  setGlobal(name: string, value: Buffer): void;
+  setProgramAutoload(name: string, enabled: boolean): void;
+  setMapAutocreate(name: string, enabled: boolean): void;
+  setMapMaxEntries(name: string, entries: number): void;
+  reuseMapFd(name: string, fd: number): void;
+  load(): void;
+  /** Attaches by section (tracepoint/, tp_btf/, raw_tp/); returns a link id. */
+  attach(program: string): number;
+  attachCgroup(program: string, cgroupPath: string): number;
+  detach(linkId: number): void;
+  mapInfo(name: string): MapInfo;
+  mapReadAll(name: string): MapRows;
+  mapDeleteKeys(name: string, keys: Buffer): number;
+  objectEnum(name: string): Record<string, number>;
+  structLayout(name: string): StructLayoutInfo;
+  programNames(): Array<{ name: string; section: string }>;
+  close(): void;
+}
+
+export interface RingBufferStats {
+  deliveredRecords: number;
+  droppedRecords: number;
+  deliveredBatches: number;
+  pollErrors: number;
+  lastPollErrno: number;
+  running: boolean;
+}
+
+export interface RingBufferOptions {
+  /** Batches waiting for the JS thread before new ones are dropped (and counted). */
+  maxQueuedBatches?: number;
+  pollTimeoutMs?: number;
+  maxBatchBytes?: number;
+}
+
+export interface NativeRingBufferConsumer {
+  stats(): RingBufferStats;
+  stop(): void;
+}
+
+export interface NativeAddon {
+  BpfObject: new (objectPath: string) => NativeBpfObject;
+  RingBufferConsumer: new (
+    mapFd: number,
+    onBatch: (batch: Buffer, records: number) => void,
+    options?: RingBufferOptions,
+  ) => NativeRingBufferConsumer;
+  kernelEnum(name: string): Record<string, number>;
+  kernelEnumWithMember(member: string): Record<string, number>;
+  possibleCpus(): number;
+  libbpfVersion: string;
+}
+
+let addon: NativeAddon | undefined;
+
+/** Loads the addon once; the path is relative to the package root. */
+export function nativeAddon(): NativeAddon {
+  if (!addon) {
+    const file = path.join(packageRoot(), 'native', 'build', 'Release', 'flowtel_bpf.node');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = require(file) as NativeAddon;
+  }
+  return addon;
+}
+
+/** The package root, whether running from src via ts or from dist/. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    if (path.basename(dir) === 'dist') return path.dirname(dir);
+    const parent = path.dirname(dir);
+    if (parent === dir) return path.resolve(__dirname, '..', '..');
+    dir = parent;
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * Owns the loaded BPF objects of all probe groups. The first object loaded
+ * creates the shared maps (the one ring buffer, the loss counters); every
+ * later object reuses their fds, so user space drains one ring and reads one
+ * loss table whatever the number of groups.
+ */
+import path from 'node:path';
+import { nativeAddon, type NativeAddon, type NativeBpfObject, type NativeRingBufferConsumer } from './native';
+import { StructReader, sumPerCpuU64 } from './struct-reader';
+
+export const SHARED_RING_MAP = 'flowtel_events';
+export const SHARED_LOSS_MAP = 'flowtel_losses';
+const RING_FRAME_HEADER = 4;
+
+export interface ProbeObjectSpec {
+  group: string;
+  /** File name under the BPF object directory, e.g. tcp_retransmits.bpf.o. */
+  objectFile: string;
+  /** Before load: set globals, resize maps, pick programs. */
+  configure(object: NativeBpfObject): void;
+  /** Programs to attach by section, in order. */
+  programs: readonly string[];
+}
+
+export interface LoadedProbeObject {
+  readonly group: string;
+  readonly object: NativeBpfObject;
+  readonly linkIds: number[];
+}
+
+/** Called for every ring-buffer record; `offset` is where the record starts in `buffer`. */
+export type EventHandler = (buffer: Buffer, offset: number, size: number) => void;
+
+export interface LossTotals {
+  ringBufferFull: bigint;
+  mapFull: bigint;
+  rateLimited: bigint;
+}
+
+export interface RuntimeOptions {
+  objectDir: string;
+  ringBufferBytes: number;
+  maxQueuedBatches: number;
+  addon?: NativeAddon;
+}
+
+export class BpfRuntime {
+  private readonly addon: NativeAddon;
+  private readonly loaded = new Map<string, LoadedProbeObject>();
+  private readonly handlers = new Map<number, EventHandler>();
+  private sharedRingFd: number | undefined;
+  private sharedLossFd: number | undefined;
+  private consumer: NativeRingBufferConsumer | undefined;
+  private header: StructReader<'kind' | 'size'> | undefined;
+  private lossIndex: { ringBufferFull: number; mapFull: number; rateLimited: number } | undefined;
+  private unknownKinds = 0;
+  private readonly cpus: number;
+
+  constructor(private readonly options: RuntimeOptions) {
+    this.addon = options.addon ?? nativeAddon();
+    this.cpus = this.addon.possibleCpus();
+  }
+
+  get possibleCpus(): number {
+    return this.cpus;
+  }
+
+  get native(): NativeAddon {
+    return this.addon;
+  }
+
+  /** Opens, configures, loads and attaches one group; on any failure nothing of it stays loaded. */
+  load(spec: ProbeObjectSpec): LoadedProbeObject {
+    if (this.loaded.has(spec.group)) throw new Error(`probe group ${spec.group} is already loaded`);
+    const object = new this.addon.BpfObject(path.join(this.options.objectDir, spec.objectFile));
+    const linkIds: number[] = [];
+    try {
+      spec.configure(object);
+      if (this.sharedRingFd === undefined) {
+        object.setMapMaxEntries(SHARED_RING_MAP, this.options.ringBufferBytes);
+      } else {
+        object.reuseMapFd(SHARED_RING_MAP, this.sharedRingFd);
+        object.reuseMapFd(SHARED_LOSS_MAP, this.sharedLossFd as number);
+      }
+      object.load();
+      for (const program of spec.programs) linkIds.push(object.attach(program));
+    } catch (err) {
+      object.close();
+      throw err;
+    }
+    if (this.sharedRingFd === undefined) this.adoptSharedMaps(object);
+    const entry = { group: spec.group, object, linkIds };
+    this.loaded.set(spec.group, entry);
+    return entry;
+  }
+
+  /** Detaches every link of a group and closes its object. */
+  unload(group: string): void {
+    const entry = this.loaded.get(group);
+    if (!entry) return;
+    this.loaded.delete(group);
+    for (const id of entry.linkIds) entry.object.detach(id);
+    const next = this.loaded.values().next().value as LoadedProbeObject | undefined;
+    if (next) {
+      // Every object holds its own fd of the shared maps: hand ownership on.
+      this.sharedRingFd = next.object.mapInfo(SHARED_RING_MAP).fd;
+      this.sharedLossFd = next.object.mapInfo(SHARED_LOSS_MAP).fd;
+    } else {
+      // Last group gone: the next load creates fresh shared maps and a new consumer.
+      this.consumer?.stop();
+      this.consumer = undefined;
+      this.sharedRingFd = undefined;
+      this.sharedLossFd = undefined;
+    }
+    entry.object.close();
+  }
+
+  /** Registers the handler for an event kind (value of enum flowtel_event_kind). */
+  onEvent(kind: number, handler: EventHandler): void {
+    this.handlers.set(kind, handler);
+  }
+
+  /** Starts draining the shared ring buffer (after the first load). */
+  startEvents(): void {
+    if (this.consumer || this.sharedRingFd === undefined) return;
+    this.consumer = new this.addon.RingBufferConsumer(this.sharedRingFd, (batch, records) => this.dispatch(batch, records), {
+      maxQueuedBatches: this.options.maxQueuedBatches,
+    });
+  }
+
+  ringStats() {
+    return this.consumer?.stats();
+  }
+
+  /** Records whose kind no group handles (a build mismatch; should stay 0). */
+  get unhandledEvents(): number {
+    return this.unknownKinds;
+  }
+
+  /** Kernel-side losses summed over CPUs (running totals). */
+  readLosses(): LossTotals {
+    const any = this.loaded.values().next().value as LoadedProbeObject | undefined;
+    if (!any || !this.lossIndex) return { ringBufferFull: 0n, mapFull: 0n, rateLimited: 0n };
+    const rows = any.object.mapReadAll(SHARED_LOSS_MAP);
+    const totals = new Map<number, bigint>();
+    for (let i = 0; i < rows.count; i++) {
+      const index = rows.keys.readUInt32LE(i * rows.keySize);
+      totals.set(index, sumPerCpuU64(rows.values, i * rows.valueStride, 0, this.cpus, rows.valueStride / this.cpus));
+    }
+    return {
+      ringBufferFull: totals.get(this.lossIndex.ringBufferFull) ?? 0n,
+      mapFull: totals.get(this.lossIndex.mapFull) ?? 0n,
+      rateLimited: totals.get(this.lossIndex.rateLimited) ?? 0n,
+    };
+  }
+
+  loadedGroups(): string[] {
+    return [...this.loaded.keys()];
+  }
+
+  /** Detaches every program and stops the consumer (queued batches still arrive); maps stay readable. */
+  detachAll(): void {
+    for (const entry of this.loaded.values()) {
+      for (const id of entry.linkIds) entry.object.detach(id);
+      entry.linkIds.length = 0;
+    }
+    this.consumer?.stop();
+  }
+
+  /** Stops the consumer (queued batches still arrive) and unloads every group. */
+  close(): void {
+    this.consumer?.stop();
+    this.consumer = undefined;
+    for (const group of [...this.loaded.keys()]) this.unload(group);
+  }
+
+  private adoptSharedMaps(object: NativeBpfObject): void {
+    this.sharedRingFd = object.mapInfo(SHARED_RING_MAP).fd;
+    this.sharedLossFd = object.mapInfo(SHARED_LOSS_MAP).fd;
+    this.header = new StructReader('flowtel_event_header', object.structLayout('flowtel_event_header'), ['kind', 'size']);
+    const reasons = object.objectEnum('flowtel_loss_reason');
+    this.lossIndex = {
+      ringBufferFull: reasons.FLOWTEL_LOSS_RINGBUF_FULL,
+      mapFull: reasons.FLOWTEL_LOSS_MAP_FULL,
+      rateLimited: reasons.FLOWTEL_LOSS_RATE_LIMITED,
+    };
+  }
+
+  private dispatch(batch: Buffer, records: number): void {
+    const header = this.header as StructReader<'kind' | 'size'>;
+    let offset = 0;
+    for (let i = 0; i < records && offset + RING_FRAME_HEADER <= batch.length; i++) {
+      const size = batch.readUInt32LE(offset);
+      const start = offset + RING_FRAME_HEADER;
+      const handler = this.handlers.get(header.uint(batch, start, 'kind'));
+      if (handler) {
+        try {
+          handler(batch, start, size);
+        } catch (err) {
+          process.emitWarning(`event handler failed: ${(err as Error).message}`);
+        }
+      } else {
+        this.unknownKinds++;
+      }
+      offset += (RING_FRAME_HEADER + size + 7) & ~7;
+    }
+  }
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+/**
+ * flowtel CLI. Exit codes: 0 clean stop, 1 runtime failure, 2 bad input or
+ * missing privileges (something the operator must fix before retrying).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Agent, NoProbeGroupLoadedError } from '../agent/agent';
+import { AgentLog } from '../agent/log';
+import { packageRoot } from '../bpf/native';
+import { configFromEnv, configFromFile, configFromFlags, defaultConfig, resolveConfig } from '../config/config';
+import { ConfigError } from '../config/schema';
+import { parseArgs, USAGE } from './args';
+import { effectiveCapabilities, missingBpfCapabilities } from './capabilities';
+
+export const EXIT_USAGE = 2;
+
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (args.command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args.command === 'version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const layers = [{ partial: configFromEnv(process.env), source: 'environment' }];
+  if (args.configFile) layers.push({ partial: configFromFile(args.configFile), source: `config file ${args.configFile}` });
+  layers.push({ partial: configFromFlags(args.configFlags), source: 'flags' });
+  const config = resolveConfig(defaultConfig(packageRoot()), layers);
+
+  const missing = missingBpfCapabilities(effectiveCapabilities());
+  if (missing.length) {
+    process.stderr.write(
+      `flowtel: missing capability ${missing.join(' and ')}: loading and attaching eBPF tracepoint programs needs ` +
+        `CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN). Run as root, or grant them (the Helm chart does).\n`,
+    );
+    return EXIT_USAGE;
+  }
+
+  const log = new AgentLog(config.logLevel);
+  const agent = await Agent.start({ config, version: version(), log });
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info('stopping', { signal });
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await agent.stop();
+  return 0;
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`flowtel: ${err.message}\n`);
+      process.exit(EXIT_USAGE);
+    }
+    if (err instanceof NoProbeGroupLoadedError) {
+      process.stderr.write(`flowtel: ${err.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`flowtel: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

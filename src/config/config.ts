@@ -1,0 +1,223 @@
+/**
+ * Flowtel's configuration: the schema, its defaults, and how the layers
+ * combine. Precedence, lowest first: defaults, OpenTelemetry environment
+ * variables, the config file, command-line flags. Validated here once; inner
+ * code trusts the typed result.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import type { TcpRetransmitsConfig } from '../probes/tcp-retransmits/config';
+import {
+  ConfigError,
+  DeepPartial,
+  boolean,
+  deepMerge,
+  integer,
+  object,
+  oneOf,
+  setAt,
+  specAt,
+  string,
+  stringMap,
+} from './schema';
+
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+export const configSchema = object({
+  nodeName: string({ pattern: /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, expected: 'a Kubernetes node name (lowercase DNS subdomain)' }),
+  cgroupRoot: string({ expected: 'the path of the cgroup v2 mount' }),
+  bpfObjectDir: string({ expected: 'the directory holding the *.bpf.o files' }),
+  logLevel: oneOf(['debug', 'info', 'warn', 'error'] as const),
+  ringBuffer: object({
+    sizeBytes: integer(4096, 1 << 30, 'bytes, a power of two'),
+    maxQueuedBatches: integer(1, 1 << 16, 'batches waiting for the JS thread'),
+  }),
+  probes: object({
+    tcpRetransmits: object({
+      enabled: boolean(),
+      maxEventsPerSecondPerCpu: integer(0, 1_000_000, 'log records per second per CPU; 0 turns events off'),
+      maxTrackedCgroups: integer(16, 1 << 20, 'cgroups counted in the kernel map'),
+    }),
+  }),
+  exporters: object({
+    otlp: object({
+      endpoint: string({ pattern: /^https?:\/\/[^\s]+$/, expected: 'an http:// or https:// URL such as http://otel-collector:4317' }),
+      headers: stringMap(),
+      exportIntervalMs: integer(100, 3_600_000, 'milliseconds'),
+      exportTimeoutMs: integer(100, 600_000, 'milliseconds'),
+      temporality: oneOf(['cumulative', 'delta'] as const),
+    }),
+    prometheus: object({
+      enabled: boolean(),
+      host: string({ expected: 'an address to listen on, such as 0.0.0.0' }),
+      port: integer(1, 65535, 'TCP port'),
+    }),
+    console: object({
+      enabled: boolean(),
+      intervalMs: integer(100, 3_600_000, 'milliseconds'),
+    }),
+  }),
+  collection: object({
+    cgroupGracePeriodMs: integer(0, 86_400_000, 'milliseconds a removed cgroup keeps its series'),
+  }),
+});
+
+/** The validated configuration; optional fields are those with no default. */
+export interface FlowtelConfig {
+  nodeName: string;
+  cgroupRoot: string;
+  bpfObjectDir: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  ringBuffer: { sizeBytes: number; maxQueuedBatches: number };
+  probes: {
+    tcpRetransmits: TcpRetransmitsConfig;
+  };
+  exporters: {
+    otlp: {
+      endpoint?: string;
+      headers: Record<string, string>;
+      exportIntervalMs: number;
+      exportTimeoutMs: number;
+      temporality: 'cumulative' | 'delta';
+    };
+    /** enabled: undefined means "on when no OTLP endpoint is set". */
+    prometheus: { enabled?: boolean; host: string; port: number };
+    console: { enabled?: boolean; intervalMs: number };
+  };
+  collection: { cgroupGracePeriodMs: number };
+}
+
+export function defaultCgroupRoot(): string {
+  for (const candidate of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified']) {
+    if (isCgroup2(candidate)) return candidate;
+  }
+  return '/sys/fs/cgroup';
+}
+
+function isCgroup2(dir: string): boolean {
+  try {
+    return fs.statfsSync(dir).type === CGROUP2_SUPER_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+export function defaultConfig(packageRoot: string): FlowtelConfig {
+  return {
+    nodeName: (process.env.NODE_NAME || os.hostname()).toLowerCase(),
+    cgroupRoot: defaultCgroupRoot(),
+    bpfObjectDir: path.join(packageRoot, 'bpf', '.output'),
+    logLevel: 'info',
+    ringBuffer: { sizeBytes: 1 << 22, maxQueuedBatches: 256 },
+    probes: { tcpRetransmits: { enabled: true, maxEventsPerSecondPerCpu: 100, maxTrackedCgroups: 16384 } },
+    exporters: {
+      otlp: { headers: {}, exportIntervalMs: 60_000, exportTimeoutMs: 30_000, temporality: 'cumulative' },
+      prometheus: { host: '0.0.0.0', port: 9464 },
+      console: { intervalMs: 10_000 },
+    },
+    collection: { cgroupGracePeriodMs: 300_000 },
+  };
+}
+
+/** Command-line flags that set a config field, flag name → dotted field. */
+export const CONFIG_FLAGS: Record<string, string> = {
+  '--node-name': 'nodeName',
+  '--cgroup-root': 'cgroupRoot',
+  '--bpf-dir': 'bpfObjectDir',
+  '--log-level': 'logLevel',
+  '--otlp-endpoint': 'exporters.otlp.endpoint',
+  '--export-interval-ms': 'exporters.otlp.exportIntervalMs',
+  '--temporality': 'exporters.otlp.temporality',
+  '--prometheus-port': 'exporters.prometheus.port',
+  '--prometheus-host': 'exporters.prometheus.host',
+  '--console': 'exporters.console.enabled',
+  '--prometheus': 'exporters.prometheus.enabled',
+};
+
+/** Standard OpenTelemetry variables Flowtel maps onto its config (the exporters read the rest themselves). */
+const OTEL_ENV: Record<string, string> = {
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'exporters.otlp.endpoint',
+  OTEL_METRIC_EXPORT_INTERVAL: 'exporters.otlp.exportIntervalMs',
+  OTEL_METRIC_EXPORT_TIMEOUT: 'exporters.otlp.exportTimeoutMs',
+  OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'exporters.otlp.temporality',
+};
+
+function fromText(entries: Array<[string, string, string]>): DeepPartial<FlowtelConfig> {
+  const out: Record<string, unknown> = {};
+  for (const [field, text, source] of entries) {
+    const spec = specAt(configSchema, field);
+    if (!spec.parseText) throw new Error(`internal: ${field} cannot be set from text`);
+    setAt(out, field, spec.parseText(text, field, source));
+  }
+  return out as DeepPartial<FlowtelConfig>;
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv): DeepPartial<FlowtelConfig> {
+  const entries: Array<[string, string, string]> = [];
+  for (const [name, field] of Object.entries(OTEL_ENV)) {
+    let text = env[name];
+    if (text === undefined || text === '') continue;
+    // The spec spells temporality in upper case; accept both, and "lowmemory" as delta.
+    if (name === 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE') {
+      text = text.toLowerCase() === 'lowmemory' ? 'delta' : text.toLowerCase();
+    }
+    entries.push([field, text, `environment variable ${name}`]);
+  }
+  return fromText(entries);
+}
+
+export function configFromFlags(flags: Array<[string, string]>): DeepPartial<FlowtelConfig> {
+  return fromText(flags.map(([flag, text]) => [CONFIG_FLAGS[flag], text, `flag ${flag}`]));
+}
+
+export function configFromFile(file: string): DeepPartial<FlowtelConfig> {
+  const source = `config file ${file}`;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('--config', file, `a readable file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'flag --config');
+  }
+  let raw: unknown;
+  try {
+    raw = YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError('(file)', file, `valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, source);
+  }
+  if (raw === null || raw === undefined) return {};
+  return configSchema.parse(raw, '', source) as DeepPartial<FlowtelConfig>;
+}
+
+/** Merges the layers and checks what only the whole config can tell (paths on this machine). */
+export function resolveConfig(
+  defaults: FlowtelConfig,
+  layers: Array<{ partial: DeepPartial<FlowtelConfig>; source: string }>,
+): FlowtelConfig {
+  const config = deepMerge<FlowtelConfig>(defaults, ...layers.map((l) => l.partial));
+  const sourceOf = (field: string): string => {
+    for (let i = layers.length - 1; i >= 0; i--) {
+      let node: unknown = layers[i].partial;
+      for (const part of field.split('.')) node = (node as Record<string, unknown> | undefined)?.[part];
+      if (node !== undefined) return layers[i].source;
+    }
+    return 'the default';
+  };
+  if (!isCgroup2(config.cgroupRoot)) {
+    throw new ConfigError('cgroupRoot', config.cgroupRoot, 'a mounted cgroup v2 file system (for example /sys/fs/cgroup)', sourceOf('cgroupRoot'));
+  }
+  if (!fs.existsSync(config.bpfObjectDir)) {
+    throw new ConfigError('bpfObjectDir', config.bpfObjectDir, 'an existing directory with the built *.bpf.o files (npm run build:bpf)', sourceOf('bpfObjectDir'));
+  }
+  const ring = config.ringBuffer.sizeBytes;
+  if ((ring & (ring - 1)) !== 0) {
+    throw new ConfigError('ringBuffer.sizeBytes', ring, 'a power of two', sourceOf('ringBuffer.sizeBytes'));
+  }
+  return config;
+}
+
+/** True when metrics and logs go over OTLP. */
+export function otlpEnabled(config: FlowtelConfig): boolean {
+  return config.exporters.otlp.endpoint !== undefined;
+}

@@ -1,0 +1,118 @@
+/**
+ * SDK wiring, the only place that knows exporters. With an OTLP endpoint,
+ * metrics and logs go over OTLP/gRPC; without one, the local defaults are a
+ * Prometheus scrape endpoint and readable console lines. Probe groups only
+ * ever see the API-level meter and logger handed out here.
+ */
+import { Metadata } from '@grpc/grpc-js';
+import type { Meter } from '@opentelemetry/api';
+import type { Logger } from '@opentelemetry/api-logs';
+import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { AggregationTemporalityPreference } from '@opentelemetry/exporter-metrics-otlp-http';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import type { Resource } from '@opentelemetry/resources';
+import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter } from '@opentelemetry/sdk-logs';
+import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
+import type { FlowtelConfig } from '../config/config';
+import { ConsoleLogLines, ConsoleMetricLines } from './console';
+
+export const INSTRUMENTATION_SCOPE = 'flowtel';
+
+export interface TelemetryPipeline {
+  readonly meter: Meter;
+  readonly logger: Logger;
+  /** Human-readable list of where data goes, for the start-up log line. */
+  readonly destinations: string[];
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface PipelineOptions {
+  config: FlowtelConfig;
+  resource: Resource;
+  version: string;
+  /** Where the console exporters write (stdout by default). */
+  consoleOut?: NodeJS.WritableStream;
+}
+
+function grpcMetadata(headers: Record<string, string>): Metadata | undefined {
+  const entries = Object.entries(headers);
+  if (entries.length === 0) return undefined; // leave OTEL_EXPORTER_OTLP_HEADERS to the exporter
+  const metadata = new Metadata();
+  for (const [k, v] of entries) metadata.set(k, v);
+  return metadata;
+}
+
+export async function createTelemetryPipeline(options: PipelineOptions): Promise<TelemetryPipeline> {
+  const { config, resource, version } = options;
+  const otlp = config.exporters.otlp;
+  const useOtlp = otlp.endpoint !== undefined;
+  const prometheusOn = config.exporters.prometheus.enabled ?? !useOtlp;
+  const consoleOn = config.exporters.console.enabled ?? !useOtlp;
+
+  const readers: IMetricReader[] = [];
+  const logExporters: LogRecordExporter[] = [];
+  const destinations: string[] = [];
+  const otlpMetricExporters: OTLPMetricExporter[] = [];
+
+  if (useOtlp) {
+    const metadata = grpcMetadata(otlp.headers);
+    const metricExporter = new OTLPMetricExporter({
+      url: otlp.endpoint,
+      timeoutMillis: otlp.exportTimeoutMs,
+      temporalityPreference:
+        otlp.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
+      ...(metadata ? { metadata } : {}),
+    });
+    readers.push(
+      new PeriodicExportingMetricReader({
+        exporter: metricExporter,
+        exportIntervalMillis: otlp.exportIntervalMs,
+        exportTimeoutMillis: Math.min(otlp.exportTimeoutMs, otlp.exportIntervalMs),
+      }),
+    );
+    const logExporter = new OTLPLogExporter({ url: otlp.endpoint, timeoutMillis: otlp.exportTimeoutMs, ...(metadata ? { metadata } : {}) });
+    otlpMetricExporters.push(metricExporter);
+    logExporters.push(logExporter);
+    destinations.push(`OTLP/gRPC ${otlp.endpoint} (metrics every ${otlp.exportIntervalMs} ms, ${otlp.temporality})`);
+  }
+  if (prometheusOn) {
+    const { host, port } = config.exporters.prometheus;
+    const prometheus = new PrometheusExporter({ host, port, preventServerStart: true });
+    await prometheus.startServer();
+    readers.push(prometheus);
+    destinations.push(`Prometheus http://${host}:${port}/metrics`);
+  }
+  if (consoleOn) {
+    const out = options.consoleOut ?? process.stdout;
+    readers.push(
+      new PeriodicExportingMetricReader({ exporter: new ConsoleMetricLines(out), exportIntervalMillis: config.exporters.console.intervalMs }),
+    );
+    logExporters.push(new ConsoleLogLines(out));
+    destinations.push(`console (every ${config.exporters.console.intervalMs} ms)`);
+  }
+
+  const meterProvider = new MeterProvider({ resource, readers });
+  // The SDK's self-observability metrics count what it must drop: log records
+  // from a full queue or a failed export (otel.sdk.processor.log.processed
+  // with error.type) and failed metric exports (otel.sdk.exporter.*). They go
+  // out with ours instead of only to the diag logger.
+  const processors = logExporters.map(
+    (exporter) => new BatchLogRecordProcessor({ exporter, scheduledDelayMillis: 1000, selfObsMeterProvider: meterProvider }),
+  );
+  const loggerProvider = new LoggerProvider({ resource, processors, meterProvider });
+  for (const exporter of otlpMetricExporters) exporter.setSelfObsMeterProvider(meterProvider);
+
+  return {
+    meter: meterProvider.getMeter(INSTRUMENTATION_SCOPE, version),
+    logger: loggerProvider.getLogger(INSTRUMENTATION_SCOPE, version),
+    destinations,
+    async forceFlush() {
+      await Promise.all([meterProvider.forceFlush(), loggerProvider.forceFlush()]);
+    },
+    async shutdown() {
+      await Promise.allSettled([meterProvider.shutdown(), loggerProvider.shutdown()]);
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/** Decodes struct flowtel_tuple (addresses stored as 16 bytes, IPv4 mapped). */
+import { StructReader } from '../../bpf/struct-reader';
+import type { StructLayoutInfo } from '../../bpf/native';
+
+export interface Tuple {
+  family: 'ipv4' | 'ipv6';
+  localAddress: string;
+  localPort: number;
+  peerAddress: string;
+  peerPort: number;
+}
+
+const TUPLE_FIELDS = ['saddr', 'daddr', 'sport', 'dport', 'family'] as const;
+type TupleField = (typeof TUPLE_FIELDS)[number];
+const AF_INET6 = 10;
+
+export class TupleDecoder {
+  private readonly reader: StructReader<TupleField>;
+
+  /** `prefix` is the member name of the tuple inside the event struct, e.g. "tuple". */
+  constructor(eventStruct: string, layout: StructLayoutInfo, prefix: string) {
+    const nested: StructLayoutInfo = { size: layout.size, members: {} };
+    for (const field of TUPLE_FIELDS) {
+      const member = layout.members[`${prefix}.${field}`];
+      if (member) nested.members[field] = member;
+    }
+    this.reader = new StructReader(`${eventStruct}.${prefix}`, nested, TUPLE_FIELDS);
+  }
+
+  /** Member offsets are relative to the event, so `recordOffset` is where the event starts. */
+  decode(buf: Buffer, recordOffset: number): Tuple {
+    const at = recordOffset;
+    const family = this.reader.uint(buf, at, 'family') === AF_INET6 ? 'ipv6' : 'ipv4';
+    return {
+      family,
+      localAddress: formatAddress(this.reader.bytes(buf, at, 'saddr')),
+      localPort: this.reader.uint(buf, at, 'sport'),
+      peerAddress: formatAddress(this.reader.bytes(buf, at, 'daddr')),
+      peerPort: this.reader.uint(buf, at, 'dport'),
+    };
+  }
+}
+
+/** 16 address bytes to text; ::ffff:a.b.c.d is shown as a.b.c.d. */
+export function formatAddress(bytes: Buffer): string {
+  const mapped = bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  if (mapped) return `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
+  // Compress the longest run of two or more zero groups (RFC 5952).
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+}
