@@ -1,0 +1,302 @@
+/**
+ * An OTLP/gRPC receiver for tests, `flowtel demo` and benchmarks: a real
+ * gRPC server on the two Export methods, decoding requests with protobufjs
+ * and a proto subset we keep ourselves (no npm package ships the OTLP protos).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+
+export type AttributeValue = string | number | boolean | null | AttributeValue[];
+export type AttributeMap = Record<string, AttributeValue>;
+
+export interface ReceivedDataPoint {
+  metric: string;
+  unit: string;
+  kind: 'sum' | 'gauge' | 'histogram';
+  monotonic?: boolean;
+  temporality?: 'delta' | 'cumulative';
+  attributes: AttributeMap;
+  resource: AttributeMap;
+  value: number;
+  /** Histograms only. */
+  count?: number;
+  bucketCounts?: number[];
+  explicitBounds?: number[];
+  timeUnixNano: bigint;
+}
+
+export interface ReceivedLogRecord {
+  eventName: string;
+  severityText: string;
+  body: AttributeValue;
+  attributes: AttributeMap;
+  resource: AttributeMap;
+  timeUnixNano: bigint;
+  traceId: string;
+  spanId: string;
+}
+
+export interface MetricsExport {
+  receivedAt: number;
+  points: ReceivedDataPoint[];
+}
+
+const METRICS_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export';
+const LOGS_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
+
+function protoFile(): string {
+  // Next to this file in src/, or copied next to the compiled file in dist/.
+  const here = path.join(__dirname, 'otlp-subset.proto');
+  if (fs.existsSync(here)) return here;
+  return path.resolve(__dirname, '..', '..', '..', 'src', 'testbed', 'otlp-subset.proto');
+}
+
+interface RawKeyValue {
+  key: string;
+  value?: RawAnyValue;
+}
+interface RawAnyValue {
+  stringValue?: string;
+  boolValue?: boolean;
+  intValue?: number | string;
+  doubleValue?: number;
+  arrayValue?: { values?: RawAnyValue[] };
+  kvlistValue?: { values?: RawKeyValue[] };
+  bytesValue?: Buffer;
+}
+
+function anyValue(v: RawAnyValue | undefined): AttributeValue {
+  if (!v) return null;
+  if (v.stringValue !== undefined) return v.stringValue;
+  if (v.boolValue !== undefined) return v.boolValue;
+  if (v.intValue !== undefined) return Number(v.intValue);
+  if (v.doubleValue !== undefined) return v.doubleValue;
+  if (v.arrayValue) return (v.arrayValue.values ?? []).map(anyValue);
+  if (v.bytesValue) return Buffer.from(v.bytesValue).toString('hex');
+  return null;
+}
+
+function attributes(list: RawKeyValue[] | undefined): AttributeMap {
+  const out: AttributeMap = {};
+  for (const kv of list ?? []) out[kv.key] = anyValue(kv.value);
+  return out;
+}
+
+function nanos(v: unknown): bigint {
+  return v === undefined || v === null ? 0n : BigInt(String(v));
+}
+
+export class OtlpReceiver {
+  readonly metricExports: MetricsExport[] = [];
+  readonly logRecords: ReceivedLogRecord[] = [];
+  private server: grpc.Server | undefined;
+  private readonly metricsType: protobuf.Type;
+  private readonly logsType: protobuf.Type;
+  /** When set, Export calls fail with UNAVAILABLE (a collector that is down). */
+  refuse = false;
+
+  private constructor(
+    readonly port: number,
+    server: grpc.Server,
+    root: protobuf.Root,
+  ) {
+    this.server = server;
+    this.metricsType = root.lookupType('flowtel.otlp.ExportMetricsServiceRequest');
+    this.logsType = root.lookupType('flowtel.otlp.ExportLogsServiceRequest');
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(port = 0): Promise<OtlpReceiver> {
+    const root = protobuf.loadSync(protoFile());
+    const server = new grpc.Server();
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const receiver = new OtlpReceiver(bound, server, root);
+    receiver.register(server);
+    return receiver;
+  }
+
+  /** Every data point of `metric` in the latest export that has it, filtered by attributes. */
+  latestPoints(metric: string, match: AttributeMap = {}): ReceivedDataPoint[] {
+    for (let i = this.metricExports.length - 1; i >= 0; i--) {
+      const points = this.metricExports[i].points.filter((p) => p.metric === metric);
+      if (points.length) return points.filter((p) => matches(p.attributes, match));
+    }
+    return [];
+  }
+
+  /** Sum over matching series of the latest export that has the metric (0 if none). */
+  latestTotal(metric: string, match: AttributeMap = {}): number {
+    return this.latestPoints(metric, match).reduce((s, p) => s + p.value, 0);
+  }
+
+  logsMatching(eventName: string, match: AttributeMap = {}): ReceivedLogRecord[] {
+    return this.logRecords.filter((r) => r.eventName === eventName && matches(r.attributes, match));
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  }
+
+  private register(server: grpc.Server): void {
+    const passThrough = { requestStream: false, responseStream: false } as const;
+    const identity = (b: Buffer): Buffer => b;
+    const method = (p: string) => ({
+      ...passThrough,
+      path: p,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+    });
+    const handle =
+      (decode: (body: Buffer) => void) =>
+      (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void => {
+        if (this.refuse) {
+          callback({ code: grpc.status.UNAVAILABLE, details: 'test receiver refusing' });
+          return;
+        }
+        try {
+          decode(call.request);
+          callback(null, Buffer.alloc(0)); // an empty Export*ServiceResponse
+        } catch (err) {
+          callback({ code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message });
+        }
+      };
+    server.addService({ Export: method(METRICS_PATH) } as unknown as grpc.ServiceDefinition, {
+      Export: handle((b) => this.onMetrics(b)),
+    });
+    server.addService({ Export: method(LOGS_PATH) } as unknown as grpc.ServiceDefinition, {
+      Export: handle((b) => this.onLogs(b)),
+    });
+  }
+
+  private onMetrics(body: Buffer): void {
+    const request = this.metricsType.toObject(this.metricsType.decode(body), { longs: String, bytes: Buffer, defaults: false }) as {
+      resourceMetrics?: Array<{ resource?: { attributes?: RawKeyValue[] }; scopeMetrics?: Array<{ metrics?: RawMetric[] }> }>;
+    };
+    const points: ReceivedDataPoint[] = [];
+    for (const rm of request.resourceMetrics ?? []) {
+      const resource = attributes(rm.resource?.attributes);
+      for (const sm of rm.scopeMetrics ?? []) {
+        for (const m of sm.metrics ?? []) points.push(...metricPoints(m, resource));
+      }
+    }
+    this.metricExports.push({ receivedAt: Date.now(), points });
+  }
+
+  private onLogs(body: Buffer): void {
+    const request = this.logsType.toObject(this.logsType.decode(body), { longs: String, bytes: Buffer, defaults: true }) as {
+      resourceLogs?: Array<{ resource?: { attributes?: RawKeyValue[] }; scopeLogs?: Array<{ logRecords?: RawLogRecord[] }> }>;
+    };
+    for (const rl of request.resourceLogs ?? []) {
+      const resource = attributes(rl.resource?.attributes);
+      for (const sl of rl.scopeLogs ?? []) {
+        for (const r of sl.logRecords ?? []) {
+          this.logRecords.push({
+            eventName: r.eventName ?? '',
+            severityText: r.severityText ?? '',
+            body: anyValue(r.body),
+            attributes: attributes(r.attributes),
+            resource,
+            timeUnixNano: nanos(r.timeUnixNano),
+            traceId: r.traceId ? Buffer.from(r.traceId).toString('hex') : '',
+            spanId: r.spanId ? Buffer.from(r.spanId).toString('hex') : '',
+          });
+        }
+      }
+    }
+  }
+}
+
+interface RawNumberPoint {
+  attributes?: RawKeyValue[];
+  timeUnixNano?: string;
+  asDouble?: number;
+  asInt?: string;
+}
+interface RawHistogramPoint {
+  attributes?: RawKeyValue[];
+  timeUnixNano?: string;
+  count?: string;
+  sum?: number;
+  bucketCounts?: string[];
+  explicitBounds?: number[];
+}
+interface RawMetric {
+  name: string;
+  unit?: string;
+  sum?: { dataPoints?: RawNumberPoint[]; aggregationTemporality?: number; isMonotonic?: boolean };
+  gauge?: { dataPoints?: RawNumberPoint[] };
+  histogram?: { dataPoints?: RawHistogramPoint[]; aggregationTemporality?: number };
+}
+interface RawLogRecord {
+  eventName?: string;
+  severityText?: string;
+  body?: RawAnyValue;
+  attributes?: RawKeyValue[];
+  timeUnixNano?: string;
+  traceId?: Buffer;
+  spanId?: Buffer;
+}
+
+function temporality(v: number | undefined): 'delta' | 'cumulative' | undefined {
+  return v === 1 ? 'delta' : v === 2 ? 'cumulative' : undefined;
+}
+
+function numberValue(p: RawNumberPoint): number {
+  return p.asDouble !== undefined ? p.asDouble : Number(p.asInt ?? 0);
+}
+
+function metricPoints(m: RawMetric, resource: AttributeMap): ReceivedDataPoint[] {
+  const base = { metric: m.name, unit: m.unit ?? '', resource };
+  if (m.sum) {
+    const t = temporality(m.sum.aggregationTemporality);
+    return (m.sum.dataPoints ?? []).map((p) => ({
+      ...base,
+      kind: 'sum' as const,
+      monotonic: m.sum?.isMonotonic ?? false,
+      ...(t ? { temporality: t } : {}),
+      attributes: attributes(p.attributes),
+      value: numberValue(p),
+      timeUnixNano: nanos(p.timeUnixNano),
+    }));
+  }
+  if (m.gauge) {
+    return (m.gauge.dataPoints ?? []).map((p) => ({
+      ...base,
+      kind: 'gauge' as const,
+      attributes: attributes(p.attributes),
+      value: numberValue(p),
+      timeUnixNano: nanos(p.timeUnixNano),
+    }));
+  }
+  if (m.histogram) {
+    const t = temporality(m.histogram.aggregationTemporality);
+    return (m.histogram.dataPoints ?? []).map((p) => ({
+      ...base,
+      kind: 'histogram' as const,
+      ...(t ? { temporality: t } : {}),
+      attributes: attributes(p.attributes),
+      value: p.sum ?? 0,
+      count: Number(p.count ?? 0),
+      bucketCounts: (p.bucketCounts ?? []).map(Number),
+      explicitBounds: p.explicitBounds ?? [],
+      timeUnixNano: nanos(p.timeUnixNano),
+    }));
+  }
+  return [];
+}
+
+function matches(attrs: AttributeMap, match: AttributeMap): boolean {
+  return Object.entries(match).every(([k, v]) => attrs[k] === v);
+}

@@ -1,0 +1,150 @@
+/**
+ * tcp-retransmits end to end on the real kernel: pod A sends to pod B while
+ * nftables in B drops ~2% of A's packets. The agent, a child process pushing
+ * OTLP/gRPC every second, must report for A what the kernel counted in A's
+ * namespace (TcpRetransSegs), nothing of it for B, and log records with A's
+ * 5-tuple.
+ */
+import assert from 'node:assert/strict';
+import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
+import { TestNode } from '../../src/testbed/test-node';
+import { nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
+import { AgentProcess, waitFor } from '../support/agent-process';
+import { cgroupRoot, requireKernel } from '../support/kernel';
+import { IPERF_PORT, NFT_TABLE, dropPercent, iperf } from '../support/traffic';
+
+const RETRANSMITS = 'flowtel.tcp.retransmits';
+
+describe('e2e: tcp-retransmits against the kernel', function () {
+  this.timeout(120_000);
+  let node: TestNode | undefined;
+  let receiver: OtlpReceiver | undefined;
+  let agent: AgentProcess | undefined;
+  const kernel = { a: 0, b: 0, dropped: 0 };
+  let trafficEndedAt = 0;
+
+  before(async function () {
+    requireKernel(this);
+    await TestNode.sweepStale(cgroupRoot());
+    node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b', qosClass: 'besteffort' }] });
+    receiver = await OtlpReceiver.start();
+    agent = AgentProcess.start(['--cgroup-root', cgroupRoot(), '--node-name', 'test-node'], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_METRIC_EXPORT_INTERVAL: '1000',
+    });
+    await agent.running();
+    await dropPercent(node, 'a', 'b', 2);
+
+    const a = node.pod('a');
+    const b = node.pod('b');
+    const before = { a: await nstat(a.netns, ['TcpRetransSegs']), b: await nstat(b.netns, ['TcpRetransSegs']) };
+    await iperf(node, 'a', 'b', 3);
+    trafficEndedAt = Date.now();
+    const after = { a: await nstat(a.netns, ['TcpRetransSegs']), b: await nstat(b.netns, ['TcpRetransSegs']) };
+    kernel.a = after.a.TcpRetransSegs - before.a.TcpRetransSegs;
+    kernel.b = after.b.TcpRetransSegs - before.b.TcpRetransSegs;
+    kernel.dropped = (await nftRuleCounters(b.netns, 'inet', NFT_TABLE))['random-drop'].packets;
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await agent?.stop();
+    await receiver?.stop();
+    await node?.destroy();
+  });
+
+  /** The exported total of a pod from an export made after the traffic ended and counters settled. */
+  async function settledTotal(podUid: string): Promise<number> {
+    const r = receiver as OtlpReceiver;
+    return waitFor(`an export after the traffic ended for pod ${podUid}`, () => {
+      const last = r.metricExports[r.metricExports.length - 1];
+      if (!last || last.receivedAt < trafficEndedAt + 2500) return undefined;
+      return r.latestTotal(RETRANSMITS, { 'k8s.pod.uid': podUid });
+    });
+  }
+
+  it('made the kernel retransmit (the fault works)', () => {
+    assert.ok(kernel.dropped > 20, `nft dropped only ${kernel.dropped} packets`);
+    assert.ok(kernel.a > 20, `kernel counted only ${kernel.a} retransmitted segments in pod A`);
+  });
+
+  it("exports pod A's retransmitted segments equal to the kernel's TcpRetransSegs within 2%", async () => {
+    const exported = await settledTotal(node!.pod('a').uid);
+    const error = Math.abs(exported - kernel.a) / kernel.a;
+    console.log(`      pod A: exported ${exported}, kernel TcpRetransSegs delta ${kernel.a}, nft dropped ${kernel.dropped}, error ${(error * 100).toFixed(2)}%`);
+    assert.ok(error <= 0.02, `exported ${exported} vs kernel ${kernel.a} (${(error * 100).toFixed(2)}% off)`);
+  });
+
+  it('gives pod B (the receiver) only its own, near-zero retransmits', async () => {
+    const exported = await settledTotal(node!.pod('b').uid);
+    console.log(`      pod B: exported ${exported}, kernel TcpRetransSegs delta ${kernel.b}`);
+    assert.ok(kernel.b <= 2, `kernel says B retransmitted ${kernel.b}`);
+    assert.equal(exported, kernel.b);
+  });
+
+  it("attributes A's series to A's container, QoS class and the node", () => {
+    const a = node!.pod('a');
+    const [point] = receiver!.latestPoints(RETRANSMITS, { 'k8s.pod.uid': a.uid });
+    assert.ok(point, 'no series for pod A');
+    assert.equal(point.attributes['container.id'], a.containerId);
+    assert.equal(point.attributes['k8s.node.name'], 'test-node');
+    assert.equal(point.attributes['flowtel.k8s.pod.qos_class'], 'burstable');
+    assert.equal(point.attributes['flowtel.attribution'], 'pod');
+    assert.equal(point.kind, 'sum');
+    assert.equal(point.monotonic, true);
+    assert.equal(point.temporality, 'cumulative');
+    assert.equal(point.resource['service.name'], 'flowtel');
+    assert.equal(point.resource['k8s.node.name'], 'test-node');
+  });
+
+  it("sends log records with pod A's 5-tuple", async () => {
+    const a = node!.pod('a');
+    const b = node!.pod('b');
+    const records = await waitFor('retransmit log records', () => {
+      const found = receiver!.logsMatching('flowtel.tcp.retransmit', { 'k8s.pod.uid': a.uid });
+      return found.length > 0 ? found : undefined;
+    });
+    for (const record of records) {
+      assert.equal(record.attributes['network.transport'], 'tcp');
+      assert.equal(record.attributes['network.type'], 'ipv4');
+      assert.equal(record.attributes['network.local.address'], a.ip);
+      assert.equal(record.attributes['network.peer.address'], b.ip);
+      assert.equal(record.attributes['network.peer.port'], IPERF_PORT);
+      assert.ok(Number(record.attributes['network.local.port']) > 1024);
+      assert.equal(record.attributes['container.id'], a.containerId);
+      assert.ok(Number(record.attributes['flowtel.tcp.segments']) >= 1);
+      assert.equal(record.severityText, 'WARN');
+      const ageMs = Date.now() - Number(record.timeUnixNano / 1_000_000n);
+      assert.ok(ageMs >= 0 && ageMs < 120_000, `record timestamp is ${ageMs} ms old`);
+    }
+    const segmentsInRecords = records.reduce((s, r) => s + Number(r.attributes['flowtel.tcp.segments']), 0);
+    assert.ok(segmentsInRecords <= kernel.a, 'log records describe more segments than were retransmitted');
+  });
+
+  it('pushes metrics to the receiver every second (OTEL_METRIC_EXPORT_INTERVAL=1000)', () => {
+    const times = receiver!.metricExports.map((e) => e.receivedAt);
+    assert.ok(times.length >= 4, `only ${times.length} exports`);
+    const gaps = times.slice(1).map((t, i) => t - times[i]).sort((x, y) => x - y);
+    const median = gaps[Math.floor(gaps.length / 2)];
+    assert.ok(median >= 800 && median <= 1300, `median gap between exports is ${median} ms`);
+  });
+
+  it('lost no events, and counted the rate-limited ones', () => {
+    const lost = receiver!.latestPoints('flowtel.agent.events.lost');
+    assert.equal(lost.length, 3, 'one series per loss reason');
+    for (const p of lost) assert.equal(p.value, 0, `lost ${p.value} events (${String(p.attributes['flowtel.loss.reason'])})`);
+    const received = receiver!.latestTotal('flowtel.agent.events.received');
+    const suppressed = receiver!.latestTotal('flowtel.agent.events.suppressed');
+    const events = receiver!.latestTotal('flowtel.tcp.retransmit.events');
+    const nodeWide = receiver!.logRecords.filter((r) => r.eventName === 'flowtel.tcp.retransmit').length;
+    assert.ok(received >= nodeWide, `received ${received} < log records ${nodeWide}`);
+    // Every retransmit call is either an event or suppressed by the limit (other node traffic included).
+    assert.ok(received + suppressed >= events, `received ${received} + suppressed ${suppressed} < events ${events}`);
+  });
+
+  it('exits 0 on SIGTERM after flushing', async () => {
+    const code = await agent!.stop();
+    assert.equal(code, 0, agent!.stderr);
+    assert.match(agent!.stderr, /msg="flowtel stopped"/);
+  });
+});

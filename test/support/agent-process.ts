@@ -1,0 +1,66 @@
+/**
+ * The agent as operators run it: `node dist/src/cli/main.js run ...` in a
+ * child process, stopped with SIGTERM. Tests read what it exported, never
+ * its internals.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+
+export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+export class AgentProcess {
+  stdout = '';
+  stderr = '';
+  private readonly exit: Promise<number | null>;
+
+  private constructor(readonly child: ChildProcess) {
+    child.stdout?.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  static start(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
+    const clean = { ...process.env };
+    for (const key of Object.keys(clean)) if (key.startsWith('OTEL_')) delete clean[key];
+    return new AgentProcess(spawn(process.execPath, [CLI, 'run', ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  }
+
+  /** Resolves once the agent logged that it runs; rejects if it exits first. */
+  async running(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.stderr.includes('msg="flowtel running"')) {
+      if (this.child.exitCode !== null) throw new Error(`agent exited with ${this.child.exitCode}: ${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`agent did not start in ${timeoutMs} ms: ${this.stderr}`);
+      await sleep(50);
+    }
+  }
+
+  /** SIGTERM and wait; returns the exit code. */
+  async stop(timeoutMs = 15_000): Promise<number | null> {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exit;
+    clearTimeout(timer);
+    return code;
+  }
+
+  exited(): Promise<number | null> {
+    return this.exit;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls until `check` returns a value that is not undefined. */
+export async function waitFor<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Kernel tests need root (BPF, namespaces, cgroups, nft). Outside CI a
+ * developer without them gets a skip; in CI (CI=true) a missing capability
+ * or tool fails the test, so a green CI always means the kernel was tested.
+ */
+import fs from 'node:fs';
+import type { Context } from 'mocha';
+import { effectiveCapabilities, missingBpfCapabilities } from '../../src/cli/capabilities';
+import { defaultCgroupRoot } from '../../src/config/config';
+
+const TOOLS = ['ip', 'nft', 'iperf3', 'nstat', 'tc', 'setpriv'];
+
+function missingPrerequisites(): string[] {
+  const missing: string[] = [];
+  if (process.getuid?.() !== 0) missing.push('root');
+  missing.push(...missingBpfCapabilities(effectiveCapabilities()));
+  const pathDirs = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin']);
+  for (const tool of TOOLS) {
+    if (!pathDirs.some((d) => fs.existsSync(`${d}/${tool}`))) missing.push(`the ${tool} command`);
+  }
+  if (!fs.existsSync('/sys/kernel/btf/vmlinux')) missing.push('kernel BTF (/sys/kernel/btf/vmlinux)');
+  return missing;
+}
+
+/** Call from a before() hook of every suite that touches the kernel. */
+export function requireKernel(context: Context): void {
+  const missing = missingPrerequisites();
+  if (missing.length === 0) return;
+  const message = `kernel test prerequisites missing: ${missing.join(', ')}`;
+  if (process.env.CI === 'true') throw new Error(`${message} (CI=true: kernel tests must run, not skip)`);
+  context.skip();
+}
+
+export function cgroupRoot(): string {
+  return process.env.FLOWTEL_TEST_CGROUP_ROOT ?? defaultCgroupRoot();
+}

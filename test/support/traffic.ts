@@ -1,0 +1,37 @@
+/** Traffic and faults on the test node, shared by the e2e tests. */
+import assert from 'node:assert/strict';
+import { mustRun } from '../../src/testbed/exec';
+import type { TestNode } from '../../src/testbed/test-node';
+import { waitFor } from './agent-process';
+
+export const IPERF_PORT = 5201;
+export const NFT_TABLE = 'flowtel_test';
+
+/** Drops `percent`% of the TCP packets from pod `from` to pod `to`'s iperf port, at `to`'s input hook. */
+export async function dropPercent(node: TestNode, from: string, to: string, percent: number): Promise<void> {
+  const src = node.pod(from).ip;
+  await mustRun('ip', ['netns', 'exec', node.pod(to).netns, 'nft', '-f', '-'], {
+    input: `table inet ${NFT_TABLE} {
+  chain input {
+    type filter hook input priority 0;
+    ip saddr ${src} tcp dport ${IPERF_PORT} numgen random mod 100 < ${percent} counter drop comment "random-drop"
+  }
+}
+`,
+  });
+}
+
+/** iperf3 from `client` to `server` for `seconds`; returns the bytes the client sent. */
+export async function iperf(node: TestNode, client: string, server: string, seconds: number): Promise<{ sentBytes: number; retransmits: number }> {
+  const serverPod = node.pod(server);
+  const iperfServer = node.spawnInPod(server, 'iperf3', ['-s', '-1', '--forceflush', '-B', serverPod.ip, '-p', String(IPERF_PORT)]);
+  let serverOut = '';
+  iperfServer.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
+  await waitFor('iperf3 server to listen', () => (serverOut.includes('Server listening') ? true : undefined), 10_000);
+  const result = await node.inPod(client, 'iperf3', ['-c', serverPod.ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-J'], {
+    timeoutMs: (seconds + 20) * 1000,
+  });
+  assert.equal(result.code, 0, `iperf3 client failed: ${result.stderr}${result.stdout.slice(0, 500)}`);
+  const report = JSON.parse(result.stdout) as { end: { sum_sent: { bytes: number; retransmits: number } } };
+  return { sentBytes: report.end.sum_sent.bytes, retransmits: report.end.sum_sent.retransmits };
+}
