@@ -146,7 +146,7 @@ export function object<S extends Shape>(shape: S): ObjectSpec<S> {
       for (const [key, child] of Object.entries(value)) {
         const childField = field ? `${field}.${key}` : key;
         const spec = shape[key];
-        if (!spec) throw new ConfigError(childField, child, `no such key; known keys here: ${keys.join(', ')}`, source);
+        if (!spec) throw new ConfigError(childField, child, `a known key (one of: ${keys.join(', ')})`, source);
         out[key] = spec.parse(child, childField, source);
       }
       return out as DeepPartial<Parsed<S>>;

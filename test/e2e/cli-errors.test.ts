@@ -1,0 +1,98 @@
+/**
+ * Bad input through the real CLI: one message naming the field, the value
+ * and what was expected, and exit code 2. Missing privileges: one message
+ * naming the capability, exit code 2.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CLI } from '../support/agent-process';
+import { cgroupRoot, requireKernel } from '../support/kernel';
+
+function flowtel(args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] = []) {
+  const clean = { ...process.env };
+  for (const key of Object.keys(clean)) if (key.startsWith('OTEL_')) delete clean[key];
+  const [cmd, ...pre] = wrapper.length ? wrapper : [process.execPath];
+  const argv = wrapper.length ? [...pre, process.execPath, CLI, ...args] : [CLI, ...args];
+  const result = spawnSync(cmd, argv, { env: { ...clean, ...env }, encoding: 'utf8', timeout: 30_000 });
+  return { code: result.status, stderr: result.stderr, stdout: result.stdout };
+}
+
+function configFile(text: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowtel-cli-'));
+  const file = path.join(dir, 'flowtel.yaml');
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+function assertOneLine(stderr: string): void {
+  assert.equal(stderr.trim().split('\n').length, 1, `expected one message line, got:\n${stderr}`);
+}
+
+describe('CLI: bad input exits 2 with one clear message', () => {
+  it('unknown config key', () => {
+    const file = configFile('exporters:\n  prometheus:\n    prot: 9000\n');
+    const r = flowtel(['run', '--config', file]);
+    assert.equal(r.code, 2, r.stderr);
+    assertOneLine(r.stderr);
+    assert.match(r.stderr, /exporters\.prometheus\.prot = 9000 \(number\) \(from config file .*flowtel\.yaml\): expected a known key \(one of: enabled, host, port\)/);
+  });
+
+  it('wrong type in the config file', () => {
+    const file = configFile('probes:\n  tcpRetransmits:\n    enabled: "yes"\n');
+    const r = flowtel(['run', '--config', file]);
+    assert.equal(r.code, 2, r.stderr);
+    assertOneLine(r.stderr);
+    assert.match(r.stderr, /probes\.tcpRetransmits\.enabled = "yes" .*expected true or false/);
+  });
+
+  it('bad flag value and unknown flag', () => {
+    const bad = flowtel(['run', '--prometheus-port', 'http']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /exporters\.prometheus\.port = "http" \(from flag --prometheus-port\): expected an integer from 1 to 65535/);
+    const unknown = flowtel(['run', '--verbose', 'yes']);
+    assert.equal(unknown.code, 2, unknown.stderr);
+    assert.match(unknown.stderr, /--verbose .*expected a known flag/);
+  });
+
+  it('bad OTEL_* environment variable', () => {
+    const r = flowtel(['run'], { OTEL_METRIC_EXPORT_INTERVAL: 'often' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /from environment variable OTEL_METRIC_EXPORT_INTERVAL\): expected an integer/);
+  });
+
+  it('missing cgroup root', () => {
+    const r = flowtel(['run', '--cgroup-root', '/sys/fs/cgroup/does-not-exist']);
+    assert.equal(r.code, 2, r.stderr);
+    assertOneLine(r.stderr);
+    assert.match(r.stderr, /cgroupRoot = "\/sys\/fs\/cgroup\/does-not-exist" \(from flags\): expected a mounted cgroup v2 file system/);
+  });
+
+  it('unknown command', () => {
+    const r = flowtel(['serve']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /command = "serve" .*expected one of run, help, version/);
+  });
+});
+
+describe('CLI: missing privileges', function () {
+  before(function () {
+    requireKernel(this);
+  });
+
+  it('names CAP_BPF and CAP_PERFMON and exits 2 when they are dropped', () => {
+    // Dropping the capabilities from the bounding set removes them from root after exec.
+    const r = flowtel(['run', '--cgroup-root', cgroupRoot()], {}, ['setpriv', '--bounding-set=-bpf,-perfmon,-sys_admin', '--inh-caps=-all']);
+    assert.equal(r.code, 2, r.stderr);
+    assertOneLine(r.stderr);
+    assert.match(r.stderr, /missing capability CAP_BPF and CAP_PERFMON/);
+  });
+
+  it('names only CAP_PERFMON when only it is missing', () => {
+    const r = flowtel(['run', '--cgroup-root', cgroupRoot()], {}, ['setpriv', '--bounding-set=-perfmon,-sys_admin', '--inh-caps=-all']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /missing capability CAP_PERFMON:/);
+  });
+});
