@@ -1,0 +1,78 @@
+/**
+ * With no OTLP endpoint the agent falls back to the local defaults: a
+ * Prometheus scrape endpoint and readable console lines. Both must show pod
+ * A's live retransmit count, the same number the kernel counted.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { TestNode } from '../../src/testbed/test-node';
+import { nstat } from '../../src/testbed/kernel-counters';
+import { AgentProcess, waitFor } from '../support/agent-process';
+import { cgroupRoot, requireKernel } from '../support/kernel';
+import { dropPercent, iperf } from '../support/traffic';
+
+function scrape(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('e2e: local default exporters (no OTLP endpoint)', function () {
+  this.timeout(90_000);
+  let node: TestNode | undefined;
+  let agent: AgentProcess | undefined;
+  const port = 19000 + (process.pid % 1000);
+  let kernelRetransmits = 0;
+
+  before(async function () {
+    requireKernel(this);
+    node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
+    const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'flowtel-local-')), 'flowtel.yaml');
+    fs.writeFileSync(config, `exporters:\n  console:\n    intervalMs: 1000\n  prometheus:\n    host: 127.0.0.1\n    port: ${port}\n`);
+    agent = AgentProcess.start(['--config', config, '--cgroup-root', cgroupRoot()]);
+    await agent.running();
+    await dropPercent(node, 'a', 'b', 2);
+    const before = await nstat(node.pod('a').netns, ['TcpRetransSegs']);
+    await iperf(node, 'a', 'b', 2);
+    kernelRetransmits = (await nstat(node.pod('a').netns, ['TcpRetransSegs'])).TcpRetransSegs - before.TcpRetransSegs;
+    assert.ok(kernelRetransmits > 20, `only ${kernelRetransmits} retransmits`);
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await agent?.stop();
+    await node?.destroy();
+  });
+
+  it('serves the live count for Prometheus', async () => {
+    const uid = node!.pod('a').uid;
+    const value = await waitFor('the Prometheus series of pod A to reach the kernel count', async () => {
+      const body = await scrape(port);
+      const line = body.split('\n').find((l) => l.startsWith('flowtel_tcp_retransmits_total{') && l.includes(`k8s_pod_uid="${uid}"`));
+      const v = line ? Number(line.split(' ').pop()) : undefined;
+      return v !== undefined && v >= kernelRetransmits ? v : undefined;
+    });
+    assert.ok(Math.abs(value - kernelRetransmits) <= kernelRetransmits * 0.02, `prometheus ${value} vs kernel ${kernelRetransmits}`);
+  });
+
+  it('prints the live count on the console', async () => {
+    const uid = node!.pod('a').uid;
+    const value = await waitFor('a console line for pod A', () => {
+      const lines = agent!.stdout.split('\n').filter((l) => l.startsWith('flowtel.tcp.retransmits{') && l.includes(`k8s.pod.uid=${uid}`));
+      const last = lines[lines.length - 1];
+      const v = last ? Number(last.split(' ').slice(-2)[0]) : undefined;
+      return v !== undefined && v >= kernelRetransmits ? v : undefined;
+    });
+    assert.ok(Math.abs(value - kernelRetransmits) <= kernelRetransmits * 0.02, `console ${value} vs kernel ${kernelRetransmits}`);
+    assert.match(agent!.stdout, /flowtel\.tcp\.retransmit: TCP retransmission \d+\.\d+\.\d+\.\d+:\d+ -> \d+\.\d+\.\d+\.\d+:5201/);
+  });
+});

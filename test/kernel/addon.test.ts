@@ -1,0 +1,95 @@
+/** The native addon against the real kernel: BTF queries, load/attach/detach, and errors that name their subject. */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { nativeAddon, packageRoot, type NativeBpfObject } from '../../src/bpf/native';
+import { requireKernel } from '../support/kernel';
+
+const OBJECT = path.join(packageRoot(), 'bpf', '.output', 'tcp_retransmits.bpf.o');
+
+function u64(v: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(v));
+  return b;
+}
+
+describe('native addon (real kernel)', () => {
+  let object: NativeBpfObject | undefined;
+
+  before(function () {
+    requireKernel(this);
+  });
+
+  afterEach(() => {
+    object?.close();
+    object = undefined;
+  });
+
+  it('reads kernel enums from vmlinux BTF', () => {
+    const reasons = nativeAddon().kernelEnum('skb_drop_reason');
+    assert.ok(Object.keys(reasons).length > 50);
+    assert.equal(typeof reasons.SKB_DROP_REASON_NOT_SPECIFIED, 'number');
+    assert.equal(typeof reasons.SKB_DROP_REASON_NETFILTER_DROP, 'number');
+    // TCP states are an anonymous enum: found by member, and /proc/net/tcp's numbering is ABI.
+    assert.equal(nativeAddon().kernelEnumWithMember('TCP_ESTABLISHED').TCP_LISTEN, 10);
+    assert.throws(() => nativeAddon().kernelEnum('no_such_enum'), /vmlinux BTF: BTF has no enum named 'no_such_enum'/);
+  });
+
+  it('reads our own struct layouts and enums from the object BTF', () => {
+    object = new (nativeAddon().BpfObject)(OBJECT);
+    const layout = object.structLayout('tcp_retransmit_event');
+    assert.equal(layout.members['header.kind'].offset, 0);
+    assert.equal(layout.members['tuple.saddr'].size, 16);
+    assert.ok(layout.members.cgroup_id.offset % 8 === 0);
+    assert.ok(object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_RETRANSMIT > 0);
+    assert.throws(() => object!.structLayout('nope'), /tcp_retransmits\.bpf\.o: BTF has no struct named 'nope'/);
+  });
+
+  it('names the file and the errno when an object cannot be opened', () => {
+    assert.throws(
+      () => new (nativeAddon().BpfObject)('/nonexistent/x.bpf.o'),
+      (err: Error & { errno?: number }) => /\/nonexistent\/x\.bpf\.o: open: No such file or directory \(errno 2\)/.test(err.message) && err.errno === 2,
+    );
+  });
+
+  it('checks globals by name and size before load', () => {
+    object = new (nativeAddon().BpfObject)(OBJECT);
+    assert.throws(() => object!.setGlobal('no_such_global', u64(1)), /no const volatile global named 'no_such_global'/);
+    assert.throws(() => object!.setGlobal('flowtel_events_per_cpu_per_sec', Buffer.alloc(4)), /value is 4 bytes, the variable is 8/);
+    object.setGlobal('flowtel_events_per_cpu_per_sec', u64(7));
+    object.load();
+    assert.throws(() => object!.setGlobal('flowtel_events_per_cpu_per_sec', u64(1)), /cannot set after load/);
+  });
+
+  it('loads, attaches, reads maps in batches and detaches one link at a time', () => {
+    object = new (nativeAddon().BpfObject)(OBJECT);
+    object.setMapMaxEntries('tcp_retransmits_by_cgroup', 128);
+    object.load();
+    const info = object.mapInfo('tcp_retransmits_by_cgroup');
+    assert.equal(info.maxEntries, 128);
+    assert.equal(info.perCpu, true);
+    assert.equal(info.valueStride, 16 * nativeAddon().possibleCpus());
+    const link = object.attach('tcp_retransmit_skb');
+    const losses = object.mapReadAll('flowtel_losses');
+    assert.equal(losses.count, 3); // an array map: every index present
+    assert.equal(losses.values.length, 3 * losses.valueStride);
+    object.detach(link);
+    assert.throws(() => object!.detach(link), new RegExp(`no link with id ${link}`));
+    assert.throws(() => object!.attach('nope'), /no program named 'nope'/);
+    assert.throws(() => object!.mapReadAll('nope'), /no map named 'nope'/);
+  });
+
+  it('reports the errno and the libbpf log when attaching to a missing cgroup', () => {
+    object = new (nativeAddon().BpfObject)(OBJECT);
+    object.load();
+    assert.throws(
+      () => object!.attachCgroup('tcp_retransmit_skb', '/sys/fs/cgroup/no-such-cgroup'),
+      /program tcp_retransmit_skb on cgroup \/sys\/fs\/cgroup\/no-such-cgroup: open cgroup: No such file or directory \(errno 2\)/,
+    );
+  });
+
+  it('refuses to use a closed object', () => {
+    object = new (nativeAddon().BpfObject)(OBJECT);
+    object.close();
+    assert.throws(() => object!.load(), /object is closed/);
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * Loss accounting under a flood: a 4 KiB ring buffer and no rate limit.
+ * Phase 1 runs traffic with nobody draining the ring, so the kernel side must
+ * lose events (ring full). Phase 2 drains it through a queue of one batch into
+ * a deliberately slow handler, so the native thread must drop batches (queue
+ * full). Across both, every retransmission the kernel map counted must be
+ * delivered, dropped from the full queue, lost to the full ring, or
+ * rate-limited: nothing disappears uncounted.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { packageRoot } from '../../src/bpf/native';
+import { BpfRuntime } from '../../src/bpf/runtime';
+import { StructReader, sumPerCpuU64 } from '../../src/bpf/struct-reader';
+import { TcpRetransmitsGroup } from '../../src/probes/tcp-retransmits';
+import { TestNode } from '../../src/testbed/test-node';
+import { sleep } from '../support/agent-process';
+import { cgroupRoot, requireKernel } from '../support/kernel';
+import { dropPercent, iperf } from '../support/traffic';
+
+describe('ring buffer flood (real kernel)', function () {
+  this.timeout(90_000);
+  let node: TestNode | undefined;
+  let runtime: BpfRuntime | undefined;
+
+  before(async function () {
+    requireKernel(this);
+    node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    runtime?.close();
+    await node?.destroy();
+  });
+
+  it('counts ring-full and queue-full losses, and accounts for every event', async () => {
+    runtime = new BpfRuntime({ objectDir: path.join(packageRoot(), 'bpf', '.output'), ringBufferBytes: 4096, maxQueuedBatches: 1 });
+    const group = new TcpRetransmitsGroup({ enabled: true, maxEventsPerSecondPerCpu: 1_000_000, maxTrackedCgroups: 1024 });
+    const loaded = runtime.load(group.objectSpec);
+    let handled = 0;
+    const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_RETRANSMIT;
+    runtime.onEvent(kind, () => {
+      handled++;
+      const until = Date.now() + 2; // a slow consumer
+      while (Date.now() < until) {
+        /* busy */
+      }
+    });
+    await dropPercent(node!, 'a', 'b', 3);
+    await iperf(node!, 'a', 'b', 1); // phase 1: nobody drains the ring
+    const ringFullWithoutConsumer = runtime.readLosses().ringBufferFull;
+    runtime.startEvents();
+    await iperf(node!, 'a', 'b', 2); // phase 2: slow consumer
+    runtime.detachAll();
+    await sleep(500); // let queued batches arrive
+
+    const losses = runtime.readLosses();
+    const ring = runtime.ringStats()!;
+    const rows = loaded.object.mapReadAll('tcp_retransmits_by_cgroup');
+    const value = new StructReader('tcp_retransmits_value', loaded.object.structLayout('tcp_retransmits_value'), ['events']);
+    const cpus = runtime.possibleCpus;
+    let events = 0n;
+    for (let i = 0; i < rows.count; i++) {
+      events += sumPerCpuU64(rows.values, i * rows.valueStride, value.member('events').offset, cpus, rows.valueStride / cpus);
+    }
+    console.log(
+      `      events ${events}: delivered ${ring.deliveredRecords} (handled ${handled}), queue-full ${ring.droppedRecords}, ` +
+        `ring-full ${losses.ringBufferFull}, rate-limited ${losses.rateLimited}`,
+    );
+    assert.ok(ringFullWithoutConsumer > 0n, 'the undrained 4 KiB ring never filled');
+    assert.ok(ring.droppedRecords > 0, 'the one-batch queue never overflowed');
+    assert.equal(handled, ring.deliveredRecords, 'every delivered record reached the handler');
+    assert.equal(losses.rateLimited, 0n);
+    assert.equal(BigInt(ring.deliveredRecords + ring.droppedRecords) + losses.ringBufferFull + losses.rateLimited, events);
+  });
+});
