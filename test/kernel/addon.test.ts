@@ -87,6 +87,13 @@ describe('native addon (real kernel)', () => {
     );
   });
 
+  it('can leave a program out of the load', () => {
+    object = new (nativeAddon().BpfObject)(OBJECT);
+    object.setProgramAutoload('tcp_retransmit_skb', false);
+    object.load();
+    assert.throws(() => object!.attach('tcp_retransmit_skb'), /program tcp_retransmit_skb \(tp_btf\/tcp_retransmit_skb\): attach: .*\(errno \d+\)/);
+  });
+
   it('refuses to use a closed object', () => {
     object = new (nativeAddon().BpfObject)(OBJECT);
     object.close();
