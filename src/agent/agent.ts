@@ -22,8 +22,6 @@ export interface AgentOptions {
   consoleOut?: NodeJS.WritableStream;
 }
 
-export class NoProbeGroupLoadedError extends Error {}
-
 function buildGroups(config: FlowtelConfig): ProbeGroup[] {
   const groups: ProbeGroup[] = [];
   if (config.probes.tcpRetransmits.enabled) groups.push(new TcpRetransmitsGroup(config.probes.tcpRetransmits));
@@ -85,7 +83,7 @@ export class Agent {
     if (started.length === 0) {
       runtime.close();
       await pipeline.shutdown();
-      throw new NoProbeGroupLoadedError('no probe group could be loaded (see the warnings above); nothing to do');
+      throw new Error('no probe group could be loaded (see the warnings above); nothing to do');
     }
     runtime.startEvents();
     const stopSelfMetrics = registerSelfMetrics(pipeline.meter, runtime);

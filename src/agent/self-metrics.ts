@@ -5,6 +5,7 @@
  */
 import type { BatchObservableResult, Meter } from '@opentelemetry/api';
 import type { BpfRuntime } from '../bpf/runtime';
+import { observableCounter } from '../probes/shared/instruments';
 import {
   ATTR_FLOWTEL_LOSS_REASON,
   LOSS_MAP_FULL,
@@ -16,18 +17,9 @@ import {
 } from '../semconv';
 
 export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime): () => void {
-  const received = meter.createObservableCounter(METRIC_AGENT_EVENTS_RECEIVED.name, {
-    unit: METRIC_AGENT_EVENTS_RECEIVED.unit,
-    description: METRIC_AGENT_EVENTS_RECEIVED.description,
-  });
-  const lost = meter.createObservableCounter(METRIC_AGENT_EVENTS_LOST.name, {
-    unit: METRIC_AGENT_EVENTS_LOST.unit,
-    description: METRIC_AGENT_EVENTS_LOST.description,
-  });
-  const suppressed = meter.createObservableCounter(METRIC_AGENT_EVENTS_SUPPRESSED.name, {
-    unit: METRIC_AGENT_EVENTS_SUPPRESSED.unit,
-    description: METRIC_AGENT_EVENTS_SUPPRESSED.description,
-  });
+  const received = observableCounter(meter, METRIC_AGENT_EVENTS_RECEIVED);
+  const lost = observableCounter(meter, METRIC_AGENT_EVENTS_LOST);
+  const suppressed = observableCounter(meter, METRIC_AGENT_EVENTS_SUPPRESSED);
   const callback = (observer: BatchObservableResult): void => {
     const losses = runtime.readLosses();
     const ring = runtime.ringStats();

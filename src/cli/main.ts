@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Agent, NoProbeGroupLoadedError } from '../agent/agent';
+import { Agent } from '../agent/agent';
 import { AgentLog } from '../agent/log';
 import { packageRoot } from '../bpf/native';
 import { configFromEnv, configFromFile, configFromFlags, defaultConfig, resolveConfig } from '../config/config';
@@ -67,11 +67,9 @@ run(process.argv.slice(2)).then(
       process.stderr.write(`flowtel: ${err.message}\n`);
       process.exit(EXIT_USAGE);
     }
-    if (err instanceof NoProbeGroupLoadedError) {
-      process.stderr.write(`flowtel: ${err.message}\n`);
-      process.exit(1);
-    }
-    process.stderr.write(`flowtel: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // Operators need the cause, not our stack; FLOWTEL_DEBUG=1 shows it for bug reports.
+    const detail = err instanceof Error ? (process.env.FLOWTEL_DEBUG ? (err.stack ?? err.message) : err.message) : String(err);
+    process.stderr.write(`flowtel: ${detail}\n`);
     process.exit(1);
   },
 );

@@ -80,7 +80,11 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   if (prometheusOn) {
     const { host, port } = config.exporters.prometheus;
     const prometheus = new PrometheusExporter({ host, port, preventServerStart: true });
-    await prometheus.startServer();
+    try {
+      await prometheus.startServer();
+    } catch (err) {
+      throw new Error(`Prometheus exporter cannot listen on ${host}:${port}: ${(err as Error).message}`);
+    }
     readers.push(prometheus);
     destinations.push(`Prometheus http://${host}:${port}/metrics`);
   }

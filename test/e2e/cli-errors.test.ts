@@ -4,20 +4,28 @@
  * naming the capability, exit code 2.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI } from '../support/agent-process';
+import { CLI, agentEnv } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 
 function flowtel(args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] = []) {
-  const clean = { ...process.env };
-  for (const key of Object.keys(clean)) if (key.startsWith('OTEL_')) delete clean[key];
   const [cmd, ...pre] = wrapper.length ? wrapper : [process.execPath];
   const argv = wrapper.length ? [...pre, process.execPath, CLI, ...args] : [CLI, ...args];
-  const result = spawnSync(cmd, argv, { env: { ...clean, ...env }, encoding: 'utf8', timeout: 30_000 });
+  const result = spawnSync(cmd, argv, { env: agentEnv(env), encoding: 'utf8', timeout: 30_000 });
   return { code: result.status, stderr: result.stderr, stdout: result.stdout };
+}
+
+/** Like flowtel(), without blocking the event loop (a server of this process is involved). */
+async function flowtelAsync(args: string[]) {
+  const child = spawn(process.execPath, [CLI, ...args], { env: agentEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, stderr };
 }
 
 function configFile(text: string): string {
@@ -88,6 +96,29 @@ describe('CLI: missing privileges', function () {
     assert.equal(r.code, 2, r.stderr);
     assertOneLine(r.stderr);
     assert.match(r.stderr, /missing capability CAP_BPF and CAP_PERFMON/);
+  });
+
+  it('says which address is taken when the Prometheus port is busy, and exits non-zero', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const r = await flowtelAsync(['run', '--cgroup-root', cgroupRoot(), '--prometheus-host', '127.0.0.1', '--prometheus-port', String(port)]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`Prometheus exporter cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('warns once per probe group that cannot load, naming its hook, and exits 1 when none can', async () => {
+    const emptyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowtel-nobpf-'));
+    const r = await flowtelAsync(['run', '--cgroup-root', cgroupRoot(), '--bpf-dir', emptyDir, '--prometheus', 'false']);
+    assert.equal(r.code, 1, r.stderr);
+    const warnings = r.stderr.split('\n').filter((l) => l.includes('level=warn'));
+    assert.equal(warnings.length, 1, r.stderr);
+    assert.match(warnings[0], /probe group tcp-retransmits disabled: cannot load hook tp_btf\/tcp_retransmit_skb.*error=".*tcp_retransmits\.bpf\.o: open: No such file or directory/);
+    assert.match(r.stderr, /flowtel: no probe group could be loaded/);
   });
 
   it('names only CAP_PERFMON when only it is missing', () => {

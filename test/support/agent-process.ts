@@ -20,9 +20,7 @@ export class AgentProcess {
   }
 
   static start(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
-    const clean = { ...process.env };
-    for (const key of Object.keys(clean)) if (key.startsWith('OTEL_')) delete clean[key];
-    return new AgentProcess(spawn(process.execPath, [CLI, 'run', ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+    return new AgentProcess(spawn(process.execPath, [CLI, 'run', ...args], { env: agentEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }));
   }
 
   /** Resolves once the agent logged that it runs; rejects if it exits first. */
@@ -48,6 +46,13 @@ export class AgentProcess {
   exited(): Promise<number | null> {
     return this.exit;
   }
+}
+
+/** The test's environment without OTEL_* variables (which would redirect the agent), plus `env`. */
+export function agentEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const clean = { ...process.env };
+  for (const key of Object.keys(clean)) if (key.startsWith('OTEL_')) delete clean[key];
+  return { ...clean, ...env };
 }
 
 export function sleep(ms: number): Promise<void> {

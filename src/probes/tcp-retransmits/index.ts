@@ -3,7 +3,7 @@
  * as an ObservableCounter fed from the kernel map, plus a log record per
  * (rate-limited) retransmission with the connection's 5-tuple.
  */
-import type { BatchObservableCallback, ObservableCounter } from '@opentelemetry/api';
+import type { BatchObservableCallback } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
@@ -21,6 +21,7 @@ import {
   METRIC_TCP_RETRANSMITS,
 } from '../../semconv';
 import { CgroupCounterTable } from '../shared/cgroup-counters';
+import { observableCounter } from '../shared/instruments';
 import type { ProbeContext, ProbeGroup } from '../types';
 import type { TcpRetransmitsConfig } from './config';
 import { TcpRetransmitDecoder, type TcpRetransmitEvent } from './decoder';
@@ -64,14 +65,8 @@ export class TcpRetransmitsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    const segments: ObservableCounter = meter.createObservableCounter(METRIC_TCP_RETRANSMITS.name, {
-      unit: METRIC_TCP_RETRANSMITS.unit,
-      description: METRIC_TCP_RETRANSMITS.description,
-    });
-    const events: ObservableCounter = meter.createObservableCounter(METRIC_TCP_RETRANSMIT_EVENTS.name, {
-      unit: METRIC_TCP_RETRANSMIT_EVENTS.unit,
-      description: METRIC_TCP_RETRANSMIT_EVENTS.description,
-    });
+    const segments = observableCounter(meter, METRIC_TCP_RETRANSMITS);
+    const events = observableCounter(meter, METRIC_TCP_RETRANSMIT_EVENTS);
     const observe: BatchObservableCallback = (observer) => {
       for (const row of table.collect()) {
         observer.observe(segments, row.totals.segments, row.endpoint.attributes);
