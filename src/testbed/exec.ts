@@ -10,7 +10,9 @@ export interface CommandResult {
 
 export function runCommand(cmd: string, args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // A stdin pipe only when there is input: writing to a command that already
+    // exited raises EPIPE.
+    const child = spawn(cmd, args, { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const timer = options.timeoutMs
@@ -26,7 +28,10 @@ export function runCommand(cmd: string, args: string[], options: { input?: strin
       if (timer) clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
-    child.stdin?.end(options.input ?? '');
+    if (options.input !== undefined && child.stdin) {
+      child.stdin.on('error', (err) => (stderr += `stdin: ${err.message}\n`));
+      child.stdin.end(options.input);
+    }
   });
 }
 

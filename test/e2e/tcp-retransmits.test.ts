@@ -25,7 +25,6 @@ describe('e2e: tcp-retransmits against the kernel', function () {
 
   before(async function () {
     requireKernel(this);
-    await TestNode.sweepStale(cgroupRoot());
     node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b', qosClass: 'besteffort' }] });
     receiver = await OtlpReceiver.start();
     agent = AgentProcess.start(['--cgroup-root', cgroupRoot(), '--node-name', 'test-node'], {

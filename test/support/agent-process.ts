@@ -8,6 +8,12 @@ import path from 'node:path';
 
 export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
+// Agents a failed test did not stop must not outlive (or hang) the test run.
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export class AgentProcess {
   stdout = '';
   stderr = '';
@@ -16,7 +22,13 @@ export class AgentProcess {
   private constructor(readonly child: ChildProcess) {
     child.stdout?.on('data', (d: Buffer) => (this.stdout += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    running.add(child);
+    this.exit = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        running.delete(child);
+        resolve(code);
+      }),
+    );
   }
 
   static start(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {

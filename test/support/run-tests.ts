@@ -6,6 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Mocha from 'mocha';
+import { TestNode } from '../../src/testbed/test-node';
+import { cgroupRoot } from './kernel';
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
@@ -24,14 +26,27 @@ for (const file of testFiles(root)) {
   if (filters.length === 0 || filters.some((f) => file.includes(f))) mocha.addFile(file);
 }
 
+async function sweepLeftovers(): Promise<void> {
+  // Namespaces and cgroups of an earlier run that was killed (owner pid gone).
+  if (process.getuid?.() !== 0) return;
+  const removed = await TestNode.sweepStale(cgroupRoot());
+  if (removed.length) process.stdout.write(`removed leftovers of earlier runs: ${removed.join(', ')}\n`);
+}
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-const runner = mocha.run(() => {
-  const skippedText = skipped ? `, ${skipped} skipped` : '';
-  process.stdout.write(`\n${passed} passed, ${failed} failed${skippedText}\n`);
-  process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
+sweepLeftovers().then(run, (err: Error) => {
+  process.stdout.write(`cannot remove leftovers of earlier runs: ${err.message}\n0 passed, 1 failed\n`, () => process.exit(1));
 });
-runner.on('pass', () => passed++);
-runner.on('fail', () => failed++);
-runner.on('pending', () => skipped++);
+
+function run(): void {
+  const runner = mocha.run(() => {
+    const skippedText = skipped ? `, ${skipped} skipped` : '';
+    // Exit explicitly: a child process a failed test left behind must not hang CI.
+    process.stdout.write(`\n${passed} passed, ${failed} failed${skippedText}\n`, () => process.exit(failed > 0 || passed === 0 ? 1 : 0));
+  });
+  runner.on('pass', () => passed++);
+  runner.on('fail', () => failed++);
+  runner.on('pending', () => skipped++);
+}
