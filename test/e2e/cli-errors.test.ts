@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { CLI, agentEnv } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
+import { tempDir } from '../support/tmp';
 
 function flowtel(args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] = []) {
   const [cmd, ...pre] = wrapper.length ? wrapper : [process.execPath];
@@ -29,7 +29,7 @@ async function flowtelAsync(args: string[]) {
 }
 
 function configFile(text: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowtel-cli-'));
+  const dir = tempDir('cli');
   const file = path.join(dir, 'flowtel.yaml');
   fs.writeFileSync(file, text);
   return file;
@@ -112,7 +112,7 @@ describe('CLI: missing privileges', function () {
   });
 
   it('warns once per probe group that cannot load, naming its hook, and exits 1 when none can', async () => {
-    const emptyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowtel-nobpf-'));
+    const emptyDir = tempDir('nobpf');
     const r = await flowtelAsync(['run', '--cgroup-root', cgroupRoot(), '--bpf-dir', emptyDir, '--prometheus', 'false']);
     assert.equal(r.code, 1, r.stderr);
     const warnings = r.stderr.split('\n').filter((l) => l.includes('level=warn'));

@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { TestNode } from '../../src/testbed/test-node';
 import { nstat } from '../../src/testbed/kernel-counters';
 import { AgentProcess, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
-import { dropPercent, iperf } from '../support/traffic';
+import { dropPercent, iperf, waitForClosedConnections } from '../support/traffic';
+import { tempDir } from '../support/tmp';
 
 function scrape(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -36,13 +36,14 @@ describe('e2e: local default exporters (no OTLP endpoint)', function () {
   before(async function () {
     requireKernel(this);
     node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
-    const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'flowtel-local-')), 'flowtel.yaml');
+    const config = path.join(tempDir('local'), 'flowtel.yaml');
     fs.writeFileSync(config, `exporters:\n  console:\n    intervalMs: 1000\n  prometheus:\n    host: 127.0.0.1\n    port: ${port}\n`);
     agent = AgentProcess.start(['--config', config, '--cgroup-root', cgroupRoot()]);
     await agent.running();
     await dropPercent(node, 'a', 'b', 2);
     const before = await nstat(node.pod('a').netns, ['TcpRetransSegs']);
     await iperf(node, 'a', 'b', 2);
+    await waitForClosedConnections(node, 'a');
     kernelRetransmits = (await nstat(node.pod('a').netns, ['TcpRetransSegs'])).TcpRetransSegs - before.TcpRetransSegs;
     assert.ok(kernelRetransmits > 20, `only ${kernelRetransmits} retransmits`);
   });

@@ -11,7 +11,7 @@ import { TestNode } from '../../src/testbed/test-node';
 import { nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
 import { AgentProcess, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
-import { IPERF_PORT, NFT_TABLE, dropPercent, iperf } from '../support/traffic';
+import { IPERF_PORT, NFT_TABLE, dropPercent, iperf, waitForClosedConnections } from '../support/traffic';
 
 const RETRANSMITS = 'flowtel.tcp.retransmits';
 
@@ -38,6 +38,8 @@ describe('e2e: tcp-retransmits against the kernel', function () {
     const b = node.pod('b');
     const before = { a: await nstat(a.netns, ['TcpRetransSegs']), b: await nstat(b.netns, ['TcpRetransSegs']) };
     await iperf(node, 'a', 'b', 3);
+    await waitForClosedConnections(node, 'a');
+    await waitForClosedConnections(node, 'b');
     trafficEndedAt = Date.now();
     const after = { a: await nstat(a.netns, ['TcpRetransSegs']), b: await nstat(b.netns, ['TcpRetransSegs']) };
     kernel.a = after.a.TcpRetransSegs - before.a.TcpRetransSegs;
@@ -57,7 +59,7 @@ describe('e2e: tcp-retransmits against the kernel', function () {
     const r = receiver as OtlpReceiver;
     return waitFor(`an export after the traffic ended for pod ${podUid}`, () => {
       const last = r.metricExports[r.metricExports.length - 1];
-      if (!last || last.receivedAt < trafficEndedAt + 2500) return undefined;
+      if (!last || last.receivedAt < trafficEndedAt + 1500) return undefined;
       return r.latestTotal(RETRANSMITS, { 'k8s.pod.uid': podUid });
     });
   }

@@ -35,3 +35,20 @@ export async function iperf(node: TestNode, client: string, server: string, seco
   const report = JSON.parse(result.stdout) as { end: { sum_sent: { bytes: number; retransmits: number } } };
   return { sentBytes: report.end.sum_sent.bytes, retransmits: report.end.sum_sent.retransmits };
 }
+
+/**
+ * Waits until a pod has no TCP connection left that could still retransmit
+ * (only listeners and TIME-WAIT remain), so kernel counters read afterwards
+ * are final: a dropped FIN or last ACK is retransmitted after iperf3 exits.
+ */
+export async function waitForClosedConnections(node: TestNode, pod: string, timeoutMs = 30_000): Promise<void> {
+  const netns = node.pod(pod).netns;
+  await waitFor(
+    `the connections of pod ${pod} to close`,
+    async () => {
+      const out = await mustRun('ip', ['netns', 'exec', netns, 'ss', '-tanH', 'exclude', 'listening', 'exclude', 'time-wait']);
+      return out.trim() === '' ? true : undefined;
+    },
+    timeoutMs,
+  );
+}

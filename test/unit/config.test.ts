@@ -4,9 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { configFromEnv, configFromFile, configFromFlags, defaultConfig, resolveConfig } from '../../src/config/config';
 import { ConfigError } from '../../src/config/schema';
+import { tempDir } from '../support/tmp';
 
 function tempFile(name: string, text: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowtel-config-'));
+  const dir = tempDir('config');
   const file = path.join(dir, name);
   fs.writeFileSync(file, text);
   return file;

@@ -1,0 +1,137 @@
+/**
+ * Attribution and row retirement over a real directory tree: a cgroup id is
+ * the inode of its directory, so a temporary tree stands in for the cgroup fs.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { MapRows, NativeBpfObject, StructLayoutInfo } from '../../src/bpf/native';
+import { CgroupAttribution } from '../../src/k8s/attribution';
+import { CgroupIndex } from '../../src/k8s/cgroup-index';
+import { CgroupCounterTable } from '../../src/probes/shared/cgroup-counters';
+import { tempDir } from '../support/tmp';
+
+const UID = '3f0a6a5e-1b7c-4d2e-9f10-2a3b4c5d6e7f';
+const ID = 'c'.repeat(64);
+
+function tree(): { root: string; pod: string; service: string } {
+  const root = tempDir('cgroups');
+  const pod = path.join(root, `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${ID}.scope`);
+  const service = path.join(root, 'system.slice/sshd.service');
+  fs.mkdirSync(pod, { recursive: true });
+  fs.mkdirSync(service, { recursive: true });
+  return { root, pod, service };
+}
+
+const ino = (dir: string): bigint => fs.statSync(dir, { bigint: true }).ino;
+
+describe('cgroup attribution', () => {
+  it('attributes kubepods cgroups to the pod, others to the node, vanished ones to unknown', () => {
+    const { root, pod, service } = tree();
+    const attribution = new CgroupAttribution(new CgroupIndex({ root }), 'worker-1');
+    assert.deepEqual(attribution.resolve(ino(pod)).attributes, {
+      'k8s.node.name': 'worker-1',
+      'k8s.pod.uid': UID,
+      'flowtel.k8s.pod.qos_class': 'besteffort',
+      'flowtel.attribution': 'pod',
+      'container.id': ID,
+    });
+    assert.deepEqual(attribution.resolve(ino(service)).attributes, { 'k8s.node.name': 'worker-1', 'flowtel.attribution': 'node' });
+    assert.deepEqual(attribution.resolve(ino(root)).attributes, { 'k8s.node.name': 'worker-1', 'flowtel.attribution': 'node' });
+    assert.equal(attribution.resolve(123456789n).kind, 'unknown');
+  });
+
+  it('finds a cgroup created after the first walk, re-walking at most once per interval', () => {
+    const { root } = tree();
+    let now = 0;
+    const index = new CgroupIndex({ root, minRescanIntervalMs: 1000, now: () => now });
+    index.rescan();
+    const late = path.join(root, 'system.slice/late.service');
+    fs.mkdirSync(late);
+    assert.equal(index.pathOf(ino(late)), undefined, 'no re-walk within the interval');
+    now = 1000;
+    assert.equal(index.pathOf(ino(late)), 'system.slice/late.service');
+    assert.equal(index.scanCount, 2);
+  });
+});
+
+/** A kernel map stand-in for the aggregation logic: same row layout as the real per-CPU hash. */
+class FakeCounterMap {
+  rows = new Map<bigint, number[]>(); // cgroup id -> per-CPU [events, segments]
+  deleted: bigint[] = [];
+  readonly cpus = 2;
+  object(): NativeBpfObject {
+    const layouts: Record<string, StructLayoutInfo> = {
+      k: { size: 8, members: { cgroup_id: { offset: 0, size: 8 } } },
+      v: { size: 16, members: { events: { offset: 0, size: 8 }, segments: { offset: 8, size: 8 } } },
+    };
+    return {
+      structLayout: (name: string) => layouts[name],
+      mapReadAll: (): MapRows => {
+        const entries = [...this.rows.entries()];
+        const keys = Buffer.alloc(entries.length * 8);
+        const values = Buffer.alloc(entries.length * 16 * this.cpus);
+        entries.forEach(([id, perCpu], i) => {
+          keys.writeBigUInt64LE(id, i * 8);
+          for (let c = 0; c < this.cpus; c++) {
+            values.writeBigUInt64LE(BigInt(perCpu[c * 2]), i * 32 + c * 16);
+            values.writeBigUInt64LE(BigInt(perCpu[c * 2 + 1]), i * 32 + c * 16 + 8);
+          }
+        });
+        return { count: entries.length, keys, values, keySize: 8, valueStride: 16 * this.cpus };
+      },
+      mapDeleteKeys: (_name: string, keys: Buffer) => {
+        for (let off = 0; off < keys.length; off += 8) {
+          const id = keys.readBigUInt64LE(off);
+          this.deleted.push(id);
+          this.rows.delete(id);
+        }
+        return keys.length / 8;
+      },
+    } as unknown as NativeBpfObject;
+  }
+}
+
+describe('per-cgroup counter table', () => {
+  it('sums CPUs, sums cgroups that share an endpoint, and retires removed cgroups without going backwards', () => {
+    const { root, pod, service } = tree();
+    const other = path.join(root, 'system.slice/cron.service');
+    fs.mkdirSync(other);
+    let now = 0;
+    const index = new CgroupIndex({ root, staleAfterMs: 0, now: () => now });
+    const attribution = new CgroupAttribution(index, 'worker-1');
+    const map = new FakeCounterMap();
+    map.rows.set(ino(pod), [1, 10, 2, 20]);
+    map.rows.set(ino(service), [1, 1, 0, 0]);
+    map.rows.set(ino(other), [0, 0, 3, 5]);
+    const table = new CgroupCounterTable({
+      object: map.object(),
+      mapName: 'm',
+      keyStruct: 'k',
+      valueStruct: 'v',
+      fields: ['events', 'segments'] as const,
+      attribution,
+      possibleCpus: map.cpus,
+      gracePeriodMs: 1000,
+      now: () => now,
+    });
+    const byKind = (rows: ReturnType<typeof table.collect>) => Object.fromEntries(rows.map((r) => [r.endpoint.kind, r.totals]));
+    assert.deepEqual(byKind(table.collect()), { pod: { events: 3, segments: 30 }, node: { events: 4, segments: 6 } });
+
+    // Both the pod's container and one node service go away.
+    const podId = ino(pod);
+    const otherId = ino(other);
+    fs.rmdirSync(pod);
+    fs.rmdirSync(other);
+    now = 10;
+    assert.deepEqual(byKind(table.collect()), { pod: { events: 3, segments: 30 }, node: { events: 4, segments: 6 } }, 'kept during the grace period');
+    assert.deepEqual(map.deleted, []);
+    now = 2000;
+    const after = byKind(table.collect());
+    assert.deepEqual(map.deleted.sort(), [podId, otherId].sort(), 'rows of removed cgroups deleted from the map');
+    assert.deepEqual(after.node, { events: 4, segments: 6 }, "the node's counter does not go backwards");
+    map.rows.set(ino(service), [2, 2, 0, 0]);
+    assert.deepEqual(byKind(table.collect()).node, { events: 5, segments: 7 });
+    assert.equal(byKind(table.collect()).pod, undefined, "the removed pod container's series ends");
+  });
+});
