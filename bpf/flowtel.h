@@ -11,6 +11,15 @@
 /* Kinds multiplexed on the shared ring buffer. */
 enum flowtel_event_kind {
 	FLOWTEL_EVENT_TCP_RETRANSMIT = 1,
+	FLOWTEL_EVENT_TCP_RESET = 2,
+	FLOWTEL_EVENT_DROP = 3,
+	FLOWTEL_EVENT_TCP_CONNECT_FAILED = 4,
+};
+
+/* Direction of traffic or of an event, seen from the local endpoint. */
+enum flowtel_direction {
+	FLOWTEL_DIRECTION_TRANSMIT = 1,
+	FLOWTEL_DIRECTION_RECEIVE = 2,
 };
 
 /* Why an event or a count did not reach user space; index of flowtel_losses. */
@@ -37,6 +46,30 @@ struct flowtel_tuple {
 	__u16 family;		/* AF_INET / AF_INET6 */
 	__u8 protocol;		/* IPPROTO_* */
 	__u8 pad;
+};
+
+/*
+ * Who an aggregated row belongs to. The local endpoint is the socket's cgroup
+ * when there is a full socket, else the network namespace (socket-less
+ * events such as drops before socket lookup). The peer fields are filled only
+ * at flow granularity and are zero at pod granularity.
+ */
+struct flowtel_endpoint_key {
+	__u64 cgroup_id;
+	__u32 netns_ino;
+	__u16 server_port;	/* flow granularity: the listening side's port */
+	__u8 protocol;		/* flow granularity: IPPROTO_* */
+	__u8 family;		/* flow granularity: AF_INET / AF_INET6 */
+	__u8 peer_addr[16];	/* flow granularity: IPv4 mapped */
+};
+
+/* Quarter-octave histogram: bucket b covers [(4 + b%4) << (b/4 - 2), next); see flowtel_hist_bucket. */
+#define FLOWTEL_HIST_BUCKETS 160
+
+struct flowtel_histogram {
+	__u64 count;
+	__u64 sum;
+	__u64 buckets[FLOWTEL_HIST_BUCKETS];
 };
 
 struct flowtel_rate_window {

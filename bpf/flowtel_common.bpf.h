@@ -40,7 +40,15 @@ struct {
 struct flowtel_btf_anchor {
 	enum flowtel_event_kind kind;
 	enum flowtel_loss_reason loss_reason;
+	enum flowtel_direction direction;
+	struct flowtel_histogram histogram;
 } flowtel_btf_anchor __attribute__((unused));
+
+/* 1: rows carry the peer (flow granularity); 0: rows are per pod. */
+const volatile __u8 flowtel_flow_granularity = 0;
+/* net.ipv4.ip_local_port_range, to tell the server port from the client's. */
+const volatile __u16 flowtel_ephemeral_low = 32768;
+const volatile __u16 flowtel_ephemeral_high = 60999;
 
 /* Events per second per CPU; 0 disables events (counters still run). */
 const volatile __u64 flowtel_events_per_cpu_per_sec = 100;
@@ -110,6 +118,176 @@ static __always_inline void flowtel_fill_tuple(struct flowtel_tuple *t, struct s
 		BPF_CORE_READ_INTO(&t->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&t->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
+}
+
+/* Timewait and request sockets are not full sockets: no cgroup data. */
+static __always_inline bool flowtel_sk_is_full(const struct sock *sk)
+{
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	return state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
+}
+
+static __always_inline __u32 flowtel_sock_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline __u32 flowtel_skb_netns(const struct sk_buff *skb)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+	return dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : 0;
+}
+
+/* The server side of a connection: the port outside the ephemeral range. */
+static __always_inline __u16 flowtel_server_port(__u16 local, __u16 remote)
+{
+	bool local_ephemeral = local >= flowtel_ephemeral_low && local <= flowtel_ephemeral_high;
+	bool remote_ephemeral = remote >= flowtel_ephemeral_low && remote <= flowtel_ephemeral_high;
+
+	if (local_ephemeral && !remote_ephemeral)
+		return remote;
+	if (remote_ephemeral && !local_ephemeral)
+		return local;
+	return local < remote ? local : remote;
+}
+
+/* Local endpoint of a socket: its cgroup if it is a full socket, and its netns. */
+static __always_inline void flowtel_endpoint_of_sock(struct flowtel_endpoint_key *k, const struct sock *sk)
+{
+	k->netns_ino = flowtel_sock_netns(sk);
+	if (flowtel_sk_is_full(sk))
+		k->cgroup_id = flowtel_socket_cgroup_id((struct sock *)sk);
+}
+
+/* At flow granularity, the peer of tuple `t` (saddr local, daddr remote). */
+static __always_inline void flowtel_endpoint_set_peer(struct flowtel_endpoint_key *k, const struct flowtel_tuple *t)
+{
+	if (!flowtel_flow_granularity)
+		return;
+	__builtin_memcpy(k->peer_addr, t->daddr, 16);
+	k->protocol = t->protocol;
+	k->family = t->family;
+	k->server_port = flowtel_server_port(t->sport, t->dport);
+}
+
+/*
+ * Fills `t` from the IP and TCP/UDP headers of a packet. `t` is written in
+ * packet order (saddr = source). Returns false when the headers do not parse.
+ */
+static __always_inline bool flowtel_tuple_of_skb(struct flowtel_tuple *t, const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 network = BPF_CORE_READ(skb, network_header);
+	__u16 transport = BPF_CORE_READ(skb, transport_header);
+	__u8 version_ihl;
+	__u32 l4 = 0;
+
+	if (network == (__u16)~0U || bpf_probe_read_kernel(&version_ihl, 1, head + network))
+		return false;
+	if ((version_ihl >> 4) == 4) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + network))
+			return false;
+		__builtin_memset(t->saddr, 0, 10);
+		__builtin_memset(t->daddr, 0, 10);
+		t->saddr[10] = t->saddr[11] = 0xff;
+		t->daddr[10] = t->daddr[11] = 0xff;
+		__builtin_memcpy(&t->saddr[12], &ip.saddr, 4);
+		__builtin_memcpy(&t->daddr[12], &ip.daddr, 4);
+		t->family = AF_INET;
+		t->protocol = ip.protocol;
+		l4 = network + (version_ihl & 0xf) * 4;
+	} else if ((version_ihl >> 4) == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + network))
+			return false;
+		__builtin_memcpy(t->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(t->daddr, &ip6.daddr, 16);
+		t->family = AF_INET6;
+		t->protocol = ip6.nexthdr;
+		l4 = network + sizeof(ip6);
+	} else {
+		return false;
+	}
+	if (transport != (__u16)~0U && transport > network)
+		l4 = transport;
+	if (t->protocol == IPPROTO_TCP || t->protocol == IPPROTO_UDP) {
+		__be16 ports[2];
+
+		if (bpf_probe_read_kernel(ports, sizeof(ports), head + l4) == 0) {
+			t->sport = bpf_ntohs(ports[0]);
+			t->dport = bpf_ntohs(ports[1]);
+		}
+	}
+	return true;
+}
+
+/* Quarter-octave bucket of v: 4 buckets per power of two, lower bound (4 + b%4) * 2^(b/4 - 2). */
+static __always_inline __u32 flowtel_hist_bucket(__u64 v)
+{
+	__u64 x = v;
+	__u32 msb = 0;
+	__u32 sub, bucket;
+
+	if (v == 0)
+		return 0;
+	if (x >> 32) { x >>= 32; msb += 32; }
+	if (x >> 16) { x >>= 16; msb += 16; }
+	if (x >> 8) { x >>= 8; msb += 8; }
+	if (x >> 4) { x >>= 4; msb += 4; }
+	if (x >> 2) { x >>= 2; msb += 2; }
+	if (x >> 1) { msb += 1; }
+	sub = msb >= 2 ? (v >> (msb - 2)) & 3 : (v << (2 - msb)) & 3;
+	bucket = msb * 4 + sub;
+	return bucket < FLOWTEL_HIST_BUCKETS ? bucket : FLOWTEL_HIST_BUCKETS - 1;
+}
+
+/* Adds v to a histogram shared by all CPUs (atomic: rows are not per-CPU to keep them small). */
+static __always_inline void flowtel_hist_add(struct flowtel_histogram *h, __u64 v)
+{
+	__u32 bucket = flowtel_hist_bucket(v);
+
+	__sync_fetch_and_add(&h->count, 1);
+	__sync_fetch_and_add(&h->sum, v);
+	if (bucket < FLOWTEL_HIST_BUCKETS)
+		__sync_fetch_and_add(&h->buckets[bucket], 1);
+}
+
+/* Looks up a histogram row, creating it when absent; NULL (counted as map_full) when the map is full. */
+static __always_inline struct flowtel_histogram *flowtel_hist_row(void *map, const void *key)
+{
+	static const struct flowtel_histogram empty = {};
+	struct flowtel_histogram *h = bpf_map_lookup_elem(map, key);
+
+	if (h)
+		return h;
+	bpf_map_update_elem(map, key, &empty, BPF_NOEXIST);
+	h = bpf_map_lookup_elem(map, key);
+	if (!h)
+		flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
+	return h;
+}
+
+/* Adds `delta` to a u64 per-CPU counter row, creating it when absent. */
+static __always_inline void flowtel_counter_add(void *map, const void *key, __u64 delta)
+{
+	__u64 *value = bpf_map_lookup_elem(map, key);
+
+	if (value) {
+		*value += delta;
+		return;
+	}
+	if (bpf_map_update_elem(map, key, &delta, BPF_NOEXIST) == 0)
+		return;
+	value = bpf_map_lookup_elem(map, key);
+	if (value)
+		*value += delta;
+	else
+		flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
 }
 
 #endif

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * drops: packets the kernel freed with a drop reason (tp_btf/kfree_skb), per
+ * local endpoint and reason, plus a rate-limited event with the packet's
+ * addresses and the kernel function that dropped it.
+ *
+ * kfree_skb is very hot: the per-reason filter is the first thing checked,
+ * so unwanted reasons (NOT_SPECIFIED by default) cost one array lookup.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "flowtel_common.bpf.h"
+#include "drops.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* 1 = count this reason. Filled by the agent after load from the config's allow/deny lists. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DROPS_MAX_REASONS);
+	__type(key, __u32);
+	__type(value, __u8);
+} drops_reason_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct drops_key);
+	__type(value, struct drops_value);
+} drops_count SEC(".maps");
+
+struct drop_event flowtel_btf_drop_event __attribute__((unused));
+
+/* The local side of a dropped packet: the socket's if it has one, else its device's netns. */
+static __always_inline void drop_endpoint(struct drops_key *key, struct sk_buff *skb, struct sock *rx_sk,
+					  struct flowtel_tuple *tuple, bool tuple_valid)
+{
+	struct sock *sk = rx_sk ? rx_sk : BPF_CORE_READ(skb, sk);
+	bool incoming = true;
+
+	if (sk) {
+		flowtel_endpoint_of_sock(&key->endpoint, sk);
+		/* A packet the socket sent has the socket's own address as its source. */
+		if (tuple_valid && BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET) {
+			__u32 local = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+
+			incoming = __builtin_memcmp(&tuple->saddr[12], &local, 4) != 0;
+		}
+	} else {
+		key->endpoint.netns_ino = flowtel_skb_netns(skb);
+	}
+	if (!tuple_valid || !flowtel_flow_granularity)
+		return;
+	/* flowtel_endpoint_set_peer wants saddr local, daddr remote. */
+	struct flowtel_tuple oriented = *tuple;
+
+	if (incoming) {
+		__builtin_memcpy(oriented.saddr, tuple->daddr, 16);
+		__builtin_memcpy(oriented.daddr, tuple->saddr, 16);
+		oriented.sport = tuple->dport;
+		oriented.dport = tuple->sport;
+	}
+	flowtel_endpoint_set_peer(&key->endpoint, &oriented);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
+{
+	__u32 index = reason;
+	__u8 *wanted = bpf_map_lookup_elem(&drops_reason_filter, &index);
+
+	if (!wanted || !*wanted)
+		return 0;
+
+	struct drops_key key = { .reason = reason };
+	struct flowtel_tuple tuple = {};
+	bool tuple_valid = flowtel_tuple_of_skb(&tuple, skb);
+	__u32 length = BPF_CORE_READ(skb, len);
+
+	drop_endpoint(&key, skb, rx_sk, &tuple, tuple_valid);
+
+	struct drops_value *value = bpf_map_lookup_elem(&drops_count, &key);
+
+	if (value) {
+		value->packets += 1;
+		value->bytes += length;
+	} else {
+		struct drops_value first = { .packets = 1, .bytes = length };
+
+		if (bpf_map_update_elem(&drops_count, &key, &first, BPF_NOEXIST) != 0) {
+			value = bpf_map_lookup_elem(&drops_count, &key);
+			if (value) {
+				value->packets += 1;
+				value->bytes += length;
+			} else {
+				flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
+			}
+		}
+	}
+
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!flowtel_event_allowed(now))
+		return 0;
+	struct drop_event *e = bpf_ringbuf_reserve(&flowtel_events, sizeof(*e), 0);
+
+	if (!e) {
+		flowtel_count_loss(FLOWTEL_LOSS_RINGBUF_FULL);
+		return 0;
+	}
+	flowtel_fill_header(&e->header, FLOWTEL_EVENT_DROP, sizeof(*e), now);
+	e->tuple = tuple;
+	e->cgroup_id = key.endpoint.cgroup_id;
+	e->netns_ino = key.endpoint.netns_ino;
+	e->location = (__u64)location;
+	e->reason = reason;
+	e->length = length;
+	e->tuple_valid = tuple_valid;
+	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

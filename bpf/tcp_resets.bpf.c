@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * tcp-resets: RSTs sent (tcp_send_reset, with the kernel's enum sk_rst_reason)
+ * and received (tcp_receive_reset), per local endpoint, plus a rate-limited
+ * event per reset. A reset sent for a segment that matched no socket (a port
+ * nobody listens on) has no socket: it belongs to the receiving netns.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "flowtel_common.bpf.h"
+#include "tcp_resets.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tcp_resets_key);
+	__type(value, __u64);
+} tcp_resets_count SEC(".maps");
+
+struct tcp_reset_event flowtel_btf_tcp_reset_event __attribute__((unused));
+
+static __always_inline void swap_tuple(struct flowtel_tuple *t)
+{
+	struct flowtel_tuple packet = *t;
+
+	__builtin_memcpy(t->saddr, packet.daddr, 16);
+	__builtin_memcpy(t->daddr, packet.saddr, 16);
+	t->sport = packet.dport;
+	t->dport = packet.sport;
+}
+
+static __always_inline void record(const struct sock *sk, const struct sk_buff *skb, __u32 reason, __u8 direction)
+{
+	struct tcp_resets_key key = { .reason = reason, .direction = direction };
+	struct flowtel_tuple tuple = {};
+	__u8 state = 0;
+
+	if (sk) {
+		flowtel_endpoint_of_sock(&key.endpoint, sk);
+		flowtel_fill_tuple(&tuple, (struct sock *)sk);
+		state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	} else if (skb) {
+		/* No socket: the RST answers this incoming segment, in its device's netns. */
+		key.endpoint.netns_ino = flowtel_skb_netns(skb);
+		if (flowtel_tuple_of_skb(&tuple, skb))
+			swap_tuple(&tuple);
+	}
+	flowtel_endpoint_set_peer(&key.endpoint, &tuple);
+	flowtel_counter_add(&tcp_resets_count, &key, 1);
+
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!flowtel_event_allowed(now))
+		return;
+	struct tcp_reset_event *e = bpf_ringbuf_reserve(&flowtel_events, sizeof(*e), 0);
+
+	if (!e) {
+		flowtel_count_loss(FLOWTEL_LOSS_RINGBUF_FULL);
+		return;
+	}
+	flowtel_fill_header(&e->header, FLOWTEL_EVENT_TCP_RESET, sizeof(*e), now);
+	e->tuple = tuple;
+	e->cgroup_id = key.endpoint.cgroup_id;
+	e->netns_ino = key.endpoint.netns_ino;
+	e->reason = reason;
+	e->direction = direction;
+	e->state = state;
+	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, enum sk_rst_reason reason)
+{
+	record(sk, skb, reason, FLOWTEL_DIRECTION_TRANSMIT);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(tcp_receive_reset, struct sock *sk)
+{
+	record(sk, NULL, 0, FLOWTEL_DIRECTION_RECEIVE);
+	return 0;
+}
