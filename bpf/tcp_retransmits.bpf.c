@@ -28,9 +28,9 @@ struct {
 /* Keeps the event struct in the object's BTF for user space to read its layout. */
 struct tcp_retransmit_event flowtel_btf_tcp_retransmit_event __attribute__((unused));
 
-static __always_inline void count(__u64 cgroup_id, __u32 segments)
+static __always_inline void count(const struct tcp_retransmits_key *key_in, __u32 segments)
 {
-	struct tcp_retransmits_key key = { .cgroup_id = cgroup_id };
+	struct tcp_retransmits_key key = *key_in;
 	struct tcp_retransmits_value *value = bpf_map_lookup_elem(&tcp_retransmits_by_cgroup, &key);
 
 	if (value) {
@@ -60,12 +60,16 @@ int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
 
 	struct tcp_skb_cb *cb = (struct tcp_skb_cb *)&skb->cb[0];
 	__u32 segments = BPF_CORE_READ(cb, tcp_gso_segs);
-	__u64 cgroup_id = flowtel_socket_cgroup_id(sk);
+	struct tcp_retransmits_key key = {};
+	struct flowtel_tuple tuple = {};
 
 	/* gso_segs is 0 for a skb that was never segmented by GSO: one segment. */
 	if (segments == 0)
 		segments = 1;
-	count(cgroup_id, segments);
+	flowtel_endpoint_of_sock(&key.endpoint, sk);
+	flowtel_fill_tuple(&tuple, sk);
+	flowtel_endpoint_set_peer(&key.endpoint, &tuple);
+	count(&key, segments);
 
 	__u64 now = bpf_ktime_get_ns();
 
@@ -78,8 +82,9 @@ int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
 		return 0;
 	}
 	flowtel_fill_header(&e->header, FLOWTEL_EVENT_TCP_RETRANSMIT, sizeof(*e), now);
-	flowtel_fill_tuple(&e->tuple, sk);
-	e->cgroup_id = cgroup_id;
+	e->tuple = tuple;
+	e->cgroup_id = key.endpoint.cgroup_id;
+	e->netns_ino = key.endpoint.netns_ino;
 	e->segments = segments;
 	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	__builtin_memset(e->pad, 0, sizeof(e->pad));

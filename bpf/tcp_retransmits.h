@@ -6,7 +6,7 @@
 #include "flowtel.h"
 
 struct tcp_retransmits_key {
-	__u64 cgroup_id;	/* socket's cgroup v2 id */
+	struct flowtel_endpoint_key endpoint;
 };
 
 struct tcp_retransmits_value {
@@ -18,9 +18,10 @@ struct tcp_retransmit_event {
 	struct flowtel_event_header header;
 	struct flowtel_tuple tuple;
 	__u64 cgroup_id;
+	__u32 netns_ino;
 	__u32 segments;
 	__u8 state;		/* TCP_* state of the socket */
-	__u8 pad[3];
+	__u8 pad[7];
 };
 
 #endif

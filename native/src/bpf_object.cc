@@ -64,6 +64,7 @@ Napi::Function BpfObject::Define(Napi::Env env) {
           InstanceMethod("mapInfo", &BpfObject::MapInfo),
           InstanceMethod("mapReadAll", &BpfObject::MapReadAll),
           InstanceMethod("mapDeleteKeys", &BpfObject::MapDeleteKeys),
+          InstanceMethod("mapUpdate", &BpfObject::MapUpdate),
           InstanceMethod("objectEnum", &BpfObject::ObjectEnum),
           InstanceMethod("structLayout", &BpfObject::ObjectStructLayout),
           InstanceMethod("programNames", &BpfObject::ProgramNames),
@@ -303,6 +304,25 @@ Napi::Value BpfObject::MapDeleteKeys(const Napi::CallbackInfo &info) {
     }
   }
   return Napi::Number::New(env, deleted);
+}
+
+// Writes one entry (key and value sized exactly as the map's). Per-CPU maps are not supported here.
+void BpfObject::MapUpdate(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "map name");
+  if (info.Length() < 3 || !info[1].IsBuffer() || !info[2].IsBuffer())
+    throw Napi::TypeError::New(env, "mapUpdate(name, key, value): key and value must be Buffers");
+  Napi::Buffer<uint8_t> key = info[1].As<Napi::Buffer<uint8_t>>();
+  Napi::Buffer<uint8_t> value = info[2].As<Napi::Buffer<uint8_t>>();
+  struct bpf_map *map = FindMap(env, name);
+  std::string subject = path_ + ": map " + name;
+  if (IsPerCpu(bpf_map__type(map))) ThrowMessage(env, subject, "mapUpdate does not write per-CPU maps");
+  if (key.Length() != bpf_map__key_size(map) || value.Length() != bpf_map__value_size(map))
+    ThrowMessage(env, subject, "key/value are " + std::to_string(key.Length()) + "/" + std::to_string(value.Length()) +
+                                   " bytes, the map wants " + std::to_string(bpf_map__key_size(map)) + "/" +
+                                   std::to_string(bpf_map__value_size(map)));
+  if (bpf_map_update_elem(bpf_map__fd(map), key.Data(), value.Data(), BPF_ANY) != 0)
+    ThrowErrno(env, subject, "update", errno);
 }
 
 Napi::Value BpfObject::ObjectEnum(const Napi::CallbackInfo &info) {

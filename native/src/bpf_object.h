@@ -31,6 +31,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value MapInfo(const Napi::CallbackInfo &info);
   Napi::Value MapReadAll(const Napi::CallbackInfo &info);
   Napi::Value MapDeleteKeys(const Napi::CallbackInfo &info);
+  void MapUpdate(const Napi::CallbackInfo &info);
   // BTF of the object itself.
   Napi::Value ObjectEnum(const Napi::CallbackInfo &info);
   Napi::Value ObjectStructLayout(const Napi::CallbackInfo &info);

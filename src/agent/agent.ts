@@ -10,7 +10,14 @@ import { agentResource } from '../exporters/resource';
 import { createTelemetryPipeline, type TelemetryPipeline } from '../exporters/pipeline';
 import { CgroupAttribution } from '../k8s/attribution';
 import { CgroupIndex } from '../k8s/cgroup-index';
+import { ConfigError } from '../config/schema';
+import { NetnsIndex } from '../k8s/netns-index';
+import { DropsGroup } from '../probes/drops';
+import { FlowsGroup } from '../probes/flows';
+import { TcpConnectionsGroup } from '../probes/tcp-connections';
+import { TcpResetsGroup } from '../probes/tcp-resets';
 import { TcpRetransmitsGroup } from '../probes/tcp-retransmits';
+import { TcpRttGroup } from '../probes/tcp-rtt';
 import type { ProbeContext, ProbeGroup } from '../probes/types';
 import { AgentLog } from './log';
 import { registerSelfMetrics } from './self-metrics';
@@ -22,10 +29,23 @@ export interface AgentOptions {
   consoleOut?: NodeJS.WritableStream;
 }
 
-function buildGroups(config: FlowtelConfig): ProbeGroup[] {
-  const groups: ProbeGroup[] = [];
-  if (config.probes.tcpRetransmits.enabled) groups.push(new TcpRetransmitsGroup(config.probes.tcpRetransmits));
-  return groups;
+/** The enabled groups, each built by a factory so a group that fails to build is disabled alone. */
+function groupFactories(config: FlowtelConfig): Array<{ name: string; hooks: string[]; build: () => ProbeGroup }> {
+  const p = config.probes;
+  const all = [
+    { name: 'tcp-retransmits', enabled: p.tcpRetransmits.enabled, hooks: ['tp_btf/tcp_retransmit_skb'], build: () => new TcpRetransmitsGroup(p.tcpRetransmits) },
+    { name: 'tcp-resets', enabled: p.tcpResets.enabled, hooks: ['tp_btf/tcp_send_reset', 'tp_btf/tcp_receive_reset'], build: () => new TcpResetsGroup(p.tcpResets) },
+    { name: 'drops', enabled: p.drops.enabled, hooks: ['tp_btf/kfree_skb'], build: () => new DropsGroup(p.drops) },
+    {
+      name: 'tcp-connections',
+      enabled: p.tcpConnections.enabled,
+      hooks: ['tp_btf/inet_sock_set_state'],
+      build: () => new TcpConnectionsGroup(p.tcpConnections, config.cgroupRoot),
+    },
+    { name: 'tcp-rtt', enabled: p.tcpRtt.enabled, hooks: ['tp_btf/tcp_probe'], build: () => new TcpRttGroup(p.tcpRtt) },
+    { name: 'flows', enabled: p.flows.enabled, hooks: ['cgroup_skb/ingress', 'cgroup_skb/egress'], build: () => new FlowsGroup(p.flows, config.cgroupRoot) },
+  ];
+  return all.filter((g) => g.enabled);
 }
 
 export class Agent {
@@ -52,6 +72,8 @@ export class Agent {
     });
     const index = new CgroupIndex({ root: config.cgroupRoot });
     index.rescan();
+    const netns = new NetnsIndex();
+    netns.rescan();
     const runtime = new BpfRuntime({
       objectDir: config.bpfObjectDir,
       ringBufferBytes: config.ringBuffer.sizeBytes,
@@ -60,22 +82,30 @@ export class Agent {
     const context: ProbeContext = {
       meter: pipeline.meter,
       logger: pipeline.logger,
-      attribution: new CgroupAttribution(index, config.nodeName),
+      attribution: new CgroupAttribution(index, config.nodeName, netns),
       runtime,
       clock: new KernelClock(),
       log,
       cgroupGracePeriodMs: config.collection.cgroupGracePeriodMs,
+      histogramDrainIntervalMs: histogramDrainInterval(config),
     };
 
     const started: ProbeGroup[] = [];
-    for (const group of buildGroups(config)) {
+    for (const factory of groupFactories(config)) {
       try {
+        const group = factory.build();
         group.start(runtime.load(group.objectSpec), context);
         started.push(group);
       } catch (err) {
-        runtime.unload(group.name);
-        log.warn(`probe group ${group.name} disabled: cannot load hook ${group.hooks.join(', ')} on this kernel`, {
-          group: group.name,
+        runtime.unload(factory.name);
+        // A configuration mistake is the operator's to fix, not a kernel limitation.
+        if (err instanceof ConfigError) {
+          runtime.close();
+          await pipeline.shutdown();
+          throw err;
+        }
+        log.warn(`probe group ${factory.name} disabled: cannot load hook ${factory.hooks.join(', ')} on this kernel`, {
+          group: factory.name,
           error: firstLine(err),
         });
       }
@@ -112,6 +142,12 @@ export class Agent {
     await this.pipeline.shutdown();
     this.log.info('flowtel stopped');
   }
+}
+
+/** Histograms are drained at least twice per export so an export is never a whole interval behind. */
+function histogramDrainInterval(config: FlowtelConfig): number {
+  const intervals = [config.exporters.otlp.exportIntervalMs, config.exporters.console.intervalMs, 15_000];
+  return Math.max(100, Math.floor(Math.min(...intervals) / 2));
 }
 
 function firstLine(err: unknown): string {

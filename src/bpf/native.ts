@@ -49,6 +49,8 @@ export interface NativeBpfObject {
   mapInfo(name: string): MapInfo;
   mapReadAll(name: string): MapRows;
   mapDeleteKeys(name: string, keys: Buffer): number;
+  /** Writes one entry of a non-per-CPU map. */
+  mapUpdate(name: string, key: Buffer, value: Buffer): void;
   objectEnum(name: string): Record<string, number>;
   structLayout(name: string): StructLayoutInfo;
   programNames(): Array<{ name: string; section: string }>;

@@ -20,6 +20,10 @@ export interface ProbeObjectSpec {
   configure(object: NativeBpfObject): void;
   /** Programs to attach by section, in order. */
   programs: readonly string[];
+  /** After load, before attach: fill maps the programs read (filters). */
+  afterLoad?(object: NativeBpfObject): void;
+  /** Attaches programs that need more than their section (cgroup_skb at a cgroup); returns link ids. */
+  attachCustom?(object: NativeBpfObject): number[];
 }
 
 export interface LoadedProbeObject {
@@ -83,7 +87,9 @@ export class BpfRuntime {
         object.reuseMapFd(SHARED_LOSS_MAP, this.sharedLossFd as number);
       }
       object.load();
+      spec.afterLoad?.(object);
       for (const program of spec.programs) linkIds.push(object.attach(program));
+      if (spec.attachCustom) linkIds.push(...spec.attachCustom(object));
     } catch (err) {
       object.close();
       throw err;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import type { TcpRetransmitsConfig } from '../probes/tcp-retransmits/config';
+import type { ProbesConfig } from '../probes/config';
 import {
   ConfigError,
   DeepPartial,
@@ -20,10 +20,15 @@ import {
   setAt,
   specAt,
   string,
+  stringList,
   stringMap,
 } from './schema';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+const GRANULARITY = oneOf(['pod', 'flow'] as const);
+const EVENTS_PER_SECOND = integer(0, 1_000_000, 'log records per second per CPU; 0 turns events off');
+const MAX_ROWS = integer(16, 1 << 22, 'rows the kernel map can hold');
 
 export const configSchema = object({
   nodeName: string({ pattern: /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, expected: 'a Kubernetes node name (lowercase DNS subdomain)' }),
@@ -37,8 +42,41 @@ export const configSchema = object({
   probes: object({
     tcpRetransmits: object({
       enabled: boolean(),
-      maxEventsPerSecondPerCpu: integer(0, 1_000_000, 'log records per second per CPU; 0 turns events off'),
-      maxTrackedCgroups: integer(16, 1 << 20, 'cgroups counted in the kernel map'),
+      granularity: GRANULARITY,
+      maxEventsPerSecondPerCpu: EVENTS_PER_SECOND,
+      maxRows: MAX_ROWS,
+    }),
+    tcpResets: object({
+      enabled: boolean(),
+      granularity: GRANULARITY,
+      maxEventsPerSecondPerCpu: EVENTS_PER_SECOND,
+      maxRows: MAX_ROWS,
+    }),
+    drops: object({
+      enabled: boolean(),
+      granularity: GRANULARITY,
+      maxEventsPerSecondPerCpu: EVENTS_PER_SECOND,
+      maxRows: MAX_ROWS,
+      allowReasons: stringList(string({ pattern: /^[A-Z0-9_]+$/, expected: 'a drop reason name such as NETFILTER_DROP' })),
+      denyReasons: stringList(string({ pattern: /^[A-Z0-9_]+$/, expected: 'a drop reason name such as NOT_SPECIFIED' })),
+    }),
+    tcpConnections: object({
+      enabled: boolean(),
+      granularity: GRANULARITY,
+      maxEventsPerSecondPerCpu: EVENTS_PER_SECOND,
+      maxRows: MAX_ROWS,
+    }),
+    tcpRtt: object({
+      enabled: boolean(),
+      granularity: GRANULARITY,
+      sampleEvery: integer(1, 1_000_000, 'segments per RTT sample (1 = every segment)'),
+      maxRows: MAX_ROWS,
+    }),
+    flows: object({
+      enabled: boolean(),
+      granularity: GRANULARITY,
+      maxRows: MAX_ROWS,
+      idleFlowTimeoutMs: integer(1000, 86_400_000, 'milliseconds a flow may stay idle before its row is evicted'),
     }),
   }),
   exporters: object({
@@ -71,9 +109,7 @@ export interface FlowtelConfig {
   bpfObjectDir: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   ringBuffer: { sizeBytes: number; maxQueuedBatches: number };
-  probes: {
-    tcpRetransmits: TcpRetransmitsConfig;
-  };
+  probes: ProbesConfig;
   exporters: {
     otlp: {
       endpoint?: string;
@@ -111,7 +147,21 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
     bpfObjectDir: path.join(packageRoot, 'bpf', '.output'),
     logLevel: 'info',
     ringBuffer: { sizeBytes: 1 << 22, maxQueuedBatches: 256 },
-    probes: { tcpRetransmits: { enabled: true, maxEventsPerSecondPerCpu: 100, maxTrackedCgroups: 16384 } },
+    probes: {
+      tcpRetransmits: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
+      tcpResets: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
+      drops: {
+        enabled: true,
+        granularity: 'pod',
+        maxEventsPerSecondPerCpu: 100,
+        maxRows: 16384,
+        allowReasons: [],
+        denyReasons: ['NOT_SPECIFIED'],
+      },
+      tcpConnections: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
+      tcpRtt: { enabled: true, granularity: 'pod', sampleEvery: 8, maxRows: 4096 },
+      flows: { enabled: true, granularity: 'pod', maxRows: 65536, idleFlowTimeoutMs: 300_000 },
+    },
     exporters: {
       otlp: { headers: {}, exportIntervalMs: 60_000, exportTimeoutMs: 30_000, temporality: 'cumulative' },
       prometheus: { host: '0.0.0.0', port: 9464 },

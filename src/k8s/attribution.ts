@@ -17,6 +17,13 @@ import {
 } from '../semconv';
 import { parseKubeletCgroupPath } from './cgroup-path';
 import type { CgroupIndex } from './cgroup-index';
+import type { NetnsIndex } from './netns-index';
+
+/** What the kernel knows of a local endpoint: the socket's cgroup, else (0) the netns. */
+export interface EndpointRef {
+  cgroupId: bigint;
+  netnsIno: number;
+}
 
 export interface LocalEndpoint {
   /** Stable identity of the attribute set, for aggregating rows that share it. */
@@ -28,12 +35,14 @@ export interface LocalEndpoint {
 
 export class CgroupAttribution {
   private readonly endpoints = new Map<bigint, LocalEndpoint>();
+  private readonly netnsEndpoints = new Map<number, LocalEndpoint>();
   private readonly node: LocalEndpoint;
   private readonly unknown: LocalEndpoint;
 
   constructor(
     private readonly index: CgroupIndex,
-    private readonly nodeName: string,
+    readonly nodeName: string,
+    private readonly netns?: NetnsIndex,
   ) {
     this.node = this.freeze('node', { [ATTR_K8S_NODE_NAME]: nodeName, [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_NODE });
     this.unknown = this.freeze('unknown', { [ATTR_K8S_NODE_NAME]: nodeName, [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_UNKNOWN });
@@ -61,14 +70,57 @@ export class CgroupAttribution {
     return endpoint;
   }
 
+  /** Endpoint of a kernel reference: by cgroup when the event had a full socket, else by netns. */
+  resolveRef(ref: EndpointRef): LocalEndpoint {
+    return ref.cgroupId !== 0n ? this.resolve(ref.cgroupId) : this.resolveNetns(ref.netnsIno);
+  }
+
+  /** A socket-less event belongs to the pod whose processes share its netns (pod-level: no container). */
+  resolveNetns(netnsIno: number): LocalEndpoint {
+    const cached = this.netnsEndpoints.get(netnsIno);
+    if (cached) return cached;
+    if (!this.netns || netnsIno === 0) return this.unknown;
+    if (this.netns.isHost(netnsIno)) return this.node;
+    const cgroups = this.netns.cgroupsOf(netnsIno);
+    if (!cgroups) return this.unknown;
+    let endpoint = this.node;
+    for (const cgroupPath of cgroups) {
+      const pod = parseKubeletCgroupPath(cgroupPath);
+      if (!pod) continue;
+      endpoint = this.freeze(
+        `pod/${pod.podUid}/`,
+        {
+          [ATTR_K8S_NODE_NAME]: this.nodeName,
+          [ATTR_K8S_POD_UID]: pod.podUid,
+          [ATTR_FLOWTEL_POD_QOS_CLASS]: pod.qosClass,
+          [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_POD,
+        },
+        pod.podUid,
+      );
+      break;
+    }
+    this.netnsEndpoints.set(netnsIno, endpoint);
+    return endpoint;
+  }
+
   /** True while the cgroup exists (as of the index's last walk). */
   isLive(cgroupId: bigint): boolean {
     return this.index.isLive(cgroupId);
   }
 
+  isLiveRef(ref: EndpointRef): boolean {
+    if (ref.cgroupId !== 0n) return this.index.isLive(ref.cgroupId);
+    return this.netns ? this.netns.isLive(ref.netnsIno) : false;
+  }
+
   /** Forgets a cgroup whose rows were retired. */
   forget(cgroupId: bigint): void {
     this.endpoints.delete(cgroupId);
+  }
+
+  forgetRef(ref: EndpointRef): void {
+    if (ref.cgroupId !== 0n) this.endpoints.delete(ref.cgroupId);
+    else this.netnsEndpoints.delete(ref.netnsIno);
   }
 
   private freeze(key: string, attributes: Attributes, podUid?: string): LocalEndpoint {

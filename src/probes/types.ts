@@ -19,6 +19,8 @@ export interface ProbeContext {
   log: AgentLog;
   /** How long a removed cgroup keeps its series before its kernel rows are deleted. */
   cgroupGracePeriodMs: number;
+  /** How often kernel histograms are drained into the API histograms. */
+  histogramDrainIntervalMs: number;
 }
 
 export interface ProbeGroup {
@@ -28,6 +30,8 @@ export interface ProbeGroup {
   readonly objectSpec: ProbeObjectSpec;
   /** After load and attach: create instruments, register event handlers. */
   start(loaded: LoadedProbeObject, context: ProbeContext): void;
+  /** Moves data that is exported by recording (kernel histograms) into the SDK; called before a final flush. */
+  flush?(): void;
   /** Unregisters callbacks; the runtime detaches the programs. */
   stop(): void;
 }

@@ -19,6 +19,14 @@ export const ATTR_NETWORK_LOCAL_ADDRESS = 'network.local.address';
 export const ATTR_NETWORK_LOCAL_PORT = 'network.local.port';
 export const ATTR_NETWORK_PEER_ADDRESS = 'network.peer.address';
 export const ATTR_NETWORK_PEER_PORT = 'network.peer.port';
+export const ATTR_SERVER_PORT = 'server.port';
+export const ATTR_SOURCE_ADDRESS = 'source.address';
+export const ATTR_SOURCE_PORT = 'source.port';
+export const ATTR_DESTINATION_ADDRESS = 'destination.address';
+export const ATTR_DESTINATION_PORT = 'destination.port';
+export const ATTR_NETWORK_IO_DIRECTION = 'network.io.direction';
+export const ATTR_NETWORK_CONNECTION_STATE = 'network.connection.state';
+export const ATTR_ERROR_TYPE = 'error.type';
 
 // --- Flowtel's own (no semantic convention defines these) ---
 /** Who owns the socket: `pod`, `node` (a cgroup outside kubepods) or `unknown` (cgroup gone). */
@@ -43,3 +51,18 @@ export const ATTRIBUTION_UNKNOWN = 'unknown';
 export const LOSS_RING_BUFFER_FULL = 'ring_buffer_full';
 export const LOSS_MAP_FULL = 'map_full';
 export const LOSS_QUEUE_FULL = 'queue_full';
+
+/** Reset reason name from the kernel's enum sk_rst_reason, without SK_RST_REASON_ (sent resets only). */
+export const ATTR_FLOWTEL_TCP_RESET_REASON = 'flowtel.tcp.reset.reason';
+/** Drop reason name from the kernel's enum skb_drop_reason, without SKB_DROP_REASON_. */
+export const ATTR_FLOWTEL_DROP_REASON = 'flowtel.drop.reason';
+/** Kernel function (symbol+offset) that freed a dropped packet (log records only). */
+export const ATTR_FLOWTEL_DROP_LOCATION = 'flowtel.drop.location';
+/** Bytes of a dropped packet (log records only). */
+export const ATTR_FLOWTEL_PACKET_LENGTH = 'flowtel.packet.length';
+/** Which side opened a TCP connection: client or server. */
+export const ATTR_FLOWTEL_TCP_ROLE = 'flowtel.tcp.role';
+/** Milliseconds from connect() to the failure (log records only). */
+export const ATTR_FLOWTEL_TCP_CONNECT_DURATION_MS = 'flowtel.tcp.connect.duration_ms';
+
+export const ATTRIBUTION_OVERFLOW = 'overflow';

@@ -44,3 +44,81 @@ export const METRIC_AGENT_EVENTS_SUPPRESSED: MetricName = {
  * self-observability metrics (otel.sdk.exporter.*, otel.sdk.processor.log.*),
  * which the exporters pipeline wires to the same MeterProvider.
  */
+
+export const METRIC_TCP_RESETS: MetricName = {
+  name: 'flowtel.tcp.resets',
+  unit: '{reset}',
+  description: 'TCP resets sent (with the kernel reason) and received, by network.io.direction.',
+};
+
+export const METRIC_NETWORK_DROPS: MetricName = {
+  name: 'flowtel.network.drops',
+  unit: '{packet}',
+  description: 'Packets the kernel dropped, by drop reason (enum skb_drop_reason).',
+};
+
+export const METRIC_NETWORK_DROPPED_BYTES: MetricName = {
+  name: 'flowtel.network.dropped_bytes',
+  unit: 'By',
+  description: 'Bytes of the packets the kernel dropped, by drop reason.',
+};
+
+export const METRIC_TCP_CONNECTION_OPENS: MetricName = {
+  name: 'flowtel.tcp.connection.opens',
+  unit: '{connection}',
+  description: 'TCP handshakes completed, by flowtel.tcp.role (client: SYN_SENT to ESTABLISHED; server: SYN_RECV to ESTABLISHED).',
+};
+
+export const METRIC_TCP_CONNECTION_FAILURES: MetricName = {
+  name: 'flowtel.tcp.connection.failures',
+  unit: '{connection}',
+  description: 'Client connection attempts that ended before ESTABLISHED, by error.type.',
+};
+
+export const METRIC_TCP_CONNECTION_CLOSES: MetricName = {
+  name: 'flowtel.tcp.connection.closes',
+  unit: '{connection}',
+  description: 'Established TCP connections that closed, by flowtel.tcp.role.',
+};
+
+export const METRIC_TCP_CONNECTION_BYTES: MetricName = {
+  name: 'flowtel.tcp.connection.bytes',
+  unit: 'By',
+  description: 'Bytes of connections at close, by network.io.direction (transmit: acked by the peer; receive: received).',
+};
+
+export const METRIC_TCP_CONNECTIONS: MetricName = {
+  name: 'flowtel.tcp.connections',
+  unit: '{connection}',
+  description: 'Live TCP sockets by network.connection.state.',
+};
+
+export const METRIC_TCP_HANDSHAKE_DURATION: MetricName = {
+  name: 'flowtel.tcp.handshake.duration',
+  unit: 's',
+  description: 'TCP handshake time: client connect() to ESTABLISHED; server SYN-ACK to the final ACK.',
+};
+
+export const METRIC_TCP_CONNECTION_DURATION: MetricName = {
+  name: 'flowtel.tcp.connection.duration',
+  unit: 's',
+  description: 'Lifetime of TCP connections from ESTABLISHED to CLOSE.',
+};
+
+export const METRIC_TCP_RTT: MetricName = {
+  name: 'flowtel.tcp.rtt',
+  unit: 's',
+  description: 'Smoothed TCP round-trip time (srtt) of sampled incoming segments.',
+};
+
+export const METRIC_POD_NETWORK_IO: MetricName = {
+  name: 'k8s.pod.network.io',
+  unit: 'By',
+  description: 'Bytes sent and received by the sockets of the endpoint (IP packet length), by network.io.direction.',
+};
+
+export const METRIC_POD_NETWORK_PACKETS: MetricName = {
+  name: 'flowtel.pod.network.packets',
+  unit: '{packet}',
+  description: 'Packets sent and received by the sockets of the endpoint (GSO packets count their segments).',
+};

@@ -36,7 +36,7 @@ describe('ring buffer flood (real kernel)', function () {
 
   it('counts ring-full and queue-full losses, and accounts for every event', async () => {
     runtime = new BpfRuntime({ objectDir: path.join(packageRoot(), 'bpf', '.output'), ringBufferBytes: 4096, maxQueuedBatches: 1 });
-    const group = new TcpRetransmitsGroup({ enabled: true, maxEventsPerSecondPerCpu: 1_000_000, maxTrackedCgroups: 1024 });
+    const group = new TcpRetransmitsGroup({ enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 1_000_000, maxRows: 1024 });
     const loaded = runtime.load(group.objectSpec);
     let handled = 0;
     const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_RETRANSMIT;

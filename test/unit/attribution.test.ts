@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { MapRows, NativeBpfObject, StructLayoutInfo } from '../../src/bpf/native';
 import { CgroupAttribution } from '../../src/k8s/attribution';
 import { CgroupIndex } from '../../src/k8s/cgroup-index';
-import { CgroupCounterTable } from '../../src/probes/shared/cgroup-counters';
+import { EndpointCounterTable } from '../../src/probes/shared/endpoint-counters';
 import { tempDir } from '../support/tmp';
 
 const UID = '3f0a6a5e-1b7c-4d2e-9f10-2a3b4c5d6e7f';
@@ -62,37 +62,47 @@ class FakeCounterMap {
   readonly cpus = 2;
   object(): NativeBpfObject {
     const layouts: Record<string, StructLayoutInfo> = {
-      k: { size: 8, members: { cgroup_id: { offset: 0, size: 8 } } },
+      k: {
+        size: 32,
+        members: {
+          'endpoint.cgroup_id': { offset: 0, size: 8 },
+          'endpoint.netns_ino': { offset: 8, size: 4 },
+          'endpoint.server_port': { offset: 12, size: 2 },
+          'endpoint.protocol': { offset: 14, size: 1 },
+          'endpoint.family': { offset: 15, size: 1 },
+          'endpoint.peer_addr': { offset: 16, size: 16 },
+        },
+      },
       v: { size: 16, members: { events: { offset: 0, size: 8 }, segments: { offset: 8, size: 8 } } },
     };
     return {
       structLayout: (name: string) => layouts[name],
       mapReadAll: (): MapRows => {
         const entries = [...this.rows.entries()];
-        const keys = Buffer.alloc(entries.length * 8);
+        const keys = Buffer.alloc(entries.length * 32);
         const values = Buffer.alloc(entries.length * 16 * this.cpus);
         entries.forEach(([id, perCpu], i) => {
-          keys.writeBigUInt64LE(id, i * 8);
+          keys.writeBigUInt64LE(id, i * 32);
           for (let c = 0; c < this.cpus; c++) {
             values.writeBigUInt64LE(BigInt(perCpu[c * 2]), i * 32 + c * 16);
             values.writeBigUInt64LE(BigInt(perCpu[c * 2 + 1]), i * 32 + c * 16 + 8);
           }
         });
-        return { count: entries.length, keys, values, keySize: 8, valueStride: 16 * this.cpus };
+        return { count: entries.length, keys, values, keySize: 32, valueStride: 16 * this.cpus };
       },
       mapDeleteKeys: (_name: string, keys: Buffer) => {
-        for (let off = 0; off < keys.length; off += 8) {
+        for (let off = 0; off < keys.length; off += 32) {
           const id = keys.readBigUInt64LE(off);
           this.deleted.push(id);
           this.rows.delete(id);
         }
-        return keys.length / 8;
+        return keys.length / 32;
       },
     } as unknown as NativeBpfObject;
   }
 }
 
-describe('per-cgroup counter table', () => {
+describe('per-endpoint counter table', () => {
   it('sums CPUs, sums cgroups that share an endpoint, and retires removed cgroups without going backwards', () => {
     const { root, pod, service } = tree();
     const other = path.join(root, 'system.slice/cron.service');
@@ -104,7 +114,7 @@ describe('per-cgroup counter table', () => {
     map.rows.set(ino(pod), [1, 10, 2, 20]);
     map.rows.set(ino(service), [1, 1, 0, 0]);
     map.rows.set(ino(other), [0, 0, 3, 5]);
-    const table = new CgroupCounterTable({
+    const table = new EndpointCounterTable({
       object: map.object(),
       mapName: 'm',
       keyStruct: 'k',

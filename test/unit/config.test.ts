@@ -54,7 +54,7 @@ exporters:
     const err = configError(() => configFromFile(file));
     assert.equal(err.field, 'probes.tcpRetransmits.enabeld');
     assert.match(err.message, /probes\.tcpRetransmits\.enabeld = true \(boolean\)/);
-    assert.match(err.message, /expected a known key \(one of: enabled, maxEventsPerSecondPerCpu, maxTrackedCgroups\)/);
+    assert.match(err.message, /expected a known key \(one of: enabled, granularity, maxEventsPerSecondPerCpu, maxRows\)/);
     assert.match(err.message, /unknown\.yaml/);
   });
 
@@ -70,7 +70,7 @@ exporters:
     assert.match(configError(() => configFromFlags([['--log-level', 'loud']])).message, /one of "debug", "info", "warn", "error"/);
     assert.match(configError(() => configFromFlags([['--otlp-endpoint', 'collector:4317']])).message, /http:\/\/ or https:\/\/ URL/);
     const file = tempFile('list.yaml', 'probes: [a, b]\n');
-    assert.match(configError(() => configFromFile(file)).message, /probes = a list .*expected a mapping with keys tcpRetransmits/);
+    assert.match(configError(() => configFromFile(file)).message, /probes = a list .*expected a mapping with keys tcpRetransmits, tcpResets, drops, tcpConnections, tcpRtt, flows/);
   });
 
   it('names the flag or environment variable a bad value came from', () => {

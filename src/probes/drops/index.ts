@@ -1,0 +1,154 @@
+/**
+ * drops: packets the kernel freed with a drop reason (tp_btf/kfree_skb), per
+ * local endpoint and reason, plus a rate-limited log record with the packet's
+ * addresses and the kernel function that dropped it. Reason names and values
+ * come from the running kernel's BTF (enum skb_drop_reason), so the numbering
+ * of this kernel is the one used.
+ */
+import type { BatchObservableCallback } from '@opentelemetry/api';
+import { SeverityNumber } from '@opentelemetry/api-logs';
+import type { NativeBpfObject } from '../../bpf/native';
+import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
+import { nativeAddon } from '../../bpf/native';
+import { ConfigError } from '../../config/schema';
+import {
+  ATTR_DESTINATION_ADDRESS,
+  ATTR_DESTINATION_PORT,
+  ATTR_FLOWTEL_DROP_LOCATION,
+  ATTR_FLOWTEL_DROP_REASON,
+  ATTR_FLOWTEL_PACKET_LENGTH,
+  ATTR_NETWORK_TRANSPORT,
+  ATTR_NETWORK_TYPE,
+  ATTR_SOURCE_ADDRESS,
+  ATTR_SOURCE_PORT,
+  EVENT_NETWORK_DROP,
+  METRIC_NETWORK_DROPPED_BYTES,
+  METRIC_NETWORK_DROPS,
+} from '../../semconv';
+import type { DropsConfig } from '../config';
+import { EndpointCounterTable } from '../shared/endpoint-counters';
+import { EnumNames } from '../shared/enum-names';
+import { EventReader } from '../shared/event-endpoint';
+import { setCommonGlobals, u32 } from '../shared/globals';
+import { observableCounter } from '../shared/instruments';
+import type { ProbeContext, ProbeGroup } from '../types';
+import { KernelSymbols } from './kallsyms';
+
+const MAP = 'drops_count';
+const FILTER = 'drops_reason_filter';
+const TRANSPORTS: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmp' };
+
+/** The reason values to count: allow (all when empty) minus deny. Unknown names are config errors. */
+export function selectedReasons(reasons: EnumNames, config: Pick<DropsConfig, 'allowReasons' | 'denyReasons'>): number[] {
+  const known = [...reasons.values.keys()].filter((n) => n !== 'MAX');
+  const check = (field: string, list: string[]) =>
+    list.forEach((name, i) => {
+      if (!reasons.values.has(name)) {
+        throw new ConfigError(`probes.drops.${field}[${i}]`, name, `a drop reason of this kernel (${known.join(', ')})`, 'the config');
+      }
+    });
+  check('allowReasons', config.allowReasons);
+  check('denyReasons', config.denyReasons);
+  const allowed = config.allowReasons.length ? config.allowReasons : known;
+  const denied = new Set(config.denyReasons);
+  return allowed.filter((n) => !denied.has(n)).map((n) => reasons.values.get(n) as number);
+}
+
+export class DropsGroup implements ProbeGroup {
+  readonly name = 'drops';
+  readonly hooks = ['tp_btf/kfree_skb'] as const;
+  readonly objectSpec: ProbeObjectSpec;
+  private readonly reasons: EnumNames;
+  private stopCallback: (() => void) | undefined;
+
+  constructor(config: DropsConfig) {
+    this.reasons = new EnumNames(nativeAddon().kernelEnum('skb_drop_reason'), 'SKB_DROP_REASON_');
+    const selected = selectedReasons(this.reasons, config);
+    this.objectSpec = {
+      group: this.name,
+      objectFile: 'drops.bpf.o',
+      programs: ['kfree_skb'],
+      configure: (object) => {
+        setCommonGlobals(object, config);
+        object.setMapMaxEntries(MAP, config.maxRows);
+      },
+      afterLoad: (object: NativeBpfObject) => {
+        const limit = object.mapInfo(FILTER).maxEntries;
+        for (const value of selected) if (value < limit) object.mapUpdate(FILTER, u32(value), Buffer.from([1]));
+      },
+    };
+  }
+
+  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+    const { meter, runtime, attribution } = context;
+    const reasons = this.reasons;
+    const table = new EndpointCounterTable({
+      object: loaded.object,
+      mapName: MAP,
+      keyStruct: 'drops_key',
+      valueStruct: 'drops_value',
+      fields: ['packets', 'bytes'] as const,
+      keyFields: ['reason'],
+      describe: (key) => {
+        const reason = key.uint('reason');
+        return { key: String(reason), attributes: { [ATTR_FLOWTEL_DROP_REASON]: reasons.name(reason) } };
+      },
+      attribution,
+      possibleCpus: runtime.possibleCpus,
+      gracePeriodMs: context.cgroupGracePeriodMs,
+    });
+    const packets = observableCounter(meter, METRIC_NETWORK_DROPS);
+    const bytes = observableCounter(meter, METRIC_NETWORK_DROPPED_BYTES);
+    const observe: BatchObservableCallback = (observer) => {
+      for (const row of table.collect()) {
+        observer.observe(packets, row.totals.packets, row.attributes);
+        observer.observe(bytes, row.totals.bytes, row.attributes);
+      }
+    };
+    meter.addBatchObservableCallback(observe, [packets, bytes]);
+    this.stopCallback = () => meter.removeBatchObservableCallback(observe, [packets, bytes]);
+
+    const symbols = new KernelSymbols();
+    const reader = new EventReader(loaded.object, 'drop_event', ['reason', 'location', 'length', 'tuple_valid', 'tuple.protocol'] as const);
+    const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_DROP;
+    runtime.onEvent(kind, (buf, offset) => {
+      const reason = reasons.name(reader.fields.uint(buf, offset, 'reason'));
+      const location = symbols.symbolize(reader.fields.bigint(buf, offset, 'location'));
+      const length = reader.fields.uint(buf, offset, 'length');
+      const attributes = {
+        ...reader.endpointAttributes(buf, offset, attribution),
+        [ATTR_FLOWTEL_DROP_REASON]: reason,
+        [ATTR_FLOWTEL_DROP_LOCATION]: location,
+        [ATTR_FLOWTEL_PACKET_LENGTH]: length,
+      };
+      let body = `packet dropped (${reason}) in ${location}`;
+      if (reader.fields.uint(buf, offset, 'tuple_valid')) {
+        // Packet order: "local" is the source, "peer" the destination.
+        const tuple = reader.tuple.decode(buf, offset);
+        const protocol = reader.fields.uint(buf, offset, 'tuple.protocol');
+        Object.assign(attributes, {
+          [ATTR_NETWORK_TYPE]: tuple.family,
+          [ATTR_NETWORK_TRANSPORT]: TRANSPORTS[protocol] ?? `ipproto-${protocol}`,
+          [ATTR_SOURCE_ADDRESS]: tuple.localAddress,
+          [ATTR_SOURCE_PORT]: tuple.localPort,
+          [ATTR_DESTINATION_ADDRESS]: tuple.peerAddress,
+          [ATTR_DESTINATION_PORT]: tuple.peerPort,
+        });
+        body = `packet ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} dropped (${reason}) in ${location}`;
+      }
+      context.logger.emit({
+        eventName: EVENT_NETWORK_DROP,
+        timestamp: context.clock.toHrTime(reader.timestamp(buf, offset)),
+        severityNumber: SeverityNumber.WARN,
+        severityText: 'WARN',
+        body,
+        attributes,
+      });
+    });
+  }
+
+  stop(): void {
+    this.stopCallback?.();
+    this.stopCallback = undefined;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * flows: bytes and packets per local endpoint and direction from cgroup_skb
+ * programs at the cgroup v2 root, exported as k8s.pod.network.io (bytes) and
+ * flowtel.pod.network.packets; at flow granularity also per peer address,
+ * server port and transport. Traffic of flows that found the kernel map full
+ * is exported under flowtel.attribution=overflow, so totals stay whole.
+ */
+import type { BatchObservableCallback } from '@opentelemetry/api';
+import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
+import { sumPerCpuU64, StructReader } from '../../bpf/struct-reader';
+import {
+  ATTR_FLOWTEL_ATTRIBUTION,
+  ATTR_K8S_NODE_NAME,
+  ATTR_NETWORK_IO_DIRECTION,
+  ATTRIBUTION_OVERFLOW,
+  METRIC_POD_NETWORK_IO,
+  METRIC_POD_NETWORK_PACKETS,
+} from '../../semconv';
+import type { FlowsConfig } from '../config';
+import { Directions } from '../shared/direction';
+import { EndpointCounterTable } from '../shared/endpoint-counters';
+import { setCommonGlobals } from '../shared/globals';
+import { observableCounter } from '../shared/instruments';
+import type { ProbeContext, ProbeGroup } from '../types';
+
+const MAP = 'flows_by_endpoint';
+const OVERFLOW = 'flows_overflow';
+
+export class FlowsGroup implements ProbeGroup {
+  readonly name = 'flows';
+  readonly hooks = ['cgroup_skb/ingress', 'cgroup_skb/egress'] as const;
+  readonly objectSpec: ProbeObjectSpec;
+  private stopCallback: (() => void) | undefined;
+
+  constructor(
+    private readonly config: FlowsConfig,
+    cgroupRoot: string,
+  ) {
+    this.objectSpec = {
+      group: this.name,
+      objectFile: 'flows.bpf.o',
+      programs: [],
+      configure: (object) => {
+        setCommonGlobals(object, { granularity: config.granularity });
+        object.setMapMaxEntries(MAP, config.maxRows);
+      },
+      attachCustom: (object) => [object.attachCgroup('flows_ingress', cgroupRoot), object.attachCgroup('flows_egress', cgroupRoot)],
+    };
+  }
+
+  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+    const { meter, runtime, attribution } = context;
+    const object = loaded.object;
+    const directions = new Directions(object);
+    const table = new EndpointCounterTable({
+      object,
+      mapName: MAP,
+      keyStruct: 'flows_key',
+      valueStruct: 'flows_value',
+      fields: ['bytes', 'packets'] as const,
+      keyFields: ['direction'],
+      describe: (key) => {
+        const direction = directions.name(key.uint('direction'));
+        return direction ? { key: direction, attributes: { [ATTR_NETWORK_IO_DIRECTION]: direction } } : undefined;
+      },
+      attribution,
+      possibleCpus: runtime.possibleCpus,
+      gracePeriodMs: context.cgroupGracePeriodMs,
+      ...(this.config.granularity === 'flow' ? { idleFlowEvictMs: this.config.idleFlowTimeoutMs } : {}),
+    });
+    const overflowValue = new StructReader('flows_value', object.structLayout('flows_value'), ['bytes', 'packets']);
+    const bytes = observableCounter(meter, METRIC_POD_NETWORK_IO);
+    const packets = observableCounter(meter, METRIC_POD_NETWORK_PACKETS);
+    const nodeName = context.attribution.nodeName;
+    const observe: BatchObservableCallback = (observer) => {
+      for (const row of table.collect()) {
+        observer.observe(bytes, row.totals.bytes, row.attributes);
+        observer.observe(packets, row.totals.packets, row.attributes);
+      }
+      const overflow = object.mapReadAll(OVERFLOW);
+      const cpus = runtime.possibleCpus;
+      for (let i = 0; i < overflow.count; i++) {
+        const direction = directions.name(overflow.keys.readUInt32LE(i * overflow.keySize));
+        if (!direction) continue;
+        const base = i * overflow.valueStride;
+        const stride = overflow.valueStride / cpus;
+        const attributes = { [ATTR_K8S_NODE_NAME]: nodeName, [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_OVERFLOW, [ATTR_NETWORK_IO_DIRECTION]: direction };
+        observer.observe(bytes, Number(sumPerCpuU64(overflow.values, base, overflowValue.member('bytes').offset, cpus, stride)), attributes);
+        observer.observe(packets, Number(sumPerCpuU64(overflow.values, base, overflowValue.member('packets').offset, cpus, stride)), attributes);
+      }
+    };
+    meter.addBatchObservableCallback(observe, [bytes, packets]);
+    this.stopCallback = () => meter.removeBatchObservableCallback(observe, [bytes, packets]);
+  }
+
+  stop(): void {
+    this.stopCallback?.();
+    this.stopCallback = undefined;
+  }
+}

@@ -1,0 +1,51 @@
+/** Decodes struct flowtel_endpoint_key (bpf/flowtel.h) embedded as `endpoint` in a map key or event. */
+import type { Attributes } from '@opentelemetry/api';
+import type { StructLayoutInfo } from '../../bpf/native';
+import { StructReader } from '../../bpf/struct-reader';
+import type { EndpointRef } from '../../k8s/attribution';
+import { ATTR_NETWORK_PEER_ADDRESS, ATTR_NETWORK_TRANSPORT, ATTR_NETWORK_TYPE, ATTR_SERVER_PORT } from '../../semconv';
+import { formatAddress } from './tuple';
+
+const FIELDS = ['endpoint.cgroup_id', 'endpoint.netns_ino', 'endpoint.server_port', 'endpoint.protocol', 'endpoint.family', 'endpoint.peer_addr'] as const;
+type Field = (typeof FIELDS)[number];
+const AF_INET6 = 10;
+const TRANSPORTS: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmp' };
+
+export interface PeerInfo {
+  /** Stable text identity of the peer, for aggregation keys. */
+  key: string;
+  attributes: Attributes;
+}
+
+export class EndpointKeyReader {
+  private readonly reader: StructReader<Field>;
+
+  constructor(structName: string, layout: StructLayoutInfo) {
+    this.reader = new StructReader(structName, layout, FIELDS);
+  }
+
+  ref(buf: Buffer, offset: number): EndpointRef {
+    return { cgroupId: this.reader.bigint(buf, offset, 'endpoint.cgroup_id'), netnsIno: this.reader.uint(buf, offset, 'endpoint.netns_ino') };
+  }
+
+  /** The peer of a flow-granularity row; undefined at pod granularity (family 0). */
+  peer(buf: Buffer, offset: number): PeerInfo | undefined {
+    const family = this.reader.uint(buf, offset, 'endpoint.family');
+    if (family === 0) return undefined;
+    const address = formatAddress(this.reader.bytes(buf, offset, 'endpoint.peer_addr'));
+    return peerInfo(address, this.reader.uint(buf, offset, 'endpoint.server_port'), this.reader.uint(buf, offset, 'endpoint.protocol'), family);
+  }
+}
+
+/** Peer identity and attributes of a flow: the same for kernel rows and for series built in user space. */
+export function peerInfo(address: string, serverPort: number, protocol: number, family: number): PeerInfo {
+  return {
+    key: `${address}|${serverPort}|${protocol}`,
+    attributes: {
+      [ATTR_NETWORK_PEER_ADDRESS]: address,
+      [ATTR_SERVER_PORT]: serverPort,
+      [ATTR_NETWORK_TRANSPORT]: TRANSPORTS[protocol] ?? `ipproto-${protocol}`,
+      [ATTR_NETWORK_TYPE]: family === AF_INET6 && !address.includes('.') ? 'ipv6' : 'ipv4',
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/** Reads the local endpoint (cgroup_id, netns_ino) and tuple every event struct carries. */
+import type { Attributes } from '@opentelemetry/api';
+import type { NativeBpfObject } from '../../bpf/native';
+import { StructReader } from '../../bpf/struct-reader';
+import type { CgroupAttribution, EndpointRef } from '../../k8s/attribution';
+import {
+  ATTR_FLOWTEL_CGROUP_ID,
+  ATTR_NETWORK_LOCAL_ADDRESS,
+  ATTR_NETWORK_LOCAL_PORT,
+  ATTR_NETWORK_PEER_ADDRESS,
+  ATTR_NETWORK_PEER_PORT,
+  ATTR_NETWORK_TYPE,
+} from '../../semconv';
+import { TupleDecoder, type Tuple } from './tuple';
+
+export class EventReader<F extends string> {
+  readonly fields: StructReader<F | 'header.timestamp_ns' | 'cgroup_id' | 'netns_ino'>;
+  readonly tuple: TupleDecoder;
+
+  constructor(object: NativeBpfObject, structName: string, fields: readonly F[]) {
+    const layout = object.structLayout(structName);
+    this.fields = new StructReader(structName, layout, ['header.timestamp_ns', 'cgroup_id', 'netns_ino', ...fields]);
+    this.tuple = new TupleDecoder(structName, layout, 'tuple');
+  }
+
+  timestamp(buf: Buffer, offset: number): bigint {
+    return this.fields.bigint(buf, offset, 'header.timestamp_ns');
+  }
+
+  ref(buf: Buffer, offset: number): EndpointRef {
+    return { cgroupId: this.fields.bigint(buf, offset, 'cgroup_id'), netnsIno: this.fields.uint(buf, offset, 'netns_ino') };
+  }
+
+  /** Local endpoint attributes plus the flowtel.cgroup.id of the event. */
+  endpointAttributes(buf: Buffer, offset: number, attribution: CgroupAttribution): Attributes {
+    const ref = this.ref(buf, offset);
+    return { ...attribution.resolveRef(ref).attributes, [ATTR_FLOWTEL_CGROUP_ID]: ref.cgroupId.toString() };
+  }
+}
+
+/** network.* attributes of a socket tuple (saddr local, daddr peer). */
+export function socketTupleAttributes(tuple: Tuple): Attributes {
+  return {
+    [ATTR_NETWORK_TYPE]: tuple.family,
+    [ATTR_NETWORK_LOCAL_ADDRESS]: tuple.localAddress,
+    [ATTR_NETWORK_LOCAL_PORT]: tuple.localPort,
+    [ATTR_NETWORK_PEER_ADDRESS]: tuple.peerAddress,
+    [ATTR_NETWORK_PEER_PORT]: tuple.peerPort,
+  };
+}

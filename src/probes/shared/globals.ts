@@ -1,0 +1,45 @@
+/** The `const volatile` globals every probe object shares (bpf/flowtel_common.bpf.h). */
+import fs from 'node:fs';
+import type { NativeBpfObject } from '../../bpf/native';
+import type { Granularity } from '../config';
+
+export function u8(v: number): Buffer {
+  return Buffer.from([v]);
+}
+export function u16(v: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(v);
+  return b;
+}
+export function u32(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v);
+  return b;
+}
+export function u64(v: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(v));
+  return b;
+}
+
+/** net.ipv4.ip_local_port_range, which tells client ports from server ports. */
+export function ephemeralPortRange(file = '/proc/sys/net/ipv4/ip_local_port_range'): [number, number] {
+  try {
+    const [low, high] = fs.readFileSync(file, 'utf8').trim().split(/\s+/).map(Number);
+    if (low > 0 && high >= low) return [low, high];
+  } catch {
+    // fall through to the kernel default
+  }
+  return [32768, 60999];
+}
+
+export function setCommonGlobals(
+  object: NativeBpfObject,
+  options: { granularity: Granularity; maxEventsPerSecondPerCpu?: number },
+): void {
+  const [low, high] = ephemeralPortRange();
+  object.setGlobal('flowtel_flow_granularity', u8(options.granularity === 'flow' ? 1 : 0));
+  object.setGlobal('flowtel_ephemeral_low', u16(low));
+  object.setGlobal('flowtel_ephemeral_high', u16(high));
+  object.setGlobal('flowtel_events_per_cpu_per_sec', u64(options.maxEventsPerSecondPerCpu ?? 0));
+}

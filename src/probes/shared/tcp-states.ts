@@ -1,0 +1,41 @@
+/** TCP state names from the kernel's BTF (an anonymous enum, found by a member). */
+import type { NativeAddon } from '../../bpf/native';
+
+/** TCP_* names → network.connection.state values of the semantic conventions. */
+const SEMCONV_STATE: Record<string, string> = {
+  ESTABLISHED: 'established',
+  SYN_SENT: 'syn_sent',
+  SYN_RECV: 'syn_received',
+  FIN_WAIT1: 'fin_wait_1',
+  FIN_WAIT2: 'fin_wait_2',
+  TIME_WAIT: 'time_wait',
+  CLOSE: 'closed',
+  CLOSE_WAIT: 'close_wait',
+  LAST_ACK: 'last_ack',
+  LISTEN: 'listen',
+  CLOSING: 'closing',
+};
+
+export class TcpStateNames {
+  private readonly byValue: Map<number, string>;
+  readonly values: Record<string, number>;
+
+  constructor(kernelEnum: Record<string, number>) {
+    this.values = Object.fromEntries(Object.entries(kernelEnum).map(([k, v]) => [k.replace(/^TCP_/, ''), v]));
+    this.byValue = new Map(Object.entries(this.values).map(([k, v]) => [v, k]));
+  }
+
+  /** "ESTABLISHED", or STATE_<n> for a value this kernel does not name. */
+  name(value: number): string {
+    return this.byValue.get(value) ?? `STATE_${value}`;
+  }
+
+  /** network.connection.state value, or undefined for kernel-internal states. */
+  semconv(value: number): string | undefined {
+    return SEMCONV_STATE[this.name(value)];
+  }
+}
+
+export function tcpStateNames(native: NativeAddon): TcpStateNames {
+  return new TcpStateNames(native.kernelEnumWithMember('TCP_ESTABLISHED'));
+}

@@ -1,0 +1,219 @@
+/**
+ * tcp-connections: the connection life cycle from inet_sock_set_state.
+ * Counters (opens, failures by error.type, closes, bytes at close), live
+ * sockets by network.connection.state (kernel deltas on top of the sockets
+ * that existed at start), handshake and connection-duration histograms, and
+ * a log record per failed connection.
+ */
+import type { Attributes, BatchObservableCallback } from '@opentelemetry/api';
+import { SeverityNumber } from '@opentelemetry/api-logs';
+import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_FLOWTEL_TCP_CONNECT_DURATION_MS,
+  ATTR_FLOWTEL_TCP_ROLE,
+  ATTR_NETWORK_CONNECTION_STATE,
+  ATTR_NETWORK_IO_DIRECTION,
+  ATTR_NETWORK_TRANSPORT,
+  EVENT_TCP_CONNECTION_FAILURE,
+  METRIC_TCP_CONNECTIONS,
+  METRIC_TCP_CONNECTION_BYTES,
+  METRIC_TCP_CONNECTION_CLOSES,
+  METRIC_TCP_CONNECTION_DURATION,
+  METRIC_TCP_CONNECTION_FAILURES,
+  METRIC_TCP_CONNECTION_OPENS,
+  METRIC_TCP_HANDSHAKE_DURATION,
+} from '../../semconv';
+import type { EventProbeConfig } from '../config';
+import { EndpointCounterTable, seriesKeyOf } from '../shared/endpoint-counters';
+import { peerInfo } from '../shared/endpoint-key';
+import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
+import { setCommonGlobals } from '../shared/globals';
+import { observableCounter } from '../shared/instruments';
+import { KernelHistogramDrain, createKernelHistogram, kernelBoundaries } from '../shared/kernel-histogram';
+import { tcpStateNames, type TcpStateNames } from '../shared/tcp-states';
+import type { ProbeContext, ProbeGroup } from '../types';
+import { connectErrorType } from './error-type';
+import { existingTcpSockets } from './existing-sockets';
+import { ephemeralPortRange } from '../shared/globals';
+
+const STATS = 'tcp_connections_stats';
+const IPPROTO_TCP = 6;
+
+export class TcpConnectionsGroup implements ProbeGroup {
+  readonly name = 'tcp-connections';
+  readonly hooks = ['tp_btf/inet_sock_set_state'] as const;
+  readonly objectSpec: ProbeObjectSpec;
+  private stopCallbacks: Array<() => void> = [];
+  private drains: KernelHistogramDrain[] = [];
+
+  constructor(
+    private readonly config: EventProbeConfig,
+    private readonly cgroupRoot: string,
+  ) {
+    this.objectSpec = {
+      group: this.name,
+      objectFile: 'tcp_connections.bpf.o',
+      programs: ['inet_sock_set_state'],
+      configure: (object) => {
+        setCommonGlobals(object, config);
+        object.setMapMaxEntries(STATS, config.maxRows);
+      },
+    };
+  }
+
+  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+    const { meter, runtime, attribution } = context;
+    const object = loaded.object;
+    const roles = object.objectEnum('tcp_connection_role');
+    const stats = object.objectEnum('tcp_connection_stat');
+    const roleName = (v: number): string => (v === roles.TCP_ROLE_CLIENT ? 'client' : v === roles.TCP_ROLE_SERVER ? 'server' : 'unknown');
+    const states = tcpStateNames(runtime.native);
+    const statName = new Map(Object.entries(stats).map(([k, v]) => [v, k]));
+    const baseline = this.baseline(context, states);
+
+    const table = new EndpointCounterTable({
+      object,
+      mapName: STATS,
+      keyStruct: 'tcp_connections_key',
+      fields: ['value'] as const,
+      signed: true,
+      keyFields: ['stat', 'role', 'state', 'error'],
+      describe: (key) => {
+        const stat = statName.get(key.uint('stat')) ?? '';
+        const role = roleName(key.uint('role'));
+        switch (stat) {
+          case 'TCP_STAT_OPENED':
+          case 'TCP_STAT_CLOSED':
+            return { key: `${stat}/${role}`, tag: stat, attributes: { [ATTR_FLOWTEL_TCP_ROLE]: role } };
+          case 'TCP_STAT_FAILED': {
+            const errorType = connectErrorType(key.int('error'));
+            return { key: `${stat}/${errorType}`, tag: stat, attributes: { [ATTR_ERROR_TYPE]: errorType } };
+          }
+          case 'TCP_STAT_BYTES_SENT':
+          case 'TCP_STAT_BYTES_RECEIVED': {
+            const direction = stat === 'TCP_STAT_BYTES_SENT' ? 'transmit' : 'receive';
+            return { key: `${stat}/${role}`, tag: 'BYTES', attributes: { [ATTR_NETWORK_IO_DIRECTION]: direction, [ATTR_FLOWTEL_TCP_ROLE]: role } };
+          }
+          case 'TCP_STAT_STATE_DELTA': {
+            const state = states.semconv(key.uint('state'));
+            return state ? { key: `state/${state}`, tag: stat, attributes: { [ATTR_NETWORK_CONNECTION_STATE]: state } } : undefined;
+          }
+          default:
+            return undefined;
+        }
+      },
+      attribution,
+      possibleCpus: runtime.possibleCpus,
+      gracePeriodMs: context.cgroupGracePeriodMs,
+    });
+
+    const opens = observableCounter(meter, METRIC_TCP_CONNECTION_OPENS);
+    const failures = observableCounter(meter, METRIC_TCP_CONNECTION_FAILURES);
+    const closes = observableCounter(meter, METRIC_TCP_CONNECTION_CLOSES);
+    const bytes = observableCounter(meter, METRIC_TCP_CONNECTION_BYTES);
+    const live = meter.createObservableUpDownCounter(METRIC_TCP_CONNECTIONS.name, {
+      unit: METRIC_TCP_CONNECTIONS.unit,
+      description: METRIC_TCP_CONNECTIONS.description,
+    });
+    const instruments = { TCP_STAT_OPENED: opens, TCP_STAT_FAILED: failures, TCP_STAT_CLOSED: closes, BYTES: bytes } as const;
+    const observe: BatchObservableCallback = (observer) => {
+      const liveSeries = new Map<string, { attributes: Attributes; value: number }>(baseline);
+      for (const row of table.collect()) {
+        if (row.tag === 'TCP_STAT_STATE_DELTA') {
+          const base = liveSeries.get(row.seriesKey);
+          liveSeries.set(row.seriesKey, { attributes: row.attributes, value: (base?.value ?? 0) + row.totals.value });
+        } else if (row.tag && row.tag in instruments) {
+          observer.observe(instruments[row.tag as keyof typeof instruments], row.totals.value, row.attributes);
+        }
+      }
+      for (const { attributes, value } of liveSeries.values()) observer.observe(live, Math.max(0, value), attributes);
+    };
+    const all = [opens, failures, closes, bytes, live];
+    meter.addBatchObservableCallback(observe, all);
+    this.stopCallbacks.push(() => meter.removeBatchObservableCallback(observe, all));
+
+    const histogramOptions = {
+      object,
+      keyStruct: 'tcp_connections_hist_key',
+      keyFields: ['role'],
+      describe: (key: { uint(field: string): number }) => {
+        const role = roleName(key.uint('role'));
+        return { key: role, attributes: { [ATTR_FLOWTEL_TCP_ROLE]: role } };
+      },
+      attribution,
+      scale: 1e-6,
+    };
+    this.drains = [
+      new KernelHistogramDrain({
+        ...histogramOptions,
+        mapName: 'tcp_connections_handshake',
+        histogram: createKernelHistogram(meter, METRIC_TCP_HANDSHAKE_DURATION, kernelBoundaries(16, 2 ** 24, 1e-6)),
+      }),
+      new KernelHistogramDrain({
+        ...histogramOptions,
+        mapName: 'tcp_connections_duration',
+        histogram: createKernelHistogram(meter, METRIC_TCP_CONNECTION_DURATION, kernelBoundaries(1000, 2 ** 37, 1e-6, 4)),
+      }),
+    ];
+    const timer = setInterval(() => this.flush(), context.histogramDrainIntervalMs);
+    timer.unref();
+    this.stopCallbacks.push(() => clearInterval(timer));
+
+    const reader = new EventReader(object, 'tcp_connect_failed_event', ['error', 'duration_ns'] as const);
+    const kind = object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_CONNECT_FAILED;
+    runtime.onEvent(kind, (buf, offset) => {
+      const tuple = reader.tuple.decode(buf, offset);
+      const errorBits = reader.fields.uint(buf, offset, 'error');
+      const errorType = connectErrorType(errorBits | 0);
+      const durationMs = reader.fields.uint(buf, offset, 'duration_ns') / 1e6;
+      context.logger.emit({
+        eventName: EVENT_TCP_CONNECTION_FAILURE,
+        timestamp: context.clock.toHrTime(reader.timestamp(buf, offset)),
+        severityNumber: SeverityNumber.WARN,
+        severityText: 'WARN',
+        body: `TCP connection ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} failed: ${errorType} after ${durationMs.toFixed(1)} ms`,
+        attributes: {
+          ...reader.endpointAttributes(buf, offset, attribution),
+          [ATTR_NETWORK_TRANSPORT]: 'tcp',
+          ...socketTupleAttributes(tuple),
+          [ATTR_ERROR_TYPE]: errorType,
+          [ATTR_FLOWTEL_TCP_CONNECT_DURATION_MS]: Math.round(durationMs * 1000) / 1000,
+        },
+      });
+    });
+  }
+
+  /** Moves histogram samples the kernel gathered since the last drain into the API histograms. */
+  flush(): void {
+    for (const drain of this.drains) drain.drain();
+  }
+
+  stop(): void {
+    for (const stop of this.stopCallbacks) stop();
+    this.stopCallbacks = [];
+  }
+
+  /** Live sockets by state at start, in the same series identity the kernel rows get. */
+  private baseline(context: ProbeContext, states: TcpStateNames): Map<string, { attributes: Attributes; value: number }> {
+    const out = new Map<string, { attributes: Attributes; value: number }>();
+    const [low, high] = ephemeralPortRange();
+    const ephemeral = (p: number) => p >= low && p <= high;
+    for (const socket of existingTcpSockets(this.cgroupRoot)) {
+      const state = states.semconv(socket.state);
+      if (!state || state === 'closed') continue;
+      const endpoint = context.attribution.resolveRef({ cgroupId: socket.cgroupId, netnsIno: socket.netnsIno });
+      let peer;
+      if (this.config.granularity === 'flow') {
+        const { localPort: l, remotePort: r } = socket;
+        const serverPort = ephemeral(l) && !ephemeral(r) ? r : ephemeral(r) && !ephemeral(l) ? l : Math.min(l, r);
+        peer = peerInfo(socket.remoteAddress, serverPort, IPPROTO_TCP, socket.family === 'ipv6' ? 10 : 2);
+      }
+      const key = seriesKeyOf(endpoint.key, peer?.key, `state/${state}`);
+      const entry = out.get(key) ?? { attributes: { ...endpoint.attributes, ...peer?.attributes, [ATTR_NETWORK_CONNECTION_STATE]: state }, value: 0 };
+      entry.value += 1;
+      out.set(key, entry);
+    }
+    return out;
+  }
+}

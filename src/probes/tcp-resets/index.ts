@@ -1,0 +1,111 @@
+/**
+ * tcp-resets: RSTs sent (with the kernel's reason, enum sk_rst_reason) and
+ * received, per local endpoint and direction, plus a rate-limited log record
+ * per reset. Reason names come from the running kernel's BTF.
+ */
+import type { BatchObservableCallback } from '@opentelemetry/api';
+import { SeverityNumber } from '@opentelemetry/api-logs';
+import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
+import {
+  ATTR_FLOWTEL_TCP_RESET_REASON,
+  ATTR_FLOWTEL_TCP_STATE,
+  ATTR_NETWORK_IO_DIRECTION,
+  ATTR_NETWORK_TRANSPORT,
+  EVENT_TCP_RESET,
+  METRIC_TCP_RESETS,
+} from '../../semconv';
+import type { EventProbeConfig } from '../config';
+import { Directions } from '../shared/direction';
+import { EndpointCounterTable } from '../shared/endpoint-counters';
+import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
+import { setCommonGlobals } from '../shared/globals';
+import { observableCounter } from '../shared/instruments';
+import { EnumNames } from '../shared/enum-names';
+import { tcpStateNames } from '../shared/tcp-states';
+import type { ProbeContext, ProbeGroup } from '../types';
+
+const MAP = 'tcp_resets_count';
+
+export class TcpResetsGroup implements ProbeGroup {
+  readonly name = 'tcp-resets';
+  readonly hooks = ['tp_btf/tcp_send_reset', 'tp_btf/tcp_receive_reset'] as const;
+  readonly objectSpec: ProbeObjectSpec;
+  private stopCallback: (() => void) | undefined;
+
+  constructor(config: EventProbeConfig) {
+    this.objectSpec = {
+      group: this.name,
+      objectFile: 'tcp_resets.bpf.o',
+      programs: ['tcp_send_reset', 'tcp_receive_reset'],
+      configure: (object) => {
+        setCommonGlobals(object, config);
+        object.setMapMaxEntries(MAP, config.maxRows);
+      },
+    };
+  }
+
+  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+    const { meter, runtime, attribution } = context;
+    const directions = new Directions(loaded.object);
+    const reasons = new EnumNames(runtime.native.kernelEnum('sk_rst_reason'), 'SK_RST_REASON_');
+    const groupAttributes = (direction: number, reason: number) => {
+      const dir = directions.name(direction);
+      return dir === 'transmit'
+        ? { [ATTR_NETWORK_IO_DIRECTION]: dir, [ATTR_FLOWTEL_TCP_RESET_REASON]: reasons.name(reason) }
+        : { [ATTR_NETWORK_IO_DIRECTION]: dir ?? 'unknown' };
+    };
+    const table = new EndpointCounterTable({
+      object: loaded.object,
+      mapName: MAP,
+      keyStruct: 'tcp_resets_key',
+      fields: ['value'] as const,
+      keyFields: ['direction', 'reason'],
+      describe: (key) => {
+        const direction = key.uint('direction');
+        const reason = key.uint('reason');
+        return { key: `${direction}/${reason}`, attributes: groupAttributes(direction, reason) };
+      },
+      attribution,
+      possibleCpus: runtime.possibleCpus,
+      gracePeriodMs: context.cgroupGracePeriodMs,
+    });
+    const resets = observableCounter(meter, METRIC_TCP_RESETS);
+    const observe: BatchObservableCallback = (observer) => {
+      for (const row of table.collect()) observer.observe(resets, row.totals.value, row.attributes);
+    };
+    meter.addBatchObservableCallback(observe, [resets]);
+    this.stopCallback = () => meter.removeBatchObservableCallback(observe, [resets]);
+
+    const reader = new EventReader(loaded.object, 'tcp_reset_event', ['direction', 'reason', 'state'] as const);
+    const states = tcpStateNames(runtime.native);
+    const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_RESET;
+    runtime.onEvent(kind, (buf, offset) => {
+      const tuple = reader.tuple.decode(buf, offset);
+      const direction = reader.fields.uint(buf, offset, 'direction');
+      const reason = reader.fields.uint(buf, offset, 'reason');
+      const state = reader.fields.uint(buf, offset, 'state');
+      const sent = directions.name(direction) === 'transmit';
+      context.logger.emit({
+        eventName: EVENT_TCP_RESET,
+        timestamp: context.clock.toHrTime(reader.timestamp(buf, offset)),
+        severityNumber: SeverityNumber.WARN,
+        severityText: 'WARN',
+        body: sent
+          ? `TCP reset sent ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} (${reasons.name(reason)})`
+          : `TCP reset received on ${tuple.localAddress}:${tuple.localPort} from ${tuple.peerAddress}:${tuple.peerPort}`,
+        attributes: {
+          ...reader.endpointAttributes(buf, offset, attribution),
+          [ATTR_NETWORK_TRANSPORT]: 'tcp',
+          ...socketTupleAttributes(tuple),
+          ...groupAttributes(direction, reason),
+          ...(state ? { [ATTR_FLOWTEL_TCP_STATE]: states.name(state) } : {}),
+        },
+      });
+    });
+  }
+
+  stop(): void {
+    this.stopCallback?.();
+    this.stopCallback = undefined;
+  }
+}

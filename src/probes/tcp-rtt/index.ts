@@ -1,0 +1,60 @@
+/**
+ * tcp-rtt: the smoothed RTT of sockets receiving data (tp_btf/tcp_probe),
+ * sampled in the kernel into quarter-octave histograms per local endpoint
+ * (per flow at flow granularity), exported as an explicit-bucket histogram in
+ * seconds whose boundaries are the kernel's bucket bounds.
+ */
+import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
+import { METRIC_TCP_RTT } from '../../semconv';
+import type { TcpRttConfig } from '../config';
+import { setCommonGlobals, u32 } from '../shared/globals';
+import { KernelHistogramDrain, createKernelHistogram, kernelBoundaries } from '../shared/kernel-histogram';
+import type { ProbeContext, ProbeGroup } from '../types';
+
+const MAP = 'tcp_rtt_histograms';
+
+/** 16 µs to ~16.8 s in quarter octaves. */
+export const RTT_BOUNDARIES_S = kernelBoundaries(16, 2 ** 24, 1e-6);
+
+export class TcpRttGroup implements ProbeGroup {
+  readonly name = 'tcp-rtt';
+  readonly hooks = ['tp_btf/tcp_probe'] as const;
+  readonly objectSpec: ProbeObjectSpec;
+  private drain: KernelHistogramDrain | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(config: TcpRttConfig) {
+    this.objectSpec = {
+      group: this.name,
+      objectFile: 'tcp_rtt.bpf.o',
+      programs: ['tcp_probe'],
+      configure: (object) => {
+        setCommonGlobals(object, { granularity: config.granularity });
+        object.setGlobal('tcp_rtt_sample_every', u32(config.sampleEvery));
+        object.setMapMaxEntries(MAP, config.maxRows);
+      },
+    };
+  }
+
+  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+    this.drain = new KernelHistogramDrain({
+      object: loaded.object,
+      mapName: MAP,
+      keyStruct: 'tcp_rtt_key',
+      attribution: context.attribution,
+      histogram: createKernelHistogram(context.meter, METRIC_TCP_RTT, RTT_BOUNDARIES_S),
+      scale: 1e-6,
+    });
+    this.timer = setInterval(() => this.flush(), context.histogramDrainIntervalMs);
+    this.timer.unref();
+  }
+
+  flush(): void {
+    this.drain?.drain();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

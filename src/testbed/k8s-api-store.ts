@@ -1,0 +1,268 @@
+/**
+ * The test API server's storage: objects per resource type under one global,
+ * monotonically increasing resourceVersion (as etcd numbers its revisions),
+ * and a per-type event history that watches resume from. Compaction drops
+ * history, so a resourceVersion older than it is "Expired" (410), which is
+ * what makes clients relist. Stored versions are immutable and serialise
+ * once, so listing 10,000 pods is string joining, not 10,000 JSON.stringify.
+ */
+import crypto from 'node:crypto';
+import { resourceTypeOf, type KubeObject, type ResourceType } from './k8s-api-objects';
+
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+/** A resourceVersion older than the history kept: the server answers 410 Gone, reason Expired. */
+export class ExpiredError extends Error {}
+
+/** A write the store refuses (unknown object, duplicate name): a programming error in the test. */
+export class StoreError extends Error {}
+
+/** One immutable version of an object. */
+export class Version {
+  private item: string | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly object: KubeObject,
+    readonly rv: number,
+  ) {}
+
+  /** As list items are sent: without kind and apiVersion (the real server omits them there). */
+  get itemJson(): string {
+    if (this.item === undefined) {
+      const { kind: _kind, apiVersion: _apiVersion, ...rest } = this.object;
+      this.item = JSON.stringify(rest);
+    }
+    return this.item;
+  }
+
+  /** As watch events and single GETs send it: kind and apiVersion first. */
+  get json(): string {
+    const prefix = JSON.stringify({ kind: this.object.kind, apiVersion: this.object.apiVersion });
+    return `${prefix.slice(0, -1)},${this.itemJson.slice(1)}`;
+  }
+
+  /** The same content stamped with a later resourceVersion (a DELETED event carries the deletion's RV). */
+  at(rv: number): Version {
+    const object = { ...this.object, metadata: { ...this.object.metadata, resourceVersion: String(rv) } };
+    return new Version(this.key, object, rv);
+  }
+}
+
+export interface StoreEvent {
+  type: EventType;
+  rv: number;
+  /** The object after the change; for DELETED its last state at the deletion's resourceVersion. */
+  current: Version;
+  /** The object before the change (MODIFIED, DELETED). */
+  previous?: Version;
+}
+
+export type Listener = (event: StoreEvent) => void;
+
+class ResourceState {
+  readonly objects = new Map<string, Version>();
+  history: StoreEvent[] = [];
+  /** Every event with rv > historyStart is in history. */
+  historyStart: number;
+  readonly listeners = new Set<Listener>();
+  private sortedKeys: string[] | undefined;
+  private sorted: Version[] | undefined;
+
+  constructor(
+    readonly type: ResourceType,
+    start: number,
+  ) {
+    this.historyStart = start;
+  }
+
+  /** Objects in key order (etcd's order, which paging relies on); re-sorted only when keys change. */
+  current(): Version[] {
+    if (!this.sorted) {
+      this.sortedKeys ??= [...this.objects.keys()].sort();
+      this.sorted = this.sortedKeys.map((k) => this.objects.get(k) as Version);
+    }
+    return this.sorted;
+  }
+
+  changed(keysChanged: boolean): void {
+    this.sorted = undefined;
+    if (keysChanged) this.sortedKeys = undefined;
+  }
+
+  lastEventRv(): number {
+    return this.history.length ? this.history[this.history.length - 1].rv : this.historyStart;
+  }
+}
+
+export interface StoreOptions {
+  /** The first resourceVersion handed out is this plus one. */
+  initialResourceVersion?: number;
+  /** Events kept per resource type before the oldest quarter is dropped (a rolling compaction). */
+  maxHistory?: number;
+}
+
+export function objectKey(type: ResourceType, namespace: string | undefined, name: string): string {
+  return type.namespaced ? `${namespace ?? ''}/${name}` : name;
+}
+
+export class K8sStore {
+  private rv: number;
+  private readonly maxHistory: number;
+  private readonly states = new Map<ResourceType, ResourceState>();
+  /** Consistent snapshots at past resourceVersions, for continue tokens; a few recent ones are kept. */
+  private readonly snapshots = new Map<string, Version[]>();
+
+  constructor(options: StoreOptions = {}) {
+    this.rv = options.initialResourceVersion ?? 1;
+    this.maxHistory = options.maxHistory ?? 200_000;
+  }
+
+  get resourceVersion(): number {
+    return this.rv;
+  }
+
+  state(type: ResourceType): ResourceState {
+    let s = this.states.get(type);
+    if (!s) {
+      s = new ResourceState(type, this.rv);
+      this.states.set(type, s);
+    }
+    return s;
+  }
+
+  /** Stores a new object; fills uid and creationTimestamp if missing. Returns a copy with its resourceVersion. */
+  create(obj: KubeObject): KubeObject {
+    const { type, key, object } = this.prepare(obj);
+    const s = this.state(type);
+    if (s.objects.has(key)) throw new StoreError(`${type.plural} "${obj.metadata.name}" already exists`);
+    object.metadata.uid ??= crypto.randomUUID();
+    object.metadata.creationTimestamp ??= new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    return this.write(s, 'ADDED', key, object);
+  }
+
+  /** Replaces an existing object (uid and creationTimestamp are kept, as the server keeps them). */
+  update(obj: KubeObject): KubeObject {
+    const { type, key, object } = this.prepare(obj);
+    const s = this.state(type);
+    const old = s.objects.get(key);
+    if (!old) throw new StoreError(`${type.plural} "${obj.metadata.name}" not found`);
+    object.metadata.uid = old.object.metadata.uid;
+    object.metadata.creationTimestamp = old.object.metadata.creationTimestamp;
+    return this.write(s, 'MODIFIED', key, object, old);
+  }
+
+  /** Creates or updates. */
+  apply(obj: KubeObject): KubeObject {
+    const { type, key } = this.prepare(obj);
+    return this.state(type).objects.has(key) ? this.update(obj) : this.create(obj);
+  }
+
+  /** Deletes and returns the object's last state at the deletion's resourceVersion. */
+  delete(kind: string, namespace: string | undefined, name: string): KubeObject {
+    const type = resourceTypeOf(kind);
+    const key = objectKey(type, namespace, name);
+    const s = this.state(type);
+    const old = s.objects.get(key);
+    if (!old) throw new StoreError(`${type.plural} "${name}" not found`);
+    this.rv++;
+    const gone = old.at(this.rv);
+    s.objects.delete(key);
+    s.changed(true);
+    this.record(s, { type: 'DELETED', rv: this.rv, current: gone, previous: old });
+    return structuredClone(gone.object);
+  }
+
+  get(kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
+    const type = resourceTypeOf(kind);
+    const v = this.state(type).objects.get(objectKey(type, namespace, name));
+    return v ? structuredClone(v.object) : undefined;
+  }
+
+  list(kind: string): KubeObject[] {
+    return this.state(resourceTypeOf(kind))
+      .current()
+      .map((v) => structuredClone(v.object));
+  }
+
+  /** Drops all history: watching or paging from any earlier resourceVersion now gets 410 Expired. */
+  compact(): void {
+    for (const s of this.states.values()) {
+      s.history = [];
+      s.historyStart = this.rv;
+    }
+    this.snapshots.clear();
+  }
+
+  /** The objects of a type as they were at `rv`, in key order. Throws ExpiredError past the history. */
+  snapshot(type: ResourceType, rv: number): Version[] {
+    const s = this.state(type);
+    if (rv >= s.lastEventRv()) return s.current();
+    if (rv < s.historyStart) throw new ExpiredError(`too old resource version: ${rv} (${s.historyStart})`);
+    const cacheKey = `${type.plural}@${rv}`;
+    const cached = this.snapshots.get(cacheKey);
+    if (cached) return cached;
+    // Undo, newest first, every event after rv.
+    const objects = new Map(s.objects);
+    for (let i = s.history.length - 1; i >= 0 && s.history[i].rv > rv; i--) {
+      const e = s.history[i];
+      if (e.type === 'ADDED') objects.delete(e.current.key);
+      else objects.set(e.current.key, e.previous as Version);
+    }
+    const snap = [...objects.keys()].sort().map((k) => objects.get(k) as Version);
+    this.snapshots.set(cacheKey, snap);
+    if (this.snapshots.size > 8) this.snapshots.delete(this.snapshots.keys().next().value as string);
+    return snap;
+  }
+
+  /** Events of a type after `rv`, oldest first. Throws ExpiredError if history no longer reaches back to rv. */
+  eventsAfter(type: ResourceType, rv: number): StoreEvent[] {
+    const s = this.state(type);
+    if (rv < s.historyStart) throw new ExpiredError(`too old resource version: ${rv} (${s.historyStart})`);
+    let lo = 0;
+    let hi = s.history.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (s.history[mid].rv <= rv) lo = mid + 1;
+      else hi = mid;
+    }
+    return s.history.slice(lo);
+  }
+
+  /** Calls `listener` synchronously for every later write to the type; returns the unsubscribe function. */
+  subscribe(type: ResourceType, listener: Listener): () => void {
+    const s = this.state(type);
+    s.listeners.add(listener);
+    return () => s.listeners.delete(listener);
+  }
+
+  private prepare(obj: KubeObject): { type: ResourceType; key: string; object: KubeObject } {
+    if (!obj?.kind || !obj.metadata?.name) throw new StoreError('an object needs kind and metadata.name');
+    const type = resourceTypeOf(obj.kind);
+    const object = structuredClone(obj);
+    object.apiVersion = type.apiVersion;
+    if (type.namespaced) object.metadata.namespace ??= 'default';
+    else delete object.metadata.namespace;
+    return { type, key: objectKey(type, object.metadata.namespace, object.metadata.name), object };
+  }
+
+  private write(s: ResourceState, type: EventType, key: string, object: KubeObject, previous?: Version): KubeObject {
+    this.rv++;
+    object.metadata.resourceVersion = String(this.rv);
+    const current = new Version(key, object, this.rv);
+    s.objects.set(key, current);
+    s.changed(previous === undefined);
+    this.record(s, { type, rv: this.rv, current, ...(previous ? { previous } : {}) });
+    return structuredClone(object);
+  }
+
+  private record(s: ResourceState, event: StoreEvent): void {
+    s.history.push(event);
+    if (s.history.length > this.maxHistory) {
+      const drop = Math.ceil(this.maxHistory / 4);
+      s.historyStart = s.history[drop - 1].rv;
+      s.history = s.history.slice(drop);
+    }
+    for (const listener of [...s.listeners]) listener(event);
+  }
+}
