@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
 /*
  * tcp-rtt: the smoothed RTT (srtt, µs) of sockets receiving segments, from
- * tp_btf/tcp_probe, sampled one segment in `tcp_rtt_sample_every`, into a
- * quarter-octave histogram per local endpoint (per flow at flow granularity).
+ * tp_btf/tcp_probe, into a quarter-octave histogram per local endpoint (per
+ * flow at flow granularity).
+ *
+ * Each socket is sampled at most once per `tcp_rtt_sample_interval_ns`
+ * (its first segment always). Sampling per segment would weight the
+ * distribution by ACK rate, and ACKs arrive fastest exactly when the RTT is
+ * lowest; sampling by time gives the RTT a connection had over time (what
+ * `ss` shows at any moment) and bounds the cost per connection.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -14,7 +20,14 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-const volatile __u32 tcp_rtt_sample_every = 8;
+const volatile __u64 tcp_rtt_sample_interval_ns = 50000000;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);	/* when this socket was last sampled */
+} tcp_rtt_last_sample SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -26,8 +39,12 @@ struct {
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
-	if (tcp_rtt_sample_every > 1 && bpf_get_prandom_u32() % tcp_rtt_sample_every != 0)
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last = bpf_sk_storage_get(&tcp_rtt_last_sample, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!last || (*last && now - *last < tcp_rtt_sample_interval_ns))
 		return 0;
+	*last = now;
 
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	__u32 srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;

@@ -69,7 +69,7 @@ export const configSchema = object({
     tcpRtt: object({
       enabled: boolean(),
       granularity: GRANULARITY,
-      sampleEvery: integer(1, 1_000_000, 'segments per RTT sample (1 = every segment)'),
+      sampleIntervalMs: integer(1, 3_600_000, 'milliseconds between RTT samples of one socket'),
       maxRows: MAX_ROWS,
     }),
     flows: object({
@@ -159,7 +159,7 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
         denyReasons: ['NOT_SPECIFIED'],
       },
       tcpConnections: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
-      tcpRtt: { enabled: true, granularity: 'pod', sampleEvery: 8, maxRows: 4096 },
+      tcpRtt: { enabled: true, granularity: 'pod', sampleIntervalMs: 50, maxRows: 4096 },
       flows: { enabled: true, granularity: 'pod', maxRows: 65536, idleFlowTimeoutMs: 300_000 },
     },
     exporters: {

@@ -21,7 +21,8 @@ export interface DropsConfig extends EventProbeConfig {
 }
 
 export interface TcpRttConfig extends CommonProbeConfig {
-  sampleEvery: number;
+  /** Each socket's srtt is sampled at most this often (its first segment always). */
+  sampleIntervalMs: number;
 }
 
 export interface FlowsConfig extends CommonProbeConfig {

@@ -157,6 +157,19 @@ export class TestNode {
     await inNs('ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0');
     await inNs('ip', 'link', 'set', 'eth0', 'up');
     await inNs('ip', 'link', 'set', 'lo', 'up');
+    this.startSandbox(pod, relative);
+  }
+
+  /**
+   * Like kubelet's sandbox ("pause") container: a process that lives in the
+   * pod's netns for the pod's whole life, in a sibling container cgroup.
+   */
+  private startSandbox(pod: TestPod, containerPath: string): void {
+    const sandboxDir = path.join(this.cgroupBase, path.dirname(containerPath), `cri-containerd-${randomBytes(32).toString('hex')}.scope`);
+    fs.mkdirSync(sandboxDir);
+    const child = startProcess('sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$1" sleep infinity', sandboxDir, pod.netns]);
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
   }
 
   /** sh joins the pod cgroup first, then execs into the namespace: sockets are born in the pod's cgroup. */

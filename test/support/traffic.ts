@@ -22,13 +22,19 @@ export async function dropPercent(node: TestNode, from: string, to: string, perc
 }
 
 /** iperf3 from `client` to `server` for `seconds`; returns the bytes the client sent. */
-export async function iperf(node: TestNode, client: string, server: string, seconds: number): Promise<{ sentBytes: number; retransmits: number }> {
+export async function iperf(
+  node: TestNode,
+  client: string,
+  server: string,
+  seconds: number,
+  extraArgs: string[] = [],
+): Promise<{ sentBytes: number; retransmits: number }> {
   const serverPod = node.pod(server);
   const iperfServer = node.spawnInPod(server, 'iperf3', ['-s', '-1', '--forceflush', '-B', serverPod.ip, '-p', String(IPERF_PORT)]);
   let serverOut = '';
   iperfServer.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
   await waitFor('iperf3 server to listen', () => (serverOut.includes('Server listening') ? true : undefined), 10_000);
-  const result = await node.inPod(client, 'iperf3', ['-c', serverPod.ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-J'], {
+  const result = await node.inPod(client, 'iperf3', ['-c', serverPod.ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', ...extraArgs], {
     timeoutMs: (seconds + 20) * 1000,
   });
   assert.equal(result.code, 0, `iperf3 client failed: ${result.stderr}${result.stdout.slice(0, 500)}`);
@@ -51,4 +57,31 @@ export async function waitForClosedConnections(node: TestNode, pod: string, time
     },
     timeoutMs,
   );
+}
+
+const NET_CLIENT = require('node:path').resolve(__dirname, '..', '..', '..', 'test', 'support', 'net_client.py') as string;
+
+/** Runs net_client.py inside a pod and returns its stdout. */
+export async function netClient(node: TestNode, pod: string, args: Array<string | number>, timeoutMs = 60_000): Promise<string> {
+  const result = await node.inPod(pod, 'python3', [NET_CLIENT, ...args.map(String)], { timeoutMs });
+  assert.equal(result.code, 0, `net_client ${args.join(' ')} failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** Starts `net_client.py serve` in a pod and waits until it listens. */
+export async function serveInPod(node: TestNode, pod: string, port: number, count: number, unread = false) {
+  const child = node.spawnInPod(pod, 'python3', [NET_CLIENT, 'serve', String(port), String(count), ...(unread ? ['unread'] : [])]);
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  await waitFor(`server on port ${port} in pod ${pod}`, () => (out.includes('ready') ? true : undefined), 10_000);
+  return child;
+}
+
+/** Adds an nft rule in a pod's input chain (creating the table and chain once). */
+export async function nftInput(node: TestNode, pod: string, rule: string): Promise<void> {
+  const netns = node.pod(pod).netns;
+  await mustRun('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], {
+    input: `table inet ${NFT_TABLE} {\n  chain input {\n    type filter hook input priority 0;\n  }\n}\n`,
+  });
+  await mustRun('ip', ['netns', 'exec', netns, 'nft', `add rule inet ${NFT_TABLE} input ${rule}`]);
 }

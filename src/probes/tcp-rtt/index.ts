@@ -1,13 +1,14 @@
 /**
  * tcp-rtt: the smoothed RTT of sockets receiving data (tp_btf/tcp_probe),
- * sampled in the kernel into quarter-octave histograms per local endpoint
+ * sampled in the kernel (each socket at most once per sampleIntervalMs)
+ * into quarter-octave histograms per local endpoint
  * (per flow at flow granularity), exported as an explicit-bucket histogram in
  * seconds whose boundaries are the kernel's bucket bounds.
  */
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { METRIC_TCP_RTT } from '../../semconv';
 import type { TcpRttConfig } from '../config';
-import { setCommonGlobals, u32 } from '../shared/globals';
+import { setCommonGlobals, u64 } from '../shared/globals';
 import { KernelHistogramDrain, createKernelHistogram, kernelBoundaries } from '../shared/kernel-histogram';
 import type { ProbeContext, ProbeGroup } from '../types';
 
@@ -30,7 +31,7 @@ export class TcpRttGroup implements ProbeGroup {
       programs: ['tcp_probe'],
       configure: (object) => {
         setCommonGlobals(object, { granularity: config.granularity });
-        object.setGlobal('tcp_rtt_sample_every', u32(config.sampleEvery));
+        object.setGlobal('tcp_rtt_sample_interval_ns', u64(config.sampleIntervalMs * 1_000_000));
         object.setMapMaxEntries(MAP, config.maxRows);
       },
     };

@@ -1,0 +1,339 @@
+/**
+ * The probe groups end to end on the real kernel, each scenario checked
+ * against the kernel's own counters (nstat, nft rule counters, /proc/net/dev,
+ * ss, iperf3), and each asserting that the right pod got the numbers and the
+ * other pod did not. One agent pushes OTLP every second to the test receiver.
+ */
+import assert from 'node:assert/strict';
+import { mustRun } from '../../src/testbed/exec';
+import { nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
+import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-receiver';
+import { TestNode } from '../../src/testbed/test-node';
+import { AgentProcess, sleep, waitFor } from '../support/agent-process';
+import { cgroupRoot, requireKernel } from '../support/kernel';
+import { NFT_TABLE, iperf, netClient, nftInput, serveInPod, waitForClosedConnections } from '../support/traffic';
+
+describe('e2e: probe groups against the kernel', function () {
+  this.timeout(180_000);
+  let node: TestNode;
+  let receiver: OtlpReceiver;
+  let agent: AgentProcess | undefined;
+  const uid = (pod: string) => node.pod(pod).uid;
+
+  before(async function () {
+    requireKernel(this);
+    node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }, { name: 'c' }, { name: 'd' }] });
+    receiver = await OtlpReceiver.start();
+    agent = AgentProcess.start(['--cgroup-root', cgroupRoot(), '--node-name', 'test-node'], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_METRIC_EXPORT_INTERVAL: '1000',
+    });
+    await agent.running();
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await agent?.stop();
+    await receiver?.stop();
+    await node?.destroy();
+  });
+
+  /** Waits for an export that started after now (+ margin) so it holds everything that happened before. */
+  async function settled(): Promise<void> {
+    const since = Date.now() + 1200;
+    await waitFor('a fresh export', () => (receiver.metricExports.some((e) => e.receivedAt > since) ? true : undefined), 10_000);
+  }
+
+  function total(metric: string, match: Record<string, string | number>): number {
+    return receiver.latestTotal(metric, match);
+  }
+
+  /** Remembers counters now; `.delta(i)` is how much counter i grew since. Scenarios share the agent. */
+  function counters(...specs: Array<[string, Record<string, string | number>]>) {
+    const start = specs.map(([metric, match]) => total(metric, match));
+    return { delta: (i: number) => total(specs[i][0], specs[i][1]) - start[i] };
+  }
+
+  describe('flows', () => {
+    it("counts A's bytes to B as A transmit and B receive, matching iperf3 and the veths within 2%", async () => {
+      const before = {
+        aTx: total('k8s.pod.network.io', { 'k8s.pod.uid': uid('a'), 'network.io.direction': 'transmit' }),
+        bRx: total('k8s.pod.network.io', { 'k8s.pod.uid': uid('b'), 'network.io.direction': 'receive' }),
+        aVeth: await node.interfaceCounters(node.nodeNetns, node.pod('a').hostVeth),
+        bVeth: await node.interfaceCounters(node.nodeNetns, node.pod('b').hostVeth),
+      };
+      const { sentBytes } = await iperf(node, 'a', 'b', 2);
+      await waitForClosedConnections(node, 'a');
+      const aVeth = await node.interfaceCounters(node.nodeNetns, node.pod('a').hostVeth);
+      const bVeth = await node.interfaceCounters(node.nodeNetns, node.pod('b').hostVeth);
+      await settled();
+      const aTx = total('k8s.pod.network.io', { 'k8s.pod.uid': uid('a'), 'network.io.direction': 'transmit' }) - before.aTx;
+      const bRx = total('k8s.pod.network.io', { 'k8s.pod.uid': uid('b'), 'network.io.direction': 'receive' }) - before.bRx;
+      const vethA = aVeth.rxBytes - before.aVeth.rxBytes; // what A's veth delivered to the bridge
+      const vethB = bVeth.txBytes - before.bVeth.txBytes; // what the bridge delivered to B
+      console.log(`      A transmit ${aTx}, B receive ${bRx}, iperf3 ${sentBytes}, veth A rx ${vethA}, veth B tx ${vethB}`);
+      for (const [name, value] of [['A transmit', aTx], ['B receive', bRx]] as const) {
+        assert.ok(Math.abs(value - sentBytes) / sentBytes <= 0.02, `${name} ${value} vs iperf3 ${sentBytes}`);
+        assert.ok(Math.abs(value - vethA) / vethA <= 0.02, `${name} ${value} vs veth A ${vethA}`);
+        assert.ok(Math.abs(value - vethB) / vethB <= 0.02, `${name} ${value} vs veth B ${vethB}`);
+      }
+      const bTx = total('k8s.pod.network.io', { 'k8s.pod.uid': uid('b'), 'network.io.direction': 'transmit' });
+      assert.ok(bTx < sentBytes * 0.05, `B (the receiver) transmitted ${bTx}, only ACKs expected`);
+      assert.equal(total('k8s.pod.network.io', { 'k8s.pod.uid': uid('c') }), 0, 'pod C had no traffic');
+    });
+  });
+
+  describe('tcp-rtt', () => {
+    // Plain: a steady connection (rate-limited). A saturating transfer on a 2-core VM makes srtt swing
+    // with socket-backlog processing, and ss and tcp_probe then sample it at correlated moments.
+    // With tbf: a bulk transfer whose RTT is the queueing delay the qdisc adds.
+    it('exports a median RTT within 25% of ss, with and without a tbf qdisc inflating queueing delay', async () => {
+      const c = node.pod('c');
+      for (const withTbf of [false, true]) {
+        if (withTbf) await mustRun('ip', ['netns', 'exec', c.netns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kbit', 'latency', '60ms']);
+        const before = histogramOf('flowtel.tcp.rtt', { 'k8s.pod.uid': c.uid });
+        const ssSamples: number[] = [];
+        const run = iperf(node, 'c', 'd', 4, withTbf ? [] : ['-b', '100M']);
+        const sampler = (async () => {
+          await sleep(1000);
+          for (let i = 0; i < 40; i++) {
+            const out = await mustRun('ip', ['netns', 'exec', c.netns, 'ss', '-tinH', 'dst', node.pod('d').ip, 'dport', '=', '5201']);
+            const rtt = dataConnectionRtt(out);
+            if (rtt !== undefined) ssSamples.push(rtt);
+            await sleep(60);
+          }
+        })();
+        await Promise.all([run, sampler]);
+        await settled();
+        const after = histogramOf('flowtel.tcp.rtt', { 'k8s.pod.uid': c.uid });
+        const exported = medianOfHistogram(after, before);
+        if (process.env.FLOWTEL_DEBUG_RTT) {
+          const counts = after?.bucketCounts?.map((n, i) => n - (before?.bucketCounts?.[i] ?? 0)) ?? [];
+          console.log(counts.map((n, i) => (n ? `${(after?.explicitBounds?.[i - 1] ?? 0) * 1e6}us:${n}` : '')).filter(Boolean).join(' '), ssSamples);
+        }
+        const ss = median(ssSamples.sort((x, y) => x - y));
+        console.log(`      ${withTbf ? 'tbf' : 'plain'}: exported median ${(exported * 1e3).toFixed(3)} ms, ss rtt ${(ss * 1e3).toFixed(3)} ms`);
+        assert.ok(Math.abs(exported - ss) / ss <= 0.25, `exported ${exported} s vs ss ${ss} s`);
+      }
+    });
+  });
+
+  describe('tcp-connections', () => {
+    const REFUSED_PORT = 7001;
+    const SILENT_PORT = 7002;
+    const OPEN_PORT = 7003;
+    const N = 5;
+    const M = 3;
+    const K = 7;
+
+    it('counts N refused, M timed out and K opened connections, and the handshakes', async () => {
+      const a = node.pod('a');
+      const b = node.pod('b');
+      const liveBefore = total('flowtel.tcp.connections', { 'k8s.pod.uid': a.uid, 'network.connection.state': 'established' });
+      const c = counters(
+        ['flowtel.tcp.connection.failures', { 'k8s.pod.uid': a.uid, 'error.type': 'refused' }],
+        ['flowtel.tcp.connection.failures', { 'k8s.pod.uid': a.uid, 'error.type': 'timed_out' }],
+        ['flowtel.tcp.connection.opens', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' }],
+        ['flowtel.tcp.connection.opens', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'server' }],
+        ['flowtel.tcp.connection.opens', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'client' }],
+        ['flowtel.tcp.connection.failures', { 'k8s.pod.uid': b.uid }],
+        ['flowtel.tcp.connection.closes', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' }],
+      );
+      const handshakeBefore = histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' })?.count ?? 0;
+      const kernelBefore = await nstat(a.netns, ['TcpActiveOpens', 'TcpAttemptFails']);
+      await nftInput(node, 'b', `tcp dport ${SILENT_PORT} counter drop comment "silent"`);
+
+      assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, REFUSED_PORT, N])), Array(N).fill('ECONNREFUSED'));
+      assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, SILENT_PORT, M, 1])), Array(M).fill('ETIMEDOUT'));
+      await serveInPod(node, 'b', OPEN_PORT, K);
+      assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, OPEN_PORT, K])), Array(K).fill('ok'));
+      await waitForClosedConnections(node, 'a');
+      const kernelAfter = await nstat(a.netns, ['TcpActiveOpens', 'TcpAttemptFails']);
+      await settled();
+
+      console.log(
+        `      refused ${c.delta(0)}, timed_out ${c.delta(1)}, client opens ${c.delta(2)}, server opens in B ${c.delta(3)}; ` +
+          `kernel TcpActiveOpens +${kernelAfter.TcpActiveOpens - kernelBefore.TcpActiveOpens}, TcpAttemptFails +${kernelAfter.TcpAttemptFails - kernelBefore.TcpAttemptFails}`,
+      );
+      assert.equal(c.delta(0), N);
+      assert.equal(c.delta(1), M);
+      assert.equal(kernelAfter.TcpAttemptFails - kernelBefore.TcpAttemptFails, N + M, 'kernel agrees on the failures');
+      assert.equal(c.delta(2), K);
+      assert.equal(kernelAfter.TcpActiveOpens - kernelBefore.TcpActiveOpens, N + M + K, 'kernel agrees on the attempts');
+      assert.equal(c.delta(3), K);
+      assert.equal(c.delta(4), 0, 'B opened nothing');
+      assert.equal(c.delta(5), 0, 'B had no failed connects');
+      const handshake = histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' });
+      assert.equal((handshake?.count ?? 0) - handshakeBefore, K);
+      assert.equal(c.delta(6), K);
+      const liveAfter = total('flowtel.tcp.connections', { 'k8s.pod.uid': a.uid, 'network.connection.state': 'established' });
+      assert.equal(liveAfter, liveBefore, 'live connections back to the baseline');
+      const records = receiver.logsMatching('flowtel.tcp.connection.failure', { 'k8s.pod.uid': a.uid });
+      assert.equal(records.filter((r) => r.attributes['error.type'] === 'refused').length, N);
+      assert.equal(records.filter((r) => r.attributes['error.type'] === 'timed_out').length, M);
+      for (const r of records) assert.equal(r.attributes['network.peer.address'], b.ip);
+    });
+
+    it('counts live connections while they are open', async () => {
+      const b = node.pod('b');
+      const server = node.spawnInPod('b', 'python3', ['-c', 'import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("0.0.0.0",7004));s.listen(8);print("ready",flush=True);c=[s.accept() for _ in range(3)];time.sleep(30)']);
+      let out = '';
+      server.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+      await waitFor('holding server', () => (out.includes('ready') ? true : undefined));
+      const holder = node.spawnInPod('a', 'python3', ['-c', `import socket,time\nc=[socket.create_connection(("${b.ip}",7004)) for _ in range(3)]\nprint("held",flush=True)\ntime.sleep(30)`]);
+      let held = '';
+      holder.stdout?.on('data', (d: Buffer) => (held += d.toString()));
+      await waitFor('connections held', () => (held.includes('held') ? true : undefined));
+      await settled();
+      const kernelCount = (await mustRun('ip', ['netns', 'exec', node.pod('a').netns, 'ss', '-tnH', 'state', 'established'])).trim().split('\n').filter(Boolean).length;
+      assert.equal(total('flowtel.tcp.connections', { 'k8s.pod.uid': uid('a'), 'network.connection.state': 'established' }), kernelCount);
+      assert.equal(kernelCount, 3);
+      holder.kill('SIGKILL');
+      server.kill('SIGKILL');
+    });
+  });
+
+  describe('tcp-resets', () => {
+    it('counts every reset A receives from a peer behind nft reject with tcp reset', async () => {
+      const b = node.pod('b');
+      await nftInput(node, 'b', `tcp dport 7010 counter reject with tcp reset comment "reject"`);
+      const c = counters(
+        ['flowtel.tcp.resets', { 'k8s.pod.uid': uid('a'), 'network.io.direction': 'receive' }],
+        ['flowtel.tcp.resets', { 'k8s.pod.uid': uid('b'), 'network.io.direction': 'transmit' }],
+      );
+      await netClient(node, 'a', ['connect', b.ip, 7010, 6]);
+      await settled();
+      const rejected = (await nftRuleCounters(b.netns, 'inet', NFT_TABLE)).reject.packets;
+      const received = c.delta(0);
+      console.log(`      A received ${received} resets; nft rejected ${rejected}`);
+      assert.equal(rejected, 6);
+      assert.equal(received, rejected);
+      // nft's reset is generated outside TCP: B's kernel TCP sent none.
+      assert.equal(c.delta(1), 0);
+    });
+
+    it("counts the resets a server sends when it closes with unread data, with the kernel's reason", async () => {
+      const a = node.pod('a');
+      const b = node.pod('b');
+      const kernelBefore = await nstat(b.netns, ['TcpOutRsts', 'TcpExtTCPAbortOnClose']);
+      const reasonsBefore = sentByReason(b.uid);
+      const aSentBefore = total('flowtel.tcp.resets', { 'k8s.pod.uid': a.uid, 'network.io.direction': 'transmit' });
+      const server = serveInPod(node, 'b', 7011, 4, true);
+      await server;
+      await netClient(node, 'a', ['connect', b.ip, 7011, 4, 0, 1000]);
+      await waitForClosedConnections(node, 'b');
+      const kernelAfter = await nstat(b.netns, ['TcpOutRsts', 'TcpExtTCPAbortOnClose']);
+      await settled();
+      const after = sentByReason(b.uid);
+      const byReason = Object.fromEntries(
+        Object.entries(after)
+          .map(([reason, v]) => [reason, v - (reasonsBefore[reason] ?? 0)] as const)
+          .filter(([, v]) => v !== 0),
+      );
+      const outRsts = kernelAfter.TcpOutRsts - kernelBefore.TcpOutRsts;
+      const abortOnClose = kernelAfter.TcpExtTCPAbortOnClose - kernelBefore.TcpExtTCPAbortOnClose;
+      console.log(`      B sent ${JSON.stringify(byReason)}; kernel TcpOutRsts +${outRsts}, TCPAbortOnClose +${abortOnClose}`);
+      assert.equal(abortOnClose, 4);
+      assert.equal(byReason.TCP_ABORT_ON_CLOSE, abortOnClose);
+      assert.equal(Object.values(byReason).reduce((s, v) => s + v, 0), outRsts);
+      const records = receiver.logsMatching('flowtel.tcp.reset', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.reset.reason': 'TCP_ABORT_ON_CLOSE' });
+      assert.ok(records.length > 0 && records.every((r) => r.attributes['network.peer.address'] === a.ip));
+      assert.equal(total('flowtel.tcp.resets', { 'k8s.pod.uid': a.uid, 'network.io.direction': 'transmit' }) - aSentBefore, 0, 'A sent none');
+    });
+  });
+
+  describe('drops', () => {
+    it("equals an nft drop rule's own counter as NETFILTER_DROP of the receiving pod", async () => {
+      const b = node.pod('b');
+      await nftInput(node, 'b', `udp dport 7020 counter drop comment "udp-drop"`);
+      const c = counters(
+        ['flowtel.network.drops', { 'k8s.pod.uid': b.uid, 'flowtel.drop.reason': 'NETFILTER_DROP' }],
+        ['flowtel.network.drops', { 'k8s.pod.uid': uid('a'), 'flowtel.drop.reason': 'NETFILTER_DROP' }],
+      );
+      await netClient(node, 'a', ['udp', b.ip, 7020, 50]);
+      await settled();
+      const ruleCount = (await nftRuleCounters(b.netns, 'inet', NFT_TABLE))['udp-drop'].packets;
+      const exported = c.delta(0);
+      console.log(`      NETFILTER_DROP for B ${exported}; nft rule counter ${ruleCount}`);
+      assert.equal(ruleCount, 50);
+      assert.equal(exported, ruleCount);
+      assert.equal(c.delta(1), 0);
+      const records = receiver.logsMatching('flowtel.network.drop', { 'k8s.pod.uid': b.uid, 'flowtel.drop.reason': 'NETFILTER_DROP', 'destination.port': 7020 });
+      assert.ok(records.length > 0, 'no drop log record for the datagrams');
+      assert.equal(records[0].attributes['destination.port'], 7020);
+      assert.equal(records[0].attributes['source.address'], node.pod('a').ip);
+      assert.match(String(records[0].attributes['flowtel.drop.location']), /^[a-z_0-9.]+\+0x[0-9a-f]+$/);
+    });
+
+    it("puts datagrams to a closed UDP port under the kernel's reason (NO_SOCKET)", async () => {
+      const b = node.pod('b');
+      const kernelBefore = await nstat(b.netns, ['UdpNoPorts']);
+      const c = counters(['flowtel.network.drops', { 'k8s.pod.uid': b.uid, 'flowtel.drop.reason': 'NO_SOCKET' }]);
+      await netClient(node, 'a', ['udp', b.ip, 7021, 40]);
+      const kernelAfter = await nstat(b.netns, ['UdpNoPorts']);
+      await settled();
+      const noPorts = kernelAfter.UdpNoPorts - kernelBefore.UdpNoPorts;
+      const exported = c.delta(0);
+      console.log(`      NO_SOCKET for B ${exported}; kernel UdpNoPorts +${noPorts}`);
+      assert.equal(noPorts, 40);
+      assert.equal(exported, noPorts);
+    });
+  });
+
+  it('lost no events in any of the above', () => {
+    for (const p of receiver.latestPoints('flowtel.agent.events.lost')) {
+      assert.equal(p.value, 0, `lost ${p.value} (${String(p.attributes['flowtel.loss.reason'])})`);
+    }
+  });
+
+  function sentByReason(podUid: string): Record<string, number> {
+    const sent = receiver.latestPoints('flowtel.tcp.resets', { 'k8s.pod.uid': podUid, 'network.io.direction': 'transmit' });
+    return Object.fromEntries(sent.map((p) => [String(p.attributes['flowtel.tcp.reset.reason']), p.value]));
+  }
+
+  function histogramOf(metric: string, match: Record<string, string>): ReceivedDataPoint | undefined {
+    const points = receiver.latestPoints(metric, match);
+    if (points.length === 0) return undefined;
+    const merged = { ...points[0], count: 0, bucketCounts: points[0].bucketCounts?.map(() => 0) ?? [] };
+    for (const p of points) {
+      merged.count += p.count ?? 0;
+      p.bucketCounts?.forEach((c, i) => (merged.bucketCounts[i] += c));
+    }
+    return merged;
+  }
+});
+
+/** srtt (s) of the busiest socket in `ss -ti` output: iperf3's data connection, not its idle control connection. */
+function dataConnectionRtt(ssOutput: string): number | undefined {
+  let best: { acked: number; rtt: number } | undefined;
+  for (const block of ssOutput.split(/\n(?=\S)/)) {
+    const rtt = /\brtt:([\d.]+)\//.exec(block);
+    const acked = /\bbytes_acked:(\d+)/.exec(block);
+    if (!rtt) continue;
+    const entry = { acked: acked ? Number(acked[1]) : 0, rtt: Number(rtt[1]) / 1000 };
+    if (!best || entry.acked > best.acked) best = entry;
+  }
+  return best?.rtt;
+}
+
+function median(sorted: number[]): number {
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** Median of the samples added between two cumulative histogram points, interpolated within its bucket. */
+function medianOfHistogram(after: ReceivedDataPoint | undefined, before: ReceivedDataPoint | undefined): number {
+  assert.ok(after?.bucketCounts && after.explicitBounds, 'no histogram exported');
+  const counts = after.bucketCounts.map((c, i) => c - (before?.bucketCounts?.[i] ?? 0));
+  const totalCount = counts.reduce((s, c) => s + c, 0);
+  assert.ok(totalCount > 0, 'no new RTT samples');
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    if (seen + counts[i] >= totalCount / 2) {
+      const lo = i === 0 ? 0 : after.explicitBounds[i - 1];
+      const hi = after.explicitBounds[i] ?? lo * 2;
+      return lo + ((totalCount / 2 - seen) / counts[i]) * (hi - lo);
+    }
+    seen += counts[i];
+  }
+  return after.explicitBounds[after.explicitBounds.length - 1];
+}
