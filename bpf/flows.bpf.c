@@ -53,7 +53,8 @@ static __always_inline void account(struct __sk_buff *skb, __u8 direction)
 
 			__builtin_memcpy(key.endpoint.peer_addr, remote, 16);
 		}
-		key.endpoint.server_port = flowtel_server_port(skb->local_port, bpf_ntohl(skb->remote_port) >> 16);
+		/* remote_port holds the big-endian port in its upper 16 bits (little-endian hosts). */
+		key.endpoint.server_port = flowtel_server_port(skb->local_port, bpf_ntohs(skb->remote_port >> 16));
 		if (sk) {
 			sk = bpf_sk_fullsock(sk);
 			if (sk)

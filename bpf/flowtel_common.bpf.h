@@ -102,7 +102,13 @@ static __always_inline void flowtel_fill_tuple(struct flowtel_tuple *t, struct s
 
 	t->family = family;
 	t->protocol = BPF_CORE_READ(sk, sk_protocol);
-	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/*
+	 * inet_sport, not skc_num: when a socket moves to CLOSE the kernel
+	 * releases its port (skc_num = 0) before inet_sock_set_state fires.
+	 */
+	t->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	if (t->sport == 0)
+		t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET) {
 		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
@@ -143,6 +149,9 @@ static __always_inline __u32 flowtel_skb_netns(const struct sk_buff *skb)
 /* The server side of a connection: the port outside the ephemeral range. */
 static __always_inline __u16 flowtel_server_port(__u16 local, __u16 remote)
 {
+	/* 0 = not known (yet): a connecting socket has no local port before its SYN. */
+	if (local == 0 || remote == 0)
+		return local | remote;
 	bool local_ephemeral = local >= flowtel_ephemeral_low && local <= flowtel_ephemeral_high;
 	bool remote_ephemeral = remote >= flowtel_ephemeral_low && remote <= flowtel_ephemeral_high;
 

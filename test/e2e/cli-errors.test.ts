@@ -111,13 +111,24 @@ describe('CLI: missing privileges', function () {
     }
   });
 
-  it('warns once per probe group that cannot load, naming its hook, and exits 1 when none can', async () => {
+  it('warns once per probe group that cannot load, naming its hooks, and exits 1 when none can', async () => {
     const emptyDir = tempDir('nobpf');
     const r = await flowtelAsync(['run', '--cgroup-root', cgroupRoot(), '--bpf-dir', emptyDir, '--prometheus', 'false']);
     assert.equal(r.code, 1, r.stderr);
     const warnings = r.stderr.split('\n').filter((l) => l.includes('level=warn'));
-    assert.equal(warnings.length, 1, r.stderr);
-    assert.match(warnings[0], /probe group tcp-retransmits disabled: cannot load hook tp_btf\/tcp_retransmit_skb.*error=".*tcp_retransmits\.bpf\.o: open: No such file or directory/);
+    const expected: Array<[string, string, string]> = [
+      ['tcp-retransmits', 'tp_btf/tcp_retransmit_skb', 'tcp_retransmits'],
+      ['tcp-resets', 'tp_btf/tcp_send_reset, tp_btf/tcp_receive_reset', 'tcp_resets'],
+      ['drops', 'tp_btf/kfree_skb', 'drops'],
+      ['tcp-connections', 'tp_btf/inet_sock_set_state', 'tcp_connections'],
+      ['tcp-rtt', 'tp_btf/tcp_probe', 'tcp_rtt'],
+      ['flows', 'cgroup_skb/ingress, cgroup_skb/egress', 'flows'],
+    ];
+    assert.equal(warnings.length, expected.length, r.stderr);
+    expected.forEach(([group, hooks, object], i) => {
+      assert.ok(warnings[i].includes(`probe group ${group} disabled: cannot load hook ${hooks}`), warnings[i]);
+      assert.ok(warnings[i].includes(`${object}.bpf.o: open: No such file or directory`), warnings[i]);
+    });
     assert.match(r.stderr, /flowtel: no probe group could be loaded/);
   });
 

@@ -280,10 +280,18 @@ describe('e2e: probe groups against the kernel', function () {
     });
   });
 
-  it('lost no events in any of the above', () => {
-    for (const p of receiver.latestPoints('flowtel.agent.events.lost')) {
-      assert.equal(p.value, 0, `lost ${p.value} (${String(p.attributes['flowtel.loss.reason'])})`);
-    }
+
+  // Last: mocha runs a suite's own tests before its child suites, so this lives in a suite of its own.
+  describe('self-metrics', () => {
+    it('lost no events in any of the above, and kept pod series free of peer attributes', () => {
+      const lost = receiver.latestPoints('flowtel.agent.events.lost');
+      assert.equal(lost.length, 3);
+      for (const p of lost) assert.equal(p.value, 0, `lost ${p.value} (${String(p.attributes['flowtel.loss.reason'])})`);
+      assert.ok(receiver.latestTotal('flowtel.agent.events.received') > 0);
+      for (const metric of ['k8s.pod.network.io', 'flowtel.tcp.resets', 'flowtel.network.drops', 'flowtel.tcp.connection.opens']) {
+        for (const p of receiver.latestPoints(metric)) assert.equal(p.attributes['network.peer.address'], undefined, `${metric} has a peer at pod granularity`);
+      }
+    });
   });
 
   function sentByReason(podUid: string): Record<string, number> {

@@ -43,7 +43,8 @@ export function socketTupleAttributes(tuple: Tuple): Attributes {
   return {
     [ATTR_NETWORK_TYPE]: tuple.family,
     [ATTR_NETWORK_LOCAL_ADDRESS]: tuple.localAddress,
-    [ATTR_NETWORK_LOCAL_PORT]: tuple.localPort,
+    // 0: a failed connect never got a local port.
+    ...(tuple.localPort ? { [ATTR_NETWORK_LOCAL_PORT]: tuple.localPort } : {}),
     [ATTR_NETWORK_PEER_ADDRESS]: tuple.peerAddress,
     [ATTR_NETWORK_PEER_PORT]: tuple.peerPort,
   };
