@@ -42,6 +42,8 @@ export class WatchStream {
   begin(): void {
     const { type, resourceVersion, bookmarks } = this.request;
     this.res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+    // Clients wait for the head before they read events; Node would hold it back until the first write.
+    this.res.flushHeaders();
     this.res.on('close', () => this.close());
     const fromState = this.request.sendInitialEvents || !resourceVersion || resourceVersion === '0';
     if (fromState) {

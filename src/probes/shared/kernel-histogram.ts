@@ -50,6 +50,9 @@ export interface KernelHistogramOptions {
   histogram: Histogram;
   /** Kernel unit to exported unit, e.g. 1e-6 for µs → s. */
   scale: number;
+  /** Rows of cgroups/netns gone this long are deleted from the kernel map. */
+  gracePeriodMs: number;
+  now?: () => number;
 }
 
 export class KernelHistogramDrain {
@@ -58,6 +61,7 @@ export class KernelHistogramDrain {
   private readonly value: StructReader<'count' | 'buckets'>;
   private readonly bucketCount: number;
   private readonly last = new Map<string, Float64Array>();
+  private readonly goneSince = new Map<string, number>();
   private readonly midpoints: number[];
 
   constructor(private readonly options: KernelHistogramOptions) {
@@ -75,6 +79,8 @@ export class KernelHistogramDrain {
     const rows = object.mapReadAll(mapName);
     const bucketsOffset = this.value.member('buckets').offset;
     const seen = new Set<string>();
+    const expired: Buffer[] = [];
+    const now = (this.options.now ?? Date.now)();
     let recorded = 0;
     for (let i = 0; i < rows.count; i++) {
       const keyOffset = i * rows.keySize;
@@ -94,9 +100,30 @@ export class KernelHistogramDrain {
         for (let n = 0; n < delta; n++) histogram.record(this.midpoints[b], attributes);
         recorded += delta;
       }
+      if (this.isExpired(rowId, rows.keys, keyOffset, now)) expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
     }
     for (const rowId of this.last.keys()) if (!seen.has(rowId)) this.last.delete(rowId);
+    if (expired.length) object.mapDeleteKeys(mapName, Buffer.concat(expired));
     return recorded;
+  }
+
+  /** A row whose cgroup or netns has been gone for the grace period (its samples are already recorded). */
+  private isExpired(rowId: string, keys: Buffer, offset: number, now: number): boolean {
+    const ref = this.endpointKey.ref(keys, offset);
+    if (this.options.attribution.isLiveRef(ref)) {
+      this.goneSince.delete(rowId);
+      return false;
+    }
+    const since = this.goneSince.get(rowId);
+    if (since === undefined) {
+      this.goneSince.set(rowId, now);
+      return false;
+    }
+    if (now - since < this.options.gracePeriodMs) return false;
+    this.goneSince.delete(rowId);
+    this.last.delete(rowId);
+    this.options.attribution.forgetRef(ref);
+    return true;
   }
 
   private attributesOf(keys: Buffer, offset: number): Attributes | undefined {

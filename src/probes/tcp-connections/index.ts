@@ -143,6 +143,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
       },
       attribution,
       scale: 1e-6,
+      gracePeriodMs: context.cgroupGracePeriodMs,
     };
     this.drains = [
       new KernelHistogramDrain({

@@ -45,6 +45,7 @@ export class TcpRttGroup implements ProbeGroup {
       attribution: context.attribution,
       histogram: createKernelHistogram(context.meter, METRIC_TCP_RTT, RTT_BOUNDARIES_S),
       scale: 1e-6,
+      gracePeriodMs: context.cgroupGracePeriodMs,
     });
     this.timer = setInterval(() => this.flush(), context.histogramDrainIntervalMs);
     this.timer.unref();
