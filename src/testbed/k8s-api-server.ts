@@ -15,6 +15,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
+import type net from 'node:net';
 import path from 'node:path';
 import YAML from 'yaml';
 import { resourceTypeAt, type KubeObject, type ResourceType } from './k8s-api-objects';
@@ -87,6 +88,8 @@ export class K8sApiServer {
   private readonly counts = new Map<string, number>();
   private readonly forbidden = new Set<string>();
   private readonly watches = new Set<WatchStream>();
+  /** Every TCP connection, handshaking ones included (closeAllConnections only knows HTTP ones). */
+  private readonly sockets = new Set<net.Socket>();
   private readonly server: https.Server;
   private readonly host: string;
   private boundPort: number;
@@ -101,6 +104,10 @@ export class K8sApiServer {
     this.boundPort = options.port ?? 0;
     this.certificates = makeTestCertificates({ hosts: [this.host, '127.0.0.1', 'localhost', '::1'] });
     this.server = https.createServer({ key: this.certificates.serverKey, cert: this.certificates.serverCert }, (req, res) => this.handle(req, res));
+    this.server.on('connection', (socket: net.Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
   }
 
   /** A new server, listening. */
@@ -145,6 +152,7 @@ export class K8sApiServer {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const w of [...this.watches]) w.destroy();
     this.server.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
     await closed;
   }
 
@@ -310,7 +318,8 @@ export class K8sApiServer {
     };
     this.requests.push(record);
     if (this.requests.length > MAX_REQUEST_RECORDS) this.requests.splice(0, this.requests.length - MAX_REQUEST_RECORDS);
-    res.on('finish', () => (record.status = res.statusCode));
+    // 'close' also fires for a watch whose socket was destroyed, which never 'finish'es.
+    res.on('close', () => (record.status = res.statusCode));
     if (req.method !== 'GET') {
       sendStatus(res, 405, 'MethodNotAllowed', `the test API server serves reads only, not ${req.method}`);
       return;

@@ -17,29 +17,28 @@ export class ExpiredError extends Error {}
 /** A write the store refuses (unknown object, duplicate name): a programming error in the test. */
 export class StoreError extends Error {}
 
-/** One immutable version of an object. */
+/** One immutable version of an object, serialised once when written. */
 export class Version {
-  private item: string | undefined;
+  /** As list items are sent: without kind and apiVersion (the real server omits them there). */
+  readonly itemJson: string;
 
   constructor(
     readonly key: string,
     readonly object: KubeObject,
     readonly rv: number,
-  ) {}
-
-  /** As list items are sent: without kind and apiVersion (the real server omits them there). */
-  get itemJson(): string {
-    if (this.item === undefined) {
-      const { kind: _kind, apiVersion: _apiVersion, ...rest } = this.object;
-      this.item = JSON.stringify(rest);
-    }
-    return this.item;
+    itemJson?: string,
+  ) {
+    this.itemJson = itemJson ?? itemJsonOf(object);
   }
 
   /** As watch events and single GETs send it: kind and apiVersion first. */
   get json(): string {
-    const prefix = JSON.stringify({ kind: this.object.kind, apiVersion: this.object.apiVersion });
-    return `${prefix.slice(0, -1)},${this.itemJson.slice(1)}`;
+    return withTypeMeta(this.object, this.itemJson);
+  }
+
+  /** A fresh, mutable copy of the object for the test. */
+  copy(): KubeObject {
+    return JSON.parse(this.json) as KubeObject;
   }
 
   /** The same content stamped with a later resourceVersion (a DELETED event carries the deletion's RV). */
@@ -47,6 +46,15 @@ export class Version {
     const object = { ...this.object, metadata: { ...this.object.metadata, resourceVersion: String(rv) } };
     return new Version(this.key, object, rv);
   }
+}
+
+function itemJsonOf(object: KubeObject): string {
+  const { kind: _kind, apiVersion: _apiVersion, ...rest } = object;
+  return JSON.stringify(rest);
+}
+
+function withTypeMeta(typeMeta: { kind: string; apiVersion: string }, itemJson: string): string {
+  return `{"kind":${JSON.stringify(typeMeta.kind)},"apiVersion":${JSON.stringify(typeMeta.apiVersion)},${itemJson.slice(1)}`;
 }
 
 export interface StoreEvent {
@@ -170,19 +178,19 @@ export class K8sStore {
     s.objects.delete(key);
     s.changed(true);
     this.record(s, { type: 'DELETED', rv: this.rv, current: gone, previous: old });
-    return structuredClone(gone.object);
+    return gone.copy();
   }
 
   get(kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
     const type = resourceTypeOf(kind);
     const v = this.state(type).objects.get(objectKey(type, namespace, name));
-    return v ? structuredClone(v.object) : undefined;
+    return v?.copy();
   }
 
   list(kind: string): KubeObject[] {
     return this.state(resourceTypeOf(kind))
       .current()
-      .map((v) => structuredClone(v.object));
+      .map((v) => v.copy());
   }
 
   /** Drops all history: watching or paging from any earlier resourceVersion now gets 410 Expired. */
@@ -236,24 +244,30 @@ export class K8sStore {
     return () => s.listeners.delete(listener);
   }
 
+  /**
+   * A shallow draft of what will be stored: only metadata is rewritten, and the draft is
+   * serialised and parsed back before it is kept, so the caller's object is never shared.
+   */
   private prepare(obj: KubeObject): { type: ResourceType; key: string; object: KubeObject } {
     if (!obj?.kind || !obj.metadata?.name) throw new StoreError('an object needs kind and metadata.name');
     const type = resourceTypeOf(obj.kind);
-    const object = structuredClone(obj);
-    object.apiVersion = type.apiVersion;
-    if (type.namespaced) object.metadata.namespace ??= 'default';
-    else delete object.metadata.namespace;
-    return { type, key: objectKey(type, object.metadata.namespace, object.metadata.name), object };
+    const metadata = { ...obj.metadata };
+    if (type.namespaced) metadata.namespace ??= 'default';
+    else delete metadata.namespace;
+    const object = { ...obj, kind: type.kind, apiVersion: type.apiVersion, metadata };
+    return { type, key: objectKey(type, metadata.namespace, metadata.name), object };
   }
 
-  private write(s: ResourceState, type: EventType, key: string, object: KubeObject, previous?: Version): KubeObject {
+  private write(s: ResourceState, type: EventType, key: string, draft: KubeObject, previous?: Version): KubeObject {
     this.rv++;
-    object.metadata.resourceVersion = String(this.rv);
-    const current = new Version(key, object, this.rv);
+    draft.metadata.resourceVersion = String(this.rv);
+    // One stringify and one parse: the JSON every list and watch reuses, and a private copy to keep.
+    const item = itemJsonOf(draft);
+    const current = new Version(key, JSON.parse(withTypeMeta(draft, item)) as KubeObject, this.rv, item);
     s.objects.set(key, current);
     s.changed(previous === undefined);
     this.record(s, { type, rv: this.rv, current, ...(previous ? { previous } : {}) });
-    return structuredClone(object);
+    return current.copy();
   }
 
   private record(s: ResourceState, event: StoreEvent): void {

@@ -18,12 +18,15 @@ describe('e2e: probe groups against the kernel', function () {
   let node: TestNode;
   let receiver: OtlpReceiver;
   let agent: AgentProcess | undefined;
+  let preexisting: ReturnType<TestNode['spawnInPod']> | undefined;
   const uid = (pod: string) => node.pod(pod).uid;
 
   before(async function () {
     requireKernel(this);
     node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }, { name: 'c' }, { name: 'd' }] });
     receiver = await OtlpReceiver.start();
+    // Connections that exist before the agent starts: the live counts must include them.
+    preexisting = await holdConnections('d', 'c', 7040, 3);
     agent = AgentProcess.start(['--cgroup-root', cgroupRoot(), '--node-name', 'test-node'], {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       OTEL_METRIC_EXPORT_INTERVAL: '1000',
@@ -37,6 +40,32 @@ describe('e2e: probe groups against the kernel', function () {
     await receiver?.stop();
     await node?.destroy();
   });
+
+  /** Pod `from` holds `count` connections to a server in pod `to`; resolves once they are established. */
+  async function holdConnections(from: string, to: string, port: number, count: number) {
+    const server = node.spawnInPod(to, 'python3', [
+      '-c',
+      `import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("0.0.0.0",${port}));s.listen(8);print("ready",flush=True)\nc=[s.accept() for _ in range(${count})]\ntime.sleep(600)`,
+    ]);
+    let ready = '';
+    server.stdout?.on('data', (d: Buffer) => (ready += d.toString()));
+    await waitFor('holding server', () => (ready.includes('ready') ? true : undefined));
+    const client = node.spawnInPod(from, 'python3', [
+      '-c',
+      `import socket,time\nc=[socket.create_connection(("${node.pod(to).ip}",${port})) for _ in range(${count})]\nprint("held",flush=True)\ntime.sleep(600)`,
+    ]);
+    let held = '';
+    client.stdout?.on('data', (d: Buffer) => (held += d.toString()));
+    await waitFor('connections held', () => (held.includes('held') ? true : undefined));
+    client.once('exit', () => server.kill('SIGKILL'));
+    return client;
+  }
+
+  /** Established TCP sockets in a pod, as the kernel lists them. */
+  async function establishedInKernel(pod: string): Promise<number> {
+    const out = await mustRun('ip', ['netns', 'exec', node.pod(pod).netns, 'ss', '-tnH', 'state', 'established']);
+    return out.trim().split('\n').filter(Boolean).length;
+  }
 
   /** Waits for an export that started after now (+ margin) so it holds everything that happened before. */
   async function settled(): Promise<void> {
@@ -174,22 +203,26 @@ describe('e2e: probe groups against the kernel', function () {
       for (const r of records) assert.equal(r.attributes['network.peer.address'], b.ip);
     });
 
-    it('counts live connections while they are open', async () => {
-      const b = node.pod('b');
-      const server = node.spawnInPod('b', 'python3', ['-c', 'import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("0.0.0.0",7004));s.listen(8);print("ready",flush=True);c=[s.accept() for _ in range(3)];time.sleep(30)']);
-      let out = '';
-      server.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-      await waitFor('holding server', () => (out.includes('ready') ? true : undefined));
-      const holder = node.spawnInPod('a', 'python3', ['-c', `import socket,time\nc=[socket.create_connection(("${b.ip}",7004)) for _ in range(3)]\nprint("held",flush=True)\ntime.sleep(30)`]);
-      let held = '';
-      holder.stdout?.on('data', (d: Buffer) => (held += d.toString()));
-      await waitFor('connections held', () => (held.includes('held') ? true : undefined));
+    it('counts connections that existed before the agent started, and their close', async () => {
       await settled();
-      const kernelCount = (await mustRun('ip', ['netns', 'exec', node.pod('a').netns, 'ss', '-tnH', 'state', 'established'])).trim().split('\n').filter(Boolean).length;
-      assert.equal(total('flowtel.tcp.connections', { 'k8s.pod.uid': uid('a'), 'network.connection.state': 'established' }), kernelCount);
+      const established = () => total('flowtel.tcp.connections', { 'k8s.pod.uid': uid('d'), 'network.connection.state': 'established' });
+      assert.equal(await establishedInKernel('d'), 3);
+      assert.equal(established(), 3, 'the baseline read from /proc at start');
+      preexisting?.kill('SIGKILL');
+      await waitForClosedConnections(node, 'd');
+      await settled();
+      assert.equal(await establishedInKernel('d'), 0);
+      assert.equal(established(), 0, 'their close came through the kernel deltas');
+    });
+
+    it('counts live connections while they are open', async () => {
+      const holder = await holdConnections('a', 'b', 7004, 3);
+      await settled();
+      const kernelCount = await establishedInKernel('a');
       assert.equal(kernelCount, 3);
+      assert.equal(total('flowtel.tcp.connections', { 'k8s.pod.uid': uid('a'), 'network.connection.state': 'established' }), kernelCount);
       holder.kill('SIGKILL');
-      server.kill('SIGKILL');
+      await waitForClosedConnections(node, 'a');
     });
   });
 
