@@ -103,15 +103,10 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 
 	__u64 now = bpf_ktime_get_ns();
 
-	if (!flowtel_event_allowed(now))
-		return 0;
-	struct drop_event *e = bpf_ringbuf_reserve(&flowtel_events, sizeof(*e), 0);
+	struct drop_event *e = flowtel_event_reserve(FLOWTEL_EVENT_DROP, sizeof(*e), now);
 
-	if (!e) {
-		flowtel_count_loss(FLOWTEL_LOSS_RINGBUF_FULL);
+	if (!e)
 		return 0;
-	}
-	flowtel_fill_header(&e->header, FLOWTEL_EVENT_DROP, sizeof(*e), now);
 	e->tuple = tuple;
 	e->cgroup_id = key.endpoint.cgroup_id;
 	e->netns_ino = key.endpoint.netns_ino;

@@ -90,6 +90,25 @@ static __always_inline void flowtel_fill_header(struct flowtel_event_header *h, 
 	h->timestamp_ns = now;
 }
 
+/*
+ * Reserves an event of `size` bytes with its header filled, or returns NULL:
+ * over the rate limit (counted as rate-limited) or ring full (counted as lost).
+ */
+static __always_inline void *flowtel_event_reserve(__u16 kind, __u16 size, __u64 now)
+{
+	struct flowtel_event_header *h;
+
+	if (!flowtel_event_allowed(now))
+		return NULL;
+	h = bpf_ringbuf_reserve(&flowtel_events, size, 0);
+	if (!h) {
+		flowtel_count_loss(FLOWTEL_LOSS_RINGBUF_FULL);
+		return NULL;
+	}
+	flowtel_fill_header(h, kind, size, now);
+	return h;
+}
+
 /* cgroup v2 id of the cgroup that created a full socket; 0 if unknown. */
 static __always_inline __u64 flowtel_socket_cgroup_id(struct sock *sk)
 {

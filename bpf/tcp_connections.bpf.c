@@ -73,15 +73,10 @@ static __always_inline void emit_failure(struct sock *sk, const struct flowtel_t
 					 const struct flowtel_endpoint_key *endpoint, __s32 error, __u64 duration_ns,
 					 __u64 now)
 {
-	if (!flowtel_event_allowed(now))
-		return;
-	struct tcp_connect_failed_event *e = bpf_ringbuf_reserve(&flowtel_events, sizeof(*e), 0);
+	struct tcp_connect_failed_event *e = flowtel_event_reserve(FLOWTEL_EVENT_TCP_CONNECT_FAILED, sizeof(*e), now);
 
-	if (!e) {
-		flowtel_count_loss(FLOWTEL_LOSS_RINGBUF_FULL);
+	if (!e)
 		return;
-	}
-	flowtel_fill_header(&e->header, FLOWTEL_EVENT_TCP_CONNECT_FAILED, sizeof(*e), now);
 	e->tuple = *tuple;
 	e->cgroup_id = endpoint->cgroup_id;
 	e->netns_ino = endpoint->netns_ino;

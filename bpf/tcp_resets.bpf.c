@@ -55,15 +55,10 @@ static __always_inline void record(const struct sock *sk, const struct sk_buff *
 
 	__u64 now = bpf_ktime_get_ns();
 
-	if (!flowtel_event_allowed(now))
-		return;
-	struct tcp_reset_event *e = bpf_ringbuf_reserve(&flowtel_events, sizeof(*e), 0);
+	struct tcp_reset_event *e = flowtel_event_reserve(FLOWTEL_EVENT_TCP_RESET, sizeof(*e), now);
 
-	if (!e) {
-		flowtel_count_loss(FLOWTEL_LOSS_RINGBUF_FULL);
+	if (!e)
 		return;
-	}
-	flowtel_fill_header(&e->header, FLOWTEL_EVENT_TCP_RESET, sizeof(*e), now);
 	e->tuple = tuple;
 	e->cgroup_id = key.endpoint.cgroup_id;
 	e->netns_ino = key.endpoint.netns_ino;

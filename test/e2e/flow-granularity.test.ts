@@ -10,7 +10,7 @@ import path from 'node:path';
 import { nstat } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
-import { AgentProcess, waitFor } from '../support/agent-process';
+import { AgentProcess, freshExport, startAgentWithReceiver } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
 import { IPERF_PORT, dropPercent, iperf, netClient, waitForClosedConnections } from '../support/traffic';
@@ -26,14 +26,9 @@ describe('e2e: flow granularity', function () {
   before(async function () {
     requireKernel(this);
     node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
-    receiver = await OtlpReceiver.start();
     const config = path.join(tempDir('flow'), 'flowtel.yaml');
     fs.writeFileSync(config, `probes:\n${GROUPS.map((g) => `  ${g}:\n    granularity: flow\n`).join('')}`);
-    agent = AgentProcess.start(['--config', config, '--cgroup-root', cgroupRoot()], {
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_METRIC_EXPORT_INTERVAL: '1000',
-    });
-    await agent.running();
+    ({ agent, receiver } = await startAgentWithReceiver(['--config', config, '--cgroup-root', cgroupRoot()]));
   });
 
   after(async function () {
@@ -52,8 +47,7 @@ describe('e2e: flow granularity', function () {
     await netClient(node, 'a', ['connect', b.ip, 7031, 3]);
     await waitForClosedConnections(node, 'a');
     const retransmitted = (await nstat(a.netns, ['TcpRetransSegs'])).TcpRetransSegs - kernelBefore.TcpRetransSegs;
-    const since = Date.now() + 1200;
-    await waitFor('a fresh export', () => (receiver.metricExports.some((e) => e.receivedAt > since) ? true : undefined));
+    await freshExport(receiver);
 
     const toB = { 'k8s.pod.uid': a.uid, 'network.peer.address': b.ip, 'server.port': IPERF_PORT, 'network.transport': 'tcp' };
     const bytes = receiver.latestTotal('k8s.pod.network.io', { ...toB, 'network.io.direction': 'transmit' });

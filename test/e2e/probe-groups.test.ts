@@ -9,7 +9,7 @@ import { mustRun } from '../../src/testbed/exec';
 import { nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
-import { AgentProcess, sleep, waitFor } from '../support/agent-process';
+import { AgentProcess, freshExport, startAgentWithReceiver, sleep, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { NFT_TABLE, iperf, netClient, nftInput, serveInPod, waitForClosedConnections } from '../support/traffic';
 
@@ -24,14 +24,9 @@ describe('e2e: probe groups against the kernel', function () {
   before(async function () {
     requireKernel(this);
     node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }, { name: 'c' }, { name: 'd' }] });
-    receiver = await OtlpReceiver.start();
     // Connections that exist before the agent starts: the live counts must include them.
     preexisting = await holdConnections('d', 'c', 7040, 3);
-    agent = AgentProcess.start(['--cgroup-root', cgroupRoot(), '--node-name', 'test-node'], {
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_METRIC_EXPORT_INTERVAL: '1000',
-    });
-    await agent.running();
+    ({ agent, receiver } = await startAgentWithReceiver(['--cgroup-root', cgroupRoot(), '--node-name', 'test-node']));
   });
 
   after(async function () {
@@ -68,10 +63,7 @@ describe('e2e: probe groups against the kernel', function () {
   }
 
   /** Waits for an export that started after now (+ margin) so it holds everything that happened before. */
-  async function settled(): Promise<void> {
-    const since = Date.now() + 1200;
-    await waitFor('a fresh export', () => (receiver.metricExports.some((e) => e.receivedAt > since) ? true : undefined), 10_000);
-  }
+  const settled = () => freshExport(receiver);
 
   function total(metric: string, match: Record<string, string | number>): number {
     return receiver.latestTotal(metric, match);

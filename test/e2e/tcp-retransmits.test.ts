@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
 import { nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
-import { AgentProcess, waitFor } from '../support/agent-process';
+import { AgentProcess, startAgentWithReceiver, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { IPERF_PORT, NFT_TABLE, dropPercent, iperf, waitForClosedConnections } from '../support/traffic';
 
@@ -26,12 +26,7 @@ describe('e2e: tcp-retransmits against the kernel', function () {
   before(async function () {
     requireKernel(this);
     node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b', qosClass: 'besteffort' }] });
-    receiver = await OtlpReceiver.start();
-    agent = AgentProcess.start(['--cgroup-root', cgroupRoot(), '--node-name', 'test-node'], {
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_METRIC_EXPORT_INTERVAL: '1000',
-    });
-    await agent.running();
+    ({ agent, receiver } = await startAgentWithReceiver(['--cgroup-root', cgroupRoot(), '--node-name', 'test-node']));
     await dropPercent(node, 'a', 'b', 2);
 
     const a = node.pod('a');

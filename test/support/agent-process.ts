@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 
 export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
@@ -65,6 +66,26 @@ export function agentEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const clean = { ...process.env };
   for (const key of Object.keys(clean)) if (key.startsWith('OTEL_')) delete clean[key];
   return { ...clean, ...env };
+}
+
+/** A receiver and an agent exporting to it every second; the agent is running when this resolves. */
+export async function startAgentWithReceiver(args: string[]): Promise<{ agent: AgentProcess; receiver: OtlpReceiver }> {
+  const receiver = await OtlpReceiver.start();
+  const agent = AgentProcess.start(args, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_METRIC_EXPORT_INTERVAL: '1000' });
+  try {
+    await agent.running();
+  } catch (err) {
+    await agent.stop();
+    await receiver.stop();
+    throw err;
+  }
+  return { agent, receiver };
+}
+
+/** Waits for an export received after now (plus a margin), so it holds everything that happened before. */
+export async function freshExport(receiver: OtlpReceiver): Promise<void> {
+  const since = Date.now() + 1200;
+  await waitFor('a fresh export', () => (receiver.metricExports.some((e) => e.receivedAt > since) ? true : undefined), 10_000);
 }
 
 export function sleep(ms: number): Promise<void> {

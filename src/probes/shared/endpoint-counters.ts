@@ -14,8 +14,8 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { NativeBpfObject } from '../../bpf/native';
 import { StructReader } from '../../bpf/struct-reader';
-import type { CgroupAttribution, EndpointRef, LocalEndpoint } from '../../k8s/attribution';
-import { EndpointKeyReader } from './endpoint-key';
+import type { CgroupAttribution, LocalEndpoint } from '../../k8s/attribution';
+import { GoneRows, RowIdentityReader, type DescribeRow, type RowIdentity } from './row-identity';
 
 export interface SeriesTotals<F extends string> {
   endpoint: LocalEndpoint;
@@ -26,22 +26,6 @@ export interface SeriesTotals<F extends string> {
   /** Endpoint, peer and group attributes together. */
   attributes: Attributes;
   totals: Record<F, number>;
-}
-
-export interface KeyFieldView {
-  uint(field: string): number;
-  int(field: string): number;
-}
-
-export interface RowDescription {
-  key: string;
-  attributes: Attributes;
-  tag?: string;
-}
-
-/** The identity a row is aggregated under; shared with code that builds matching series (baselines). */
-export function seriesKeyOf(endpointKey: string, peerKey: string | undefined, groupKey: string): string {
-  return `${endpointKey}|${peerKey ?? ''}|${groupKey}`;
 }
 
 export interface EndpointCounterTableOptions<F extends string> {
@@ -56,7 +40,7 @@ export interface EndpointCounterTableOptions<F extends string> {
   /** Other key members the group needs, e.g. ['reason', 'direction']. */
   keyFields?: readonly string[];
   /** Group attributes for a row from its key fields; undefined skips the row. */
-  describe?: (key: KeyFieldView) => RowDescription | undefined;
+  describe?: DescribeRow;
   attribution: CgroupAttribution;
   possibleCpus: number;
   gracePeriodMs: number;
@@ -64,30 +48,22 @@ export interface EndpointCounterTableOptions<F extends string> {
   now?: () => number;
 }
 
-interface RowRecord {
-  ref: EndpointRef;
-  endpoint: LocalEndpoint;
-  tag?: string;
-  seriesKey: string;
-  attributes: Attributes;
+interface RowRecord extends RowIdentity {
   totals: Record<string, number>;
-  flow: boolean;
 }
 
 export class EndpointCounterTable<F extends string> {
-  private readonly endpointKey: EndpointKeyReader;
-  private readonly keyFields: StructReader<string> | undefined;
+  private readonly rows: RowIdentityReader;
+  private readonly gone: GoneRows;
   private readonly valueOffsets: Record<string, number>;
   private readonly retired = new Map<string, { endpoint: LocalEndpoint; tag?: string; attributes: Attributes; totals: Record<string, number> }>();
-  private readonly goneSince = new Map<string, number>();
   private readonly lastChange = new Map<string, { sum: number; at: number }>();
   private readonly now: () => number;
 
   constructor(private readonly options: EndpointCounterTableOptions<F>) {
     const { object } = options;
-    const keyLayout = object.structLayout(options.keyStruct);
-    this.endpointKey = new EndpointKeyReader(options.keyStruct, keyLayout);
-    this.keyFields = options.keyFields?.length ? new StructReader(options.keyStruct, keyLayout, options.keyFields) : undefined;
+    this.rows = new RowIdentityReader(object, options.keyStruct, options.keyFields, options.attribution, options.describe);
+    this.gone = new GoneRows(options.attribution, options.gracePeriodMs);
     if (options.valueStruct) {
       const value = new StructReader(options.valueStruct, object.structLayout(options.valueStruct), options.fields);
       this.valueOffsets = Object.fromEntries(options.fields.map((f) => [f, value.member(f).offset]));
@@ -112,8 +88,9 @@ export class EndpointCounterTable<F extends string> {
     }
     for (let i = 0; i < rows.count; i++) {
       const keyOffset = i * rows.keySize;
-      const row = this.describeRow(rows.keys, keyOffset);
-      if (!row) continue;
+      const identity = this.rows.read(rows.keys, keyOffset);
+      if (!identity) continue;
+      const row: RowRecord = { ...identity, totals: {} };
       for (const field of fields) {
         row.totals[field] = this.sumField(rows.values, i * rows.valueStride, this.valueOffsets[field], possibleCpus, perCpuStride);
       }
@@ -127,31 +104,11 @@ export class EndpointCounterTable<F extends string> {
       if (this.isExpired(rowId, row, now)) {
         expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
         expiredRows.push(row);
-        this.goneSince.delete(rowId);
         this.lastChange.delete(rowId);
       }
     }
     if (expired.length) this.retire(expired, expiredRows);
     return [...series.values()];
-  }
-
-  private describeRow(keys: Buffer, offset: number): RowRecord | undefined {
-    const ref = this.endpointKey.ref(keys, offset);
-    const endpoint = this.options.attribution.resolveRef(ref);
-    const peer = this.endpointKey.peer(keys, offset);
-    const fieldsReader = this.keyFields;
-    const view = keyFieldView(fieldsReader, keys, offset);
-    const group: RowDescription | undefined = this.options.describe ? this.options.describe(view) : { key: '', attributes: {} };
-    if (!group) return undefined;
-    return {
-      ref,
-      endpoint,
-      ...(group.tag !== undefined ? { tag: group.tag } : {}),
-      seriesKey: seriesKeyOf(endpoint.key, peer?.key, group.key),
-      attributes: { ...endpoint.attributes, ...peer?.attributes, ...group.attributes },
-      totals: {},
-      flow: peer !== undefined,
-    };
   }
 
   private sumField(values: Buffer, base: number, fieldOffset: number, cpus: number, stride: number): number {
@@ -164,23 +121,14 @@ export class EndpointCounterTable<F extends string> {
   }
 
   private isExpired(rowId: string, row: RowRecord, now: number): boolean {
-    const { idleFlowEvictMs, gracePeriodMs, attribution } = this.options;
+    const { idleFlowEvictMs } = this.options;
     if (row.flow && idleFlowEvictMs !== undefined) {
       const sum = Object.values(row.totals).reduce((s, v) => s + Math.abs(v), 0);
       const last = this.lastChange.get(rowId);
       if (!last || last.sum !== sum) this.lastChange.set(rowId, { sum, at: now });
       else if (now - last.at >= idleFlowEvictMs) return true;
     }
-    if (row.endpoint.kind !== 'unknown' && attribution.isLiveRef(row.ref)) {
-      this.goneSince.delete(rowId);
-      return false;
-    }
-    const since = this.goneSince.get(rowId);
-    if (since === undefined) {
-      this.goneSince.set(rowId, now);
-      return false;
-    }
-    return now - since >= gracePeriodMs;
+    return this.gone.expired(rowId, row.ref, row.endpoint, now);
   }
 
   private retire(keys: Buffer[], rows: RowRecord[]): void {
@@ -194,21 +142,6 @@ export class EndpointCounterTable<F extends string> {
       this.retired.set(row.seriesKey, kept);
     }
   }
-}
-
-/** Reads the group's own key members of one row. */
-export function keyFieldView(reader: StructReader<string> | undefined, keys: Buffer, offset: number): KeyFieldView {
-  const need = (): StructReader<string> => {
-    if (!reader) throw new Error('the table was given no keyFields');
-    return reader;
-  };
-  return {
-    uint: (field) => need().uint(keys, offset, field),
-    int: (field) => {
-      const member = need().member(field);
-      return member.size === 4 ? keys.readInt32LE(offset + member.offset) : need().uint(keys, offset, field);
-    },
-  };
 }
 
 function zero<F extends string>(fields: readonly F[]): Record<F, number> {

@@ -15,8 +15,7 @@ import type { NativeBpfObject } from '../../bpf/native';
 import { StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution } from '../../k8s/attribution';
 import type { MetricName } from '../../semconv';
-import { EndpointKeyReader } from './endpoint-key';
-import { keyFieldView, type RowDescription } from './endpoint-counters';
+import { GoneRows, RowIdentityReader, type DescribeRow } from './row-identity';
 
 /** Lower bound (in the kernel's unit) of quarter-octave bucket b. */
 export function bucketLowerBound(b: number): number {
@@ -45,7 +44,7 @@ export interface KernelHistogramOptions {
   mapName: string;
   keyStruct: string;
   keyFields?: readonly string[];
-  describe?: (key: ReturnType<typeof keyFieldView>) => RowDescription | undefined;
+  describe?: DescribeRow;
   attribution: CgroupAttribution;
   histogram: Histogram;
   /** Kernel unit to exported unit, e.g. 1e-6 for µs → s. */
@@ -56,18 +55,16 @@ export interface KernelHistogramOptions {
 }
 
 export class KernelHistogramDrain {
-  private readonly endpointKey: EndpointKeyReader;
-  private readonly keyFields: StructReader<string> | undefined;
+  private readonly rows: RowIdentityReader;
+  private readonly gone: GoneRows;
   private readonly value: StructReader<'count' | 'buckets'>;
   private readonly bucketCount: number;
   private readonly last = new Map<string, Float64Array>();
-  private readonly goneSince = new Map<string, number>();
   private readonly midpoints: number[];
 
   constructor(private readonly options: KernelHistogramOptions) {
-    const layout = options.object.structLayout(options.keyStruct);
-    this.endpointKey = new EndpointKeyReader(options.keyStruct, layout);
-    this.keyFields = options.keyFields?.length ? new StructReader(options.keyStruct, layout, options.keyFields) : undefined;
+    this.rows = new RowIdentityReader(options.object, options.keyStruct, options.keyFields, options.attribution, options.describe);
+    this.gone = new GoneRows(options.attribution, options.gracePeriodMs);
     this.value = new StructReader('flowtel_histogram', options.object.structLayout('flowtel_histogram'), ['count', 'buckets']);
     this.bucketCount = this.value.member('buckets').size / 8;
     this.midpoints = Array.from({ length: this.bucketCount }, (_, b) => Math.sqrt(bucketLowerBound(b) * bucketLowerBound(b + 1)) * options.scale);
@@ -91,47 +88,23 @@ export class KernelHistogramDrain {
       for (let b = 0; b < this.bucketCount; b++) current[b] = Number(rows.values.readBigUInt64LE(valueOffset + bucketsOffset + b * 8));
       const previous = this.last.get(rowId);
       this.last.set(rowId, current);
-      let attributes: Attributes | undefined;
-      for (let b = 0; b < this.bucketCount; b++) {
+      const identity = this.rows.read(rows.keys, keyOffset);
+      for (let b = 0; identity && b < this.bucketCount; b++) {
         const delta = current[b] - (previous ? previous[b] : 0);
         if (delta <= 0) continue;
-        attributes ??= this.attributesOf(rows.keys, keyOffset);
-        if (!attributes) break;
+        const attributes: Attributes = identity.attributes;
         for (let n = 0; n < delta; n++) histogram.record(this.midpoints[b], attributes);
         recorded += delta;
       }
-      if (this.isExpired(rowId, rows.keys, keyOffset, now)) expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
+      const ref = this.rows.ref(rows.keys, keyOffset);
+      if (this.gone.expired(rowId, ref, identity?.endpoint ?? this.options.attribution.resolveRef(ref), now)) {
+        expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
+        this.last.delete(rowId);
+        this.options.attribution.forgetRef(ref);
+      }
     }
     for (const rowId of this.last.keys()) if (!seen.has(rowId)) this.last.delete(rowId);
     if (expired.length) object.mapDeleteKeys(mapName, Buffer.concat(expired));
     return recorded;
-  }
-
-  /** A row whose cgroup or netns has been gone for the grace period (its samples are already recorded). */
-  private isExpired(rowId: string, keys: Buffer, offset: number, now: number): boolean {
-    const ref = this.endpointKey.ref(keys, offset);
-    if (this.options.attribution.isLiveRef(ref)) {
-      this.goneSince.delete(rowId);
-      return false;
-    }
-    const since = this.goneSince.get(rowId);
-    if (since === undefined) {
-      this.goneSince.set(rowId, now);
-      return false;
-    }
-    if (now - since < this.options.gracePeriodMs) return false;
-    this.goneSince.delete(rowId);
-    this.last.delete(rowId);
-    this.options.attribution.forgetRef(ref);
-    return true;
-  }
-
-  private attributesOf(keys: Buffer, offset: number): Attributes | undefined {
-    const endpoint = this.options.attribution.resolveRef(this.endpointKey.ref(keys, offset));
-    const peer = this.endpointKey.peer(keys, offset);
-    const view = keyFieldView(this.keyFields, keys, offset);
-    const group = this.options.describe ? this.options.describe(view) : { key: '', attributes: {} };
-    if (!group) return undefined;
-    return { ...endpoint.attributes, ...peer?.attributes, ...group.attributes };
   }
 }

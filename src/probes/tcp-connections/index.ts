@@ -25,7 +25,8 @@ import {
   METRIC_TCP_HANDSHAKE_DURATION,
 } from '../../semconv';
 import type { EventProbeConfig } from '../config';
-import { EndpointCounterTable, seriesKeyOf } from '../shared/endpoint-counters';
+import { EndpointCounterTable } from '../shared/endpoint-counters';
+import { seriesKeyOf } from '../shared/row-identity';
 import { peerInfo } from '../shared/endpoint-key';
 import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
 import { setCommonGlobals } from '../shared/globals';

@@ -1,0 +1,118 @@
+/**
+ * Who a kernel map row belongs to: its local endpoint, its peer (flow
+ * granularity) and the group's own key fields, as one series identity and
+ * one attribute set. Shared by counter tables and histogram drains so both
+ * name a row the same way.
+ */
+import type { Attributes } from '@opentelemetry/api';
+import type { NativeBpfObject } from '../../bpf/native';
+import { StructReader } from '../../bpf/struct-reader';
+import type { CgroupAttribution, EndpointRef, LocalEndpoint } from '../../k8s/attribution';
+import { EndpointKeyReader } from './endpoint-key';
+
+export interface KeyFieldView {
+  uint(field: string): number;
+  int(field: string): number;
+}
+
+export interface RowDescription {
+  key: string;
+  attributes: Attributes;
+  /** The group's own classification of the row, e.g. which statistic it is. */
+  tag?: string;
+}
+
+export type DescribeRow = (key: KeyFieldView) => RowDescription | undefined;
+
+export interface RowIdentity {
+  ref: EndpointRef;
+  endpoint: LocalEndpoint;
+  tag?: string;
+  seriesKey: string;
+  attributes: Attributes;
+  /** True for flow-granularity rows (they carry a peer). */
+  flow: boolean;
+}
+
+/** The identity a row is aggregated under; shared with code that builds matching series (baselines). */
+export function seriesKeyOf(endpointKey: string, peerKey: string | undefined, groupKey: string): string {
+  return `${endpointKey}|${peerKey ?? ''}|${groupKey}`;
+}
+
+export class RowIdentityReader {
+  private readonly endpointKey: EndpointKeyReader;
+  private readonly keyFields: StructReader<string> | undefined;
+
+  constructor(
+    object: NativeBpfObject,
+    keyStruct: string,
+    keyFields: readonly string[] | undefined,
+    private readonly attribution: CgroupAttribution,
+    private readonly describe?: DescribeRow,
+  ) {
+    const layout = object.structLayout(keyStruct);
+    this.endpointKey = new EndpointKeyReader(keyStruct, layout);
+    this.keyFields = keyFields?.length ? new StructReader(keyStruct, layout, keyFields) : undefined;
+  }
+
+  ref(keys: Buffer, offset: number): EndpointRef {
+    return this.endpointKey.ref(keys, offset);
+  }
+
+  /** undefined when the group's describe skips the row. */
+  read(keys: Buffer, offset: number): RowIdentity | undefined {
+    const ref = this.endpointKey.ref(keys, offset);
+    const endpoint = this.attribution.resolveRef(ref);
+    const peer = this.endpointKey.peer(keys, offset);
+    const group: RowDescription | undefined = this.describe ? this.describe(this.fieldView(keys, offset)) : { key: '', attributes: {} };
+    if (!group) return undefined;
+    return {
+      ref,
+      endpoint,
+      ...(group.tag !== undefined ? { tag: group.tag } : {}),
+      seriesKey: seriesKeyOf(endpoint.key, peer?.key, group.key),
+      attributes: { ...endpoint.attributes, ...peer?.attributes, ...group.attributes },
+      flow: peer !== undefined,
+    };
+  }
+
+  private fieldView(keys: Buffer, offset: number): KeyFieldView {
+    const need = (): StructReader<string> => {
+      if (!this.keyFields) throw new Error('the table was given no keyFields');
+      return this.keyFields;
+    };
+    return {
+      uint: (field) => need().uint(keys, offset, field),
+      int: (field) => {
+        const member = need().member(field);
+        return member.size === 4 ? keys.readInt32LE(offset + member.offset) : need().uint(keys, offset, field);
+      },
+    };
+  }
+}
+
+/** Tracks how long rows have belonged to a cgroup/netns that is gone; says when to delete them. */
+export class GoneRows {
+  private readonly since = new Map<string, number>();
+
+  constructor(
+    private readonly attribution: CgroupAttribution,
+    private readonly gracePeriodMs: number,
+  ) {}
+
+  /** True once the row's endpoint has been gone for the grace period (then it is forgotten here). */
+  expired(rowId: string, ref: EndpointRef, endpoint: LocalEndpoint, now: number): boolean {
+    if (endpoint.kind !== 'unknown' && this.attribution.isLiveRef(ref)) {
+      this.since.delete(rowId);
+      return false;
+    }
+    const since = this.since.get(rowId);
+    if (since === undefined) {
+      this.since.set(rowId, now);
+      return false;
+    }
+    if (now - since < this.gracePeriodMs) return false;
+    this.since.delete(rowId);
+    return true;
+  }
+}
