@@ -77,6 +77,9 @@ interface ContinueToken {
 
 const MAX_REQUEST_RECORDS = 10_000;
 
+/** A request the real server would refuse with 400 (bad parameters). */
+class BadRequest extends Error {}
+
 export class K8sApiServer {
   readonly store: K8sStore;
   readonly token: string;
@@ -336,15 +339,14 @@ export class K8sApiServer {
       else this.serveList(res, route, params);
     } catch (err) {
       if (res.headersSent) res.destroy();
-      else if (err instanceof SelectorError) sendStatus(res, 400, 'BadRequest', err.message);
+      else if (err instanceof SelectorError || err instanceof BadRequest) sendStatus(res, 400, 'BadRequest', err.message);
       else if (err instanceof ExpiredError) sendStatus(res, 410, 'Expired', err.message);
       else sendStatus(res, 500, 'InternalError', (err as Error).message);
     }
   }
 
   private serveGet(res: http.ServerResponse, route: Route): void {
-    const key = route.type.namespaced ? `${route.namespace ?? ''}/${route.name}` : (route.name as string);
-    const version = this.store.state(route.type).objects.get(key);
+    const version = this.store.lookup(route.type, route.namespace, route.name as string);
     if (!version || (route.type.namespaced && route.namespace === undefined)) {
       sendStatus(res, 404, 'NotFound', `${route.type.plural} "${route.name}" not found`, { name: route.name, kind: route.type.plural });
       return;
@@ -367,9 +369,9 @@ export class K8sApiServer {
     const continueParam = params.get('continue');
     const rvParam = params.get('resourceVersion') ?? '';
     const rvMatch = params.get('resourceVersionMatch') ?? '';
-    if (rvMatch && !rvParam) throw new SelectorError('resourceVersionMatch is forbidden unless resourceVersion is provided');
-    if (rvMatch && !['Exact', 'NotOlderThan'].includes(rvMatch)) throw new SelectorError(`resourceVersionMatch: Unsupported value: "${rvMatch}"`);
-    if (rvParam && !/^\d+$/.test(rvParam)) throw new SelectorError(`resourceVersion: Invalid value: "${rvParam}"`);
+    if (rvMatch && !rvParam) throw new BadRequest('resourceVersionMatch is forbidden unless resourceVersion is provided');
+    if (rvMatch && !['Exact', 'NotOlderThan'].includes(rvMatch)) throw new BadRequest(`resourceVersionMatch: Unsupported value: "${rvMatch}"`);
+    if (rvParam && !/^\d+$/.test(rvParam)) throw new BadRequest(`resourceVersion: Invalid value: "${rvParam}"`);
     let listRv = this.store.resourceVersion;
     let after: string | undefined;
     let items: Version[];
@@ -420,7 +422,7 @@ export class K8sApiServer {
 
   private serveWatch(res: http.ServerResponse, route: Route, params: URLSearchParams): void {
     const rv = params.get('resourceVersion') ?? undefined;
-    if (rv && !/^\d+$/.test(rv)) throw new SelectorError(`resourceVersion: Invalid value: "${rv}"`);
+    if (rv && !/^\d+$/.test(rv)) throw new BadRequest(`resourceVersion: Invalid value: "${rv}"`);
     const timeout = params.get('timeoutSeconds');
     const stream = new WatchStream(
       this.store,
@@ -492,7 +494,7 @@ function decodeContinue(value: string): ContinueToken {
   } catch {
     // fall through
   }
-  throw new SelectorError('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
+  throw new BadRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
 }
 
 function sendJson(res: http.ServerResponse, code: number, body: string): void {

@@ -110,12 +110,15 @@ export interface StoreOptions {
   maxHistory?: number;
 }
 
+/** etcd's key order: namespace, then name. A namespaced object without a namespace is in "default", as on create. */
 export function objectKey(type: ResourceType, namespace: string | undefined, name: string): string {
-  return type.namespaced ? `${namespace ?? ''}/${name}` : name;
+  return type.namespaced ? `${namespace ?? 'default'}/${name}` : name;
 }
 
 export class K8sStore {
   private rv: number;
+  /** The last global compaction: a type's history is complete from here until it is trimmed. */
+  private compactedRv: number;
   private readonly maxHistory: number;
   private readonly states = new Map<ResourceType, ResourceState>();
   /** Consistent snapshots at past resourceVersions, for continue tokens; a few recent ones are kept. */
@@ -123,6 +126,7 @@ export class K8sStore {
 
   constructor(options: StoreOptions = {}) {
     this.rv = options.initialResourceVersion ?? 1;
+    this.compactedRv = this.rv;
     this.maxHistory = options.maxHistory ?? 200_000;
   }
 
@@ -130,10 +134,11 @@ export class K8sStore {
     return this.rv;
   }
 
-  state(type: ResourceType): ResourceState {
+  private state(type: ResourceType): ResourceState {
     let s = this.states.get(type);
     if (!s) {
-      s = new ResourceState(type, this.rv);
+      // A type first touched now had no events before: its (empty) history reaches back to the compaction.
+      s = new ResourceState(type, this.compactedRv);
       this.states.set(type, s);
     }
     return s;
@@ -181,6 +186,11 @@ export class K8sStore {
     return gone.copy();
   }
 
+  /** The stored version itself (immutable), for serving. */
+  lookup(type: ResourceType, namespace: string | undefined, name: string): Version | undefined {
+    return this.state(type).objects.get(objectKey(type, namespace, name));
+  }
+
   get(kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
     const type = resourceTypeOf(kind);
     const v = this.state(type).objects.get(objectKey(type, namespace, name));
@@ -195,6 +205,7 @@ export class K8sStore {
 
   /** Drops all history: watching or paging from any earlier resourceVersion now gets 410 Expired. */
   compact(): void {
+    this.compactedRv = this.rv;
     for (const s of this.states.values()) {
       s.history = [];
       s.historyStart = this.rv;

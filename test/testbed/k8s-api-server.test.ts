@@ -268,6 +268,14 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     assert.ok(names.includes('ns-2/pod-1232') && !names.includes('ns-2/pod-late'));
     assert.equal(versions.size, 1);
 
+    // resourceVersionMatch=Exact lists the past; 0 / NotOlderThan list the present.
+    const listRv = [...versions][0];
+    const exact = await core.listPodForAllNamespaces({ resourceVersion: listRv, resourceVersionMatch: 'Exact' });
+    assert.equal(exact.items.length, 1234);
+    assert.equal(exact.metadata?.resourceVersion, listRv);
+    assert.equal((await core.listPodForAllNamespaces({ resourceVersion: '0' })).items.length, 1234);
+    assert.equal((await core.listPodForAllNamespaces({ resourceVersion: listRv, resourceVersionMatch: 'NotOlderThan' })).metadata?.resourceVersion, api.resourceVersion);
+
     const first = await core.listPodForAllNamespaces({ limit: 500 });
     api.create(makePod({ name: 'pod-after-first-page' }));
     api.compact();
@@ -279,6 +287,8 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     assert.equal(code, 410);
     assert.equal(status.reason, 'Expired');
     assert.match(status.message ?? '', /continue parameter is too old/);
+    const tooOld = await core.listPodForAllNamespaces({ resourceVersion: listRv, resourceVersionMatch: 'Exact' }).catch((e: unknown) => e);
+    assert.equal(apiError(tooOld).code, 410);
   });
 
   it('informer: initial list, then ADDED, MODIFIED and DELETED each within 2 s', async () => {
