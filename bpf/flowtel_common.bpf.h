@@ -38,6 +38,7 @@ struct {
  * them in every object so user space reads their values instead of copying them.
  */
 struct flowtel_btf_anchor {
+	struct flowtel_event_header header;	/* even objects that emit no events: the runtime reads it from any */
 	enum flowtel_event_kind kind;
 	enum flowtel_loss_reason loss_reason;
 	enum flowtel_direction direction;

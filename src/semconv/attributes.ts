@@ -66,3 +66,6 @@ export const ATTR_FLOWTEL_TCP_ROLE = 'flowtel.tcp.role';
 export const ATTR_FLOWTEL_TCP_CONNECT_DURATION_MS = 'flowtel.tcp.connect.duration_ms';
 
 export const ATTRIBUTION_OVERFLOW = 'overflow';
+
+/** The SDK's marker for series beyond a cardinality limit; flows uses it for a pod's flows that did not fit. */
+export const ATTR_OTEL_METRIC_OVERFLOW = 'otel.metric.overflow';

@@ -65,3 +65,51 @@ describe('e2e: flow granularity', function () {
     assert.equal(point.attributes['network.type'], 'ipv4');
   });
 });
+
+describe('e2e: flows that do not fit the kernel map', function () {
+  this.timeout(90_000);
+  let node: TestNode;
+  let receiver: OtlpReceiver;
+  let agent: AgentProcess | undefined;
+  const MAX_ROWS = 16;
+  const DATAGRAMS = 40;
+
+  before(async function () {
+    requireKernel(this);
+    node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
+    const config = path.join(tempDir('overflow'), 'flowtel.yaml');
+    const others = GROUPS.filter((g) => g !== 'flows').map((g) => `  ${g}:\n    enabled: false\n`).join('');
+    fs.writeFileSync(config, `probes:\n${others}  flows:\n    granularity: flow\n    maxRows: ${MAX_ROWS}\n`);
+    ({ agent, receiver } = await startAgentWithReceiver(['--config', config, '--cgroup-root', cgroupRoot()]));
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await agent?.stop();
+    await receiver?.stop();
+    await node?.destroy();
+  });
+
+  it('counts the overflow as lost rows and still exports every packet', async () => {
+    const a = node.pod('a');
+    const b = node.pod('b');
+    // Unconnected UDP (sendto), one datagram to each of 40 ports: 40 flows, the peer read from each packet.
+    await netClient(node, 'a', ['udp', b.ip, 7100, DATAGRAMS, 'spread']);
+    await freshExport(receiver);
+    const series = receiver.latestPoints('flowtel.pod.network.packets', { 'k8s.pod.uid': a.uid, 'network.io.direction': 'transmit' });
+    const flows = series.filter((p) => p.attributes['otel.metric.overflow'] !== true);
+    const overflow = series.filter((p) => p.attributes['otel.metric.overflow'] === true).reduce((s, p) => s + p.value, 0);
+    const inFlows = flows.reduce((s, p) => s + p.value, 0);
+    const mapFull = receiver.latestTotal('flowtel.agent.events.lost', { 'flowtel.loss.reason': 'map_full' });
+    console.log(`      ${flows.length} flow series with ${inFlows} packets, overflow ${overflow}, map_full ${mapFull}`);
+    assert.ok(flows.length <= MAX_ROWS);
+    assert.ok(overflow > 0 && mapFull > 0);
+    assert.equal(inFlows + overflow, DATAGRAMS, "no packet missing from pod A's totals");
+    for (const p of flows) {
+      assert.equal(p.attributes['network.peer.address'], b.ip);
+      assert.equal(p.attributes['network.transport'], 'udp');
+      const port = Number(p.attributes['server.port']);
+      assert.ok(port >= 7100 && port < 7100 + DATAGRAMS, `server.port ${port}`);
+    }
+  });
+});

@@ -7,7 +7,8 @@
                               COUNT sequential connects; prints a JSON list of outcomes
                               ("ok" or the errno name); SYNCNT limits SYN retries
                               (TCP_SYNCNT), SEND bytes are written before closing
-  udp HOST PORT COUNT         send COUNT datagrams
+  udp HOST PORT COUNT [spread]
+                              send COUNT datagrams (spread: one to each of PORT .. PORT+COUNT-1)
 """
 import errno
 import json
@@ -52,10 +53,10 @@ def connect(host, port, count, syncnt, send):
     print(json.dumps(outcomes), flush=True)
 
 
-def udp(host, port, count):
+def udp(host, port, count, spread):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for _ in range(count):
-        s.sendto(b"flowtel-test", (host, port))
+    for i in range(count):
+        s.sendto(b"flowtel-test", (host, port + i if spread else port))
         time.sleep(0.002)
     s.close()
 
@@ -68,6 +69,6 @@ if __name__ == "__main__":
         connect(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
                 int(sys.argv[5]) if len(sys.argv) > 5 else 0, int(sys.argv[6]) if len(sys.argv) > 6 else 0)
     elif mode == "udp":
-        udp(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        udp(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), len(sys.argv) > 5 and sys.argv[5] == "spread")
     else:
         sys.exit("unknown mode " + mode)

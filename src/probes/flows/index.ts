@@ -3,7 +3,9 @@
  * programs at the cgroup v2 root, exported as k8s.pod.network.io (bytes) and
  * flowtel.pod.network.packets; at flow granularity also per peer address,
  * server port and transport. Traffic of flows that found the kernel map full
- * is exported under flowtel.attribution=overflow, so totals stay whole.
+ * is exported on the pod's series marked otel.metric.overflow=true (the SDK's
+ * own convention for series beyond a cardinality limit), or, if even that map
+ * was full, under flowtel.attribution=overflow: pod and node totals stay whole.
  */
 import type { BatchObservableCallback } from '@opentelemetry/api';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
@@ -13,6 +15,7 @@ import {
   ATTR_K8S_NODE_NAME,
   ATTR_NETWORK_IO_DIRECTION,
   ATTRIBUTION_OVERFLOW,
+  ATTR_OTEL_METRIC_OVERFLOW,
   METRIC_POD_NETWORK_IO,
   METRIC_POD_NETWORK_PACKETS,
 } from '../../semconv';
@@ -25,6 +28,7 @@ import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'flows_by_endpoint';
 const OVERFLOW = 'flows_overflow';
+const OVERFLOW_NODE = 'flows_overflow_node';
 
 export class FlowsGroup implements ProbeGroup {
   readonly name = 'flows';
@@ -68,16 +72,31 @@ export class FlowsGroup implements ProbeGroup {
       gracePeriodMs: context.cgroupGracePeriodMs,
       ...(this.config.granularity === 'flow' ? { idleFlowEvictMs: this.config.idleFlowTimeoutMs } : {}),
     });
+    const overflowTable = new EndpointCounterTable({
+      object,
+      mapName: OVERFLOW,
+      keyStruct: 'flows_key',
+      valueStruct: 'flows_value',
+      fields: ['bytes', 'packets'] as const,
+      keyFields: ['direction'],
+      describe: (key) => {
+        const direction = directions.name(key.uint('direction'));
+        return direction ? { key: direction, attributes: { [ATTR_NETWORK_IO_DIRECTION]: direction, [ATTR_OTEL_METRIC_OVERFLOW]: true } } : undefined;
+      },
+      attribution,
+      possibleCpus: runtime.possibleCpus,
+      gracePeriodMs: context.cgroupGracePeriodMs,
+    });
     const overflowValue = new StructReader('flows_value', object.structLayout('flows_value'), ['bytes', 'packets']);
     const bytes = observableCounter(meter, METRIC_POD_NETWORK_IO);
     const packets = observableCounter(meter, METRIC_POD_NETWORK_PACKETS);
     const nodeName = context.attribution.nodeName;
     const observe: BatchObservableCallback = (observer) => {
-      for (const row of table.collect()) {
+      for (const row of [...table.collect(), ...overflowTable.collect()]) {
         observer.observe(bytes, row.totals.bytes, row.attributes);
         observer.observe(packets, row.totals.packets, row.attributes);
       }
-      const overflow = object.mapReadAll(OVERFLOW);
+      const overflow = object.mapReadAll(OVERFLOW_NODE);
       const cpus = runtime.possibleCpus;
       for (let i = 0; i < overflow.count; i++) {
         const direction = directions.name(overflow.keys.readUInt32LE(i * overflow.keySize));
