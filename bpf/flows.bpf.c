@@ -56,14 +56,37 @@ static __always_inline struct flows_value *flow_row(void *map, const struct flow
 }
 
 /*
- * The peer from the packet itself (cgroup_skb data starts at the IP header):
- * the socket's own peer would be empty for unconnected UDP (sendto).
+ * The peer of a packet. A connected socket's own peer comes first: it is the
+ * address the application connected to (a service's ClusterIP before kube-
+ * proxy's DNAT rewrites the packet). Unconnected sockets (UDP sendto) have
+ * none, so then the packet's own headers (cgroup_skb data starts at the IP
+ * header) tell.
  */
 static __always_inline void flow_peer(struct __sk_buff *skb, __u8 direction, struct flowtel_endpoint_key *k)
 {
 	struct flowtel_tuple t = {};
 	__u8 version_ihl;
 	__u32 l4;
+
+	if (skb->family == AF_INET && skb->remote_ip4 != 0) {
+		__u32 local = skb->local_ip4, remote = skb->remote_ip4;
+		struct bpf_sock *sk = skb->sk;
+
+		t.saddr[10] = t.saddr[11] = t.daddr[10] = t.daddr[11] = 0xff;
+		__builtin_memcpy(&t.saddr[12], &local, 4);
+		__builtin_memcpy(&t.daddr[12], &remote, 4);
+		t.family = AF_INET;
+		t.sport = skb->local_port;
+		/* remote_port holds the big-endian port in its upper 16 bits (little-endian hosts). */
+		t.dport = bpf_ntohs(skb->remote_port >> 16);
+		if (sk) {
+			sk = bpf_sk_fullsock(sk);
+			if (sk)
+				t.protocol = sk->protocol;
+		}
+		flowtel_endpoint_set_peer(k, &t);
+		return;
+	}
 
 	if (bpf_skb_load_bytes(skb, 0, &version_ihl, 1))
 		return;

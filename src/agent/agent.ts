@@ -11,7 +11,10 @@ import { createTelemetryPipeline, type TelemetryPipeline } from '../exporters/pi
 import { CgroupAttribution } from '../k8s/attribution';
 import { CgroupIndex } from '../k8s/cgroup-index';
 import { ConfigError } from '../config/schema';
+import { KubeClient } from '../k8s/kube-client';
+import { KubernetesMetadata } from '../k8s/metadata';
 import { NetnsIndex } from '../k8s/netns-index';
+import { registerKubernetesMetrics } from '../k8s/self-metrics';
 import { DropsGroup } from '../probes/drops';
 import { FlowsGroup } from '../probes/flows';
 import { TcpConnectionsGroup } from '../probes/tcp-connections';
@@ -79,10 +82,13 @@ export class Agent {
       ringBufferBytes: config.ringBuffer.sizeBytes,
       maxQueuedBatches: config.ringBuffer.maxQueuedBatches,
     });
+    const attribution = new CgroupAttribution(index, config.nodeName, netns);
+    const kubernetes = startKubernetes(config, log);
+    if (kubernetes) attribution.useMetadata(kubernetes);
     const context: ProbeContext = {
       meter: pipeline.meter,
       logger: pipeline.logger,
-      attribution: new CgroupAttribution(index, config.nodeName, netns),
+      attribution,
       runtime,
       clock: new KernelClock(),
       log,
@@ -100,6 +106,7 @@ export class Agent {
         runtime.unload(factory.name);
         // A configuration mistake is the operator's to fix, not a kernel limitation.
         if (err instanceof ConfigError) {
+          kubernetes?.stop();
           runtime.close();
           await pipeline.shutdown();
           throw err;
@@ -111,19 +118,26 @@ export class Agent {
       }
     }
     if (started.length === 0) {
+      kubernetes?.stop();
       runtime.close();
       await pipeline.shutdown();
       throw new Error('no probe group could be loaded (see the warnings above); nothing to do');
     }
     runtime.startEvents();
     const stopSelfMetrics = registerSelfMetrics(pipeline.meter, runtime);
+    const stopKubernetesMetrics = kubernetes ? registerKubernetesMetrics(pipeline.meter, kubernetes) : () => {};
     log.info('flowtel running', {
       node: config.nodeName,
       groups: started.map((g) => g.name).join(','),
       cgroupRoot: config.cgroupRoot,
       exporting: pipeline.destinations.join('; '),
+      kubernetes: kubernetes ? 'on' : 'off (cgroup attribution only)',
     });
-    return new Agent(pipeline, runtime, started, stopSelfMetrics, log);
+    return new Agent(pipeline, runtime, started, () => {
+      stopSelfMetrics();
+      stopKubernetesMetrics();
+      kubernetes?.stop();
+    }, log);
   }
 
   /** Detaches every link, exports the final totals and queued events, then closes. */
@@ -142,6 +156,30 @@ export class Agent {
     await this.pipeline.shutdown();
     this.log.info('flowtel stopped');
   }
+}
+
+/** The Kubernetes metadata cache, or undefined (configured off, or no usable kubeconfig: cgroup attribution only). */
+function startKubernetes(config: FlowtelConfig, log: AgentLog): KubernetesMetadata | undefined {
+  const k = config.kubernetes;
+  const wanted = k.enabled ?? Boolean(k.kubeconfig || process.env.KUBECONFIG || process.env.KUBERNETES_SERVICE_HOST);
+  if (!wanted) return undefined;
+  let client: KubeClient;
+  try {
+    client = KubeClient.load(k.kubeconfig);
+  } catch (err) {
+    log.error(`kubernetes: cannot use kubeconfig ${k.kubeconfig ?? process.env.KUBECONFIG ?? '(in-cluster)'}: ${firstLine(err)}; attributing by cgroup only`);
+    return undefined;
+  }
+  const metadata = new KubernetesMetadata({
+    client,
+    nodeName: config.nodeName,
+    resolvePeers: k.resolvePeers,
+    podLabels: k.podLabels,
+    deletedPodGracePeriodMs: k.deletedPodGracePeriodMs,
+    log,
+  });
+  metadata.start();
+  return metadata;
 }
 
 /** Histograms are drained at least twice per export so an export is never a whole interval behind. */

@@ -100,6 +100,13 @@ export const configSchema = object({
   collection: object({
     cgroupGracePeriodMs: integer(0, 86_400_000, 'milliseconds a removed cgroup keeps its series'),
   }),
+  kubernetes: object({
+    enabled: boolean(),
+    kubeconfig: string({ expected: 'the path of a kubeconfig file' }),
+    resolvePeers: boolean(),
+    podLabels: stringList(string({ pattern: /^([a-z0-9.-]+\/)?[A-Za-z0-9._-]+$/, expected: 'a pod label key such as app.kubernetes.io/name' })),
+    deletedPodGracePeriodMs: integer(0, 86_400_000, 'milliseconds a deleted pod stays resolvable'),
+  }),
 });
 
 /** The validated configuration; optional fields are those with no default. */
@@ -123,6 +130,14 @@ export interface FlowtelConfig {
     console: { enabled?: boolean; intervalMs: number };
   };
   collection: { cgroupGracePeriodMs: number };
+  /** enabled: undefined means "on when in a cluster or a kubeconfig is given". */
+  kubernetes: {
+    enabled?: boolean;
+    kubeconfig?: string;
+    resolvePeers: boolean;
+    podLabels: string[];
+    deletedPodGracePeriodMs: number;
+  };
 }
 
 export function defaultCgroupRoot(): string {
@@ -168,6 +183,7 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
       console: { intervalMs: 10_000 },
     },
     collection: { cgroupGracePeriodMs: 300_000 },
+    kubernetes: { resolvePeers: true, podLabels: [], deletedPodGracePeriodMs: 60_000 },
   };
 }
 
@@ -184,6 +200,8 @@ export const CONFIG_FLAGS: Record<string, string> = {
   '--prometheus-host': 'exporters.prometheus.host',
   '--console': 'exporters.console.enabled',
   '--prometheus': 'exporters.prometheus.enabled',
+  '--kubeconfig': 'kubernetes.kubeconfig',
+  '--cgroup-grace-period-ms': 'collection.cgroupGracePeriodMs',
 };
 
 /** Standard OpenTelemetry variables Flowtel maps onto its config (the exporters read the rest themselves). */

@@ -25,6 +25,13 @@ export interface EndpointRef {
   netnsIno: number;
 }
 
+/** Where Kubernetes names come from (the metadata cache), when the API is available. */
+export interface PodMetadataSource {
+  podAttributesOf(podUid: string, containerId?: string): Attributes | undefined;
+  peerOf(address: string): { attributes: Attributes };
+  onPodChange(listener: (podUid: string) => void): void;
+}
+
 export interface LocalEndpoint {
   /** Stable identity of the attribute set, for aggregating rows that share it. */
   readonly key: string;
@@ -36,6 +43,7 @@ export interface LocalEndpoint {
 export class CgroupAttribution {
   private readonly endpoints = new Map<bigint, LocalEndpoint>();
   private readonly netnsEndpoints = new Map<number, LocalEndpoint>();
+  private metadata: PodMetadataSource | undefined;
   private readonly node: LocalEndpoint;
   private readonly unknown: LocalEndpoint;
 
@@ -46,6 +54,23 @@ export class CgroupAttribution {
   ) {
     this.node = this.freeze('node', { [ATTR_K8S_NODE_NAME]: nodeName, [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_NODE });
     this.unknown = this.freeze('unknown', { [ATTR_K8S_NODE_NAME]: nodeName, [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_UNKNOWN });
+  }
+
+  /**
+   * Adds Kubernetes names to pod endpoints. Endpoints cached before a pod's
+   * metadata arrived (or changed) are dropped so the next lookup has them.
+   */
+  useMetadata(metadata: PodMetadataSource): void {
+    this.metadata = metadata;
+    metadata.onPodChange((podUid) => {
+      for (const [id, endpoint] of this.endpoints) if (endpoint.podUid === podUid) this.endpoints.delete(id);
+      for (const [ino, endpoint] of this.netnsEndpoints) if (endpoint.podUid === podUid) this.netnsEndpoints.delete(ino);
+    });
+  }
+
+  /** Kubernetes identity of a remote address under the peer prefix ({} without the API). */
+  peerIdentity(address: string): Attributes {
+    return this.metadata ? this.metadata.peerOf(address).attributes : {};
   }
 
   /** Endpoint of a cgroup id. Ids of cgroups removed before we saw them resolve to `unknown` (not cached). */
@@ -62,6 +87,7 @@ export class CgroupAttribution {
         [ATTR_K8S_POD_UID]: pod.podUid,
         [ATTR_FLOWTEL_POD_QOS_CLASS]: pod.qosClass,
         [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_POD,
+        ...this.metadata?.podAttributesOf(pod.podUid, pod.containerId),
       };
       if (pod.containerId) attributes[ATTR_CONTAINER_ID] = pod.containerId;
       endpoint = this.freeze(`pod/${pod.podUid}/${pod.containerId ?? ''}`, attributes, pod.podUid);
@@ -94,6 +120,7 @@ export class CgroupAttribution {
           [ATTR_K8S_POD_UID]: pod.podUid,
           [ATTR_FLOWTEL_POD_QOS_CLASS]: pod.qosClass,
           [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_POD,
+          ...this.metadata?.podAttributesOf(pod.podUid),
         },
         pod.podUid,
       );

@@ -69,3 +69,35 @@ export const ATTRIBUTION_OVERFLOW = 'overflow';
 
 /** The SDK's marker for series beyond a cardinality limit; flows uses it for a pod's flows that did not fit. */
 export const ATTR_OTEL_METRIC_OVERFLOW = 'otel.metric.overflow';
+
+// --- Kubernetes identity (semantic conventions, incubating, copied here) ---
+export const ATTR_K8S_NAMESPACE_NAME = 'k8s.namespace.name';
+export const ATTR_K8S_POD_NAME = 'k8s.pod.name';
+export const ATTR_K8S_CONTAINER_NAME = 'k8s.container.name';
+export const ATTR_K8S_SERVICE_NAME = 'k8s.service.name';
+export const ATTR_K8S_DEPLOYMENT_NAME = 'k8s.deployment.name';
+export const ATTR_K8S_REPLICASET_NAME = 'k8s.replicaset.name';
+export const ATTR_K8S_STATEFULSET_NAME = 'k8s.statefulset.name';
+export const ATTR_K8S_DAEMONSET_NAME = 'k8s.daemonset.name';
+export const ATTR_K8S_JOB_NAME = 'k8s.job.name';
+export const ATTR_K8S_CRONJOB_NAME = 'k8s.cronjob.name';
+
+/** k8s.pod.label.<key> */
+export function k8sPodLabelKey(label: string): string {
+  return `k8s.pod.label.${label}`;
+}
+
+/** k8s.<kind>.name for a workload kind. */
+export function workloadNameKey(kind: 'deployment' | 'replicaset' | 'statefulset' | 'daemonset' | 'job' | 'cronjob'): string {
+  return `k8s.${kind}.name`;
+}
+
+/**
+ * The remote endpoint's Kubernetes identity uses the same keys under this
+ * prefix: peer.k8s.pod.name, peer.k8s.namespace.name, peer.k8s.service.name, ...
+ */
+export const PEER_PREFIX = 'peer.';
+/** What the remote address is: pod, service (a ClusterIP), node, or external. */
+export const ATTR_FLOWTEL_PEER_KIND = 'flowtel.peer.kind';
+/** Which watched resource a Kubernetes self-metric is about (pods, pods (cluster), services, nodes). */
+export const ATTR_FLOWTEL_K8S_RESOURCE = 'flowtel.k8s.resource';

@@ -122,3 +122,10 @@ export const METRIC_POD_NETWORK_PACKETS: MetricName = {
   unit: '{packet}',
   description: 'Packets sent and received by the sockets of the endpoint (GSO packets count their segments).',
 };
+
+export const METRIC_AGENT_K8S_OBJECTS: MetricName = { name: 'flowtel.agent.k8s.objects', unit: '{object}', description: 'Objects in the metadata cache, by resource.' };
+export const METRIC_AGENT_K8S_SYNCED: MetricName = { name: 'flowtel.agent.k8s.synced', unit: '1', description: '1 while the resource is listed and its watch healthy, 0 while retrying.' };
+export const METRIC_AGENT_K8S_LISTS: MetricName = { name: 'flowtel.agent.k8s.lists', unit: '{request}', description: 'LIST requests made (initial sync and relists).' };
+export const METRIC_AGENT_K8S_WATCHES: MetricName = { name: 'flowtel.agent.k8s.watches', unit: '{request}', description: 'WATCH requests made (each resume counts).' };
+export const METRIC_AGENT_K8S_RELISTS: MetricName = { name: 'flowtel.agent.k8s.relists', unit: '{relist}', description: 'Relists forced by 410 Gone (watch history compacted).' };
+export const METRIC_AGENT_K8S_ERRORS: MetricName = { name: 'flowtel.agent.k8s.errors', unit: '{error}', description: 'Failed LIST/WATCH attempts (API unreachable, RBAC, ...), each retried with backoff.' };

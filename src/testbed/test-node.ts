@@ -50,6 +50,9 @@ export class TestNode {
   private readonly children = new Set<ChildProcess>();
   private destroyed = false;
 
+  private nextHost = 2;
+  private subnet = '';
+
   private constructor(
     readonly tag: string,
     readonly nodeNetns: string,
@@ -59,15 +62,14 @@ export class TestNode {
   static async create(options: TestNodeOptions): Promise<TestNode> {
     const tag = `${process.pid}-${randomBytes(3).toString('hex')}`;
     const node = new TestNode(tag, `${PREFIX}${tag}-node`, path.join(options.cgroupRoot, `${PREFIX}${tag}.slice`));
-    const subnet = options.subnet ?? `10.${200 + (process.pid % 50)}.${randomBytes(1)[0]}`;
+    node.subnet = options.subnet ?? `10.${200 + (process.pid % 50)}.${randomBytes(1)[0]}`;
     try {
       await mustRun('ip', ['netns', 'add', node.nodeNetns]);
       await node.inNode('ip', ['link', 'add', 'br0', 'type', 'bridge']);
       await node.inNode('ip', ['link', 'set', 'br0', 'up']);
       await node.inNode('ip', ['link', 'set', 'lo', 'up']);
       fs.mkdirSync(node.cgroupBase);
-      let host = 2;
-      for (const spec of options.pods) await node.addPod(spec, `${subnet}.${host++}`);
+      for (const spec of options.pods) await node.createPod(spec);
     } catch (err) {
       await node.destroy();
       throw err;
@@ -139,7 +141,9 @@ export class TestNode {
     return removed;
   }
 
-  private async addPod(spec: TestPodSpec, ip: string): Promise<void> {
+  /** Adds a pod to the running node (the next address of the subnet). */
+  async createPod(spec: TestPodSpec): Promise<TestPod> {
+    const ip = `${this.subnet}.${this.nextHost++}`;
     const uid = randomUUID();
     const containerId = randomBytes(32).toString('hex');
     const relative = kubeletCgroupPath({ driver: 'systemd', qosClass: spec.qosClass ?? 'burstable', podUid: uid, containerId, runtime: 'containerd' });
@@ -158,6 +162,17 @@ export class TestNode {
     await inNs('ip', 'link', 'set', 'eth0', 'up');
     await inNs('ip', 'link', 'set', 'lo', 'up');
     this.startSandbox(pod, relative);
+    return pod;
+  }
+
+  /** Removes a pod as kubelet would: its processes, its network namespace, its cgroups. */
+  async removePod(name: string): Promise<void> {
+    const pod = this.pod(name);
+    this.pods.delete(name);
+    const podCgroup = path.dirname(pod.cgroupDir);
+    killCgroupTree(podCgroup);
+    await runCommand('ip', ['netns', 'delete', pod.netns]);
+    await removeCgroupTree(podCgroup);
   }
 
   /**

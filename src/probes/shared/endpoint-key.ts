@@ -14,6 +14,7 @@ const TRANSPORTS: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58:
 export interface PeerInfo {
   /** Stable text identity of the peer, for aggregation keys. */
   key: string;
+  address: string;
   attributes: Attributes;
 }
 
@@ -41,6 +42,7 @@ export class EndpointKeyReader {
 export function peerInfo(address: string, serverPort: number, protocol: number, family: number): PeerInfo {
   return {
     key: `${address}|${serverPort}|${protocol}`,
+    address,
     attributes: {
       [ATTR_NETWORK_PEER_ADDRESS]: address,
       [ATTR_SERVER_PORT]: serverPort,

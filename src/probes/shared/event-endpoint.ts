@@ -38,9 +38,10 @@ export class EventReader<F extends string> {
   }
 }
 
-/** network.* attributes of a socket tuple (saddr local, daddr peer). */
-export function socketTupleAttributes(tuple: Tuple): Attributes {
+/** network.* attributes of a socket tuple (saddr local, daddr peer), and the peer's Kubernetes identity. */
+export function socketTupleAttributes(tuple: Tuple, attribution: CgroupAttribution): Attributes {
   return {
+    ...attribution.peerIdentity(tuple.peerAddress),
     [ATTR_NETWORK_TYPE]: tuple.family,
     [ATTR_NETWORK_LOCAL_ADDRESS]: tuple.localAddress,
     // 0: a failed connect never got a local port.

@@ -71,7 +71,12 @@ export class RowIdentityReader {
       endpoint,
       ...(group.tag !== undefined ? { tag: group.tag } : {}),
       seriesKey: seriesKeyOf(endpoint.key, peer?.key, group.key),
-      attributes: { ...endpoint.attributes, ...peer?.attributes, ...group.attributes },
+      attributes: {
+        ...endpoint.attributes,
+        ...peer?.attributes,
+        ...(peer ? this.attribution.peerIdentity(peer.address) : {}),
+        ...group.attributes,
+      },
       flow: peer !== undefined,
     };
   }

@@ -178,7 +178,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
         attributes: {
           ...reader.endpointAttributes(buf, offset, attribution),
           [ATTR_NETWORK_TRANSPORT]: 'tcp',
-          ...socketTupleAttributes(tuple),
+          ...socketTupleAttributes(tuple, attribution),
           [ATTR_ERROR_TYPE]: errorType,
           [ATTR_FLOWTEL_TCP_CONNECT_DURATION_MS]: Math.round(durationMs * 1000) / 1000,
         },

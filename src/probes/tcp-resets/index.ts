@@ -96,7 +96,7 @@ export class TcpResetsGroup implements ProbeGroup {
         attributes: {
           ...reader.endpointAttributes(buf, offset, attribution),
           [ATTR_NETWORK_TRANSPORT]: 'tcp',
-          ...socketTupleAttributes(tuple),
+          ...socketTupleAttributes(tuple, attribution),
           ...groupAttributes(direction, reason),
           ...(state ? { [ATTR_FLOWTEL_TCP_STATE]: states.name(state) } : {}),
         },

@@ -82,7 +82,7 @@ export class TcpRetransmitsGroup implements ProbeGroup {
         attributes: {
           ...reader.endpointAttributes(buf, offset, attribution),
           [ATTR_NETWORK_TRANSPORT]: 'tcp',
-          ...socketTupleAttributes(tuple),
+          ...socketTupleAttributes(tuple, attribution),
           [ATTR_FLOWTEL_TCP_STATE]: state,
           [ATTR_FLOWTEL_TCP_SEGMENTS]: count,
         },
