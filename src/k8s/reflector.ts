@@ -81,15 +81,18 @@ export class Reflector<T> {
     if (this.stopped) return;
     const { client, resource, path, transform } = this.options;
     try {
-      const page = await client.list(path, resource, this.query);
-      this.stats.lists++;
-      const seen = new Set<string>();
-      for (const raw of page.items as Array<Record<string, unknown>>) {
+      const page = await client.list(path, resource, this.query, (item) => {
+        const raw = item as Record<string, unknown>;
         const key = objectKey(raw);
-        const value = key ? transform(raw) : undefined;
-        if (!key || value === undefined) continue;
-        seen.add(key);
-        this.upsert(key, value);
+        return key ? { key, value: transform(raw) } : undefined;
+      });
+      this.stats.lists++;
+      // Applied after the last page, so a relist replaces the cache in one step.
+      const seen = new Set<string>();
+      for (const entry of page.items) {
+        if (!entry || entry.value === undefined) continue;
+        seen.add(entry.key);
+        this.upsert(entry.key, entry.value);
       }
       for (const [key, value] of this.items) {
         if (!seen.has(key)) this.remove(key, value);
