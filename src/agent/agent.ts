@@ -86,14 +86,13 @@ export class Agent {
     const kubernetes = startKubernetes(config, log);
     if (kubernetes) attribution.useMetadata(kubernetes);
     const context: ProbeContext = {
-      meter: pipeline.meter,
       logger: pipeline.logger,
       attribution,
       runtime,
       clock: new KernelClock(),
       log,
       cgroupGracePeriodMs: config.collection.cgroupGracePeriodMs,
-      histogramDrainIntervalMs: histogramDrainInterval(config),
+      series: pipeline.series,
     };
 
     const started: ProbeGroup[] = [];
@@ -180,12 +179,6 @@ function startKubernetes(config: FlowtelConfig, log: AgentLog): KubernetesMetada
   });
   metadata.start();
   return metadata;
-}
-
-/** Histograms are drained at least twice per export so an export is never a whole interval behind. */
-function histogramDrainInterval(config: FlowtelConfig): number {
-  const intervals = [config.exporters.otlp.exportIntervalMs, config.exporters.console.intervalMs, 15_000];
-  return Math.max(100, Math.floor(Math.min(...intervals) / 2));
 }
 
 function firstLine(err: unknown): string {

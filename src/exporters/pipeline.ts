@@ -15,13 +15,17 @@ import type { Resource } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter } from '@opentelemetry/sdk-logs';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { FlowtelConfig } from '../config/config';
+import type { SeriesRegistry } from '../probes/series';
 import { ConsoleLogLines, ConsoleMetricLines } from './console';
+import { SeriesProducer } from './series-producer';
 
 export const INSTRUMENTATION_SCOPE = 'flowtel';
 
 export interface TelemetryPipeline {
   readonly meter: Meter;
   readonly logger: Logger;
+  /** Where probe groups publish kernel-map series (exported by every reader). */
+  readonly series: SeriesRegistry;
   /** Human-readable list of where data goes, for the start-up log line. */
   readonly destinations: string[];
   forceFlush(): Promise<void>;
@@ -52,6 +56,8 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   const consoleOn = config.exporters.console.enabled ?? !useOtlp;
 
   const readers: IMetricReader[] = [];
+  const producer = new SeriesProducer({ name: INSTRUMENTATION_SCOPE, version }, resource);
+  const metricProducers = [producer];
   const logExporters: LogRecordExporter[] = [];
   const destinations: string[] = [];
   const otlpMetricExporters: OTLPMetricExporter[] = [];
@@ -70,6 +76,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
         exporter: metricExporter,
         exportIntervalMillis: otlp.exportIntervalMs,
         exportTimeoutMillis: Math.min(otlp.exportTimeoutMs, otlp.exportIntervalMs),
+        metricProducers,
       }),
     );
     const logExporter = new OTLPLogExporter({ url: otlp.endpoint, timeoutMillis: otlp.exportTimeoutMs, ...(metadata ? { metadata } : {}) });
@@ -79,7 +86,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   }
   if (prometheusOn) {
     const { host, port } = config.exporters.prometheus;
-    const prometheus = new PrometheusExporter({ host, port, preventServerStart: true });
+    const prometheus = new PrometheusExporter({ host, port, preventServerStart: true, metricProducers });
     try {
       await prometheus.startServer();
     } catch (err) {
@@ -91,7 +98,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   if (consoleOn) {
     const out = options.consoleOut ?? process.stdout;
     readers.push(
-      new PeriodicExportingMetricReader({ exporter: new ConsoleMetricLines(out), exportIntervalMillis: config.exporters.console.intervalMs }),
+      new PeriodicExportingMetricReader({ exporter: new ConsoleMetricLines(out), exportIntervalMillis: config.exporters.console.intervalMs, metricProducers }),
     );
     logExporters.push(new ConsoleLogLines(out));
     destinations.push(`console (every ${config.exporters.console.intervalMs} ms)`);
@@ -111,6 +118,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   return {
     meter: meterProvider.getMeter(INSTRUMENTATION_SCOPE, version),
     logger: loggerProvider.getLogger(INSTRUMENTATION_SCOPE, version),
+    series: producer,
     destinations,
     async forceFlush() {
       await Promise.all([meterProvider.forceFlush(), loggerProvider.forceFlush()]);

@@ -131,6 +131,26 @@ describe('e2e: Kubernetes enrichment', function () {
 
   });
 
+  it("ends a deleted pod's series after the grace period", async () => {
+    const c = node.pod('c');
+    const deletedAt = Date.now();
+    api.delete('Pod', NAMESPACE, podName('c'));
+    await node.removePod('c');
+    const goneAt = await waitFor(
+      "pod C's series to stop",
+      () => {
+        const last = receiver.metricExports[receiver.metricExports.length - 1];
+        return last.receivedAt > deletedAt && !last.points.some((p) => p.attributes['k8s.pod.uid'] === c.uid) ? last.receivedAt : undefined;
+      },
+      40_000,
+    );
+    console.log(`      pod C's series stopped ${goneAt - deletedAt} ms after deletion (cgroup grace 3000 ms)`);
+    assert.ok(goneAt - deletedAt >= 3000, 'series must outlive the grace period');
+    // Still resolvable while it mattered: its last export named it.
+    const lastNamed = [...receiver.metricExports].reverse().find((e) => e.points.some((p) => p.attributes['k8s.pod.uid'] === c.uid));
+    assert.ok(lastNamed?.points.some((p) => p.attributes['k8s.pod.uid'] === c.uid && p.attributes['k8s.pod.name'] === podName('c')));
+  });
+
   it('keeps exporting through a 30 s API outage, re-syncs after 410, and names a pod created during it', async () => {
     const relistsBefore = receiver.latestTotal('flowtel.agent.k8s.relists');
     await api.stop();

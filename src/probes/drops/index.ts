@@ -5,7 +5,6 @@
  * come from the running kernel's BTF (enum skb_drop_reason), so the numbering
  * of this kernel is the one used.
  */
-import type { BatchObservableCallback } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { NativeBpfObject } from '../../bpf/native';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
@@ -30,7 +29,7 @@ import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EnumNames } from '../shared/enum-names';
 import { EventReader } from '../shared/event-endpoint';
 import { setCommonGlobals, u32 } from '../shared/globals';
-import { observableCounter } from '../shared/instruments';
+import { seriesOf } from '../shared/instruments';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { KernelSymbols } from './kallsyms';
 
@@ -80,7 +79,7 @@ export class DropsGroup implements ProbeGroup {
   }
 
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
-    const { meter, runtime, attribution } = context;
+    const { runtime, attribution } = context;
     const reasons = this.reasons;
     const table = new EndpointCounterTable({
       object: loaded.object,
@@ -97,16 +96,15 @@ export class DropsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    const packets = observableCounter(meter, METRIC_NETWORK_DROPS);
-    const bytes = observableCounter(meter, METRIC_NETWORK_DROPPED_BYTES);
-    const observe: BatchObservableCallback = (observer) => {
-      for (const row of table.collect()) {
-        observer.observe(packets, row.totals.packets, row.attributes);
-        observer.observe(bytes, row.totals.bytes, row.attributes);
-      }
-    };
-    meter.addBatchObservableCallback(observe, [packets, bytes]);
-    this.stopCallback = () => meter.removeBatchObservableCallback(observe, [packets, bytes]);
+    this.stopCallback = context.series.register(() => {
+      const rows = table.collect();
+      return {
+        sums: [
+          { metric: METRIC_NETWORK_DROPS, monotonic: true, series: seriesOf(rows, 'packets') },
+          { metric: METRIC_NETWORK_DROPPED_BYTES, monotonic: true, series: seriesOf(rows, 'bytes') },
+        ],
+      };
+    });
 
     const symbols = new KernelSymbols();
     const reader = new EventReader(loaded.object, 'drop_event', ['reason', 'location', 'length', 'tuple_valid', 'tuple.protocol'] as const);

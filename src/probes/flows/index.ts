@@ -7,7 +7,6 @@
  * own convention for series beyond a cardinality limit), or, if even that map
  * was full, under flowtel.attribution=overflow: pod and node totals stay whole.
  */
-import type { BatchObservableCallback } from '@opentelemetry/api';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { sumPerCpuU64, StructReader } from '../../bpf/struct-reader';
 import {
@@ -23,7 +22,7 @@ import type { FlowsConfig } from '../config';
 import { Directions } from '../shared/direction';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { setCommonGlobals } from '../shared/globals';
-import { observableCounter } from '../shared/instruments';
+import { seriesOf } from '../shared/instruments';
 import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'flows_by_endpoint';
@@ -53,7 +52,7 @@ export class FlowsGroup implements ProbeGroup {
   }
 
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
-    const { meter, runtime, attribution } = context;
+    const { runtime, attribution } = context;
     const object = loaded.object;
     const directions = new Directions(object);
     const table = new EndpointCounterTable({
@@ -88,14 +87,11 @@ export class FlowsGroup implements ProbeGroup {
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
     const overflowValue = new StructReader('flows_value', object.structLayout('flows_value'), ['bytes', 'packets']);
-    const bytes = observableCounter(meter, METRIC_POD_NETWORK_IO);
-    const packets = observableCounter(meter, METRIC_POD_NETWORK_PACKETS);
     const nodeName = context.attribution.nodeName;
-    const observe: BatchObservableCallback = (observer) => {
-      for (const row of [...table.collect(), ...overflowTable.collect()]) {
-        observer.observe(bytes, row.totals.bytes, row.attributes);
-        observer.observe(packets, row.totals.packets, row.attributes);
-      }
+    this.stopCallback = context.series.register(() => {
+      const rows = [...table.collect(), ...overflowTable.collect()];
+      const bytes = seriesOf(rows, 'bytes');
+      const packets = seriesOf(rows, 'packets');
       const overflow = object.mapReadAll(OVERFLOW_NODE);
       const cpus = runtime.possibleCpus;
       for (let i = 0; i < overflow.count; i++) {
@@ -104,12 +100,17 @@ export class FlowsGroup implements ProbeGroup {
         const base = i * overflow.valueStride;
         const stride = overflow.valueStride / cpus;
         const attributes = { [ATTR_K8S_NODE_NAME]: nodeName, [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_OVERFLOW, [ATTR_NETWORK_IO_DIRECTION]: direction };
-        observer.observe(bytes, Number(sumPerCpuU64(overflow.values, base, overflowValue.member('bytes').offset, cpus, stride)), attributes);
-        observer.observe(packets, Number(sumPerCpuU64(overflow.values, base, overflowValue.member('packets').offset, cpus, stride)), attributes);
+        const key = `overflow|${direction}`;
+        bytes.push({ key, attributes, value: Number(sumPerCpuU64(overflow.values, base, overflowValue.member('bytes').offset, cpus, stride)) });
+        packets.push({ key, attributes, value: Number(sumPerCpuU64(overflow.values, base, overflowValue.member('packets').offset, cpus, stride)) });
       }
-    };
-    meter.addBatchObservableCallback(observe, [bytes, packets]);
-    this.stopCallback = () => meter.removeBatchObservableCallback(observe, [bytes, packets]);
+      return {
+        sums: [
+          { metric: METRIC_POD_NETWORK_IO, monotonic: true, series: bytes },
+          { metric: METRIC_POD_NETWORK_PACKETS, monotonic: true, series: packets },
+        ],
+      };
+    });
   }
 
   stop(): void {

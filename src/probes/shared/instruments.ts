@@ -1,7 +1,14 @@
 import type { Meter, ObservableCounter } from '@opentelemetry/api';
 import type { MetricName } from '../../semconv';
+import type { NumberSeries } from '../series';
+import type { SeriesTotals } from './endpoint-counters';
 
-/** An ObservableCounter with the name, unit and description from src/semconv. */
+/** An ObservableCounter with the name, unit and description from src/semconv (agent self-metrics). */
 export function observableCounter(meter: Meter, metric: MetricName): ObservableCounter {
   return meter.createObservableCounter(metric.name, { unit: metric.unit, description: metric.description });
+}
+
+/** One field of counter-table rows as series. */
+export function seriesOf<F extends string>(rows: Array<SeriesTotals<F>>, field: F): NumberSeries[] {
+  return rows.map((row) => ({ key: row.seriesKey, attributes: row.attributes, value: row.totals[field] }));
 }

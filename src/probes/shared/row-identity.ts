@@ -1,7 +1,7 @@
 /**
  * Who a kernel map row belongs to: its local endpoint, its peer (flow
  * granularity) and the group's own key fields, as one series identity and
- * one attribute set. Shared by counter tables and histogram drains so both
+ * one attribute set. Shared by counter tables and histogram tables so both
  * name a row the same way.
  */
 import type { Attributes } from '@opentelemetry/api';

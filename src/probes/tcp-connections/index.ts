@@ -5,7 +5,7 @@
  * that existed at start), handshake and connection-duration histograms, and
  * a log record per failed connection.
  */
-import type { Attributes, BatchObservableCallback } from '@opentelemetry/api';
+import type { Attributes } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
@@ -30,8 +30,8 @@ import { seriesKeyOf } from '../shared/row-identity';
 import { peerInfo } from '../shared/endpoint-key';
 import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
 import { setCommonGlobals } from '../shared/globals';
-import { observableCounter } from '../shared/instruments';
-import { KernelHistogramDrain, createKernelHistogram, kernelBoundaries } from '../shared/kernel-histogram';
+import { KernelHistogramTable, kernelBoundaries } from '../shared/kernel-histogram';
+import type { NumberSeries } from '../series';
 import { tcpStateNames, type TcpStateNames } from '../shared/tcp-states';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { connectErrorType } from './error-type';
@@ -39,6 +39,10 @@ import { existingTcpSockets } from './existing-sockets';
 import { ephemeralPortRange } from '../shared/globals';
 
 const STATS = 'tcp_connections_stats';
+/** 16 µs to ~16.8 s in quarter octaves. */
+const HANDSHAKE_BOUNDARIES_S = kernelBoundaries(16, 2 ** 24, 1e-6);
+/** 1 ms to ~38 h in octaves. */
+const DURATION_BOUNDARIES_S = kernelBoundaries(1000, 2 ** 37, 1e-6, 4);
 const IPPROTO_TCP = 6;
 
 export class TcpConnectionsGroup implements ProbeGroup {
@@ -46,7 +50,6 @@ export class TcpConnectionsGroup implements ProbeGroup {
   readonly hooks = ['tp_btf/inet_sock_set_state'] as const;
   readonly objectSpec: ProbeObjectSpec;
   private stopCallbacks: Array<() => void> = [];
-  private drains: KernelHistogramDrain[] = [];
 
   constructor(
     private readonly config: EventProbeConfig,
@@ -64,7 +67,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
   }
 
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
-    const { meter, runtime, attribution } = context;
+    const { runtime, attribution } = context;
     const object = loaded.object;
     const roles = object.objectEnum('tcp_connection_role');
     const stats = object.objectEnum('tcp_connection_stat');
@@ -109,31 +112,6 @@ export class TcpConnectionsGroup implements ProbeGroup {
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
 
-    const opens = observableCounter(meter, METRIC_TCP_CONNECTION_OPENS);
-    const failures = observableCounter(meter, METRIC_TCP_CONNECTION_FAILURES);
-    const closes = observableCounter(meter, METRIC_TCP_CONNECTION_CLOSES);
-    const bytes = observableCounter(meter, METRIC_TCP_CONNECTION_BYTES);
-    const live = meter.createObservableUpDownCounter(METRIC_TCP_CONNECTIONS.name, {
-      unit: METRIC_TCP_CONNECTIONS.unit,
-      description: METRIC_TCP_CONNECTIONS.description,
-    });
-    const instruments = { TCP_STAT_OPENED: opens, TCP_STAT_FAILED: failures, TCP_STAT_CLOSED: closes, BYTES: bytes } as const;
-    const observe: BatchObservableCallback = (observer) => {
-      const liveSeries = new Map<string, { attributes: Attributes; value: number }>(baseline);
-      for (const row of table.collect()) {
-        if (row.tag === 'TCP_STAT_STATE_DELTA') {
-          const base = liveSeries.get(row.seriesKey);
-          liveSeries.set(row.seriesKey, { attributes: row.attributes, value: (base?.value ?? 0) + row.totals.value });
-        } else if (row.tag && row.tag in instruments) {
-          observer.observe(instruments[row.tag as keyof typeof instruments], row.totals.value, row.attributes);
-        }
-      }
-      for (const { attributes, value } of liveSeries.values()) observer.observe(live, Math.max(0, value), attributes);
-    };
-    const all = [opens, failures, closes, bytes, live];
-    meter.addBatchObservableCallback(observe, all);
-    this.stopCallbacks.push(() => meter.removeBatchObservableCallback(observe, all));
-
     const histogramOptions = {
       object,
       keyStruct: 'tcp_connections_hist_key',
@@ -146,21 +124,41 @@ export class TcpConnectionsGroup implements ProbeGroup {
       scale: 1e-6,
       gracePeriodMs: context.cgroupGracePeriodMs,
     };
-    this.drains = [
-      new KernelHistogramDrain({
-        ...histogramOptions,
-        mapName: 'tcp_connections_handshake',
-        histogram: createKernelHistogram(meter, METRIC_TCP_HANDSHAKE_DURATION, kernelBoundaries(16, 2 ** 24, 1e-6)),
+    const handshake = new KernelHistogramTable({ ...histogramOptions, mapName: 'tcp_connections_handshake', boundaries: HANDSHAKE_BOUNDARIES_S });
+    const duration = new KernelHistogramTable({ ...histogramOptions, mapName: 'tcp_connections_duration', boundaries: DURATION_BOUNDARIES_S });
+
+    this.stopCallbacks.push(
+      context.series.register(() => {
+        const byTag = new Map<string, NumberSeries[]>();
+        // Live sockets: the baseline from /proc plus the kernel's state deltas, per series.
+        const live = new Map<string, NumberSeries>([...baseline].map(([key, b]) => [key, { key, attributes: b.attributes, value: b.value }]));
+        for (const row of table.collect()) {
+          if (row.tag === 'TCP_STAT_STATE_DELTA') {
+            const entry = live.get(row.seriesKey) ?? { key: row.seriesKey, attributes: row.attributes, value: 0 };
+            entry.value += row.totals.value;
+            live.set(row.seriesKey, entry);
+          } else if (row.tag) {
+            const list = byTag.get(row.tag) ?? [];
+            list.push({ key: row.seriesKey, attributes: row.attributes, value: row.totals.value });
+            byTag.set(row.tag, list);
+          }
+        }
+        return {
+          sums: [
+            { metric: METRIC_TCP_CONNECTION_OPENS, monotonic: true, series: byTag.get('TCP_STAT_OPENED') ?? [] },
+            { metric: METRIC_TCP_CONNECTION_FAILURES, monotonic: true, series: byTag.get('TCP_STAT_FAILED') ?? [] },
+            { metric: METRIC_TCP_CONNECTION_CLOSES, monotonic: true, series: byTag.get('TCP_STAT_CLOSED') ?? [] },
+            { metric: METRIC_TCP_CONNECTION_BYTES, monotonic: true, series: byTag.get('BYTES') ?? [] },
+            // Orphaned sockets (not in the baseline) may close below zero: clamp.
+            { metric: METRIC_TCP_CONNECTIONS, monotonic: false, series: [...live.values()].map((s) => ({ ...s, value: Math.max(0, s.value) })) },
+          ],
+          histograms: [
+            { metric: METRIC_TCP_HANDSHAKE_DURATION, boundaries: HANDSHAKE_BOUNDARIES_S, series: handshake.collect() },
+            { metric: METRIC_TCP_CONNECTION_DURATION, boundaries: DURATION_BOUNDARIES_S, series: duration.collect() },
+          ],
+        };
       }),
-      new KernelHistogramDrain({
-        ...histogramOptions,
-        mapName: 'tcp_connections_duration',
-        histogram: createKernelHistogram(meter, METRIC_TCP_CONNECTION_DURATION, kernelBoundaries(1000, 2 ** 37, 1e-6, 4)),
-      }),
-    ];
-    const timer = setInterval(() => this.flush(), context.histogramDrainIntervalMs);
-    timer.unref();
-    this.stopCallbacks.push(() => clearInterval(timer));
+    );
 
     const reader = new EventReader(object, 'tcp_connect_failed_event', ['error', 'duration_ns'] as const);
     const kind = object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_CONNECT_FAILED;
@@ -184,11 +182,6 @@ export class TcpConnectionsGroup implements ProbeGroup {
         },
       });
     });
-  }
-
-  /** Moves histogram samples the kernel gathered since the last drain into the API histograms. */
-  flush(): void {
-    for (const drain of this.drains) drain.drain();
   }
 
   stop(): void {

@@ -3,7 +3,6 @@
  * received, per local endpoint and direction, plus a rate-limited log record
  * per reset. Reason names come from the running kernel's BTF.
  */
-import type { BatchObservableCallback } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
@@ -19,7 +18,7 @@ import { Directions } from '../shared/direction';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
 import { setCommonGlobals } from '../shared/globals';
-import { observableCounter } from '../shared/instruments';
+import { seriesOf } from '../shared/instruments';
 import { EnumNames } from '../shared/enum-names';
 import { tcpStateNames } from '../shared/tcp-states';
 import type { ProbeContext, ProbeGroup } from '../types';
@@ -45,7 +44,7 @@ export class TcpResetsGroup implements ProbeGroup {
   }
 
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
-    const { meter, runtime, attribution } = context;
+    const { runtime, attribution } = context;
     const directions = new Directions(loaded.object);
     const reasons = new EnumNames(runtime.native.kernelEnum('sk_rst_reason'), 'SK_RST_REASON_');
     const groupAttributes = (direction: number, reason: number) => {
@@ -69,12 +68,9 @@ export class TcpResetsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    const resets = observableCounter(meter, METRIC_TCP_RESETS);
-    const observe: BatchObservableCallback = (observer) => {
-      for (const row of table.collect()) observer.observe(resets, row.totals.value, row.attributes);
-    };
-    meter.addBatchObservableCallback(observe, [resets]);
-    this.stopCallback = () => meter.removeBatchObservableCallback(observe, [resets]);
+    this.stopCallback = context.series.register(() => ({
+      sums: [{ metric: METRIC_TCP_RESETS, monotonic: true, series: seriesOf(table.collect(), 'value') }],
+    }));
 
     const reader = new EventReader(loaded.object, 'tcp_reset_event', ['direction', 'reason', 'state'] as const);
     const states = tcpStateNames(runtime.native);

@@ -4,7 +4,6 @@
  * from the kernel map, plus a log record per (rate-limited) retransmission
  * with the connection's 5-tuple.
  */
-import type { BatchObservableCallback } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
@@ -19,7 +18,7 @@ import type { EventProbeConfig } from '../config';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
 import { setCommonGlobals } from '../shared/globals';
-import { observableCounter } from '../shared/instruments';
+import { seriesOf } from '../shared/instruments';
 import { tcpStateNames } from '../shared/tcp-states';
 import type { ProbeContext, ProbeGroup } from '../types';
 
@@ -44,7 +43,7 @@ export class TcpRetransmitsGroup implements ProbeGroup {
   }
 
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
-    const { meter, runtime, attribution } = context;
+    const { runtime, attribution } = context;
     const table = new EndpointCounterTable({
       object: loaded.object,
       mapName: MAP,
@@ -55,16 +54,15 @@ export class TcpRetransmitsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    const segments = observableCounter(meter, METRIC_TCP_RETRANSMITS);
-    const events = observableCounter(meter, METRIC_TCP_RETRANSMIT_EVENTS);
-    const observe: BatchObservableCallback = (observer) => {
-      for (const row of table.collect()) {
-        observer.observe(segments, row.totals.segments, row.attributes);
-        observer.observe(events, row.totals.events, row.attributes);
-      }
-    };
-    meter.addBatchObservableCallback(observe, [segments, events]);
-    this.stopCallback = () => meter.removeBatchObservableCallback(observe, [segments, events]);
+    this.stopCallback = context.series.register(() => {
+      const rows = table.collect();
+      return {
+        sums: [
+          { metric: METRIC_TCP_RETRANSMITS, monotonic: true, series: seriesOf(rows, 'segments') },
+          { metric: METRIC_TCP_RETRANSMIT_EVENTS, monotonic: true, series: seriesOf(rows, 'events') },
+        ],
+      };
+    });
 
     const reader = new EventReader(loaded.object, 'tcp_retransmit_event', ['segments', 'state'] as const);
     const states = tcpStateNames(runtime.native);

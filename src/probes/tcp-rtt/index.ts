@@ -9,7 +9,7 @@ import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { METRIC_TCP_RTT } from '../../semconv';
 import type { TcpRttConfig } from '../config';
 import { setCommonGlobals, u64 } from '../shared/globals';
-import { KernelHistogramDrain, createKernelHistogram, kernelBoundaries } from '../shared/kernel-histogram';
+import { KernelHistogramTable, kernelBoundaries } from '../shared/kernel-histogram';
 import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'tcp_rtt_histograms';
@@ -21,8 +21,7 @@ export class TcpRttGroup implements ProbeGroup {
   readonly name = 'tcp-rtt';
   readonly hooks = ['tp_btf/tcp_probe'] as const;
   readonly objectSpec: ProbeObjectSpec;
-  private drain: KernelHistogramDrain | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private stopCallback: (() => void) | undefined;
 
   constructor(config: TcpRttConfig) {
     this.objectSpec = {
@@ -38,25 +37,22 @@ export class TcpRttGroup implements ProbeGroup {
   }
 
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
-    this.drain = new KernelHistogramDrain({
+    const table = new KernelHistogramTable({
       object: loaded.object,
       mapName: MAP,
       keyStruct: 'tcp_rtt_key',
       attribution: context.attribution,
-      histogram: createKernelHistogram(context.meter, METRIC_TCP_RTT, RTT_BOUNDARIES_S),
+      boundaries: RTT_BOUNDARIES_S,
       scale: 1e-6,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    this.timer = setInterval(() => this.flush(), context.histogramDrainIntervalMs);
-    this.timer.unref();
-  }
-
-  flush(): void {
-    this.drain?.drain();
+    this.stopCallback = context.series.register(() => ({
+      histograms: [{ metric: METRIC_TCP_RTT, boundaries: RTT_BOUNDARIES_S, series: table.collect() }],
+    }));
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.stopCallback?.();
+    this.stopCallback = undefined;
   }
 }

@@ -1,0 +1,39 @@
+/**
+ * How probe groups publish metrics that come from kernel maps: a snapshot
+ * of the series that exist now, with their running totals. A series that is
+ * not in a snapshot has ended (its pod is gone, its flow was evicted) and is
+ * no longer exported, which the OpenTelemetry JS SDK cannot do for
+ * instruments under cumulative temporality (it re-exports every attribute set
+ * it ever saw, so a node with pod churn would grow without bound). The SDK
+ * wiring in src/exporters turns snapshots into OTLP data; groups depend on
+ * this interface only.
+ */
+import type { Attributes } from '@opentelemetry/api';
+import type { MetricName } from '../semconv';
+
+export interface NumberSeries {
+  /** Stable identity of the series (its attributes in a form cheap to compare). */
+  key: string;
+  attributes: Attributes;
+  value: number;
+}
+
+export interface HistogramSeries {
+  key: string;
+  attributes: Attributes;
+  count: number;
+  sum: number;
+  /** One count per bucket: boundaries.length + 1. */
+  counts: number[];
+}
+
+export interface SeriesSnapshot {
+  /** Running totals: monotonic for counters, not for up/down counts (live connections). */
+  sums?: Array<{ metric: MetricName; monotonic: boolean; series: NumberSeries[] }>;
+  histograms?: Array<{ metric: MetricName; boundaries: number[]; series: HistogramSeries[] }>;
+}
+
+export interface SeriesRegistry {
+  /** Registers a source read at every collection; returns the function that unregisters it. */
+  register(collect: () => SeriesSnapshot): () => void;
+}
