@@ -6,7 +6,7 @@ import { CONFIG_FLAGS } from '../config/config';
 import { ConfigError } from '../config/schema';
 
 export interface ParsedArgs {
-  command: 'run' | 'help' | 'version';
+  command: 'run' | 'validate' | 'help' | 'version';
   configFile?: string;
   configFlags: Array<[string, string]>;
 }
@@ -15,6 +15,7 @@ export const USAGE = `Usage: flowtel <command> [flags]
 
 Commands:
   run        load the probes and export telemetry until SIGINT/SIGTERM
+  validate   check a config (--config FILE, flags, OTEL_* variables) and exit: 0 valid, 2 not
   help       show this text
   version    print the version
 
@@ -31,8 +32,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
   const [command = 'help', ...rest] = argv;
   if (command === 'help' || command === '--help' || command === '-h') return { command: 'help', configFlags: [] };
   if (command === 'version' || command === '--version') return { command: 'version', configFlags: [] };
-  if (command !== 'run') throw new ConfigError('command', command, 'one of run, help, version', 'the command line');
-  const parsed: ParsedArgs = { command: 'run', configFlags: [] };
+  if (command !== 'run' && command !== 'validate') throw new ConfigError('command', command, 'one of run, validate, help, version', 'the command line');
+  const parsed: ParsedArgs = { command, configFlags: [] };
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
     const eq = arg.indexOf('=');

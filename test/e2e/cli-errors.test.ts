@@ -9,7 +9,7 @@ import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CLI, agentEnv } from '../support/agent-process';
-import { cgroupRoot, requireKernel } from '../support/kernel';
+import { cgroupRoot, cgroupRoot as cgroupRootForTests, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
 
 function flowtel(args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] = []) {
@@ -81,7 +81,18 @@ describe('CLI: bad input exits 2 with one clear message', () => {
   it('unknown command', () => {
     const r = flowtel(['serve']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /command = "serve" .*expected one of run, help, version/);
+    assert.match(r.stderr, /command = "serve" .*expected one of run, validate, help, version/);
+  });
+
+  it('validate: 0 for a valid file, 2 with the message for a broken one', () => {
+    const good = configFile(`cgroupRoot: ${cgroupRootForTests()}\nprobes:\n  flows:\n    granularity: flow\n`);
+    const ok = flowtel(['validate', '--config', good]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /configuration is valid/);
+    const bad = configFile(`cgroupRoot: ${cgroupRootForTests()}\nprobes:\n  flows:\n    granularity: packet\n`);
+    const r = flowtel(['validate', '--config', bad]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /probes\.flows\.granularity = "packet" .*expected one of "pod", "flow"/);
   });
 });
 
