@@ -100,6 +100,11 @@ export const configSchema = object({
   collection: object({
     cgroupGracePeriodMs: integer(0, 86_400_000, 'milliseconds a removed cgroup keeps its series'),
   }),
+  health: object({
+    enabled: boolean(),
+    host: string({ expected: 'an address to listen on, such as 0.0.0.0' }),
+    port: integer(1, 65535, 'TCP port'),
+  }),
   kubernetes: object({
     enabled: boolean(),
     kubeconfig: string({ expected: 'the path of a kubeconfig file' }),
@@ -130,6 +135,8 @@ export interface FlowtelConfig {
     console: { enabled?: boolean; intervalMs: number };
   };
   collection: { cgroupGracePeriodMs: number };
+  /** /healthz (alive) and /readyz (probe groups loaded, exports succeeding) over HTTP. */
+  health: { enabled: boolean; host: string; port: number };
   /** enabled: undefined means "on when in a cluster or a kubeconfig is given". */
   kubernetes: {
     enabled?: boolean;
@@ -183,6 +190,7 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
       console: { intervalMs: 10_000 },
     },
     collection: { cgroupGracePeriodMs: 300_000 },
+    health: { enabled: true, host: '0.0.0.0', port: 8099 },
     kubernetes: { resolvePeers: true, podLabels: [], deletedPodGracePeriodMs: 60_000 },
   };
 }
@@ -201,6 +209,7 @@ export const CONFIG_FLAGS: Record<string, string> = {
   '--console': 'exporters.console.enabled',
   '--prometheus': 'exporters.prometheus.enabled',
   '--kubeconfig': 'kubernetes.kubeconfig',
+  '--health-port': 'health.port',
   '--cgroup-grace-period-ms': 'collection.cgroupGracePeriodMs',
 };
 
