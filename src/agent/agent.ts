@@ -23,6 +23,7 @@ import { TcpRetransmitsGroup } from '../probes/tcp-retransmits';
 import { TcpRttGroup } from '../probes/tcp-rtt';
 import type { ProbeContext, ProbeGroup } from '../probes/types';
 import { AgentLog } from './log';
+import { HealthServer } from './health';
 import { registerSelfMetrics } from './self-metrics';
 
 export interface AgentOptions {
@@ -56,7 +57,7 @@ export class Agent {
     private readonly pipeline: TelemetryPipeline,
     private readonly runtime: BpfRuntime,
     private readonly groups: ProbeGroup[],
-    private readonly stopSelfMetrics: () => void,
+    private readonly stopServices: () => Promise<void>,
     private readonly log: AgentLog,
   ) {}
 
@@ -67,6 +68,8 @@ export class Agent {
   static async start(options: AgentOptions): Promise<Agent> {
     const { config, version } = options;
     const log = options.log ?? new AgentLog(config.logLevel);
+    // Up first: kubelet's liveness probe must answer while BPF objects load.
+    const health = config.health.enabled ? await HealthServer.start(config.health.host, config.health.port) : undefined;
     const pipeline = await createTelemetryPipeline({
       config,
       resource: agentResource(config.nodeName, version),
@@ -106,6 +109,7 @@ export class Agent {
         // A configuration mistake is the operator's to fix, not a kernel limitation.
         if (err instanceof ConfigError) {
           kubernetes?.stop();
+          await health?.stop();
           runtime.close();
           await pipeline.shutdown();
           throw err;
@@ -118,12 +122,13 @@ export class Agent {
     }
     if (started.length === 0) {
       kubernetes?.stop();
+      await health?.stop();
       runtime.close();
       await pipeline.shutdown();
       throw new Error('no probe group could be loaded (see the warnings above); nothing to do');
     }
     runtime.startEvents();
-    const stopSelfMetrics = registerSelfMetrics(pipeline.meter, runtime);
+    const stopServices = registerSelfMetrics(pipeline.meter, runtime);
     const stopKubernetesMetrics = kubernetes ? registerKubernetesMetrics(pipeline.meter, kubernetes) : () => {};
     log.info('flowtel running', {
       node: config.nodeName,
@@ -132,10 +137,17 @@ export class Agent {
       exporting: pipeline.destinations.join('; '),
       kubernetes: kubernetes ? 'on' : 'off (cgroup attribution only)',
     });
-    return new Agent(pipeline, runtime, started, () => {
-      stopSelfMetrics();
+    health?.setReadiness(() => {
+      const ring = runtime.ringStats();
+      const k8s = kubernetes?.stats().map((s) => ({ resource: s.resource, synced: s.synced, error: s.lastError }));
+      // Kubernetes trouble degrades names, not data: it does not make the agent unready.
+      return { ready: ring?.running === true && ring.pollErrors === 0, detail: { groups: started.map((g) => g.name), ringBuffer: ring, kubernetes: k8s ?? 'off' } };
+    });
+    return new Agent(pipeline, runtime, started, async () => {
+      stopServices();
       stopKubernetesMetrics();
       kubernetes?.stop();
+      await health?.stop();
     }, log);
   }
 
@@ -150,7 +162,7 @@ export class Agent {
       this.log.warn('final flush failed', { error: firstLine(err) });
     }
     for (const group of this.groups) group.stop();
-    this.stopSelfMetrics();
+    await this.stopServices();
     this.runtime.close();
     await this.pipeline.shutdown();
     this.log.info('flowtel stopped');

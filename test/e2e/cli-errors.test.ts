@@ -9,7 +9,7 @@ import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CLI, agentEnv } from '../support/agent-process';
-import { cgroupRoot, cgroupRoot as cgroupRootForTests, requireKernel } from '../support/kernel';
+import { cgroupRoot, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
 
 function flowtel(args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] = []) {
@@ -21,7 +21,9 @@ function flowtel(args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] 
 
 /** Like flowtel(), without blocking the event loop (a server of this process is involved). */
 async function flowtelAsync(args: string[]) {
-  const child = spawn(process.execPath, [CLI, ...args], { env: agentEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own health port: the default may be taken by another agent on this machine.
+  const healthPort = String(20000 + Math.floor(Math.random() * 30000));
+  const child = spawn(process.execPath, [CLI, ...args, '--health-port', healthPort], { env: agentEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -85,11 +87,11 @@ describe('CLI: bad input exits 2 with one clear message', () => {
   });
 
   it('validate: 0 for a valid file, 2 with the message for a broken one', () => {
-    const good = configFile(`cgroupRoot: ${cgroupRootForTests()}\nprobes:\n  flows:\n    granularity: flow\n`);
+    const good = configFile(`cgroupRoot: ${cgroupRoot()}\nprobes:\n  flows:\n    granularity: flow\n`);
     const ok = flowtel(['validate', '--config', good]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /configuration is valid/);
-    const bad = configFile(`cgroupRoot: ${cgroupRootForTests()}\nprobes:\n  flows:\n    granularity: packet\n`);
+    const bad = configFile(`cgroupRoot: ${cgroupRoot()}\nprobes:\n  flows:\n    granularity: packet\n`);
     const r = flowtel(['validate', '--config', bad]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /probes\.flows\.granularity = "packet" .*expected one of "pod", "flow"/);

@@ -14,17 +14,19 @@ import { cgroupRoot, requireKernel } from '../support/kernel';
 import { dropPercent, iperf, waitForClosedConnections } from '../support/traffic';
 import { tempDir } from '../support/tmp';
 
-function scrape(port: number): Promise<string> {
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      .get({ host: '127.0.0.1', port, path }, (res) => {
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve(body));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       })
       .on('error', reject);
   });
 }
+
+const scrape = async (port: number) => (await get(port, '/metrics')).body;
 
 describe('e2e: local default exporters (no OTLP endpoint)', function () {
   this.timeout(90_000);
@@ -63,6 +65,18 @@ describe('e2e: local default exporters (no OTLP endpoint)', function () {
       return v !== undefined && v >= kernelRetransmits ? v : undefined;
     });
     assert.ok(Math.abs(value - kernelRetransmits) <= kernelRetransmits * 0.02, `prometheus ${value} vs kernel ${kernelRetransmits}`);
+  });
+
+  it('answers the health endpoint: alive, and ready with every probe group', async () => {
+    const live = await get(agent!.healthPort, '/healthz');
+    assert.equal(live.status, 200);
+    const ready = await get(agent!.healthPort, '/readyz');
+    assert.equal(ready.status, 200, ready.body);
+    const report = JSON.parse(ready.body) as { status: string; groups: string[]; ringBuffer: { running: boolean } };
+    assert.equal(report.status, 'ready');
+    assert.deepEqual(report.groups.sort(), ['drops', 'flows', 'tcp-connections', 'tcp-resets', 'tcp-retransmits', 'tcp-rtt']);
+    assert.equal(report.ringBuffer.running, true);
+    assert.equal((await get(agent!.healthPort, '/nope')).status, 404);
   });
 
   it('prints the live count on the console', async () => {

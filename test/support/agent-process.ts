@@ -20,7 +20,11 @@ export class AgentProcess {
   stderr = '';
   private readonly exit: Promise<number | null>;
 
-  private constructor(readonly child: ChildProcess) {
+  private constructor(
+    readonly child: ChildProcess,
+    healthPort: number,
+  ) {
+    this.healthPort = healthPort;
     child.stdout?.on('data', (d: Buffer) => (this.stdout += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
     running.add(child);
@@ -32,8 +36,14 @@ export class AgentProcess {
     );
   }
 
+  /** A random health port unless the test chose one: agents of one run must not collide on the default. */
+  readonly healthPort: number;
+
   static start(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
-    return new AgentProcess(spawn(process.execPath, [CLI, 'run', ...args], { env: agentEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }));
+    const chosen = args.indexOf('--health-port');
+    const healthPort = chosen >= 0 ? Number(args[chosen + 1]) : 20000 + Math.floor(Math.random() * 30000);
+    const all = chosen >= 0 ? args : [...args, '--health-port', String(healthPort)];
+    return new AgentProcess(spawn(process.execPath, [CLI, 'run', ...all], { env: agentEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }), healthPort);
   }
 
   /** Resolves once the agent logged that it runs; rejects if it exits first. */
