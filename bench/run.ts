@@ -3,6 +3,7 @@
  * The benchmarks run the compiled tree: `npx tsc -p tsconfig.json` first.
  * Results go to stdout and to docs/performance.md (one section per benchmark).
  */
+import { runDatapathBenchmark } from './datapath';
 import { exitStatus, runK8sSync } from './k8s-sync';
 
 interface Benchmark {
@@ -12,6 +13,10 @@ interface Benchmark {
 }
 
 const BENCHMARKS: Record<string, Benchmark> = {
+  datapath: {
+    description: 'Datapath overhead: bulk TCP and connection churn with/without the agent and a bpftrace peer; kernel cost per program',
+    run: runDatapathBenchmark,
+  },
   k8s: {
     description: 'Kubernetes metadata cache: initial sync time and memory (10,000 pods, 2,000 services, 100 nodes)',
     run: async (args) => exitStatus(await runK8sSync(args), args.includes('--strict')),

@@ -7,6 +7,11 @@
                               COUNT sequential connects; prints a JSON list of outcomes
                               ("ok" or the errno name); SYNCNT limits SYN retries
                               (TCP_SYNCNT), SEND bytes are written before closing
+  echo-serve PORT             answer every connection (read a request, write a reply, close) until killed
+  churn HOST PORT SECONDS     short connections (connect, request, reply, close) for SECONDS; prints the count
+  flood HOST PORT SECONDS     UDP datagrams as fast as possible for SECONDS; prints the count
+  flows PREFIX FIRST_HOST HOSTS FIRST_PORT PORTS
+                              one UDP datagram to each of HOSTS x PORTS addresses (distinct flows)
   udp HOST PORT COUNT [spread]
                               send COUNT datagrams (spread: one to each of PORT .. PORT+COUNT-1)
 """
@@ -61,6 +66,59 @@ def udp(host, port, count, spread):
     s.close()
 
 
+def echo_serve(port):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", port))
+    listener.listen(1024)
+    print("ready", flush=True)
+    while True:
+        conn, _ = listener.accept()
+        try:
+            conn.recv(64)
+            conn.sendall(b"pong")
+        except OSError:
+            pass
+        conn.close()
+
+
+def churn(host, port, seconds):
+    done = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        s = socket.create_connection((host, port))
+        s.sendall(b"ping")
+        s.recv(16)
+        s.close()
+        done += 1
+    print(done, flush=True)
+
+
+def flood(host, port, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 0
+    deadline = time.monotonic() + seconds
+    payload = b"x" * 16
+    while time.monotonic() < deadline:
+        for _ in range(256):
+            s.sendto(payload, (host, port))
+        sent += 256
+    print(sent, flush=True)
+
+
+def flows(prefix, first_host, hosts, first_port, ports):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 0
+    for h in range(first_host, first_host + hosts):
+        for p in range(first_port, first_port + ports):
+            try:
+                s.sendto(b"f", ("%s.%d" % (prefix, h), p))
+                sent += 1
+            except OSError:
+                pass
+    print(sent, flush=True)
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "serve":
@@ -70,5 +128,13 @@ if __name__ == "__main__":
                 int(sys.argv[5]) if len(sys.argv) > 5 else 0, int(sys.argv[6]) if len(sys.argv) > 6 else 0)
     elif mode == "udp":
         udp(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), len(sys.argv) > 5 and sys.argv[5] == "spread")
+    elif mode == "echo-serve":
+        echo_serve(int(sys.argv[2]))
+    elif mode == "churn":
+        churn(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif mode == "flood":
+        flood(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif mode == "flows":
+        flows(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     else:
         sys.exit("unknown mode " + mode)

@@ -1,0 +1,236 @@
+/**
+ * Datapath overhead, measured as ratios against a baseline in the same run:
+ * 1. bulk TCP (iperf3) between two test pods, alternating: no agent / agent
+ *    with every group at pod granularity / at flow granularity / a bpftrace
+ *    script counting on the same tracepoints (the do-it-yourself peer);
+ * 2. connection churn (connect, request, reply, close) with and without the
+ *    agent, and the agent's CPU per 1,000 connections/s;
+ * 3. the kernel cost of every program (bpf_stats run_time_ns / run_cnt)
+ *    under both loads.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { OtlpReceiver } from '../src/testbed/otlp-receiver';
+import { TestNode } from '../src/testbed/test-node';
+import { AgentProcess, sleep, waitFor } from '../test/support/agent-process';
+import { cgroupRoot } from '../test/support/kernel';
+import { iperf, netClient } from '../test/support/traffic';
+import { cpuSeconds, programStats, setBpfStats, type ProgramStats } from './proc';
+import { environment, environmentMarkdown, repoRoot, summarize, table, updateSection, type Summary } from './report';
+
+const PROGRAMS = ['tcp_retransmit_skb', 'tcp_send_reset', 'tcp_receive_reset', 'kfree_skb', 'inet_sock_set_state', 'tcp_probe', 'flows_ingress', 'flows_egress'] as const;
+const GROUPS = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'];
+
+/** The same tracepoints, counted the way a bpftrace user would (per-CPU maps, no export). */
+const BPFTRACE_PEER = `
+tracepoint:tcp:tcp_retransmit_skb { @retransmits[args->sport] = count(); }
+tracepoint:tcp:tcp_probe { @rtt = hist(args->srtt); }
+tracepoint:sock:inet_sock_set_state { @states[args->oldstate, args->newstate] = count(); }
+tracepoint:tcp:tcp_send_reset { @resets_sent = count(); }
+tracepoint:tcp:tcp_receive_reset { @resets_received = count(); }
+tracepoint:skb:kfree_skb /args->reason != 2/ { @drops[args->reason] = count(); }
+tracepoint:net:net_dev_start_xmit { @tx_bytes = sum(args->len); }
+tracepoint:net:netif_receive_skb { @rx_bytes = sum(args->len); }
+`;
+
+type Config = 'baseline' | 'pod' | 'flow' | 'bpftrace';
+const CONFIGS: Config[] = ['baseline', 'pod', 'flow', 'bpftrace'];
+
+interface Running {
+  pid?: number;
+  stop(): Promise<void>;
+}
+
+interface BenchContext {
+  node: TestNode;
+  receiver: OtlpReceiver;
+  configDir: string;
+}
+
+async function start(config: Config, ctx: BenchContext): Promise<Running> {
+  if (config === 'baseline') return { stop: async () => {} };
+  if (config === 'bpftrace') {
+    const script = path.join(ctx.configDir, 'peer.bt');
+    fs.writeFileSync(script, BPFTRACE_PEER);
+    const child: ChildProcess = spawn('bpftrace', [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor('bpftrace to attach', () => (out.includes('Attaching') ? true : undefined), 30_000);
+    await sleep(500);
+    return {
+      pid: child.pid,
+      stop: async () => {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT');
+        await exited;
+      },
+    };
+  }
+  const file = path.join(ctx.configDir, `${config}.yaml`);
+  fs.writeFileSync(file, `probes:\n${GROUPS.map((g) => `  ${g}:\n    granularity: ${config}\n`).join('')}`);
+  const agent = AgentProcess.start(['--config', file, '--cgroup-root', cgroupRoot(), '--prometheus', 'false', '--console', 'false'], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: ctx.receiver.endpoint,
+    OTEL_METRIC_EXPORT_INTERVAL: '5000',
+  });
+  await agent.running();
+  await sleep(500);
+  return { pid: agent.child.pid, stop: async () => void (await agent.stop()) };
+}
+
+interface BulkRun {
+  config: Config;
+  gbps: number;
+  cpuPercent: number;
+}
+
+function diffStats(before: Map<number, ProgramStats>, after: Map<number, ProgramStats>, into: Map<string, { ns: number; runs: number }>): void {
+  for (const [id, a] of after) {
+    const b = before.get(id);
+    const sum = into.get(a.name) ?? { ns: 0, runs: 0 };
+    sum.ns += a.runTimeNs - (b?.runTimeNs ?? 0);
+    sum.runs += a.runCount - (b?.runCount ?? 0);
+    into.set(a.name, sum);
+  }
+}
+
+export interface DatapathResult {
+  bulk: Record<Config, { gbps: Summary; cpuPercent: Summary; ratio: Summary }>;
+  churn: { baseline: Summary; agent: Summary; ratio: number; agentCpuPer1000: number };
+  kernel: { bulk: Map<string, { ns: number; runs: number }>; churn: Map<string, { ns: number; runs: number }> };
+  runs: number;
+  seconds: number;
+}
+
+export async function runDatapath(args: string[]): Promise<DatapathResult> {
+  const runs = Number(args[args.indexOf('--runs') + 1]) || 5;
+  const seconds = Number(args[args.indexOf('--seconds') + 1]) || 4;
+  const node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
+  const receiver = await OtlpReceiver.start();
+  const configDir = fs.mkdtempSync('/tmp/flowtel-bench-');
+  const ctx: BenchContext = { node, receiver, configDir };
+  const kernelBulk = new Map<string, { ns: number; runs: number }>();
+  const kernelChurn = new Map<string, { ns: number; runs: number }>();
+  setBpfStats(true);
+  try {
+    // 1. Bulk throughput, configurations alternating within each round.
+    const bulk: BulkRun[] = [];
+    for (let round = 0; round < runs; round++) {
+      for (const config of CONFIGS) {
+        const running = await start(config, ctx);
+        const statsBefore = config === 'pod' ? programStats(PROGRAMS) : undefined;
+        const cpu0 = running.pid ? cpuSeconds(running.pid) : 0;
+        const { sentBytes } = await iperf(node, 'a', 'b', seconds);
+        const cpu1 = running.pid ? cpuSeconds(running.pid) : 0;
+        if (statsBefore) diffStats(statsBefore, programStats(PROGRAMS), kernelBulk);
+        await running.stop();
+        const run = { config, gbps: (sentBytes * 8) / seconds / 1e9, cpuPercent: ((cpu1 - cpu0) / seconds) * 100 };
+        bulk.push(run);
+        process.stdout.write(`  bulk round ${round + 1}/${runs} ${config.padEnd(8)} ${run.gbps.toFixed(2)} Gbit/s, CPU ${run.cpuPercent.toFixed(1)}%\n`);
+      }
+    }
+    const baselineByRound = bulk.filter((r) => r.config === 'baseline').map((r) => r.gbps);
+    const bulkSummary = {} as DatapathResult['bulk'];
+    for (const config of CONFIGS) {
+      const mine = bulk.filter((r) => r.config === config);
+      bulkSummary[config] = {
+        gbps: summarize(mine.map((r) => r.gbps)),
+        cpuPercent: summarize(mine.map((r) => r.cpuPercent)),
+        // Each run against the baseline of its own round: drift between rounds cancels out.
+        ratio: summarize(mine.map((r, i) => r.gbps / baselineByRound[i])),
+      };
+    }
+
+    // 2. Connection churn.
+    const server = node.spawnInPod('b', 'python3', [path.join(repoRoot(), 'test', 'support', 'net_client.py'), 'echo-serve', '7600']);
+    let ready = '';
+    server.stdout?.on('data', (d: Buffer) => (ready += d.toString()));
+    await waitFor('echo server', () => (ready.includes('ready') ? true : undefined));
+    const churnRates: Record<'baseline' | 'agent', number[]> = { baseline: [], agent: [] };
+    const agentCpu: number[] = [];
+    const churnRounds = Math.max(3, Math.ceil(runs / 2));
+    for (let round = 0; round < churnRounds; round++) {
+      for (const which of ['baseline', 'agent'] as const) {
+        const running = await start(which === 'agent' ? 'pod' : 'baseline', ctx);
+        const statsBefore = which === 'agent' ? programStats(PROGRAMS) : undefined;
+        const cpu0 = running.pid ? cpuSeconds(running.pid) : 0;
+        const count = Number((await netClient(node, 'a', ['churn', node.pod('b').ip, 7600, seconds])).trim());
+        const cpu1 = running.pid ? cpuSeconds(running.pid) : 0;
+        if (statsBefore) diffStats(statsBefore, programStats(PROGRAMS), kernelChurn);
+        await running.stop();
+        churnRates[which].push(count / seconds);
+        if (which === 'agent') agentCpu.push((((cpu1 - cpu0) / seconds) * 100) / (count / seconds / 1000));
+        process.stdout.write(`  churn round ${round + 1}/${churnRounds} ${which.padEnd(8)} ${(count / seconds).toFixed(0)} conn/s\n`);
+      }
+    }
+    server.kill('SIGKILL');
+    const churn = {
+      baseline: summarize(churnRates.baseline),
+      agent: summarize(churnRates.agent),
+      ratio: summarize(churnRates.agent.map((r, i) => r / churnRates.baseline[i])).median,
+      agentCpuPer1000: summarize(agentCpu).median,
+    };
+    return { bulk: bulkSummary, churn, kernel: { bulk: kernelBulk, churn: kernelChurn }, runs, seconds };
+  } finally {
+    setBpfStats(false);
+    await receiver.stop();
+    await node.destroy();
+    fs.rmSync(configDir, { recursive: true, force: true });
+  }
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const range = (s: Summary, f: (x: number) => string) => `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
+
+export function datapathReport(r: DatapathResult, markdown: boolean): string {
+  const labels: Record<Config, string> = {
+    baseline: 'no agent',
+    pod: 'agent, all groups, pod granularity',
+    flow: 'agent, all groups, flow granularity',
+    bpftrace: 'bpftrace peer (same tracepoints, counting only)',
+  };
+  const bulkRows = CONFIGS.map((c) => [labels[c], range(r.bulk[c].gbps, (x) => x.toFixed(2)), range(r.bulk[c].ratio, pct), c === 'baseline' ? '–' : range(r.bulk[c].cpuPercent, (x) => `${x.toFixed(1)}%`)]);
+  const kernelRows = PROGRAMS.map((p) => {
+    const b = r.kernel.bulk.get(p);
+    const c = r.kernel.churn.get(p);
+    const cell = (x?: { ns: number; runs: number }) => (x && x.runs ? `${(x.ns / x.runs).toFixed(0)} ns (${x.runs.toLocaleString('en-US')} runs)` : 'not run');
+    return [p, cell(b), cell(c)];
+  });
+  const targets = [
+    ['Bulk throughput, pod granularity ≥ 98% (aim 99%)', pct(r.bulk.pod.ratio.median), r.bulk.pod.ratio.median >= 0.98 ? 'yes' : 'no'],
+    ['Bulk throughput, flow granularity ≥ 97%', pct(r.bulk.flow.ratio.median), r.bulk.flow.ratio.median >= 0.97 ? 'yes' : 'no'],
+    ['Flowtel beats the bpftrace peer on throughput ratio', `${pct(r.bulk.pod.ratio.median)} vs ${pct(r.bulk.bpftrace.ratio.median)}`, r.bulk.pod.ratio.median > r.bulk.bpftrace.ratio.median ? 'yes' : 'no'],
+    ['Connection churn ≥ 95% of baseline', pct(r.churn.ratio), r.churn.ratio >= 0.95 ? 'yes' : 'no'],
+    ['Agent CPU ≤ 2% of a core per 1,000 connections/s', `${r.churn.agentCpuPer1000.toFixed(2)}%`, r.churn.agentCpuPer1000 <= 2 ? 'yes' : 'no'],
+    ...PROGRAMS.map((p) => {
+      const worst = Math.max(...[r.kernel.bulk.get(p), r.kernel.churn.get(p)].filter((x) => x && x.runs).map((x) => x!.ns / x!.runs));
+      return [`Mean kernel cost of ${p} ≤ 150 ns (aim 100)`, Number.isFinite(worst) ? `${worst.toFixed(0)} ns` : 'not run', Number.isFinite(worst) ? (worst <= 150 ? 'yes' : 'no') : '–'];
+    }),
+  ];
+  return [
+    `Bulk TCP: iperf3 for ${r.seconds} s from pod A to pod B (veth + bridge), ${r.runs} rounds, configurations alternating within each round; the ratio compares each run with the no-agent run of its round. Median (min–max).`,
+    '',
+    table(['Configuration', 'Gbit/s', 'Ratio to baseline', 'Agent CPU (user+sys, % of a core)'], bulkRows, markdown),
+    '',
+    `Connection churn: connect, 4-byte request, 4-byte reply, close, from pod A to pod B for ${r.seconds} s per run: ${range(r.churn.baseline, (x) => x.toFixed(0))} conn/s without the agent, ${range(r.churn.agent, (x) => x.toFixed(0))} with it (ratio ${pct(r.churn.ratio)}); agent CPU ${r.churn.agentCpuPer1000.toFixed(2)}% of a core per 1,000 conn/s.`,
+    '',
+    'Kernel cost per program (kernel.bpf_stats_enabled: run_time_ns / run_cnt, agent at pod granularity):',
+    '',
+    table(['Program', 'Under bulk TCP', 'Under connection churn'], kernelRows, markdown),
+    '',
+    table(['Target', 'Measured', 'Met'], targets, markdown),
+  ].join('\n');
+}
+
+export async function runDatapathBenchmark(args: string[]): Promise<number> {
+  const result = await runDatapath(args);
+  process.stdout.write(`\n${datapathReport(result, false)}\n`);
+  if (!args.includes('--no-doc')) {
+    const env = environmentMarkdown(environment(['@opentelemetry/sdk-metrics']));
+    const body = `${env}\n\nRerun: \`npx tsc -p tsconfig.json && npm run bench -- datapath\` (as root; options \`--runs N\`, \`--seconds S\`).\n\n${datapathReport(result, true)}`;
+    updateSection(path.join(repoRoot(), 'docs', 'performance.md'), 'Datapath overhead', 'datapath', body);
+    process.stdout.write('wrote docs/performance.md (section "Datapath overhead")\n');
+  }
+  return 0;
+}
