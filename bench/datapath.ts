@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mustRun } from '../src/testbed/exec';
 import { OtlpReceiver } from '../src/testbed/otlp-receiver';
 import { TestNode } from '../src/testbed/test-node';
 import { AgentProcess, sleep, waitFor } from '../test/support/agent-process';
@@ -142,7 +143,8 @@ export async function runDatapath(args: string[]): Promise<DatapathResult> {
       };
     }
 
-    // 2. Connection churn.
+    // 2. Connection churn. The client closes first; let it reuse its TIME-WAIT ports as a busy client would.
+    await mustRun('ip', ['netns', 'exec', node.pod('a').netns, 'sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
     const server = node.spawnInPod('b', 'python3', [path.join(repoRoot(), 'test', 'support', 'net_client.py'), 'echo-serve', '7600']);
     let ready = '';
     server.stdout?.on('data', (d: Buffer) => (ready += d.toString()));

@@ -178,7 +178,8 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
         maxEventsPerSecondPerCpu: 100,
         maxRows: 16384,
         allowReasons: [],
-        denyReasons: ['NOT_SPECIFIED'],
+        // QUEUE_PURGE: a socket freeing its own queues at close, not a network drop (one per closed connection).
+        denyReasons: ['NOT_SPECIFIED', 'QUEUE_PURGE'],
       },
       tcpConnections: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
       tcpRtt: { enabled: true, granularity: 'pod', sampleIntervalMs: 50, maxRows: 4096 },

@@ -77,6 +77,7 @@ def echo_serve(port):
         try:
             conn.recv(64)
             conn.sendall(b"pong")
+            conn.recv(16)  # the client closes first, so TIME-WAIT stays on its side (reusable)
         except OSError:
             pass
         conn.close()
