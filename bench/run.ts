@@ -3,6 +3,7 @@
  * The benchmarks run the compiled tree: `npx tsc -p tsconfig.json` first.
  * Results go to stdout and to docs/performance.md (one section per benchmark).
  */
+import { runCapacityBenchmark } from './capacity';
 import { runDatapathBenchmark } from './datapath';
 import { exitStatus, runK8sSync } from './k8s-sync';
 
@@ -13,6 +14,10 @@ interface Benchmark {
 }
 
 const BENCHMARKS: Record<string, Benchmark> = {
+  capacity: {
+    description: 'Userspace capacity: idle RSS, ring-buffer events/s with zero loss on one core, collection time and RSS with 10k/100k flows',
+    run: runCapacityBenchmark,
+  },
   datapath: {
     description: 'Datapath overhead: bulk TCP and connection churn with/without the agent and a bpftrace peer; kernel cost per program',
     run: runDatapathBenchmark,

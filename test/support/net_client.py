@@ -10,6 +10,8 @@
   echo-serve PORT             answer every connection (read a request, write a reply, close) until killed
   churn HOST PORT SECONDS     short connections (connect, request, reply, close) for SECONDS; prints the count
   flood HOST PORT SECONDS     UDP datagrams as fast as possible for SECONDS; prints the count
+  paced HOST PORT SECONDS RATE
+                              UDP datagrams at RATE per second for SECONDS; prints the count
   flows PREFIX FIRST_HOST HOSTS FIRST_PORT PORTS
                               one UDP datagram to each of HOSTS x PORTS addresses (distinct flows)
   udp HOST PORT COUNT [spread]
@@ -107,6 +109,23 @@ def flood(host, port, seconds):
     print(sent, flush=True)
 
 
+def paced(host, port, seconds, rate):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 0
+    start = time.monotonic()
+    payload = b"x" * 16
+    while True:
+        elapsed = time.monotonic() - start
+        if elapsed >= seconds:
+            break
+        due = int(elapsed * rate) + 64
+        while sent < due:
+            s.sendto(payload, (host, port))
+            sent += 1
+        time.sleep(0.0005)
+    print(sent, flush=True)
+
+
 def flows(prefix, first_host, hosts, first_port, ports):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sent = 0
@@ -135,6 +154,8 @@ if __name__ == "__main__":
         churn(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif mode == "flood":
         flood(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif mode == "paced":
+        paced(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
     elif mode == "flows":
         flows(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     else:

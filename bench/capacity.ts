@@ -1,0 +1,162 @@
+/**
+ * Userspace capacity of the agent:
+ * - idle RSS (every group on, nothing happening);
+ * - ring-buffer events per second handled with zero loss on one core (the
+ *   agent pinned to CPU 0, a paced generator of drop events, UDP datagrams to
+ *   a closed port, on CPU 1), stepping the rate up until events are lost;
+ *   CPU per 10,000 events;
+ * - collection time and RSS with 10,000 and 100,000 live flows.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { OtlpReceiver } from '../src/testbed/otlp-receiver';
+import { TestNode } from '../src/testbed/test-node';
+import { AgentProcess, sleep } from '../test/support/agent-process';
+import { cgroupRoot } from '../test/support/kernel';
+import { netClient } from '../test/support/traffic';
+import { cpuSeconds, rssBytes } from './proc';
+import { MiB, environment, environmentMarkdown, repoRoot, summarize, table, updateSection, type Summary } from './report';
+
+interface Ctx {
+  node: TestNode;
+  receiver: OtlpReceiver;
+  dir: string;
+}
+
+async function startAgent(ctx: Ctx, name: string, yaml: string, intervalMs: number, pinCpu?: number): Promise<AgentProcess> {
+  const file = path.join(ctx.dir, `${name}.yaml`);
+  fs.writeFileSync(file, yaml);
+  const agent = AgentProcess.start(['--config', file, '--cgroup-root', cgroupRoot(), '--prometheus', 'false', '--console', 'false'], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: ctx.receiver.endpoint,
+    OTEL_METRIC_EXPORT_INTERVAL: String(intervalMs),
+  });
+  await agent.running();
+  // Pin every thread (libuv pool and the ring-buffer thread included) to one core.
+  if (pinCpu !== undefined && agent.child.pid) {
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('taskset', ['-a', '-p', '-c', String(pinCpu), String(agent.child.pid)]);
+  }
+  return agent;
+}
+
+async function waitExport(receiver: OtlpReceiver, after: number): Promise<void> {
+  while (!receiver.metricExports.some((e) => e.receivedAt > after)) await sleep(100);
+}
+
+export interface CapacityResult {
+  idleRss: Summary;
+  ring: Array<{ offered: number; received: number; lost: number; cpuPer10k: number }>;
+  maxZeroLoss: number;
+  flows: Array<{ flows: number; collectMs: Summary; rssMiB: number; series: number }>;
+}
+
+export async function runCapacity(args: string[]): Promise<CapacityResult> {
+  const rates = (args.includes('--rates') ? args[args.indexOf('--rates') + 1] : '25000,50000,100000,150000,200000').split(',').map(Number);
+  const node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
+  const receiver = await OtlpReceiver.start();
+  const ctx: Ctx = { node, receiver, dir: fs.mkdtempSync('/tmp/flowtel-capacity-') };
+  try {
+    // Idle RSS, three fresh agents.
+    const idle: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const agent = await startAgent(ctx, 'idle', 'kubernetes:\n  enabled: false\n', 2000);
+      await sleep(12_000);
+      idle.push(rssBytes(agent.child.pid as number) / MiB);
+      await agent.stop();
+      process.stdout.write(`  idle RSS ${idle[i].toFixed(1)} MiB\n`);
+    }
+
+    // Ring-buffer capacity: drop events without a rate limit.
+    const ring: CapacityResult['ring'] = [];
+    const agent = await startAgent(ctx, 'ring', 'probes:\n  drops:\n    maxEventsPerSecondPerCpu: 1000000\nringBuffer:\n  sizeBytes: 4194304\n', 1000, 0);
+    const seconds = 5;
+    for (const rate of rates) {
+      await waitExport(receiver, Date.now());
+      const before = { received: receiver.latestTotal('flowtel.agent.events.received'), lost: receiver.latestTotal('flowtel.agent.events.lost') };
+      const cpu0 = cpuSeconds(agent.child.pid as number);
+      await node.inPod('a', 'taskset', ['-c', '1', 'python3', path.join(repoRoot(), 'test', 'support', 'net_client.py'), 'paced', node.pod('b').ip, '7700', String(seconds), String(rate)], { timeoutMs: 60_000 });
+      await sleep(1500);
+      const cpu1 = cpuSeconds(agent.child.pid as number);
+      await waitExport(receiver, Date.now());
+      const received = receiver.latestTotal('flowtel.agent.events.received') - before.received;
+      const lost = receiver.latestTotal('flowtel.agent.events.lost') - before.lost;
+      const entry = { offered: rate, received: received / seconds, lost, cpuPer10k: ((cpu1 - cpu0) / (received / 10_000)) * 1000 };
+      ring.push(entry);
+      process.stdout.write(`  ring ${rate}/s offered: ${entry.received.toFixed(0)}/s received, ${lost} lost, ${entry.cpuPer10k.toFixed(1)} ms CPU per 10k\n`);
+    }
+    await agent.stop();
+    const zeroLoss = ring.filter((r) => r.lost === 0);
+    const maxZeroLoss = zeroLoss.length ? Math.max(...zeroLoss.map((r) => r.received)) : 0;
+
+    // Live flows: 10,000 and 100,000 distinct (peer, port) flows.
+    const flows: CapacityResult['flows'] = [];
+    const prefix = node.pod('b').ip.split('.').slice(0, 3).join('.');
+    for (const [hosts, ports] of [
+      [10, 1000],
+      [100, 1000],
+    ]) {
+      const flowAgent = await startAgent(ctx, 'flows', 'probes:\n  flows:\n    granularity: flow\n    maxRows: 262144\n', 2000);
+      await netClient(node, 'a', ['flows', prefix, 100, hosts, 20000, ports], 120_000);
+      await sleep(7000); // a few collections with every flow
+      const durations = receiver.metricExports
+        .slice(-3)
+        .flatMap((e) => e.points.filter((p) => p.metric === 'otel.sdk.metric_reader.collection.duration'))
+        .map((p) => ((p.value ?? 0) / Math.max(1, p.count ?? 1)) * 1000);
+      // The histogram is cumulative: the last points' means include idle collections, so take the sample of deltas.
+      const points = receiver.metricExports
+        .slice(-4)
+        .map((e) => e.points.find((p) => p.metric === 'otel.sdk.metric_reader.collection.duration'))
+        .filter((p): p is NonNullable<typeof p> => p !== undefined);
+      const deltas: number[] = [];
+      for (let i = 1; i < points.length; i++) {
+        const n = (points[i].count ?? 0) - (points[i - 1].count ?? 0);
+        if (n > 0) deltas.push((((points[i].value ?? 0) - (points[i - 1].value ?? 0)) / n) * 1000);
+      }
+      const series = receiver.latestPoints('k8s.pod.network.io', { 'k8s.pod.uid': node.pod('a').uid }).length;
+      flows.push({ flows: hosts * ports, collectMs: summarize(deltas.length ? deltas : durations), rssMiB: rssBytes(flowAgent.child.pid as number) / MiB, series });
+      process.stdout.write(`  ${hosts * ports} flows: ${series} series, collection ${summarize(deltas).median.toFixed(0)} ms, RSS ${flows[flows.length - 1].rssMiB.toFixed(1)} MiB\n`);
+      await flowAgent.stop();
+    }
+    return { idleRss: summarize(idle), ring, maxZeroLoss, flows };
+  } finally {
+    await receiver.stop();
+    await node.destroy();
+    fs.rmSync(ctx.dir, { recursive: true, force: true });
+  }
+}
+
+export function capacityReport(r: CapacityResult, markdown: boolean): string {
+  const f = (x: number, d = 1) => x.toFixed(d);
+  const flow100k = r.flows.find((x) => x.flows === 100_000);
+  const targets = [
+    ['≥ 100,000 ring-buffer events/s with zero loss (one core)', `${f(r.maxZeroLoss, 0)}/s`, r.maxZeroLoss >= 100_000 ? 'yes' : 'no'],
+    ['100,000 flows collected in ≤ 300 ms per cycle', flow100k ? `${f(flow100k.collectMs.median, 0)} ms` : '–', flow100k && flow100k.collectMs.median <= 300 ? 'yes' : 'no'],
+    ['RSS ≤ 70 MB idle', `${f(r.idleRss.median)} MiB`, r.idleRss.median * MiB <= 70e6 ? 'yes' : 'no'],
+    ['RSS ≤ 120 MB with 100,000 flows', flow100k ? `${f(flow100k.rssMiB)} MiB` : '–', flow100k && flow100k.rssMiB * MiB <= 120e6 ? 'yes' : 'no'],
+  ];
+  return [
+    `Idle RSS (every group on, Kubernetes off, 12 s after start, 3 agents): ${f(r.idleRss.median)} MiB (${f(r.idleRss.min)}–${f(r.idleRss.max)}).`,
+    '',
+    'Ring buffer, agent pinned to CPU 0 (`taskset -a`), drop events (UDP to a closed port) from a paced generator on CPU 1, 5 s per rate, no event rate limit:',
+    '',
+    table(['Offered events/s', 'Received events/s', 'Lost', 'Agent CPU per 10,000 events'], r.ring.map((x) => [f(x.offered, 0), f(x.received, 0), String(x.lost), `${f(x.cpuPer10k)} ms`]), markdown),
+    '',
+    'Live flows at flow granularity (flows.maxRows 262,144; one UDP datagram to each of N addresses × ports), collection time from `otel.sdk.metric_reader.collection.duration` (every group collected, OTLP reader):',
+    '',
+    table(['Flows', 'Flow series of the pod', 'Collection time per cycle', 'Agent RSS'], r.flows.map((x) => [x.flows.toLocaleString('en-US'), x.series.toLocaleString('en-US'), `${f(x.collectMs.median, 0)} ms (${f(x.collectMs.min, 0)}–${f(x.collectMs.max, 0)})`, `${f(x.rssMiB)} MiB`]), markdown),
+    '',
+    table(['Target', 'Measured', 'Met'], targets, markdown),
+  ].join('\n');
+}
+
+export async function runCapacityBenchmark(args: string[]): Promise<number> {
+  const result = await runCapacity(args);
+  process.stdout.write(`\n${capacityReport(result, false)}\n`);
+  if (!args.includes('--no-doc')) {
+    const env = environmentMarkdown(environment(['@opentelemetry/sdk-metrics']));
+    const body = `${env}\n\nRerun: \`npx tsc -p tsconfig.json && npm run bench -- capacity\` (as root; \`--rates 25000,50000,...\`).\n\n${capacityReport(result, true)}`;
+    updateSection(path.join(repoRoot(), 'docs', 'performance.md'), 'Userspace capacity', 'capacity', body);
+    process.stdout.write('wrote docs/performance.md (section "Userspace capacity")\n');
+  }
+  return 0;
+}
