@@ -38,14 +38,14 @@ struct drop_event flowtel_btf_drop_event __attribute__((unused));
 static __always_inline void drop_endpoint(struct drops_key *key, struct sk_buff *skb, struct sock *rx_sk,
 					  struct flowtel_tuple *tuple, bool tuple_valid)
 {
-	struct sock *sk = rx_sk ? rx_sk : BPF_CORE_READ(skb, sk);
+	struct sock *sk = rx_sk ? rx_sk : skb->sk;
 	bool incoming = true;
 
 	if (sk) {
 		flowtel_endpoint_of_sock(&key->endpoint, sk);
 		/* A packet the socket sent has the socket's own address as its source. */
-		if (tuple_valid && BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET) {
-			__u32 local = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		if (tuple_valid && sk->__sk_common.skc_family == AF_INET) {
+			__u32 local = sk->__sk_common.skc_rcv_saddr;
 
 			incoming = __builtin_memcmp(&tuple->saddr[12], &local, 4) != 0;
 		}
@@ -78,7 +78,7 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 	struct drops_key key = { .reason = reason };
 	struct flowtel_tuple tuple = {};
 	bool tuple_valid = flowtel_tuple_of_skb(&tuple, skb);
-	__u32 length = BPF_CORE_READ(skb, len);
+	__u32 length = skb->len;
 
 	drop_endpoint(&key, skb, rx_sk, &tuple, tuple_valid);
 

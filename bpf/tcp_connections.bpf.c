@@ -88,7 +88,7 @@ static __always_inline void emit_failure(struct sock *sk, const struct flowtel_t
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 {
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 
 	struct flowtel_endpoint_key endpoint = {};
@@ -146,7 +146,7 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	struct tcp_connection_state *st = bpf_sk_storage_get(&tcp_connections_socket, sk, 0, 0);
 
 	if (oldstate == TCP_SYN_SENT) {
-		__s32 error = BPF_CORE_READ(sk, sk_err);
+		__s32 error = sk->sk_err;
 
 		stat_add(&endpoint, TCP_STAT_FAILED, TCP_ROLE_CLIENT, 0, error, 1);
 		emit_failure(sk, &tuple, &endpoint, error, st && st->connect_ns ? now - st->connect_ns : 0, now);

@@ -43,7 +43,7 @@ static __always_inline void record(const struct sock *sk, const struct sk_buff *
 	if (sk) {
 		flowtel_endpoint_of_sock(&key.endpoint, sk);
 		flowtel_fill_tuple(&tuple, (struct sock *)sk);
-		state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		state = sk->__sk_common.skc_state;
 	} else if (skb) {
 		/* No socket: the RST answers this incoming segment, in its device's netns. */
 		key.endpoint.netns_ino = flowtel_skb_netns(skb);

@@ -81,7 +81,7 @@ int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
 	e->cgroup_id = key.endpoint.cgroup_id;
 	e->netns_ino = key.endpoint.netns_ino;
 	e->segments = segments;
-	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	e->state = sk->__sk_common.skc_state;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	bpf_ringbuf_submit(e, 0);
 	return 0;
