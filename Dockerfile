@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# Flowtel agent image.
+#
+#   docker build -t <registry>/flowtel:0.1.0 .
+#
+# Build stage: the toolchain (clang, llvm, bpftool, libbpf-dev, node-gyp's
+# compilers) builds the native addon, the BPF objects and the TypeScript with
+# scripts/build-image-contents.sh, the same script CI runs outside Docker.
+# Runtime stage: node and the shared libraries the addon links against
+# (libbpf1, libelf1, zlib1g), nothing else.
+
+FROM node:20-bookworm AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3 \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# bpf/Makefile turns the BUILD machine's kernel BTF into vmlinux.h (build
+# containers see the host's /sys/kernel/btf/vmlinux). The CO-RE objects then run
+# on any BTF-enabled kernel. On a build host without BTF, put a BTF file in the
+# build context and pass --build-arg VMLINUX_BTF=/src/<file>.
+ARG VMLINUX_BTF=/sys/kernel/btf/vmlinux
+RUN VMLINUX_BTF="${VMLINUX_BTF}" scripts/build-image-contents.sh /out
+
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libbpf1 libelf1 zlib1g \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out /opt/flowtel
+WORKDIR /opt/flowtel
+ENV NODE_ENV=production
+LABEL org.opencontainers.image.title="flowtel" \
+      org.opencontainers.image.description="Kubernetes network-telemetry agent: eBPF tracepoint probes to OpenTelemetry" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# Root, because Kubernetes grants added capabilities (CAP_BPF, CAP_PERFMON, ...)
+# only to uid 0; the Helm chart drops every other capability, forbids privilege
+# escalation and mounts the root file system read-only.
+USER 0:0
+ENTRYPOINT ["node", "/opt/flowtel/dist/src/cli/main.js"]
+CMD ["run"]
