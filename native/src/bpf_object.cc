@@ -242,6 +242,8 @@ Napi::Value BpfObject::MapInfo(const Napi::CallbackInfo &info) {
 
 // Reads every entry with BPF_MAP_LOOKUP_BATCH into two Buffers: keys packed
 // at keySize, values at valueStride. Entries stay in the map (running totals).
+// Reads in chunks sized to what the map holds, not to its capacity: a 4,096-row
+// histogram map with ten rows must not cost megabytes per collection.
 Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "map name");
@@ -252,18 +254,26 @@ Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
   size_t key_size = bpf_map__key_size(map);
   size_t stride = ValueStride(env, map);
   size_t capacity = bpf_map__max_entries(map);
-  std::vector<uint8_t> keys(key_size * capacity), values(stride * capacity);
+  size_t chunk = std::min<size_t>(capacity, 256);
+  std::vector<uint8_t> keys, values;
   // The batch cursor is opaque; a key-sized (at least 8 bytes) buffer fits every map type.
   std::vector<uint8_t> cursor_in(std::max<size_t>(key_size, 8)), cursor_out(cursor_in.size());
   size_t total = 0;
   bool first = true;
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
   while (total < capacity) {
-    __u32 count = static_cast<__u32>(capacity - total);
+    size_t want = std::min(chunk, capacity - total);
+    keys.resize((total + want) * key_size);
+    values.resize((total + want) * stride);
+    __u32 count = static_cast<__u32>(want);
     int err = bpf_map_lookup_batch(fd, first ? nullptr : cursor_in.data(), cursor_out.data(),
                                    keys.data() + total * key_size, values.data() + total * stride,
                                    &count, &opts);
     int saved = errno;
+    if (err != 0 && saved == ENOSPC && count == 0 && chunk < capacity) {
+      chunk = std::min(capacity, chunk * 2);  // a hash bucket holds more than one chunk: retry larger
+      continue;
+    }
     total += count;
     if (err != 0) {
       if (saved == ENOENT) break;  // end of map
@@ -271,6 +281,7 @@ Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
     }
     std::swap(cursor_in, cursor_out);
     first = false;
+    if (count < want) break;
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("count", Napi::Number::New(env, static_cast<double>(total)));

@@ -11,8 +11,7 @@ import { createTelemetryPipeline, type TelemetryPipeline } from '../exporters/pi
 import { CgroupAttribution } from '../k8s/attribution';
 import { CgroupIndex } from '../k8s/cgroup-index';
 import { ConfigError } from '../config/schema';
-import { KubeClient } from '../k8s/kube-client';
-import { KubernetesMetadata } from '../k8s/metadata';
+import type { KubernetesMetadata } from '../k8s/metadata';
 import { NetnsIndex } from '../k8s/netns-index';
 import { registerKubernetesMetrics } from '../k8s/self-metrics';
 import { DropsGroup } from '../probes/drops';
@@ -174,14 +173,19 @@ function startKubernetes(config: FlowtelConfig, log: AgentLog): KubernetesMetada
   const k = config.kubernetes;
   const wanted = k.enabled ?? Boolean(k.kubeconfig || process.env.KUBECONFIG || process.env.KUBERNETES_SERVICE_HOST);
   if (!wanted) return undefined;
-  let client: KubeClient;
+  // Loaded only when used: @kubernetes/client-node is large, and nodes without API access need none of it.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { KubeClient } = require('../k8s/kube-client') as typeof import('../k8s/kube-client');
+  const { KubernetesMetadata: Metadata } = require('../k8s/metadata') as typeof import('../k8s/metadata');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  let client: InstanceType<typeof KubeClient>;
   try {
     client = KubeClient.load(k.kubeconfig);
   } catch (err) {
     log.error(`kubernetes: cannot use kubeconfig ${k.kubeconfig ?? process.env.KUBECONFIG ?? '(in-cluster)'}: ${firstLine(err)}; attributing by cgroup only`);
     return undefined;
   }
-  const metadata = new KubernetesMetadata({
+  const metadata = new Metadata({
     client,
     nodeName: config.nodeName,
     resolvePeers: k.resolvePeers,

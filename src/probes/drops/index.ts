@@ -107,6 +107,7 @@ export class DropsGroup implements ProbeGroup {
     });
 
     const symbols = new KernelSymbols();
+    symbols.load();
     const reader = new EventReader(loaded.object, 'drop_event', ['reason', 'location', 'length', 'tuple_valid', 'tuple.protocol'] as const);
     const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_DROP;
     runtime.onEvent(kind, (buf, offset) => {

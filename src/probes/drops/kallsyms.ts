@@ -1,19 +1,59 @@
 /**
  * Kernel address → "function+0xoffset" from /proc/kallsyms, for drop log
- * records. Loaded on first use (only text symbols) and kept sorted for
- * binary search; addresses read as 0 (kptr_restrict) leave locations as hex.
+ * records. Loaded once when the drops group starts (not on the first drop, in
+ * the middle of traffic), text symbols only, stored compactly: addresses in a
+ * BigUint64Array, names in one string with offsets (about 200,000 names on a
+ * distribution kernel). Addresses read as 0 (kptr_restrict) leave locations
+ * as hex.
  */
 import fs from 'node:fs';
 
 export class KernelSymbols {
-  private addresses: BigUint64Array | undefined;
-  private names: string[] = [];
+  private addresses = new BigUint64Array(0);
+  private names = '';
+  private nameStarts = new Uint32Array(1);
 
   constructor(private readonly file = '/proc/kallsyms') {}
 
+  load(): void {
+    let text = '';
+    try {
+      text = fs.readFileSync(this.file, 'latin1');
+    } catch {
+      return; // unreadable: locations stay hex
+    }
+    const entries: Array<[bigint, string]> = [];
+    let at = 0;
+    while (at < text.length) {
+      let end = text.indexOf('\n', at);
+      if (end < 0) end = text.length;
+      // "ffffffff81000000 T _stext\t[module]"
+      const type = text.charCodeAt(at + 17);
+      if (type === 0x74 || type === 0x54) {
+        const address = BigInt(`0x${text.slice(at, at + 16)}`);
+        if (address !== 0n) {
+          // Module symbols end with "\t[module]"; search this line only.
+          const line = text.slice(at + 19, end);
+          const tab = line.indexOf('\t');
+          entries.push([address, tab >= 0 ? line.slice(0, tab) : line]);
+        }
+      }
+      at = end + 1;
+    }
+    entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    this.addresses = BigUint64Array.from(entries.map((e) => e[0]));
+    this.nameStarts = new Uint32Array(entries.length + 1);
+    let length = 0;
+    entries.forEach((e, i) => {
+      this.nameStarts[i] = length;
+      length += e[1].length;
+    });
+    this.nameStarts[entries.length] = length;
+    this.names = entries.map((e) => e[1]).join('');
+  }
+
   symbolize(address: bigint): string {
-    this.load();
-    const addresses = this.addresses as BigUint64Array;
+    const addresses = this.addresses;
     let lo = 0;
     let hi = addresses.length - 1;
     if (hi < 0 || address < addresses[0]) return `0x${address.toString(16)}`;
@@ -22,26 +62,7 @@ export class KernelSymbols {
       if (addresses[mid] <= address) lo = mid;
       else hi = mid - 1;
     }
-    return `${this.names[lo]}+0x${(address - addresses[lo]).toString(16)}`;
-  }
-
-  private load(): void {
-    if (this.addresses) return;
-    const entries: Array<[bigint, string]> = [];
-    let text = '';
-    try {
-      text = fs.readFileSync(this.file, 'utf8');
-    } catch {
-      // unreadable: locations stay hex
-    }
-    for (const line of text.split('\n')) {
-      const [addr, type, name] = line.split(' ');
-      if (!name || (type !== 't' && type !== 'T')) continue;
-      const value = BigInt(`0x${addr}`);
-      if (value !== 0n) entries.push([value, name.split('\t')[0]]);
-    }
-    entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    this.addresses = BigUint64Array.from(entries.map((e) => e[0]));
-    this.names = entries.map((e) => e[1]);
+    const name = this.names.slice(this.nameStarts[lo], this.nameStarts[lo + 1]);
+    return `${name}+0x${(address - addresses[lo]).toString(16)}`;
   }
 }
