@@ -43,7 +43,7 @@ function groupFactories(config: FlowtelConfig): Array<{ name: string; hooks: str
       name: 'tcp-connections',
       enabled: p.tcpConnections.enabled,
       hooks: ['tp_btf/inet_sock_set_state'],
-      build: () => new TcpConnectionsGroup(p.tcpConnections, config.cgroupRoot),
+      build: () => new TcpConnectionsGroup(p.tcpConnections),
     },
     { name: 'tcp-rtt', enabled: p.tcpRtt.enabled, hooks: ['tp_btf/tcp_probe'], build: () => new TcpRttGroup(p.tcpRtt) },
     { name: 'flows', enabled: p.flows.enabled, hooks: ['cgroup_skb/ingress', 'cgroup_skb/egress'], build: () => new FlowsGroup(p.flows, config.cgroupRoot) },

@@ -130,6 +130,11 @@ export class CgroupAttribution {
     return endpoint;
   }
 
+  /** Cgroup id of a path as /proc/<pid>/cgroup shows it (relative inside a cgroup namespace). */
+  cgroupIdOfProcPath(procPath: string): bigint | undefined {
+    return this.index.idOfProcPath(procPath);
+  }
+
   /** True while the cgroup exists (as of the index's last walk). */
   isLive(cgroupId: bigint): boolean {
     return this.index.isLive(cgroupId);

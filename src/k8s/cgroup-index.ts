@@ -48,6 +48,26 @@ export class CgroupIndex {
     return this.byId.has(id);
   }
 
+  /**
+   * The id of a cgroup given as /proc/<pid>/cgroup shows it. Inside a cgroup
+   * namespace (a container) paths are relative to the agent's own cgroup
+   * ("/../../kubepods.slice/..."); the part after the "..", matched against
+   * the walked tree, still names one cgroup.
+   */
+  idOfProcPath(procPath: string): bigint | undefined {
+    const parts = procPath.split('/').filter((p) => p.length > 0);
+    const relative = parts.includes('..');
+    const wanted = parts.filter((p) => p !== '..').join('/');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      for (const [id, path] of this.byId) {
+        if (relative ? path === wanted || path.endsWith(`/${wanted}`) : path === wanted) return id;
+      }
+      if (this.now() - this.lastScanAt < this.minRescanIntervalMs) break;
+      this.rescan();
+    }
+    return undefined;
+  }
+
   get scanCount(): number {
     return this.scans;
   }

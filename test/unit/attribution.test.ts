@@ -145,3 +145,16 @@ describe('per-endpoint counter table', () => {
     assert.equal(byKind(table.collect()).pod, undefined, "the removed pod container's series ends");
   });
 });
+
+describe('cgroup paths as /proc shows them', () => {
+  it('resolves absolute paths, and relative ones from inside a cgroup namespace', () => {
+    const { root, pod } = tree();
+    const index = new CgroupIndex({ root });
+    index.rescan();
+    const relativeToRoot = pod.slice(root.length);
+    assert.equal(index.idOfProcPath(relativeToRoot), ino(pod));
+    // The agent's container sits two levels deep; its /proc/<pid>/cgroup view of the pod:
+    assert.equal(index.idOfProcPath(`/../..${relativeToRoot}`), ino(pod));
+    assert.equal(index.idOfProcPath('/../../kubepods.slice/no-such.slice'), undefined);
+  });
+});

@@ -55,18 +55,12 @@ export function parseProcNetTcp(text: string, family: 'ipv4' | 'ipv6'): Map<stri
   return out;
 }
 
-export function existingTcpSockets(cgroupRoot: string, procRoot = '/proc'): ExistingSocket[] {
+export function existingTcpSockets(cgroupIdOf: (procPath: string) => bigint | undefined, procRoot = '/proc'): ExistingSocket[] {
   const owners = new Map<string, { cgroupId: bigint; netnsIno: number }>();
   const tables = new Map<number, Map<string, ProcNetEntry>>();
   const cgroupIds = new Map<string, bigint | undefined>();
   const cgroupId = (cgroupPath: string): bigint | undefined => {
-    if (!cgroupIds.has(cgroupPath)) {
-      try {
-        cgroupIds.set(cgroupPath, fs.statSync(path.join(cgroupRoot, cgroupPath), { bigint: true }).ino);
-      } catch {
-        cgroupIds.set(cgroupPath, undefined);
-      }
-    }
+    if (!cgroupIds.has(cgroupPath)) cgroupIds.set(cgroupPath, cgroupIdOf(cgroupPath));
     return cgroupIds.get(cgroupPath);
   };
   for (const pid of fs.readdirSync(procRoot)) {

@@ -51,10 +51,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
   readonly objectSpec: ProbeObjectSpec;
   private stopCallbacks: Array<() => void> = [];
 
-  constructor(
-    private readonly config: EventProbeConfig,
-    private readonly cgroupRoot: string,
-  ) {
+  constructor(private readonly config: EventProbeConfig) {
     this.objectSpec = {
       group: this.name,
       objectFile: 'tcp_connections.bpf.o',
@@ -194,7 +191,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
     const out = new Map<string, { attributes: Attributes; value: number }>();
     const [low, high] = ephemeralPortRange();
     const ephemeral = (p: number) => p >= low && p <= high;
-    for (const socket of existingTcpSockets(this.cgroupRoot)) {
+    for (const socket of existingTcpSockets((p) => context.attribution.cgroupIdOfProcPath(p))) {
       const state = states.semconv(socket.state);
       if (!state || state === 'closed') continue;
       const endpoint = context.attribution.resolveRef({ cgroupId: socket.cgroupId, netnsIno: socket.netnsIno });
