@@ -11,12 +11,17 @@ import {
   LOSS_MAP_FULL,
   LOSS_QUEUE_FULL,
   LOSS_RING_BUFFER_FULL,
+  METRIC_AGENT_COLLECTION_DURATION,
   METRIC_AGENT_EVENTS_LOST,
   METRIC_AGENT_EVENTS_RECEIVED,
   METRIC_AGENT_EVENTS_SUPPRESSED,
 } from '../semconv';
 
-export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime): () => void {
+export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, lastCollectionSeconds: () => number): () => void {
+  const collection = meter.createObservableGauge(METRIC_AGENT_COLLECTION_DURATION.name, {
+    unit: METRIC_AGENT_COLLECTION_DURATION.unit,
+    description: METRIC_AGENT_COLLECTION_DURATION.description,
+  });
   const received = observableCounter(meter, METRIC_AGENT_EVENTS_RECEIVED);
   const lost = observableCounter(meter, METRIC_AGENT_EVENTS_LOST);
   const suppressed = observableCounter(meter, METRIC_AGENT_EVENTS_SUPPRESSED);
@@ -28,7 +33,8 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime): () => vo
     observer.observe(lost, Number(losses.mapFull), { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_MAP_FULL });
     observer.observe(lost, ring?.droppedRecords ?? 0, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_QUEUE_FULL });
     observer.observe(suppressed, Number(losses.rateLimited));
+    observer.observe(collection, lastCollectionSeconds());
   };
-  meter.addBatchObservableCallback(callback, [received, lost, suppressed]);
-  return () => meter.removeBatchObservableCallback(callback, [received, lost, suppressed]);
+  meter.addBatchObservableCallback(callback, [received, lost, suppressed, collection]);
+  return () => meter.removeBatchObservableCallback(callback, [received, lost, suppressed, collection]);
 }

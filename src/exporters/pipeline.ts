@@ -26,6 +26,8 @@ export interface TelemetryPipeline {
   readonly logger: Logger;
   /** Where probe groups publish kernel-map series (exported by every reader). */
   readonly series: SeriesRegistry;
+  /** Seconds the last collection of those series took. */
+  lastCollectionSeconds(): number;
   /** Human-readable list of where data goes, for the start-up log line. */
   readonly destinations: string[];
   forceFlush(): Promise<void>;
@@ -119,6 +121,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
     meter: meterProvider.getMeter(INSTRUMENTATION_SCOPE, version),
     logger: loggerProvider.getLogger(INSTRUMENTATION_SCOPE, version),
     series: producer,
+    lastCollectionSeconds: () => producer.lastCollectionSeconds,
     destinations,
     async forceFlush() {
       await Promise.all([meterProvider.forceFlush(), loggerProvider.forceFlush()]);

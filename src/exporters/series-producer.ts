@@ -19,6 +19,8 @@ import type { SeriesRegistry, SeriesSnapshot } from '../probes/series';
 export class SeriesProducer implements MetricProducer, SeriesRegistry {
   private readonly sources = new Set<() => SeriesSnapshot>();
   private startTimes = new Map<string, HrTime>();
+  /** Seconds the last collect() took (every group's map reads included): exported as a self-metric. */
+  lastCollectionSeconds = 0;
 
   constructor(
     private readonly scope: { name: string; version: string },
@@ -31,6 +33,7 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
   }
 
   async collect(): Promise<CollectionResult> {
+    const started = process.hrtime.bigint();
     const now = hrTime();
     const seen = new Map<string, HrTime>();
     const startOf = (metric: string, key: string): HrTime => {
@@ -76,6 +79,7 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
     }
     // Series not reported this time have ended; a later return starts afresh.
     this.startTimes = seen;
+    this.lastCollectionSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     return {
       resourceMetrics: { resource: this.resource, scopeMetrics: [{ scope: this.scope, metrics }] },
       errors,

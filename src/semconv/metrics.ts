@@ -33,6 +33,12 @@ export const METRIC_AGENT_EVENTS_LOST: MetricName = {
   description: 'Kernel events or counts lost, by reason (ring_buffer_full, map_full, queue_full).',
 };
 
+export const METRIC_AGENT_COLLECTION_DURATION: MetricName = {
+  name: 'flowtel.agent.collection.duration',
+  unit: 's',
+  description: 'How long the last collection of the kernel-map series took (every map read and aggregated).',
+};
+
 export const METRIC_AGENT_EVENTS_SUPPRESSED: MetricName = {
   name: 'flowtel.agent.events.suppressed',
   unit: '{event}',
