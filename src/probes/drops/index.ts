@@ -5,7 +5,6 @@
  * come from the running kernel's BTF (enum skb_drop_reason), so the numbering
  * of this kernel is the one used.
  */
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { NativeBpfObject } from '../../bpf/native';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { nativeAddon } from '../../bpf/native';
@@ -30,6 +29,7 @@ import { EnumNames } from '../shared/enum-names';
 import { EventReader } from '../shared/event-endpoint';
 import { setCommonGlobals, u32 } from '../shared/globals';
 import { seriesOf } from '../shared/instruments';
+import { emitNetworkEvent } from '../shared/emit';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { KernelSymbols } from './kallsyms';
 
@@ -135,11 +135,9 @@ export class DropsGroup implements ProbeGroup {
         });
         body = `packet ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} dropped (${reason}) in ${location}`;
       }
-      context.logger.emit({
+      emitNetworkEvent(context, {
         eventName: EVENT_NETWORK_DROP,
-        timestamp: context.clock.toHrTime(reader.timestamp(buf, offset)),
-        severityNumber: SeverityNumber.WARN,
-        severityText: 'WARN',
+        kernelTimeNs: reader.timestamp(buf, offset),
         body,
         attributes,
       });

@@ -55,37 +55,26 @@ export class FlowsGroup implements ProbeGroup {
     const { runtime, attribution } = context;
     const object = loaded.object;
     const directions = new Directions(object);
-    const table = new EndpointCounterTable({
-      object,
-      mapName: MAP,
-      keyStruct: 'flows_key',
-      valueStruct: 'flows_value',
-      fields: ['bytes', 'packets'] as const,
-      keyFields: ['direction'],
-      describe: (key) => {
-        const direction = directions.name(key.uint('direction'));
-        return direction ? { key: direction, attributes: { [ATTR_NETWORK_IO_DIRECTION]: direction } } : undefined;
-      },
-      attribution,
-      possibleCpus: runtime.possibleCpus,
-      gracePeriodMs: context.cgroupGracePeriodMs,
-      ...(this.config.granularity === 'flow' ? { idleFlowEvictMs: this.config.idleFlowTimeoutMs } : {}),
-    });
-    const overflowTable = new EndpointCounterTable({
-      object,
-      mapName: OVERFLOW,
-      keyStruct: 'flows_key',
-      valueStruct: 'flows_value',
-      fields: ['bytes', 'packets'] as const,
-      keyFields: ['direction'],
-      describe: (key) => {
-        const direction = directions.name(key.uint('direction'));
-        return direction ? { key: direction, attributes: { [ATTR_NETWORK_IO_DIRECTION]: direction, [ATTR_OTEL_METRIC_OVERFLOW]: true } } : undefined;
-      },
-      attribution,
-      possibleCpus: runtime.possibleCpus,
-      gracePeriodMs: context.cgroupGracePeriodMs,
-    });
+    // The flows map and the per-pod overflow map share a layout; overflow rows are marked as such.
+    const directionTable = (mapName: string, marker: Record<string, boolean>, idleFlowEvictMs?: number) =>
+      new EndpointCounterTable({
+        object,
+        mapName,
+        keyStruct: 'flows_key',
+        valueStruct: 'flows_value',
+        fields: ['bytes', 'packets'] as const,
+        keyFields: ['direction'],
+        describe: (key) => {
+          const direction = directions.name(key.uint('direction'));
+          return direction ? { key: direction, attributes: { [ATTR_NETWORK_IO_DIRECTION]: direction, ...marker } } : undefined;
+        },
+        attribution,
+        possibleCpus: runtime.possibleCpus,
+        gracePeriodMs: context.cgroupGracePeriodMs,
+        ...(idleFlowEvictMs !== undefined ? { idleFlowEvictMs } : {}),
+      });
+    const table = directionTable(MAP, {}, this.config.granularity === 'flow' ? this.config.idleFlowTimeoutMs : undefined);
+    const overflowTable = directionTable(OVERFLOW, { [ATTR_OTEL_METRIC_OVERFLOW]: true });
     const overflowValue = new StructReader('flows_value', object.structLayout('flows_value'), ['bytes', 'packets']);
     const nodeName = context.attribution.nodeName;
     this.stopCallback = context.series.register(() => {

@@ -6,7 +6,6 @@
  * a log record per failed connection.
  */
 import type { Attributes } from '@opentelemetry/api';
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
   ATTR_ERROR_TYPE,
@@ -33,6 +32,7 @@ import { setCommonGlobals } from '../shared/globals';
 import { KernelHistogramTable, kernelBoundaries } from '../shared/kernel-histogram';
 import type { NumberSeries } from '../series';
 import { tcpStateNames, type TcpStateNames } from '../shared/tcp-states';
+import { emitNetworkEvent } from '../shared/emit';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { connectErrorType } from './error-type';
 import { existingTcpSockets } from './existing-sockets';
@@ -164,11 +164,9 @@ export class TcpConnectionsGroup implements ProbeGroup {
       const errorBits = reader.fields.uint(buf, offset, 'error');
       const errorType = connectErrorType(errorBits | 0);
       const durationMs = reader.fields.uint(buf, offset, 'duration_ns') / 1e6;
-      context.logger.emit({
+      emitNetworkEvent(context, {
         eventName: EVENT_TCP_CONNECTION_FAILURE,
-        timestamp: context.clock.toHrTime(reader.timestamp(buf, offset)),
-        severityNumber: SeverityNumber.WARN,
-        severityText: 'WARN',
+        kernelTimeNs: reader.timestamp(buf, offset),
         body: `TCP connection ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} failed: ${errorType} after ${durationMs.toFixed(1)} ms`,
         attributes: {
           ...reader.endpointAttributes(buf, offset, attribution),

@@ -3,7 +3,6 @@
  * received, per local endpoint and direction, plus a rate-limited log record
  * per reset. Reason names come from the running kernel's BTF.
  */
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
   ATTR_FLOWTEL_TCP_RESET_REASON,
@@ -21,6 +20,7 @@ import { setCommonGlobals } from '../shared/globals';
 import { seriesOf } from '../shared/instruments';
 import { EnumNames } from '../shared/enum-names';
 import { tcpStateNames } from '../shared/tcp-states';
+import { emitNetworkEvent } from '../shared/emit';
 import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'tcp_resets_count';
@@ -81,11 +81,9 @@ export class TcpResetsGroup implements ProbeGroup {
       const reason = reader.fields.uint(buf, offset, 'reason');
       const state = reader.fields.uint(buf, offset, 'state');
       const sent = directions.name(direction) === 'transmit';
-      context.logger.emit({
+      emitNetworkEvent(context, {
         eventName: EVENT_TCP_RESET,
-        timestamp: context.clock.toHrTime(reader.timestamp(buf, offset)),
-        severityNumber: SeverityNumber.WARN,
-        severityText: 'WARN',
+        kernelTimeNs: reader.timestamp(buf, offset),
         body: sent
           ? `TCP reset sent ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} (${reasons.name(reason)})`
           : `TCP reset received on ${tuple.localAddress}:${tuple.localPort} from ${tuple.peerAddress}:${tuple.peerPort}`,

@@ -4,7 +4,6 @@
  * from the kernel map, plus a log record per (rate-limited) retransmission
  * with the connection's 5-tuple.
  */
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
   ATTR_FLOWTEL_TCP_SEGMENTS,
@@ -20,6 +19,7 @@ import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
 import { setCommonGlobals } from '../shared/globals';
 import { seriesOf } from '../shared/instruments';
 import { tcpStateNames } from '../shared/tcp-states';
+import { emitNetworkEvent } from '../shared/emit';
 import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'tcp_retransmits_by_cgroup';
@@ -71,11 +71,9 @@ export class TcpRetransmitsGroup implements ProbeGroup {
       const tuple = reader.tuple.decode(buf, offset);
       const count = reader.fields.uint(buf, offset, 'segments');
       const state = states.name(reader.fields.uint(buf, offset, 'state'));
-      context.logger.emit({
+      emitNetworkEvent(context, {
         eventName: EVENT_TCP_RETRANSMIT,
-        timestamp: context.clock.toHrTime(reader.timestamp(buf, offset)),
-        severityNumber: SeverityNumber.WARN,
-        severityText: 'WARN',
+        kernelTimeNs: reader.timestamp(buf, offset),
         body: `TCP retransmission ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} (${count} segment${count === 1 ? '' : 's'}, ${state})`,
         attributes: {
           ...reader.endpointAttributes(buf, offset, attribution),
