@@ -17,6 +17,7 @@ import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from
 import type { FlowtelConfig } from '../config/config';
 import type { SeriesRegistry } from '../probes/series';
 import { ConsoleLogLines, ConsoleMetricLines } from './console';
+import { ChunkingMetricExporter } from './chunking-exporter';
 import { SeriesProducer } from './series-producer';
 
 export const INSTRUMENTATION_SCOPE = 'flowtel';
@@ -75,7 +76,8 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
     });
     readers.push(
       new PeriodicExportingMetricReader({
-        exporter: metricExporter,
+        // 5,000 points per request stays well under the 4 MiB default gRPC limit of collectors.
+        exporter: new ChunkingMetricExporter(metricExporter, 5000),
         exportIntervalMillis: otlp.exportIntervalMs,
         exportTimeoutMillis: Math.min(otlp.exportTimeoutMs, otlp.exportIntervalMs),
         metricProducers,

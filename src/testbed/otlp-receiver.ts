@@ -113,7 +113,8 @@ export class OtlpReceiver {
 
   static async start(port = 0): Promise<OtlpReceiver> {
     const root = protobuf.loadSync(protoFile());
-    const server = new grpc.Server();
+    // Larger than gRPC's 4 MiB default so a test never loses data to the receiver's own limit.
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
     const bound = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
@@ -122,13 +123,22 @@ export class OtlpReceiver {
     return receiver;
   }
 
-  /** Every data point of `metric` in the latest export that has it, filtered by attributes. */
+  /**
+   * Every data point of `metric` from the latest collection that has it, filtered by attributes. An agent may
+   * split one collection into several requests; their points share the collection's end time.
+   */
   latestPoints(metric: string, match: AttributeMap = {}): ReceivedDataPoint[] {
-    for (let i = this.metricExports.length - 1; i >= 0; i--) {
+    let latest: bigint | undefined;
+    const out: ReceivedDataPoint[] = [];
+    for (let i = this.metricExports.length - 1; i >= 0 && i >= this.metricExports.length - 200; i--) {
       const points = this.metricExports[i].points.filter((p) => p.metric === metric);
-      if (points.length) return points.filter((p) => matches(p.attributes, match));
+      if (points.length === 0) continue;
+      latest ??= points[0].timeUnixNano;
+      const same = points.filter((p) => p.timeUnixNano === latest);
+      if (same.length === 0) break; // an older collection
+      out.push(...same.filter((p) => matches(p.attributes, match)));
     }
-    return [];
+    return out;
   }
 
   /** Sum over matching series of the latest export that has the metric (0 if none). */

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AggregationTemporality, DataPointType, type PushMetricExporter, type ResourceMetrics, type SumMetricData } from '@opentelemetry/sdk-metrics';
+import { ValueType } from '@opentelemetry/api';
+import { ChunkingMetricExporter, splitResourceMetrics } from '../../src/exporters/chunking-exporter';
+
+function sum(name: string, points: number): SumMetricData {
+  return {
+    descriptor: { name, description: '', unit: 'By', valueType: ValueType.INT },
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.SUM,
+    isMonotonic: true,
+    dataPoints: Array.from({ length: points }, (_, i) => ({ startTime: [0, 0], endTime: [1, 0], attributes: { i }, value: i })),
+  };
+}
+
+const resource = resourceFromAttributes({ 'service.name': 'flowtel' });
+const metrics = (): ResourceMetrics => ({
+  resource,
+  scopeMetrics: [{ scope: { name: 'flowtel' }, metrics: [sum('a', 12_000), sum('b', 3), sum('c', 0)] }],
+});
+
+describe('export chunking', () => {
+  it('cuts data points into requests of at most N, keeping every point, descriptor and the resource', () => {
+    const chunks = splitResourceMetrics(metrics(), 5000);
+    const sizes = chunks.map((c) => c.scopeMetrics.flatMap((s) => s.metrics).reduce((n, m) => n + m.dataPoints.length, 0));
+    assert.deepEqual(sizes, [5000, 5000, 2003]);
+    const values = chunks.flatMap((c) => c.scopeMetrics.flatMap((s) => s.metrics.filter((m) => m.descriptor.name === 'a').flatMap((m) => m.dataPoints.map((p) => p.value))));
+    assert.equal(values.length, 12_000);
+    assert.equal(new Set(values).size, 12_000);
+    assert.ok(chunks.every((c) => c.resource === resource));
+    assert.ok(chunks.flatMap((c) => c.scopeMetrics.flatMap((s) => s.metrics)).some((m) => m.descriptor.name === 'c'), 'empty metrics are kept');
+  });
+
+  it('reports failure if any request failed, success only when all did', async () => {
+    const results: ExportResultCode[] = [ExportResultCode.SUCCESS, ExportResultCode.FAILED, ExportResultCode.SUCCESS];
+    let calls = 0;
+    const inner: PushMetricExporter = {
+      export: (_m, cb) => cb({ code: results[calls++] }),
+      forceFlush: async () => {},
+      shutdown: async () => {},
+      selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
+    };
+    const result = await new Promise<ExportResult>((resolve) => new ChunkingMetricExporter(inner, 5000).export(metrics(), resolve));
+    assert.equal(calls, 3);
+    assert.equal(result.code, ExportResultCode.FAILED);
+  });
+});
