@@ -82,6 +82,7 @@ export class EndpointCounterTable<F extends string> {
     const expired: Buffer[] = [];
     const expiredRows: RowRecord[] = [];
     const now = this.now();
+    this.gone.begin();
 
     for (const [key, entry] of this.retired) {
       series.set(key, { endpoint: entry.endpoint, tag: entry.tag, seriesKey: key, attributes: entry.attributes, totals: { ...entry.totals } as Record<F, number> });
@@ -100,13 +101,12 @@ export class EndpointCounterTable<F extends string> {
         series.set(row.seriesKey, sum);
       }
       for (const field of fields) sum.totals[field] += row.totals[field];
-      const rowId = rows.keys.toString('hex', keyOffset, keyOffset + rows.keySize);
-      if (this.isExpired(rowId, row, now)) {
+      if (this.isExpired(rows.keys, keyOffset, rows.keySize, row, now)) {
         expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
         expiredRows.push(row);
-        this.lastChange.delete(rowId);
       }
     }
+    this.gone.end();
     if (expired.length) this.retire(expired, expiredRows);
     return [...series.values()];
   }
@@ -120,15 +120,22 @@ export class EndpointCounterTable<F extends string> {
     return Number(total);
   }
 
-  private isExpired(rowId: string, row: RowRecord, now: number): boolean {
+  private isExpired(keys: Buffer, offset: number, keySize: number, row: RowRecord, now: number): boolean {
     const { idleFlowEvictMs } = this.options;
     if (row.flow && idleFlowEvictMs !== undefined) {
+      // Idleness is per row (per flow): only these rows need an identity of their own.
+      const rowId = keys.toString('latin1', offset, offset + keySize);
       const sum = Object.values(row.totals).reduce((s, v) => s + Math.abs(v), 0);
       const last = this.lastChange.get(rowId);
       if (!last || last.sum !== sum) this.lastChange.set(rowId, { sum, at: now });
-      else if (now - last.at >= idleFlowEvictMs) return true;
+      else if (now - last.at >= idleFlowEvictMs) {
+        this.lastChange.delete(rowId);
+        return true;
+      }
     }
-    return this.gone.expired(rowId, row.ref, row.endpoint, now);
+    const expired = this.gone.expired(row.ref, row.endpoint, now);
+    if (expired && row.flow && idleFlowEvictMs !== undefined) this.lastChange.delete(keys.toString('latin1', offset, offset + keySize));
+    return expired;
   }
 
   private retire(keys: Buffer[], rows: RowRecord[]): void {

@@ -68,6 +68,7 @@ export class KernelHistogramTable {
     for (const [key, kept] of this.retired) series.set(key, { ...kept, counts: [...kept.counts] });
     const expired: Buffer[] = [];
     const now = (this.options.now ?? Date.now)();
+    this.gone.begin();
     for (let i = 0; i < rows.count; i++) {
       const keyOffset = i * rows.keySize;
       const identity = this.rows.read(rows.keys, keyOffset);
@@ -85,14 +86,14 @@ export class KernelHistogramTable {
         if (n) row.counts[this.exportIndex[b]] += n;
       }
       addInto(series, row);
-      const rowId = rows.keys.toString('hex', keyOffset, keyOffset + rows.keySize);
-      if (this.gone.expired(rowId, identity.ref, identity.endpoint, now)) {
+      if (this.gone.expired(identity.ref, identity.endpoint, now)) {
         expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
         this.options.attribution.forgetRef(identity.ref);
         // A pod's or a flow's series ends with it; a shared endpoint keeps its totals.
         if (identity.endpoint.kind !== 'pod' && !identity.flow) addInto(this.retired, row);
       }
     }
+    this.gone.end();
     if (expired.length) object.mapDeleteKeys(mapName, Buffer.concat(expired));
     return [...series.values()];
   }

@@ -96,28 +96,46 @@ export class RowIdentityReader {
   }
 }
 
-/** Tracks how long rows have belonged to a cgroup/netns that is gone; says when to delete them. */
+/**
+ * Tracks how long endpoints (cgroups, netns) have been gone, to say when their
+ * rows may be deleted. Keyed by endpoint, not by row: liveness is the
+ * endpoint's, every row of it expires together, and no per-row identity has to
+ * be built on the hot path. Call begin() before a collection and end() after
+ * it; endpoints not seen in between are forgotten.
+ */
 export class GoneRows {
-  private readonly since = new Map<string, number>();
+  private readonly since = new Map<bigint, number>();
+  private readonly seen = new Set<bigint>();
 
   constructor(
     private readonly attribution: CgroupAttribution,
     private readonly gracePeriodMs: number,
   ) {}
 
-  /** True once the row's endpoint has been gone for the grace period (then it is forgotten here). */
-  expired(rowId: string, ref: EndpointRef, endpoint: LocalEndpoint, now: number): boolean {
+  begin(): void {
+    this.seen.clear();
+  }
+
+  /** True once the row's endpoint has been gone for the grace period. */
+  expired(ref: EndpointRef, endpoint: LocalEndpoint, now: number): boolean {
+    // One key space: cgroup ids as they are, netns inodes (rows without a socket) negated.
+    const key = ref.cgroupId !== 0n ? ref.cgroupId : -BigInt(ref.netnsIno);
     if (endpoint.kind !== 'unknown' && this.attribution.isLiveRef(ref)) {
-      this.since.delete(rowId);
+      // Only endpoints that looked gone once (not yet indexed, say) have an entry to clear.
+      if (this.since.size) this.since.delete(key);
       return false;
     }
-    const since = this.since.get(rowId);
-    if (since === undefined) {
-      this.since.set(rowId, now);
+    this.seen.add(key);
+    const first = this.since.get(key);
+    if (first === undefined) {
+      this.since.set(key, now);
       return false;
     }
-    if (now - since < this.gracePeriodMs) return false;
-    this.since.delete(rowId);
-    return true;
+    return now - first >= this.gracePeriodMs;
+  }
+
+  /** Forgets endpoints whose rows are gone (deleted, or no longer in the map). */
+  end(): void {
+    for (const key of this.since.keys()) if (!this.seen.has(key)) this.since.delete(key);
   }
 }
