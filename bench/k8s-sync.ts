@@ -31,7 +31,7 @@ import {
   ATTR_K8S_POD_NAME,
   ATTR_K8S_SERVICE_NAME,
   PEER_PREFIX,
-  workloadNameKey,
+  WORKLOAD_NAME_KEYS,
 } from '../src/semconv';
 import type { FixtureDescription } from './k8s-api-fixture';
 import { environment, environmentMarkdown, MiB, repoRoot, summarize, table, updateSection, type Summary } from './report';
@@ -181,7 +181,7 @@ async function once(fixtureFile: string, warm: boolean): Promise<OnceResult> {
   }
   check(stats.length === Object.keys(expected).length, `reflectors: ${stats.map((s) => s.resource).join(', ')}`);
 
-  const deploymentKey = `${PEER_PREFIX}${workloadNameKey('deployment')}`;
+  const deploymentKey = `${PEER_PREFIX}${WORKLOAD_NAME_KEYS['deployment']}`;
   for (const p of fixture.samples.pods) {
     const peer = metadata.peerOf(p.ip);
     const a = peer.attributes;

@@ -60,10 +60,6 @@ export class Agent {
     private readonly log: AgentLog,
   ) {}
 
-  get runningGroups(): string[] {
-    return this.groups.map((g) => g.name);
-  }
-
   static async start(options: AgentOptions): Promise<Agent> {
     const { config, version } = options;
     const log = options.log ?? new AgentLog(config.logLevel);

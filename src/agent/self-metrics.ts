@@ -10,6 +10,7 @@ import {
   ATTR_FLOWTEL_LOSS_REASON,
   LOSS_MAP_FULL,
   LOSS_QUEUE_FULL,
+  LOSS_UNHANDLED,
   LOSS_RING_BUFFER_FULL,
   METRIC_AGENT_COLLECTION_DURATION,
   METRIC_AGENT_EVENTS_LOST,
@@ -32,6 +33,7 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, lastColle
     observer.observe(lost, Number(losses.ringBufferFull), { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_RING_BUFFER_FULL });
     observer.observe(lost, Number(losses.mapFull), { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_MAP_FULL });
     observer.observe(lost, ring?.droppedRecords ?? 0, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_QUEUE_FULL });
+    observer.observe(lost, runtime.unhandledEvents, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_UNHANDLED });
     observer.observe(suppressed, Number(losses.rateLimited));
     observer.observe(collection, lastCollectionSeconds());
   };

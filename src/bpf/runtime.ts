@@ -57,7 +57,8 @@ export class BpfRuntime {
   private consumer: NativeRingBufferConsumer | undefined;
   private header: StructReader<'kind' | 'size'> | undefined;
   private lossIndex: { ringBufferFull: number; mapFull: number; rateLimited: number } | undefined;
-  private unknownKinds = 0;
+  private unhandled = 0;
+  private warnedHandlerFailure = false;
   private readonly cpus: number;
 
   constructor(private readonly options: RuntimeOptions) {
@@ -138,9 +139,9 @@ export class BpfRuntime {
     return this.consumer?.stats();
   }
 
-  /** Records whose kind no group handles (a build mismatch; should stay 0). */
+  /** Records no handler took (an unknown kind, a handler that threw); exported as lost, should stay 0. */
   get unhandledEvents(): number {
-    return this.unknownKinds;
+    return this.unhandled;
   }
 
   /** Kernel-side losses summed over CPUs (running totals). */
@@ -203,10 +204,13 @@ export class BpfRuntime {
         try {
           handler(batch, start, size);
         } catch (err) {
-          process.emitWarning(`event handler failed: ${(err as Error).message}`);
+          this.unhandled++;
+          // Once: a broken handler fails for every event, and the count is exported anyway.
+          if (!this.warnedHandlerFailure) process.emitWarning(`event handler failed: ${(err as Error).message}`);
+          this.warnedHandlerFailure = true;
         }
       } else {
-        this.unknownKinds++;
+        this.unhandled++;
       }
       offset += (RING_FRAME_HEADER + size + 7) & ~7;
     }

@@ -294,8 +294,3 @@ export function resolveConfig(
   }
   return config;
 }
-
-/** True when metrics and logs go over OTLP. */
-export function otlpEnabled(config: FlowtelConfig): boolean {
-  return config.exporters.otlp.endpoint !== undefined;
-}

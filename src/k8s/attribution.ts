@@ -135,19 +135,9 @@ export class CgroupAttribution {
     return this.index.idOfProcPath(procPath);
   }
 
-  /** True while the cgroup exists (as of the index's last walk). */
-  isLive(cgroupId: bigint): boolean {
-    return this.index.isLive(cgroupId);
-  }
-
   isLiveRef(ref: EndpointRef): boolean {
     if (ref.cgroupId !== 0n) return this.index.isLive(ref.cgroupId);
     return this.netns ? this.netns.isLive(ref.netnsIno) : false;
-  }
-
-  /** Forgets a cgroup whose rows were retired. */
-  forget(cgroupId: bigint): void {
-    this.endpoints.delete(cgroupId);
   }
 
   forgetRef(ref: EndpointRef): void {

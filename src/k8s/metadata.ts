@@ -18,7 +18,7 @@ import {
   ATTR_SERVICE_NAME,
   PEER_PREFIX,
   k8sPodLabelKey,
-  workloadNameKey,
+  WORKLOAD_NAME_KEYS,
 } from '../semconv';
 import type { KubeClient } from './kube-client';
 import { toNodeInfo, toPodInfo, toServiceInfo, type NodeInfo, type PodInfo, type ServiceInfo } from './objects';
@@ -149,7 +149,7 @@ export class KubernetesMetadata {
         [`${PEER_PREFIX}${ATTR_K8S_POD_NAME}`]: pod.name,
         [`${PEER_PREFIX}${ATTR_SERVICE_NAME}`]: serviceNameOf(pod),
       };
-      if (pod.workload) attributes[`${PEER_PREFIX}${workloadNameKey(pod.workload.kind)}`] = pod.workload.name;
+      if (pod.workload) attributes[`${PEER_PREFIX}${WORKLOAD_NAME_KEYS[pod.workload.kind]}`] = pod.workload.name;
       return { kind: 'pod', attributes };
     }
     const service = this.servicesByIp.get(address);
@@ -175,7 +175,7 @@ export class KubernetesMetadata {
       [ATTR_K8S_POD_UID]: pod.uid,
       [ATTR_SERVICE_NAME]: serviceNameOf(pod),
     };
-    if (pod.workload) attributes[workloadNameKey(pod.workload.kind)] = pod.workload.name;
+    if (pod.workload) attributes[WORKLOAD_NAME_KEYS[pod.workload.kind]] = pod.workload.name;
     for (const key of this.options.podLabels) {
       const value = pod.labels[key];
       if (value !== undefined) attributes[k8sPodLabelKey(key)] = value;

@@ -39,8 +39,6 @@ export const ATTR_FLOWTEL_TCP_STATE = 'flowtel.tcp.state';
 export const ATTR_FLOWTEL_TCP_SEGMENTS = 'flowtel.tcp.segments';
 /** The cgroup v2 id of the socket (log records only: unbounded). */
 export const ATTR_FLOWTEL_CGROUP_ID = 'flowtel.cgroup.id';
-/** Probe group a self-metric is about. */
-export const ATTR_FLOWTEL_PROBE_GROUP = 'flowtel.probe.group';
 /** Why events were lost: ring_buffer_full, map_full, queue_full. */
 export const ATTR_FLOWTEL_LOSS_REASON = 'flowtel.loss.reason';
 
@@ -51,6 +49,8 @@ export const ATTRIBUTION_UNKNOWN = 'unknown';
 export const LOSS_RING_BUFFER_FULL = 'ring_buffer_full';
 export const LOSS_MAP_FULL = 'map_full';
 export const LOSS_QUEUE_FULL = 'queue_full';
+/** A record the agent could not handle: an event kind no group registered, or a handler that failed. */
+export const LOSS_UNHANDLED = 'unhandled';
 
 /** Reset reason name from the kernel's enum sk_rst_reason, without SK_RST_REASON_ (sent resets only). */
 export const ATTR_FLOWTEL_TCP_RESET_REASON = 'flowtel.tcp.reset.reason';
@@ -87,10 +87,15 @@ export function k8sPodLabelKey(label: string): string {
   return `k8s.pod.label.${label}`;
 }
 
-/** k8s.<kind>.name for a workload kind. */
-export function workloadNameKey(kind: 'deployment' | 'replicaset' | 'statefulset' | 'daemonset' | 'job' | 'cronjob'): string {
-  return `k8s.${kind}.name`;
-}
+/** The k8s.<kind>.name key of each workload kind. */
+export const WORKLOAD_NAME_KEYS = {
+  deployment: ATTR_K8S_DEPLOYMENT_NAME,
+  replicaset: ATTR_K8S_REPLICASET_NAME,
+  statefulset: ATTR_K8S_STATEFULSET_NAME,
+  daemonset: ATTR_K8S_DAEMONSET_NAME,
+  job: ATTR_K8S_JOB_NAME,
+  cronjob: ATTR_K8S_CRONJOB_NAME,
+} as const;
 
 /**
  * The remote endpoint's Kubernetes identity uses the same keys under this

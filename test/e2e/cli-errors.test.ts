@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, agentEnv } from '../support/agent-process';
+import { CLI, agentEnv, randomHealthPort } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
 
@@ -21,9 +21,7 @@ function flowtel(args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] 
 
 /** Like flowtel(), without blocking the event loop (a server of this process is involved). */
 async function flowtelAsync(args: string[]) {
-  // Its own health port: the default may be taken by another agent on this machine.
-  const healthPort = String(20000 + Math.floor(Math.random() * 30000));
-  const child = spawn(process.execPath, [CLI, ...args, '--health-port', healthPort], { env: agentEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args, '--health-port', String(randomHealthPort())], { env: agentEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));

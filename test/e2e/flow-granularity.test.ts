@@ -5,37 +5,32 @@
  * and nothing of that traffic may land on another peer.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { nstat } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
-import { AgentProcess, freshExport, startAgentWithReceiver } from '../support/agent-process';
-import { cgroupRoot, requireKernel } from '../support/kernel';
-import { tempDir } from '../support/tmp';
+import { freshExport } from '../support/agent-process';
+import { requireKernel } from '../support/kernel';
+import { startScenario, type Scenario } from '../support/scenario';
 import { IPERF_PORT, dropPercent, iperf, netClient, waitForClosedConnections } from '../support/traffic';
 
+const PODS = [{ name: 'a' }, { name: 'b' }];
 const GROUPS = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'];
 
 describe('e2e: flow granularity', function () {
   this.timeout(120_000);
   let node: TestNode;
   let receiver: OtlpReceiver;
-  let agent: AgentProcess | undefined;
+  let scenario: Scenario | undefined;
 
   before(async function () {
     requireKernel(this);
-    node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
-    const config = path.join(tempDir('flow'), 'flowtel.yaml');
-    fs.writeFileSync(config, `probes:\n${GROUPS.map((g) => `  ${g}:\n    granularity: flow\n`).join('')}`);
-    ({ agent, receiver } = await startAgentWithReceiver(['--config', config, '--cgroup-root', cgroupRoot()]));
+    scenario = await startScenario(PODS, `probes:\n${GROUPS.map((g) => `  ${g}:\n    granularity: flow\n`).join('')}`);
+    ({ node, receiver } = scenario);
   });
 
   after(async function () {
     this.timeout(30_000);
-    await agent?.stop();
-    await receiver?.stop();
-    await node?.destroy();
+    await scenario?.teardown();
   });
 
   it("puts A's bytes, retransmits and refused connects on the series of peer B and server port", async () => {
@@ -73,24 +68,20 @@ describe('e2e: flows that do not fit the kernel map', function () {
   this.timeout(90_000);
   let node: TestNode;
   let receiver: OtlpReceiver;
-  let agent: AgentProcess | undefined;
+  let scenario: Scenario | undefined;
   const MAX_ROWS = 16;
   const DATAGRAMS = 40;
 
   before(async function () {
     requireKernel(this);
-    node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
-    const config = path.join(tempDir('overflow'), 'flowtel.yaml');
     const others = GROUPS.filter((g) => g !== 'flows').map((g) => `  ${g}:\n    enabled: false\n`).join('');
-    fs.writeFileSync(config, `probes:\n${others}  flows:\n    granularity: flow\n    maxRows: ${MAX_ROWS}\n`);
-    ({ agent, receiver } = await startAgentWithReceiver(['--config', config, '--cgroup-root', cgroupRoot()]));
+    scenario = await startScenario(PODS, `probes:\n${others}  flows:\n    granularity: flow\n    maxRows: ${MAX_ROWS}\n`);
+    ({ node, receiver } = scenario);
   });
 
   after(async function () {
     this.timeout(30_000);
-    await agent?.stop();
-    await receiver?.stop();
-    await node?.destroy();
+    await scenario?.teardown();
   });
 
   it('counts the overflow as lost rows and still exports every packet', async () => {

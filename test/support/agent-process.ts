@@ -41,7 +41,7 @@ export class AgentProcess {
 
   static start(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
     const chosen = args.indexOf('--health-port');
-    const healthPort = chosen >= 0 ? Number(args[chosen + 1]) : 20000 + Math.floor(Math.random() * 30000);
+    const healthPort = chosen >= 0 ? Number(args[chosen + 1]) : randomHealthPort();
     const all = chosen >= 0 ? args : [...args, '--health-port', String(healthPort)];
     return new AgentProcess(spawn(process.execPath, [CLI, 'run', ...all], { env: agentEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }), healthPort);
   }
@@ -76,6 +76,11 @@ export function agentEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const clean = { ...process.env };
   for (const key of Object.keys(clean)) if (key.startsWith('OTEL_')) delete clean[key];
   return { ...clean, ...env };
+}
+
+/** A health port for a test agent: the default may be taken by another agent on this machine. */
+export function randomHealthPort(): number {
+  return 20000 + Math.floor(Math.random() * 30000);
 }
 
 /** A receiver and an agent exporting to it every second; the agent is running when this resolves. */

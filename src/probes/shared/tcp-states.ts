@@ -18,11 +18,9 @@ const SEMCONV_STATE: Record<string, string> = {
 
 export class TcpStateNames {
   private readonly byValue: Map<number, string>;
-  readonly values: Record<string, number>;
 
   constructor(kernelEnum: Record<string, number>) {
-    this.values = Object.fromEntries(Object.entries(kernelEnum).map(([k, v]) => [k.replace(/^TCP_/, ''), v]));
-    this.byValue = new Map(Object.entries(this.values).map(([k, v]) => [v, k]));
+    this.byValue = new Map(Object.entries(kernelEnum).map(([k, v]) => [v, k.replace(/^TCP_/, '')]));
   }
 
   /** "ESTABLISHED", or STATE_<n> for a value this kernel does not name. */
