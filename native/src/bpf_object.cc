@@ -279,9 +279,10 @@ Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
       if (saved == ENOENT) break;  // end of map
       ThrowErrno(env, subject, "lookup batch", saved);
     }
+    // A short batch is not the end: hash maps return whole buckets only, so a
+    // batch stops early when the next bucket does not fit. Only ENOENT ends it.
     std::swap(cursor_in, cursor_out);
     first = false;
-    if (count < want) break;
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("count", Napi::Number::New(env, static_cast<double>(total)));

@@ -46,20 +46,27 @@ export class ChunkingMetricExporter implements PushMetricExporter {
     private readonly maxDataPoints: number,
   ) {}
 
+  /**
+   * Sends the chunks one after another. The OTLP exporter refuses more than a
+   * few concurrent requests ("Concurrency Limit reached"), so sending 40
+   * chunks of a 100,000-flow collection at once lost most of them. The first
+   * failure ends the export: with cumulative temporality the next collection
+   * carries every total again, and a collector that is down would only make
+   * each remaining chunk wait for its own timeout.
+   */
   export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
     const chunks = splitResourceMetrics(metrics, this.maxDataPoints);
-    let failed: ExportResult | undefined;
-    let pending = chunks.length;
-    if (pending === 0) {
-      resultCallback({ code: ExportResultCode.SUCCESS });
-      return;
-    }
-    for (const chunk of chunks) {
-      this.inner.export(chunk, (result) => {
-        if (result.code !== ExportResultCode.SUCCESS && !failed) failed = result;
-        if (--pending === 0) resultCallback(failed ?? { code: ExportResultCode.SUCCESS });
+    const next = (index: number): void => {
+      if (index >= chunks.length) {
+        resultCallback({ code: ExportResultCode.SUCCESS });
+        return;
+      }
+      this.inner.export(chunks[index], (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) resultCallback(result);
+        else next(index + 1);
       });
-    }
+    };
+    next(0);
   }
 
   selectAggregationTemporality(instrumentType: InstrumentType): AggregationTemporality {

@@ -33,7 +33,30 @@ describe('export chunking', () => {
     assert.ok(chunks.flatMap((c) => c.scopeMetrics.flatMap((s) => s.metrics)).some((m) => m.descriptor.name === 'c'), 'empty metrics are kept');
   });
 
-  it('reports failure if any request failed, success only when all did', async () => {
+  it('sends one request at a time and reports success only when every request succeeded', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let calls = 0;
+    const inner: PushMetricExporter = {
+      export: (_m, cb) => {
+        calls++;
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        setTimeout(() => {
+          inFlight--;
+          cb({ code: ExportResultCode.SUCCESS });
+        }, 5);
+      },
+      forceFlush: async () => {},
+      shutdown: async () => {},
+      selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
+    };
+    const result = await new Promise<ExportResult>((resolve) => new ChunkingMetricExporter(inner, 5000).export(metrics(), resolve));
+    assert.equal(calls, 3);
+    assert.equal(maxInFlight, 1, 'the OTLP exporter refuses concurrent requests beyond its limit');
+    assert.equal(result.code, ExportResultCode.SUCCESS);
+  });
+
+  it('stops at the first failed request and reports the failure', async () => {
     const results: ExportResultCode[] = [ExportResultCode.SUCCESS, ExportResultCode.FAILED, ExportResultCode.SUCCESS];
     let calls = 0;
     const inner: PushMetricExporter = {
@@ -43,7 +66,7 @@ describe('export chunking', () => {
       selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
     };
     const result = await new Promise<ExportResult>((resolve) => new ChunkingMetricExporter(inner, 5000).export(metrics(), resolve));
-    assert.equal(calls, 3);
+    assert.equal(calls, 2);
     assert.equal(result.code, ExportResultCode.FAILED);
   });
 });
