@@ -123,7 +123,7 @@ export class Agent {
       throw new Error('no probe group could be loaded (see the warnings above); nothing to do');
     }
     runtime.startEvents();
-    const stopServices = registerSelfMetrics(pipeline.meter, runtime, pipeline.lastCollectionSeconds);
+    const stopServices = registerSelfMetrics(pipeline.meter, runtime, pipeline);
     const stopKubernetesMetrics = kubernetes ? registerKubernetesMetrics(pipeline.meter, kubernetes) : () => {};
     log.info('flowtel running', {
       node: config.nodeName,

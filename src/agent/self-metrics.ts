@@ -16,9 +16,16 @@ import {
   METRIC_AGENT_EVENTS_LOST,
   METRIC_AGENT_EVENTS_RECEIVED,
   METRIC_AGENT_EVENTS_SUPPRESSED,
+  METRIC_AGENT_METRIC_EXPORTS_SKIPPED,
 } from '../semconv';
 
-export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, lastCollectionSeconds: () => number): () => void {
+/** What the export pipeline reports about itself. */
+export interface PipelineStats {
+  lastCollectionSeconds(): number;
+  skippedMetricExports(): number;
+}
+
+export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline: PipelineStats): () => void {
   const collection = meter.createObservableGauge(METRIC_AGENT_COLLECTION_DURATION.name, {
     unit: METRIC_AGENT_COLLECTION_DURATION.unit,
     description: METRIC_AGENT_COLLECTION_DURATION.description,
@@ -26,6 +33,7 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, lastColle
   const received = observableCounter(meter, METRIC_AGENT_EVENTS_RECEIVED);
   const lost = observableCounter(meter, METRIC_AGENT_EVENTS_LOST);
   const suppressed = observableCounter(meter, METRIC_AGENT_EVENTS_SUPPRESSED);
+  const skipped = observableCounter(meter, METRIC_AGENT_METRIC_EXPORTS_SKIPPED);
   const callback = (observer: BatchObservableResult): void => {
     const losses = runtime.readLosses();
     const ring = runtime.ringStats();
@@ -35,8 +43,10 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, lastColle
     observer.observe(lost, ring?.droppedRecords ?? 0, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_QUEUE_FULL });
     observer.observe(lost, runtime.unhandledEvents, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_UNHANDLED });
     observer.observe(suppressed, Number(losses.rateLimited));
-    observer.observe(collection, lastCollectionSeconds());
+    observer.observe(collection, pipeline.lastCollectionSeconds());
+    observer.observe(skipped, pipeline.skippedMetricExports());
   };
-  meter.addBatchObservableCallback(callback, [received, lost, suppressed, collection]);
-  return () => meter.removeBatchObservableCallback(callback, [received, lost, suppressed, collection]);
+  const observables = [received, lost, suppressed, collection, skipped];
+  meter.addBatchObservableCallback(callback, observables);
+  return () => meter.removeBatchObservableCallback(callback, observables);
 }

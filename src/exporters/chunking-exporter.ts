@@ -41,6 +41,10 @@ export function splitResourceMetrics(metrics: ResourceMetrics, maxDataPoints: nu
 }
 
 export class ChunkingMetricExporter implements PushMetricExporter {
+  /** Exports refused because the previous one was still in flight. */
+  skipped = 0;
+  private busy = false;
+
   constructor(
     private readonly inner: PushMetricExporter,
     private readonly maxDataPoints: number,
@@ -53,16 +57,30 @@ export class ChunkingMetricExporter implements PushMetricExporter {
    * failure ends the export: with cumulative temporality the next collection
    * carries every total again, and a collector that is down would only make
    * each remaining chunk wait for its own timeout.
+   *
+   * A collection that arrives while the previous export is still being sent
+   * (the reader's timeout fired first) is skipped and counted: overlapping
+   * exports would pile up in memory and fall further behind.
    */
   export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+    if (this.busy) {
+      this.skipped++;
+      resultCallback({ code: ExportResultCode.FAILED, error: new Error('the previous metrics export is still being sent; this collection is skipped') });
+      return;
+    }
+    this.busy = true;
+    const done = (result: ExportResult): void => {
+      this.busy = false;
+      resultCallback(result);
+    };
     const chunks = splitResourceMetrics(metrics, this.maxDataPoints);
     const next = (index: number): void => {
       if (index >= chunks.length) {
-        resultCallback({ code: ExportResultCode.SUCCESS });
+        done({ code: ExportResultCode.SUCCESS });
         return;
       }
       this.inner.export(chunks[index], (result) => {
-        if (result.code !== ExportResultCode.SUCCESS) resultCallback(result);
+        if (result.code !== ExportResultCode.SUCCESS) done(result);
         else next(index + 1);
       });
     };

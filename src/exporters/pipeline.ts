@@ -29,6 +29,8 @@ export interface TelemetryPipeline {
   readonly series: SeriesRegistry;
   /** Seconds the last collection of those series took. */
   lastCollectionSeconds(): number;
+  /** OTLP metric exports skipped because the previous one was still in flight. */
+  skippedMetricExports(): number;
   /** Human-readable list of where data goes, for the start-up log line. */
   readonly destinations: string[];
   forceFlush(): Promise<void>;
@@ -64,6 +66,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   const logExporters: LogRecordExporter[] = [];
   const destinations: string[] = [];
   const otlpMetricExporters: OTLPMetricExporter[] = [];
+  let chunking: ChunkingMetricExporter | undefined;
 
   if (useOtlp) {
     const metadata = grpcMetadata(otlp.headers);
@@ -77,7 +80,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
     readers.push(
       new PeriodicExportingMetricReader({
         // 5,000 points per request stays well under the 4 MiB default gRPC limit of collectors.
-        exporter: new ChunkingMetricExporter(metricExporter, 5000),
+        exporter: (chunking = new ChunkingMetricExporter(metricExporter, 5000)),
         exportIntervalMillis: otlp.exportIntervalMs,
         exportTimeoutMillis: Math.min(otlp.exportTimeoutMs, otlp.exportIntervalMs),
         metricProducers,
@@ -124,6 +127,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
     logger: loggerProvider.getLogger(INSTRUMENTATION_SCOPE, version),
     series: producer,
     lastCollectionSeconds: () => producer.lastCollectionSeconds,
+    skippedMetricExports: () => chunking?.skipped ?? 0,
     destinations,
     async forceFlush() {
       await Promise.all([meterProvider.forceFlush(), loggerProvider.forceFlush()]);

@@ -18,7 +18,9 @@ import type { SeriesRegistry, SeriesSnapshot } from '../probes/series';
 
 export class SeriesProducer implements MetricProducer, SeriesRegistry {
   private readonly sources = new Set<() => SeriesSnapshot>();
-  private startTimes = new Map<string, HrTime>();
+  /** Start time of each exported series, by metric name and series key (the keys are the groups' own stable strings). */
+  private readonly startTimes = new Map<string, Map<string, { time: HrTime; pass: number }>>();
+  private pass = 0;
   /** Seconds the last collect() took (every group's map reads included): exported as a self-metric. */
   lastCollectionSeconds = 0;
 
@@ -35,12 +37,19 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
   async collect(): Promise<CollectionResult> {
     const started = process.hrtime.bigint();
     const now = hrTime();
-    const seen = new Map<string, HrTime>();
-    const startOf = (metric: string, key: string): HrTime => {
-      const id = `${metric}\u0000${key}`;
-      const start = this.startTimes.get(id) ?? now;
-      seen.set(id, start);
-      return start;
+    const pass = ++this.pass;
+    let points = 0;
+    const startsOf = (metric: string) => {
+      let starts = this.startTimes.get(metric);
+      if (!starts) this.startTimes.set(metric, (starts = new Map()));
+      return starts;
+    };
+    const startOf = (starts: Map<string, { time: HrTime; pass: number }>, key: string): HrTime => {
+      let start = starts.get(key);
+      if (!start) starts.set(key, (start = { time: now, pass }));
+      start.pass = pass;
+      points++;
+      return start.time;
     };
     const metrics: MetricData[] = [];
     const errors: unknown[] = [];
@@ -55,21 +64,23 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
         continue;
       }
       for (const { metric, monotonic, series } of snapshot.sums ?? []) {
+        const starts = startsOf(metric.name);
         metrics.push({
           descriptor: { name: metric.name, description: metric.description, unit: metric.unit, valueType: ValueType.INT },
           aggregationTemporality: AggregationTemporality.CUMULATIVE,
           dataPointType: DataPointType.SUM,
           isMonotonic: monotonic,
-          dataPoints: series.map((s) => ({ startTime: startOf(metric.name, s.key), endTime: now, attributes: s.attributes, value: s.value })),
+          dataPoints: series.map((s) => ({ startTime: startOf(starts, s.key), endTime: now, attributes: s.attributes, value: s.value })),
         });
       }
       for (const { metric, boundaries, series } of snapshot.histograms ?? []) {
+        const starts = startsOf(metric.name);
         metrics.push({
           descriptor: { name: metric.name, description: metric.description, unit: metric.unit, valueType: ValueType.DOUBLE },
           aggregationTemporality: AggregationTemporality.CUMULATIVE,
           dataPointType: DataPointType.HISTOGRAM,
           dataPoints: series.map((s) => ({
-            startTime: startOf(metric.name, s.key),
+            startTime: startOf(starts, s.key),
             endTime: now,
             attributes: s.attributes,
             value: { buckets: { boundaries, counts: s.counts }, sum: s.sum, count: s.count },
@@ -78,7 +89,14 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
       }
     }
     // Series not reported this time have ended; a later return starts afresh.
-    this.startTimes = seen;
+    let tracked = 0;
+    for (const starts of this.startTimes.values()) tracked += starts.size;
+    if (tracked > points) {
+      for (const [metric, starts] of this.startTimes) {
+        for (const [key, start] of starts) if (start.pass !== pass) starts.delete(key);
+        if (starts.size === 0) this.startTimes.delete(metric);
+      }
+    }
     this.lastCollectionSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     return {
       resourceMetrics: { resource: this.resource, scopeMetrics: [{ scope: this.scope, metrics }] },

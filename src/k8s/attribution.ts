@@ -30,7 +30,23 @@ export interface PodMetadataSource {
   podAttributesOf(podUid: string, containerId?: string): Attributes | undefined;
   peerOf(address: string): { attributes: Attributes };
   onPodChange(listener: (podUid: string) => void): void;
+  /** Called with an address whenever the object that owns it (pod, service, node) changes. */
+  onPeerChange(listener: (address: string) => void): void;
 }
+
+/**
+ * The Kubernetes identity of a remote address, cached per address. `stale`
+ * turns true when the owner of the address changes; holders of the entry
+ * (cached map-row identities) then look it up again.
+ */
+export interface PeerIdentity {
+  readonly attributes: Attributes;
+  stale: boolean;
+}
+
+const NO_PEER_METADATA: PeerIdentity = Object.freeze({ attributes: Object.freeze({}), stale: false }) as PeerIdentity;
+/** Peers cached at most; a scan of many external addresses must not grow the agent without bound. */
+const MAX_CACHED_PEERS = 65_536;
 
 export interface LocalEndpoint {
   /** Stable identity of the attribute set, for aggregating rows that share it. */
@@ -46,6 +62,8 @@ export class CgroupAttribution {
   private metadata: PodMetadataSource | undefined;
   private readonly node: LocalEndpoint;
   private readonly unknown: LocalEndpoint;
+  private readonly peers = new Map<string, PeerIdentity>();
+  private generation = 0;
 
   constructor(
     private readonly index: CgroupIndex,
@@ -62,15 +80,46 @@ export class CgroupAttribution {
    */
   useMetadata(metadata: PodMetadataSource): void {
     this.metadata = metadata;
+    this.endpoints.clear();
+    this.netnsEndpoints.clear();
+    this.forgetPeers();
+    this.generation++;
     metadata.onPodChange((podUid) => {
       for (const [id, endpoint] of this.endpoints) if (endpoint.podUid === podUid) this.endpoints.delete(id);
       for (const [ino, endpoint] of this.netnsEndpoints) if (endpoint.podUid === podUid) this.netnsEndpoints.delete(ino);
+      this.generation++;
     });
+    metadata.onPeerChange((address) => {
+      const entry = this.peers.get(address);
+      if (!entry) return;
+      entry.stale = true;
+      this.peers.delete(address);
+    });
+  }
+
+  /**
+   * Changes whenever an endpoint resolved earlier may now resolve differently
+   * (its pod's metadata changed, or it was forgotten). Holders of resolved
+   * endpoints compare it instead of resolving every row at every collection.
+   */
+  get endpointGeneration(): number {
+    return this.generation;
   }
 
   /** Kubernetes identity of a remote address under the peer prefix ({} without the API). */
   peerIdentity(address: string): Attributes {
-    return this.metadata ? this.metadata.peerOf(address).attributes : {};
+    return this.peer(address).attributes;
+  }
+
+  /** The cached identity of a remote address; it turns stale when the address's owner changes. */
+  peer(address: string): PeerIdentity {
+    if (!this.metadata) return NO_PEER_METADATA;
+    const cached = this.peers.get(address);
+    if (cached) return cached;
+    if (this.peers.size >= MAX_CACHED_PEERS) this.forgetPeers();
+    const entry: PeerIdentity = { attributes: Object.freeze(this.metadata.peerOf(address).attributes), stale: false };
+    this.peers.set(address, entry);
+    return entry;
   }
 
   /** Endpoint of a cgroup id. Ids of cgroups removed before we saw them resolve to `unknown` (not cached). */
@@ -140,9 +189,15 @@ export class CgroupAttribution {
     return this.netns ? this.netns.isLive(ref.netnsIno) : false;
   }
 
+  /** Drops the cached endpoint of a removed cgroup or netns (ids are not reused, so nothing else changes). */
   forgetRef(ref: EndpointRef): void {
     if (ref.cgroupId !== 0n) this.endpoints.delete(ref.cgroupId);
     else this.netnsEndpoints.delete(ref.netnsIno);
+  }
+
+  private forgetPeers(): void {
+    for (const entry of this.peers.values()) entry.stale = true;
+    this.peers.clear();
   }
 
   private freeze(key: string, attributes: Attributes, podUid?: string): LocalEndpoint {

@@ -56,6 +56,7 @@ export class KubernetesMetadata {
   private readonly nodesByIp = new Map<string, NodeInfo>();
   private readonly podAttributes = new Map<string, Attributes>();
   private readonly listeners: Array<(podUid: string) => void> = [];
+  private readonly peerListeners: Array<(address: string) => void> = [];
   private readonly now: () => number;
 
   constructor(private readonly options: KubernetesMetadataOptions) {
@@ -86,8 +87,8 @@ export class KubernetesMetadata {
         resource: 'services',
         path: '/api/v1/services',
         transform: toServiceInfo,
-        onUpsert: (_key, s) => s.clusterIps.forEach((ip) => this.servicesByIp.set(ip, s)),
-        onDelete: (_key, s) => s.clusterIps.forEach((ip) => this.servicesByIp.get(ip) === s && this.servicesByIp.delete(ip)),
+        onUpsert: (_key, s) => s.clusterIps.forEach((ip) => this.setPeer(this.servicesByIp, ip, s)),
+        onDelete: (_key, s) => s.clusterIps.forEach((ip) => this.deletePeer(this.servicesByIp, ip, s)),
         client,
         log,
       });
@@ -95,8 +96,8 @@ export class KubernetesMetadata {
         resource: 'nodes',
         path: '/api/v1/nodes',
         transform: toNodeInfo,
-        onUpsert: (_key, n) => n.ips.forEach((ip) => this.nodesByIp.set(ip, n)),
-        onDelete: (_key, n) => n.ips.forEach((ip) => this.nodesByIp.get(ip) === n && this.nodesByIp.delete(ip)),
+        onUpsert: (_key, n) => n.ips.forEach((ip) => this.setPeer(this.nodesByIp, ip, n)),
+        onDelete: (_key, n) => n.ips.forEach((ip) => this.deletePeer(this.nodesByIp, ip, n)),
         client,
         log,
       });
@@ -124,6 +125,11 @@ export class KubernetesMetadata {
   /** Called with a pod uid whenever what we know of that pod changes. */
   onPodChange(listener: (podUid: string) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Called with an address whenever the pod, service or node that owns it changes (peer identities cached per address). */
+  onPeerChange(listener: (address: string) => void): void {
+    this.peerListeners.push(listener);
   }
 
   /** Attributes of a local pod (and its container), or undefined while the pod is unknown. */
@@ -209,11 +215,35 @@ export class KubernetesMetadata {
 
   private indexPodIps(pod: PodInfo): void {
     if (pod.hostNetwork) return; // its IP is the node's
-    for (const ip of pod.ips) this.podsByIp.set(ip, pod);
+    for (const ip of pod.ips) {
+      const before = this.podsByIp.get(ip);
+      this.podsByIp.set(ip, pod);
+      // Pod status updates are frequent in a large cluster; only a change of what peers are called counts.
+      if (!before || before.uid !== pod.uid || serviceNameOf(before) !== serviceNameOf(pod)) this.peerChanged(ip);
+    }
   }
 
   private unindexPodIps(pod: PodInfo): void {
-    for (const ip of pod.ips) if (this.podsByIp.get(ip)?.uid === pod.uid) this.podsByIp.delete(ip);
+    for (const ip of pod.ips) {
+      if (this.podsByIp.get(ip)?.uid !== pod.uid) continue;
+      this.podsByIp.delete(ip);
+      this.peerChanged(ip);
+    }
+  }
+
+  private setPeer<T>(index: Map<string, T>, ip: string, owner: T): void {
+    index.set(ip, owner);
+    this.peerChanged(ip);
+  }
+
+  private deletePeer<T>(index: Map<string, T>, ip: string, owner: T): void {
+    if (index.get(ip) !== owner) return;
+    index.delete(ip);
+    this.peerChanged(ip);
+  }
+
+  private peerChanged(address: string): void {
+    for (const listener of this.peerListeners) listener(address);
   }
 
   private changed(podUid: string): void {

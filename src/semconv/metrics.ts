@@ -39,6 +39,13 @@ export const METRIC_AGENT_COLLECTION_DURATION: MetricName = {
   description: 'How long the last collection of the kernel-map series took (every map read and aggregated).',
 };
 
+export const METRIC_AGENT_METRIC_EXPORTS_SKIPPED: MetricName = {
+  name: 'flowtel.agent.metric_exports.skipped',
+  unit: '{export}',
+  description:
+    'OTLP metric exports skipped because the previous one was still being sent (the next export carries the cumulative totals).',
+};
+
 export const METRIC_AGENT_EVENTS_SUPPRESSED: MetricName = {
   name: 'flowtel.agent.events.suppressed',
   unit: '{event}',

@@ -69,4 +69,30 @@ describe('export chunking', () => {
     assert.equal(calls, 2);
     assert.equal(result.code, ExportResultCode.FAILED);
   });
+
+  it('skips and counts a collection that arrives while the previous export is still being sent', async () => {
+    const pending: Array<(r: ExportResult) => void> = [];
+    const inner: PushMetricExporter = {
+      export: (_m, cb) => pending.push(cb),
+      forceFlush: async () => {},
+      shutdown: async () => {},
+      selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
+    };
+    const exporter = new ChunkingMetricExporter(inner, 5000);
+    const first = new Promise<ExportResult>((resolve) => exporter.export(metrics(), resolve));
+    const second = await new Promise<ExportResult>((resolve) => exporter.export(metrics(), resolve));
+    assert.equal(second.code, ExportResultCode.FAILED);
+    assert.match(String(second.error), /still being sent/);
+    assert.equal(exporter.skipped, 1);
+    while (pending.length) pending.shift()!({ code: ExportResultCode.SUCCESS });
+    for (let i = 0; i < 3 && pending.length === 0; i++) await new Promise((r) => setImmediate(r));
+    while (pending.length) pending.shift()!({ code: ExportResultCode.SUCCESS });
+    assert.equal((await first).code, ExportResultCode.SUCCESS);
+    // Once the first is done, the next export goes out.
+    const third = new Promise<ExportResult>((resolve) => exporter.export(metrics(), resolve));
+    while (pending.length === 0) await new Promise((r) => setImmediate(r));
+    while (pending.length) pending.shift()!({ code: ExportResultCode.SUCCESS });
+    assert.equal((await third).code, ExportResultCode.SUCCESS);
+    assert.equal(exporter.skipped, 1);
+  });
 });

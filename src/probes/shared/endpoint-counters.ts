@@ -48,17 +48,33 @@ export interface EndpointCounterTableOptions<F extends string> {
   now?: () => number;
 }
 
-interface RowRecord extends RowIdentity {
-  totals: Record<string, number>;
+/** A series' running totals, reused from collection to collection (`pass` says when it was last reset). */
+interface Accumulator<F extends string> extends SeriesTotals<F> {
+  pass: number;
+}
+
+/** A kernel row to delete: its endpoint is gone, or (a flow) it has been idle. */
+interface ExpiredRow {
+  identity: RowIdentity;
+  gone: boolean;
+  totals: number[];
+}
+
+/** When an idle-evictable (flow) row last changed. */
+interface RowActivity {
+  sum: number;
+  at: number;
 }
 
 export class EndpointCounterTable<F extends string> {
   private readonly rows: RowIdentityReader;
   private readonly gone: GoneRows;
-  private readonly valueOffsets: Record<string, number>;
+  private readonly valueOffsets: number[];
   private readonly retired = new Map<string, { endpoint: LocalEndpoint; tag?: string; attributes: Attributes; totals: Record<string, number> }>();
-  private readonly lastChange = new Map<string, { sum: number; at: number }>();
+  private readonly accumulators = new Map<string, Accumulator<F>>();
+  private readonly activity = new Map<string, RowActivity>();
   private readonly now: () => number;
+  private pass = 0;
 
   constructor(private readonly options: EndpointCounterTableOptions<F>) {
     const { object } = options;
@@ -66,87 +82,122 @@ export class EndpointCounterTable<F extends string> {
     this.gone = new GoneRows(options.attribution, options.gracePeriodMs);
     if (options.valueStruct) {
       const value = new StructReader(options.valueStruct, object.structLayout(options.valueStruct), options.fields);
-      this.valueOffsets = Object.fromEntries(options.fields.map((f) => [f, value.member(f).offset]));
+      this.valueOffsets = options.fields.map((f) => value.member(f).offset);
     } else {
       if (options.fields.length !== 1) throw new Error(`${options.mapName}: a scalar value has exactly one field`);
-      this.valueOffsets = { [options.fields[0]]: 0 };
+      this.valueOffsets = [0];
     }
     this.now = options.now ?? Date.now;
   }
 
+  /**
+   * Current totals per series. The returned objects are reused by the next
+   * collection: read them before calling collect() again.
+   */
   collect(): Array<SeriesTotals<F>> {
-    const { object, mapName, fields, possibleCpus } = this.options;
+    const { object, mapName, fields, possibleCpus, idleFlowEvictMs } = this.options;
     const rows = object.mapReadAll(mapName);
     const perCpuStride = rows.valueStride / possibleCpus;
-    const series = new Map<string, SeriesTotals<F>>();
+    const out: Array<Accumulator<F>> = [];
     const expired: Buffer[] = [];
-    const expiredRows: RowRecord[] = [];
+    const expiredRows: ExpiredRow[] = [];
     const now = this.now();
+    const pass = ++this.pass;
+    const values = new Array<number>(fields.length);
     this.gone.begin();
+    this.rows.begin();
 
     for (const [key, entry] of this.retired) {
-      series.set(key, { endpoint: entry.endpoint, tag: entry.tag, seriesKey: key, attributes: entry.attributes, totals: { ...entry.totals } as Record<F, number> });
+      const acc = this.accumulator(key, entry, out);
+      for (const field of fields) acc.totals[field] = entry.totals[field];
     }
     for (let i = 0; i < rows.count; i++) {
       const keyOffset = i * rows.keySize;
       const identity = this.rows.read(rows.keys, keyOffset);
       if (!identity) continue;
-      const row: RowRecord = { ...identity, totals: {} };
-      for (const field of fields) {
-        row.totals[field] = this.sumField(rows.values, i * rows.valueStride, this.valueOffsets[field], possibleCpus, perCpuStride);
+      const acc = this.accumulator(identity.seriesKey, identity, out);
+      let activity = 0;
+      for (let f = 0; f < fields.length; f++) {
+        const value = this.sumField(rows.values, i * rows.valueStride + this.valueOffsets[f], possibleCpus, perCpuStride);
+        values[f] = value;
+        acc.totals[fields[f]] += value;
+        activity += Math.abs(value);
       }
-      let sum = series.get(row.seriesKey);
-      if (!sum) {
-        sum = { endpoint: row.endpoint, tag: row.tag, seriesKey: row.seriesKey, attributes: row.attributes, totals: zero(fields) };
-        series.set(row.seriesKey, sum);
-      }
-      for (const field of fields) sum.totals[field] += row.totals[field];
-      if (this.isExpired(rows.keys, keyOffset, rows.keySize, row, now)) {
+      const gone = this.gone.expired(identity.ref, identity.endpoint, now);
+      const idle = identity.flow && idleFlowEvictMs !== undefined && this.idle(identity.rowId, activity, now, idleFlowEvictMs);
+      if (gone || idle) {
+        if (identity.flow) this.activity.delete(identity.rowId);
         expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
-        expiredRows.push(row);
+        expiredRows.push({ identity, gone, totals: values.slice() });
       }
     }
     this.gone.end();
+    this.rows.end();
+    if (this.accumulators.size > out.length) {
+      for (const [key, acc] of this.accumulators) if (acc.pass !== pass) this.accumulators.delete(key);
+    }
     if (expired.length) this.retire(expired, expiredRows);
-    return [...series.values()];
+    return out;
   }
 
-  private sumField(values: Buffer, base: number, fieldOffset: number, cpus: number, stride: number): number {
-    let total = 0n;
-    for (let cpu = 0; cpu < cpus; cpu++) {
-      const at = base + cpu * stride + fieldOffset;
-      total += this.options.signed ? values.readBigInt64LE(at) : values.readBigUInt64LE(at);
+  /**
+   * The series' accumulator, reset and added to `out` the first time a
+   * collection touches it. It takes the attributes of the first row that
+   * touches it in a collection, so a series renamed by new metadata keeps its
+   * key and running totals.
+   */
+  private accumulator(seriesKey: string, source: { endpoint: LocalEndpoint; tag?: string; attributes: Attributes }, out: Array<Accumulator<F>>): Accumulator<F> {
+    let acc = this.accumulators.get(seriesKey);
+    if (!acc) {
+      acc = { endpoint: source.endpoint, seriesKey, attributes: source.attributes, totals: zero(this.options.fields), pass: 0 };
+      this.accumulators.set(seriesKey, acc);
     }
-    return Number(total);
-  }
-
-  private isExpired(keys: Buffer, offset: number, keySize: number, row: RowRecord, now: number): boolean {
-    const { idleFlowEvictMs } = this.options;
-    if (row.flow && idleFlowEvictMs !== undefined) {
-      // Idleness is per row (per flow): only these rows need an identity of their own.
-      const rowId = keys.toString('latin1', offset, offset + keySize);
-      const sum = Object.values(row.totals).reduce((s, v) => s + Math.abs(v), 0);
-      const last = this.lastChange.get(rowId);
-      if (!last || last.sum !== sum) this.lastChange.set(rowId, { sum, at: now });
-      else if (now - last.at >= idleFlowEvictMs) {
-        this.lastChange.delete(rowId);
-        return true;
-      }
+    if (acc.pass !== this.pass) {
+      acc.pass = this.pass;
+      acc.endpoint = source.endpoint;
+      acc.attributes = source.attributes;
+      if (source.tag !== undefined) acc.tag = source.tag;
+      for (const field of this.options.fields) acc.totals[field] = 0;
+      out.push(acc);
     }
-    const expired = this.gone.expired(row.ref, row.endpoint, now);
-    if (expired && row.flow && idleFlowEvictMs !== undefined) this.lastChange.delete(keys.toString('latin1', offset, offset + keySize));
-    return expired;
+    return acc;
   }
 
-  private retire(keys: Buffer[], rows: RowRecord[]): void {
+  /** Sums one u64/s64 field over CPUs; two 32-bit reads instead of a BigInt (totals stay below 2^53). */
+  private sumField(values: Buffer, at: number, cpus: number, stride: number): number {
+    let total = 0;
+    for (let cpu = 0; cpu < cpus; cpu++, at += stride) {
+      const high = this.options.signed ? values.readInt32LE(at + 4) : values.readUInt32LE(at + 4);
+      total += high * 4294967296 + values.readUInt32LE(at);
+    }
+    return total;
+  }
+
+  /** True once a flow row's counters have not moved for the idle timeout. */
+  private idle(rowId: string, activity: number, now: number, timeoutMs: number): boolean {
+    const last = this.activity.get(rowId);
+    if (!last) {
+      this.activity.set(rowId, { sum: activity, at: now });
+      return false;
+    }
+    if (last.sum !== activity) {
+      last.sum = activity;
+      last.at = now;
+      return false;
+    }
+    return now - last.at >= timeoutMs;
+  }
+
+  private retire(keys: Buffer[], rows: ExpiredRow[]): void {
     this.options.object.mapDeleteKeys(this.options.mapName, Buffer.concat(keys));
-    for (const row of rows) {
-      this.options.attribution.forgetRef(row.ref);
+    const { fields } = this.options;
+    for (const { identity, gone, totals } of rows) {
+      if (gone) this.options.attribution.forgetRef(identity.ref);
       // A pod's series and an idle flow's series end; shared endpoints keep counting.
-      if (row.endpoint.kind === 'pod' || row.flow) continue;
-      const kept = this.retired.get(row.seriesKey) ?? { endpoint: row.endpoint, tag: row.tag, attributes: row.attributes, totals: zero(this.options.fields) };
-      for (const field of this.options.fields) kept.totals[field] += row.totals[field];
-      this.retired.set(row.seriesKey, kept);
+      if (identity.endpoint.kind === 'pod' || identity.flow) continue;
+      const kept = this.retired.get(identity.seriesKey) ?? { endpoint: identity.endpoint, tag: identity.tag, attributes: identity.attributes, totals: zero(fields) };
+      fields.forEach((field, f) => (kept.totals[field] += totals[f]));
+      this.retired.set(identity.seriesKey, kept);
     }
   }
 }

@@ -69,6 +69,7 @@ export class KernelHistogramTable {
     const expired: Buffer[] = [];
     const now = (this.options.now ?? Date.now)();
     this.gone.begin();
+    this.rows.begin();
     for (let i = 0; i < rows.count; i++) {
       const keyOffset = i * rows.keySize;
       const identity = this.rows.read(rows.keys, keyOffset);
@@ -82,7 +83,8 @@ export class KernelHistogramTable {
         counts: new Array<number>(boundaries.length + 1).fill(0),
       };
       for (let b = 0; b < this.exportIndex.length; b++) {
-        const n = Number(rows.values.readBigUInt64LE(base + bucketsOffset + b * 8));
+        const at = base + bucketsOffset + b * 8;
+        const n = rows.values.readUInt32LE(at + 4) * 4294967296 + rows.values.readUInt32LE(at);
         if (n) row.counts[this.exportIndex[b]] += n;
       }
       addInto(series, row);
@@ -94,6 +96,7 @@ export class KernelHistogramTable {
       }
     }
     this.gone.end();
+    this.rows.end();
     if (expired.length) object.mapDeleteKeys(mapName, Buffer.concat(expired));
     return [...series.values()];
   }

@@ -7,7 +7,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { NativeBpfObject } from '../../bpf/native';
 import { StructReader } from '../../bpf/struct-reader';
-import type { CgroupAttribution, EndpointRef, LocalEndpoint } from '../../k8s/attribution';
+import type { CgroupAttribution, EndpointRef, LocalEndpoint, PeerIdentity } from '../../k8s/attribution';
 import { EndpointKeyReader } from './endpoint-key';
 
 export interface KeyFieldView {
@@ -25,6 +25,8 @@ export interface RowDescription {
 export type DescribeRow = (key: KeyFieldView) => RowDescription | undefined;
 
 export interface RowIdentity {
+  /** The row's kernel key bytes as a latin1 string: the row's own identity. */
+  rowId: string;
   ref: EndpointRef;
   endpoint: LocalEndpoint;
   tag?: string;
@@ -39,9 +41,29 @@ export function seriesKeyOf(endpointKey: string, peerKey: string | undefined, gr
   return `${endpointKey}|${peerKey ?? ''}|${groupKey}`;
 }
 
+interface CachedRow {
+  /** undefined: the group's describe skips the row (that depends on the key alone, so it never changes). */
+  identity: RowIdentity | undefined;
+  generation: number;
+  peer: PeerIdentity | undefined;
+  seenIn: number;
+}
+
+/**
+ * Names map rows, caching each row's identity by its key bytes: a collection
+ * of 100,000 flow rows must not resolve, format and merge attributes for
+ * every row every time. A cached identity is rebuilt when its endpoint may
+ * resolve differently (attribution's generation moved, or it was unknown)
+ * or its peer's Kubernetes identity changed. Call begin() before reading a
+ * map and end() after; rows not read in between are forgotten.
+ */
 export class RowIdentityReader {
   private readonly endpointKey: EndpointKeyReader;
   private readonly keyFields: StructReader<string> | undefined;
+  private readonly keySize: number;
+  private readonly cache = new Map<string, CachedRow>();
+  private pass = 0;
+  private readThisPass = 0;
 
   constructor(
     object: NativeBpfObject,
@@ -51,6 +73,7 @@ export class RowIdentityReader {
     private readonly describe?: DescribeRow,
   ) {
     const layout = object.structLayout(keyStruct);
+    this.keySize = layout.size;
     this.endpointKey = new EndpointKeyReader(keyStruct, layout);
     this.keyFields = keyFields?.length ? new StructReader(keyStruct, layout, keyFields) : undefined;
   }
@@ -59,26 +82,62 @@ export class RowIdentityReader {
     return this.endpointKey.ref(keys, offset);
   }
 
-  /** undefined when the group's describe skips the row. */
+  begin(): void {
+    this.pass++;
+    this.readThisPass = 0;
+  }
+
+  /** Forgets rows not read since begin() (deleted from the map). */
+  end(): void {
+    if (this.cache.size <= this.readThisPass) return;
+    for (const [rowId, row] of this.cache) if (row.seenIn !== this.pass) this.cache.delete(rowId);
+  }
+
+  /** undefined when the group's describe skips the row. The identity is shared: do not modify it. */
   read(keys: Buffer, offset: number): RowIdentity | undefined {
+    const rowId = keys.toString('latin1', offset, offset + this.keySize);
+    let row = this.cache.get(rowId);
+    if (row === undefined || !this.current(row)) {
+      row = this.build(rowId, keys, offset);
+      this.cache.set(rowId, row);
+    }
+    if (row.seenIn !== this.pass) {
+      row.seenIn = this.pass;
+      this.readThisPass++;
+    }
+    return row.identity;
+  }
+
+  private current(row: CachedRow): boolean {
+    if (!row.identity) return true;
+    // Unknown endpoints are not cached by attribution either: their cgroup may be indexed by now.
+    if (row.identity.endpoint.kind === 'unknown') return false;
+    return row.generation === this.attribution.endpointGeneration && !row.peer?.stale;
+  }
+
+  private build(rowId: string, keys: Buffer, offset: number): CachedRow {
+    const generation = this.attribution.endpointGeneration;
+    const group: RowDescription | undefined = this.describe ? this.describe(this.fieldView(keys, offset)) : { key: '', attributes: {} };
+    if (!group) return { identity: undefined, generation, peer: undefined, seenIn: 0 };
     const ref = this.endpointKey.ref(keys, offset);
     const endpoint = this.attribution.resolveRef(ref);
     const peer = this.endpointKey.peer(keys, offset);
-    const group: RowDescription | undefined = this.describe ? this.describe(this.fieldView(keys, offset)) : { key: '', attributes: {} };
-    if (!group) return undefined;
-    return {
+    const peerIdentity = peer ? this.attribution.peer(peer.address) : undefined;
+    const identity: RowIdentity = {
+      rowId,
       ref,
       endpoint,
       ...(group.tag !== undefined ? { tag: group.tag } : {}),
       seriesKey: seriesKeyOf(endpoint.key, peer?.key, group.key),
-      attributes: {
+      attributes: Object.freeze({
         ...endpoint.attributes,
         ...peer?.attributes,
-        ...(peer ? this.attribution.peerIdentity(peer.address) : {}),
+        ...peerIdentity?.attributes,
         ...group.attributes,
-      },
+      }),
       flow: peer !== undefined,
     };
+    return { identity, generation, peer: peerIdentity, seenIn: 0 };
   }
 
   private fieldView(keys: Buffer, offset: number): KeyFieldView {
