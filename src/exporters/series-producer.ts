@@ -70,7 +70,7 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
           aggregationTemporality: AggregationTemporality.CUMULATIVE,
           dataPointType: DataPointType.SUM,
           isMonotonic: monotonic,
-          dataPoints: series.map((s) => ({ startTime: startOf(starts, s.key), endTime: now, attributes: s.attributes, value: s.value })),
+          dataPoints: series.map((s) => ({ startTime: s.startTime ?? startOf(starts, s.key), endTime: now, attributes: s.attributes, value: s.value })),
         });
       }
       for (const { metric, boundaries, series } of snapshot.histograms ?? []) {

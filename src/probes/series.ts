@@ -8,7 +8,7 @@
  * wiring in src/exporters turns snapshots into OTLP data; groups depend on
  * this interface only.
  */
-import type { Attributes } from '@opentelemetry/api';
+import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { MetricName } from '../semconv';
 
 export interface NumberSeries {
@@ -16,6 +16,12 @@ export interface NumberSeries {
   key: string;
   attributes: Attributes;
   value: number;
+  /**
+   * When the series began accumulating, for sources that track it themselves
+   * (saves the exporter a lookup per series); otherwise the exporter takes
+   * the first collection that had the key.
+   */
+  startTime?: HrTime;
 }
 
 export interface HistogramSeries {

@@ -11,7 +11,8 @@
  * - flow rows idle for longer than `idleFlowEvictMs` are deleted and their
  *   series ends.
  */
-import type { Attributes } from '@opentelemetry/api';
+import type { Attributes, HrTime } from '@opentelemetry/api';
+import { hrTime } from '@opentelemetry/core';
 import type { NativeBpfObject } from '../../bpf/native';
 import { StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution, LocalEndpoint } from '../../k8s/attribution';
@@ -26,6 +27,8 @@ export interface SeriesTotals<F extends string> {
   /** Endpoint, peer and group attributes together. */
   attributes: Attributes;
   totals: Record<F, number>;
+  /** When this series began accumulating (its rows may be older: a series ends and restarts with its pod's metadata). */
+  startTime?: HrTime;
 }
 
 export interface EndpointCounterTableOptions<F extends string> {
@@ -60,19 +63,22 @@ interface ExpiredRow {
   totals: number[];
 }
 
-/** When an idle-evictable (flow) row last changed. */
-interface RowActivity {
-  sum: number;
-  at: number;
+/** A row's running state, kept on its cache entry (one lookup per row per collection). */
+interface RowState<F extends string> {
+  /** The identity `acc` was looked up for; a rebuilt identity may belong to another series. */
+  identity: RowIdentity;
+  acc: Accumulator<F>;
+  /** Sum of the row's counters at `changedAt`: a flow row that stops moving is evicted when idle. */
+  activity: number;
+  changedAt: number;
 }
 
 export class EndpointCounterTable<F extends string> {
-  private readonly rows: RowIdentityReader;
+  private readonly rows: RowIdentityReader<RowState<F>>;
   private readonly gone: GoneRows;
   private readonly valueOffsets: number[];
   private readonly retired = new Map<string, { endpoint: LocalEndpoint; tag?: string; attributes: Attributes; totals: Record<string, number> }>();
   private readonly accumulators = new Map<string, Accumulator<F>>();
-  private readonly activity = new Map<string, RowActivity>();
   private readonly now: () => number;
   private pass = 0;
 
@@ -113,9 +119,15 @@ export class EndpointCounterTable<F extends string> {
     }
     for (let i = 0; i < rows.count; i++) {
       const keyOffset = i * rows.keySize;
-      const identity = this.rows.read(rows.keys, keyOffset);
+      const entry = this.rows.entry(rows.keys, keyOffset);
+      const identity = entry.identity;
       if (!identity) continue;
-      const acc = this.accumulator(identity.seriesKey, identity, out);
+      let state = entry.state;
+      if (state === undefined || state.identity !== identity) {
+        const acc = this.accumulators.get(identity.seriesKey) ?? this.accumulator(identity.seriesKey, identity, out);
+        state = entry.state = { identity, acc, activity: state?.activity ?? -1, changedAt: state?.changedAt ?? now };
+      }
+      const acc = this.touch(state.acc, identity, out);
       let activity = 0;
       for (let f = 0; f < fields.length; f++) {
         const value = this.sumField(rows.values, i * rows.valueStride + this.valueOffsets[f], possibleCpus, perCpuStride);
@@ -124,9 +136,8 @@ export class EndpointCounterTable<F extends string> {
         activity += Math.abs(value);
       }
       const gone = this.gone.expired(identity.ref, identity.endpoint, now);
-      const idle = identity.flow && idleFlowEvictMs !== undefined && this.idle(identity.rowId, activity, now, idleFlowEvictMs);
+      const idle = identity.flow && idleFlowEvictMs !== undefined && idleFor(state, activity, now) >= idleFlowEvictMs;
       if (gone || idle) {
-        if (identity.flow) this.activity.delete(identity.rowId);
         expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
         expiredRows.push({ identity, gone, totals: values.slice() });
       }
@@ -140,18 +151,22 @@ export class EndpointCounterTable<F extends string> {
     return out;
   }
 
-  /**
-   * The series' accumulator, reset and added to `out` the first time a
-   * collection touches it. It takes the attributes of the first row that
-   * touches it in a collection, so a series renamed by new metadata keeps its
-   * key and running totals.
-   */
+  /** The series' accumulator (created on first use), touched for this collection. */
   private accumulator(seriesKey: string, source: { endpoint: LocalEndpoint; tag?: string; attributes: Attributes }, out: Array<Accumulator<F>>): Accumulator<F> {
     let acc = this.accumulators.get(seriesKey);
     if (!acc) {
-      acc = { endpoint: source.endpoint, seriesKey, attributes: source.attributes, totals: zero(this.options.fields), pass: 0 };
+      acc = { endpoint: source.endpoint, seriesKey, attributes: source.attributes, totals: zero(this.options.fields), pass: 0, startTime: hrTime() };
       this.accumulators.set(seriesKey, acc);
     }
+    return this.touch(acc, source, out);
+  }
+
+  /**
+   * Resets the accumulator and adds it to `out` the first time a collection
+   * touches it. It takes the attributes of the first row that touches it in a
+   * collection, so a series renamed by new metadata keeps its key and totals.
+   */
+  private touch(acc: Accumulator<F>, source: { endpoint: LocalEndpoint; tag?: string; attributes: Attributes }, out: Array<Accumulator<F>>): Accumulator<F> {
     if (acc.pass !== this.pass) {
       acc.pass = this.pass;
       acc.endpoint = source.endpoint;
@@ -173,21 +188,6 @@ export class EndpointCounterTable<F extends string> {
     return total;
   }
 
-  /** True once a flow row's counters have not moved for the idle timeout. */
-  private idle(rowId: string, activity: number, now: number, timeoutMs: number): boolean {
-    const last = this.activity.get(rowId);
-    if (!last) {
-      this.activity.set(rowId, { sum: activity, at: now });
-      return false;
-    }
-    if (last.sum !== activity) {
-      last.sum = activity;
-      last.at = now;
-      return false;
-    }
-    return now - last.at >= timeoutMs;
-  }
-
   private retire(keys: Buffer[], rows: ExpiredRow[]): void {
     this.options.object.mapDeleteKeys(this.options.mapName, Buffer.concat(keys));
     const { fields } = this.options;
@@ -200,6 +200,16 @@ export class EndpointCounterTable<F extends string> {
       this.retired.set(identity.seriesKey, kept);
     }
   }
+}
+
+/** How long a row's counters have not moved (0 when they just did). */
+function idleFor<F extends string>(state: RowState<F>, activity: number, now: number): number {
+  if (state.activity !== activity) {
+    state.activity = activity;
+    state.changedAt = now;
+    return 0;
+  }
+  return now - state.changedAt;
 }
 
 function zero<F extends string>(fields: readonly F[]): Record<F, number> {

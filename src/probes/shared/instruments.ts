@@ -10,5 +10,9 @@ export function observableCounter(meter: Meter, metric: MetricName): ObservableC
 
 /** One field of counter-table rows as series. */
 export function seriesOf<F extends string>(rows: Array<SeriesTotals<F>>, field: F): NumberSeries[] {
-  return rows.map((row) => ({ key: row.seriesKey, attributes: row.attributes, value: row.totals[field] }));
+  return rows.map((row) => {
+    const series: NumberSeries = { key: row.seriesKey, attributes: row.attributes, value: row.totals[field] };
+    if (row.startTime) series.startTime = row.startTime;
+    return series;
+  });
 }

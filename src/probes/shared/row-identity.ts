@@ -41,9 +41,16 @@ export function seriesKeyOf(endpointKey: string, peerKey: string | undefined, gr
   return `${endpointKey}|${peerKey ?? ''}|${groupKey}`;
 }
 
-interface CachedRow {
+/**
+ * A cached map row. `state` belongs to the table reading the map (running
+ * per-row state, found with the same single lookup); it survives a rebuild
+ * of the identity, so the table compares `state`'s own record of the
+ * identity it was set up for.
+ */
+export interface RowEntry<S> {
   /** undefined: the group's describe skips the row (that depends on the key alone, so it never changes). */
   identity: RowIdentity | undefined;
+  state: S | undefined;
   generation: number;
   peer: PeerIdentity | undefined;
   seenIn: number;
@@ -57,11 +64,11 @@ interface CachedRow {
  * or its peer's Kubernetes identity changed. Call begin() before reading a
  * map and end() after; rows not read in between are forgotten.
  */
-export class RowIdentityReader {
+export class RowIdentityReader<S = never> {
   private readonly endpointKey: EndpointKeyReader;
   private readonly keyFields: StructReader<string> | undefined;
   private readonly keySize: number;
-  private readonly cache = new Map<string, CachedRow>();
+  private readonly cache = new Map<string, RowEntry<S>>();
   private pass = 0;
   private readThisPass = 0;
 
@@ -95,30 +102,35 @@ export class RowIdentityReader {
 
   /** undefined when the group's describe skips the row. The identity is shared: do not modify it. */
   read(keys: Buffer, offset: number): RowIdentity | undefined {
+    return this.entry(keys, offset).identity;
+  }
+
+  /** The row's cache entry: its identity and the caller's per-row state. */
+  entry(keys: Buffer, offset: number): RowEntry<S> {
     const rowId = keys.toString('latin1', offset, offset + this.keySize);
     let row = this.cache.get(rowId);
     if (row === undefined || !this.current(row)) {
-      row = this.build(rowId, keys, offset);
+      row = this.build(rowId, keys, offset, row?.state);
       this.cache.set(rowId, row);
     }
     if (row.seenIn !== this.pass) {
       row.seenIn = this.pass;
       this.readThisPass++;
     }
-    return row.identity;
+    return row;
   }
 
-  private current(row: CachedRow): boolean {
+  private current(row: RowEntry<S>): boolean {
     if (!row.identity) return true;
     // Unknown endpoints are not cached by attribution either: their cgroup may be indexed by now.
     if (row.identity.endpoint.kind === 'unknown') return false;
     return row.generation === this.attribution.endpointGeneration && !row.peer?.stale;
   }
 
-  private build(rowId: string, keys: Buffer, offset: number): CachedRow {
+  private build(rowId: string, keys: Buffer, offset: number, state: S | undefined): RowEntry<S> {
     const generation = this.attribution.endpointGeneration;
     const group: RowDescription | undefined = this.describe ? this.describe(this.fieldView(keys, offset)) : { key: '', attributes: {} };
-    if (!group) return { identity: undefined, generation, peer: undefined, seenIn: 0 };
+    if (!group) return { identity: undefined, state, generation, peer: undefined, seenIn: 0 };
     const ref = this.endpointKey.ref(keys, offset);
     const endpoint = this.attribution.resolveRef(ref);
     const peer = this.endpointKey.peer(keys, offset);
@@ -137,7 +149,7 @@ export class RowIdentityReader {
       }),
       flow: peer !== undefined,
     };
-    return { identity, generation, peer: peerIdentity, seenIn: 0 };
+    return { identity, state, generation, peer: peerIdentity, seenIn: 0 };
   }
 
   private fieldView(keys: Buffer, offset: number): KeyFieldView {
