@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { MapRows, NativeBpfObject, StructLayoutInfo } from '../../src/bpf/native';
-import { CgroupAttribution } from '../../src/k8s/attribution';
+import type { Attributes } from '@opentelemetry/api';
+import { CgroupAttribution, type PodMetadataSource } from '../../src/k8s/attribution';
 import { CgroupIndex } from '../../src/k8s/cgroup-index';
 import { EndpointCounterTable } from '../../src/probes/shared/endpoint-counters';
 import { tempDir } from '../support/tmp';
@@ -143,6 +144,151 @@ describe('per-endpoint counter table', () => {
     map.rows.set(ino(service), [2, 2, 0, 0]);
     assert.deepEqual(byKind(table.collect()).node, { events: 5, segments: 7 });
     assert.equal(byKind(table.collect()).pod, undefined, "the removed pod container's series ends");
+  });
+});
+
+/** Flow rows (endpoint + peer) with the same layout as FakeCounterMap, keyed by their key bytes. */
+class FakeFlowMap {
+  rows = new Map<string, number[]>(); // key hex -> per-CPU [events, segments]
+  deleted = 0;
+  readonly cpus = 1;
+  static key(cgroupId: bigint, peer: string, port: number): string {
+    const key = Buffer.alloc(32);
+    key.writeBigUInt64LE(cgroupId, 0);
+    key.writeUInt16LE(port, 12);
+    key.writeUInt8(6, 14);
+    key.writeUInt8(2, 15); // AF_INET
+    key.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...peer.split('.').map(Number)], 16);
+    return key.toString('hex');
+  }
+  object(): NativeBpfObject {
+    const base = new FakeCounterMap().object();
+    return {
+      structLayout: base.structLayout,
+      mapReadAll: (): MapRows => {
+        const entries = [...this.rows.entries()];
+        const keys = Buffer.concat(entries.map(([k]) => Buffer.from(k, 'hex')));
+        const values = Buffer.alloc(entries.length * 16);
+        entries.forEach(([, v], i) => {
+          values.writeBigUInt64LE(BigInt(v[0]), i * 16);
+          values.writeBigUInt64LE(BigInt(v[1]), i * 16 + 8);
+        });
+        return { count: entries.length, keys, values, keySize: 32, valueStride: 16 };
+      },
+      mapDeleteKeys: (_name: string, keys: Buffer) => {
+        for (let off = 0; off < keys.length; off += 32) this.rows.delete(keys.toString('hex', off, off + 32)) && this.deleted++;
+        return keys.length / 32;
+      },
+    } as unknown as NativeBpfObject;
+  }
+}
+
+/** Kubernetes names that a test can change, notifying like the metadata cache does. */
+class FakeMetadata implements PodMetadataSource {
+  podName = 'checkout-1';
+  peers = new Map<string, string>();
+  private podListeners: Array<(uid: string) => void> = [];
+  private peerListeners: Array<(address: string) => void> = [];
+  podAttributesOf(): Attributes {
+    return { 'k8s.pod.name': this.podName };
+  }
+  peerOf(address: string): { attributes: Attributes } {
+    const name = this.peers.get(address);
+    return { attributes: name ? { 'peer.k8s.pod.name': name } : { 'flowtel.peer.kind': 'external' } };
+  }
+  onPodChange(listener: (uid: string) => void): void {
+    this.podListeners.push(listener);
+  }
+  onPeerChange(listener: (address: string) => void): void {
+    this.peerListeners.push(listener);
+  }
+  renamePod(name: string): void {
+    this.podName = name;
+    this.podListeners.forEach((l) => l(UID));
+  }
+  setPeer(address: string, name: string): void {
+    this.peers.set(address, name);
+    this.peerListeners.forEach((l) => l(address));
+  }
+}
+
+describe('flow rows: cached identities', () => {
+  function flowTable() {
+    const { root, pod } = tree();
+    let now = 0;
+    const index = new CgroupIndex({ root, minRescanIntervalMs: 10_000, now: () => now });
+    index.rescan();
+    const attribution = new CgroupAttribution(index, 'worker-1');
+    const metadata = new FakeMetadata();
+    attribution.useMetadata(metadata);
+    const map = new FakeFlowMap();
+    const table = new EndpointCounterTable({
+      object: map.object(),
+      mapName: 'm',
+      keyStruct: 'k',
+      valueStruct: 'v',
+      fields: ['events', 'segments'] as const,
+      attribution,
+      possibleCpus: map.cpus,
+      gracePeriodMs: 60_000,
+      idleFlowEvictMs: 5_000,
+      now: () => now,
+    });
+    const clock = { set: (ms: number) => (now = ms) };
+    return { root, pod, map, table, metadata, clock };
+  }
+  const byPeer = (rows: Array<{ attributes: Attributes; totals: Record<string, number> }>) =>
+    Object.fromEntries(rows.map((r) => [String(r.attributes['network.peer.address']), { ...r.attributes, ...r.totals }]));
+
+  it('renames a series when its peer or its pod gets new Kubernetes names, keeping its totals and start time', () => {
+    const { pod, map, table, metadata } = flowTable();
+    map.rows.set(FakeFlowMap.key(ino(pod), '10.0.0.7', 443), [1, 10]);
+    map.rows.set(FakeFlowMap.key(ino(pod), '10.0.0.8', 443), [2, 20]);
+    const first = table.collect();
+    const start = first.find((r) => r.attributes['network.peer.address'] === '10.0.0.7')?.startTime;
+    let rows = byPeer(first);
+    assert.equal(rows['10.0.0.7']['flowtel.peer.kind'], 'external');
+    assert.equal(rows['10.0.0.7']['k8s.pod.name'], 'checkout-1');
+
+    metadata.setPeer('10.0.0.7', 'payments-1');
+    map.rows.set(FakeFlowMap.key(ino(pod), '10.0.0.7', 443), [3, 30]);
+    const second = table.collect();
+    rows = byPeer(second);
+    assert.equal(rows['10.0.0.7']['peer.k8s.pod.name'], 'payments-1', 'the changed peer is renamed');
+    assert.equal(rows['10.0.0.7'].segments, 30);
+    assert.equal(rows['10.0.0.8']['flowtel.peer.kind'], 'external', 'other peers keep their names');
+    assert.deepEqual(second.find((r) => r.attributes['network.peer.address'] === '10.0.0.7')?.startTime, start, 'same series, same start');
+
+    metadata.renamePod('checkout-2');
+    rows = byPeer(table.collect());
+    assert.equal(rows['10.0.0.7']['k8s.pod.name'], 'checkout-2');
+    assert.equal(rows['10.0.0.8']['k8s.pod.name'], 'checkout-2');
+    assert.equal(rows['10.0.0.8'].events, 2);
+  });
+
+  it('names a row whose cgroup appears after its first collection, and evicts flows that stop moving', () => {
+    const { root, map, table, clock } = flowTable();
+    // Created after the index's walk: unknown until the next walk, then the same row is named.
+    const late = path.join(root, `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${'d'.repeat(64)}.scope`);
+    fs.mkdirSync(late);
+    map.rows.set(FakeFlowMap.key(ino(late), '10.0.0.9', 53), [1, 1]);
+    assert.equal(table.collect()[0].attributes['flowtel.attribution'], 'unknown');
+    clock.set(1_000);
+    assert.equal(table.collect()[0].attributes['flowtel.attribution'], 'unknown', 'no re-walk within the interval');
+    clock.set(10_000);
+    map.rows.set(FakeFlowMap.key(ino(late), '10.0.0.9', 53), [2, 2]);
+    assert.equal(table.collect()[0].attributes['container.id'], 'd'.repeat(64));
+
+    clock.set(12_000);
+    map.rows.set(FakeFlowMap.key(ino(late), '10.0.0.9', 53), [3, 3]); // moved: idle time starts again
+    assert.equal(table.collect().length, 1);
+    clock.set(16_999);
+    assert.equal(table.collect().length, 1);
+    assert.equal(map.deleted, 0, 'not idle for 5 s yet');
+    clock.set(17_000);
+    table.collect();
+    assert.equal(map.deleted, 1, 'idle for 5 s: deleted from the kernel map');
+    assert.equal(table.collect().length, 0, 'and its series ends');
   });
 });
 
