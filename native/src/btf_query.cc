@@ -76,8 +76,15 @@ Napi::Object StructLayout(Napi::Env env, const struct btf *btf, const std::strin
   return out;
 }
 
+// Parsed once for all queries of the start-up, then released (ReleaseKernelBtf).
+static struct btf *vmlinux = nullptr;
+
+void ReleaseKernelBtf() {
+  btf__free(vmlinux);
+  vmlinux = nullptr;
+}
+
 const struct btf *KernelBtf(Napi::Env env) {
-  static struct btf *vmlinux = nullptr;
   if (vmlinux == nullptr) {
     ClearLibbpfLog();
     struct btf *loaded = btf__load_vmlinux_btf();

@@ -17,6 +17,8 @@ Napi::Object StructLayout(Napi::Env env, const struct btf *btf, const std::strin
                           const std::string &name);
 // The running kernel's BTF, loaded once.
 const struct btf *KernelBtf(Napi::Env env);
+// Frees the cached vmlinux BTF; the next query parses it again.
+void ReleaseKernelBtf();
 
 // JS: kernelEnum(name) -> {NAME: value}
 Napi::Value KernelEnum(const Napi::CallbackInfo &info);

@@ -123,6 +123,8 @@ export class Agent {
       throw new Error('no probe group could be loaded (see the warnings above); nothing to do');
     }
     runtime.startEvents();
+    // Start-up parsed the kernel's BTF once per object and freed it; give those pages back.
+    runtime.native.releaseFreedMemory();
     const stopServices = registerSelfMetrics(pipeline.meter, runtime, pipeline);
     const stopKubernetesMetrics = kubernetes ? registerKubernetesMetrics(pipeline.meter, kubernetes) : () => {};
     log.info('flowtel running', {

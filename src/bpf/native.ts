@@ -88,6 +88,12 @@ export interface NativeAddon {
   kernelEnum(name: string): Record<string, number>;
   kernelEnumWithMember(member: string): Record<string, number>;
   possibleCpus(): number;
+  /**
+   * Frees the cached vmlinux BTF (a later kernelEnum parses it again) and
+   * calls malloc_trim(0), giving what start-up parsed and freed back to the
+   * OS; true if glibc released any memory.
+   */
+  releaseFreedMemory(): boolean;
   libbpfVersion: string;
 }
 
