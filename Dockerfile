@@ -37,5 +37,7 @@ LABEL org.opencontainers.image.title="flowtel" \
 # only to uid 0; the Helm chart drops every other capability, forbids privilege
 # escalation and mounts the root file system read-only.
 USER 0:0
-ENTRYPOINT ["node", "/opt/flowtel/dist/src/cli/main.js"]
+# A 1 MiB young generation: about 50 MB less resident memory for an agent on
+# every node, at no measured cost to collection time (docs/performance.md).
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/opt/flowtel/dist/src/cli/main.js"]
 CMD ["run"]

@@ -1,5 +1,7 @@
 #include "ring_buffer_consumer.h"
 
+#include <chrono>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -49,6 +51,7 @@ RingBufferConsumer::RingBufferConsumer(const Napi::CallbackInfo &info)
   uint32_t max_queue = OptionUint(options, "maxQueuedBatches", 64, 1, 1 << 20);
   poll_timeout_ms_ = static_cast<int>(OptionUint(options, "pollTimeoutMs", 100, 1, 10000));
   max_batch_bytes_ = OptionUint(options, "maxBatchBytes", 256 * 1024, 4096, 64 << 20);
+  max_in_flight_ = max_queue;
 
   int fd = info[0].As<Napi::Number>().Int32Value();
   // Own a dup so the consumer outlives the object that created the map.
@@ -81,47 +84,70 @@ int RingBufferConsumer::OnRecord(void *ctx, void *data, size_t size) {
   memcpy(batch.bytes.data() + at, &length, kFrameHeader);
   memcpy(batch.bytes.data() + at + kFrameHeader, data, size);
   batch.records++;
-  if (batch.bytes.size() >= self->max_batch_bytes_) self->Flush();
-  return 0;
+  // A full batch ends this poll (libbpf has consumed this record already, so it
+  // is kept); the rest stays in the ring until the loop has handed this over.
+  return batch.bytes.size() >= self->max_batch_bytes_ ? -EAGAIN : 0;
 }
 
-void RingBufferConsumer::Flush() {
-  if (current_.records == 0) return;
+// Hands the current batch to JS; false (batch kept) while maxQueuedBatches are in flight.
+bool RingBufferConsumer::Flush() {
+  if (current_.records == 0) return true;
+  if (in_flight_->load() >= max_in_flight_) return false;
   auto *batch = new Batch(std::move(current_));
   current_ = Batch();
+  batch->in_flight = in_flight_;
   uint32_t records = batch->records;
+  in_flight_->fetch_add(1);
   napi_status status = deliver_.NonBlockingCall(batch, [](Napi::Env env, Napi::Function callback,
                                                           Batch *data) {
     std::vector<uint8_t> *bytes = new std::vector<uint8_t>(std::move(data->bytes));
     uint32_t count = data->records;
+    std::shared_ptr<std::atomic<uint32_t>> in_flight = std::move(data->in_flight);
     delete data;
-    if (env == nullptr) {  // the function is being torn down
-      delete bytes;
-      return;
+    if (env != nullptr) {
+      Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
+          env, bytes->data(), bytes->size(),
+          [](Napi::Env, uint8_t *, std::vector<uint8_t> *owned) { delete owned; }, bytes);
+      callback.Call({buffer, Napi::Number::New(env, count)});
+    } else {
+      delete bytes;  // the function is being torn down
     }
-    Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
-        env, bytes->data(), bytes->size(),
-        [](Napi::Env, uint8_t *, std::vector<uint8_t> *owned) { delete owned; }, bytes);
-    callback.Call({buffer, Napi::Number::New(env, count)});
+    in_flight->fetch_sub(1);
   });
   if (status == napi_ok) {
     delivered_records_ += records;
     delivered_batches_++;
   } else {
-    // Queue full (JS is behind) or closing: count, never block.
+    // Closing (or a queue that is full despite the in-flight bound): count, never block.
+    in_flight_->fetch_sub(1);
     dropped_records_ += records;
     delete batch;
   }
+  return true;
 }
 
 void RingBufferConsumer::PollLoop() {
   while (!stopping_.load()) {
-    int n = ring_buffer__poll(ring_, poll_timeout_ms_);
-    if (n < 0 && n != -EINTR) {
+    bool full = current_.bytes.size() >= max_batch_bytes_;
+    // Hand over when JS is idle, or when the batch is full; otherwise keep
+    // filling it while JS works on the previous one.
+    if (current_.records > 0 && (in_flight_->load() == 0 || full) && !Flush()) full = true;
+    if (current_.bytes.size() >= max_batch_bytes_) {
+      // JS is behind by maxQueuedBatches full batches: leave records in the kernel ring.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    // Holding records for a busy JS thread: come back soon to hand them over.
+    int n = ring_buffer__poll(ring_, current_.records > 0 ? 1 : poll_timeout_ms_);
+    if (n < 0 && n != -EINTR && n != -EAGAIN) {
       poll_errors_++;
       last_poll_error_ = -n;
     }
-    Flush();
+  }
+  // Records taken from the ring before the stop are delivered (or counted).
+  if (current_.records > 0 && !Flush()) {
+    dropped_records_ += current_.records;
+    current_ = Batch();
   }
 }
 

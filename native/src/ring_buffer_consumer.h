@@ -1,12 +1,16 @@
 // Drains a BPF ring buffer on a native thread and hands batches of records to
-// JavaScript through a thread-safe function with a bounded queue. When the JS
-// side falls behind, whole batches are dropped and counted, never blocked on:
-// a blocked consumer would make the kernel side lose events instead, silently.
+// JavaScript through a thread-safe function. While JS works on a batch, the
+// next one keeps filling, so a busy JS thread gets fewer, larger batches. When
+// JS falls behind by maxQueuedBatches full batches, the thread stops draining:
+// records wait in the kernel ring (sized for bursts), and if that fills too,
+// the BPF programs count what they could not reserve (ring_buffer_full). JS
+// memory stays bounded and no record is lost uncounted.
 #pragma once
 #include <bpf/libbpf.h>
 #include <napi.h>
 
 #include <atomic>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -22,6 +26,9 @@ class RingBufferConsumer : public Napi::ObjectWrap<RingBufferConsumer> {
   struct Batch {
     std::vector<uint8_t> bytes;
     uint32_t records = 0;
+    // Batches handed to JS and not yet processed; shared because a batch can
+    // outlive the consumer object.
+    std::shared_ptr<std::atomic<uint32_t>> in_flight;
   };
 
   Napi::Value Stats(const Napi::CallbackInfo &info);
@@ -29,7 +36,7 @@ class RingBufferConsumer : public Napi::ObjectWrap<RingBufferConsumer> {
 
   static int OnRecord(void *ctx, void *data, size_t size);
   void PollLoop();
-  void Flush();
+  bool Flush();
   void Shutdown();
 
   int map_fd_ = -1;  // our own dup of the map fd
@@ -40,6 +47,8 @@ class RingBufferConsumer : public Napi::ObjectWrap<RingBufferConsumer> {
   bool running_ = false;
   int poll_timeout_ms_ = 100;
   size_t max_batch_bytes_ = 256 * 1024;
+  uint32_t max_in_flight_ = 64;
+  std::shared_ptr<std::atomic<uint32_t>> in_flight_ = std::make_shared<std::atomic<uint32_t>>(0);
   Batch current_;
   std::atomic<uint64_t> delivered_records_{0};
   std::atomic<uint64_t> dropped_records_{0};

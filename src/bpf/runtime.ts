@@ -45,6 +45,8 @@ export interface RuntimeOptions {
   objectDir: string;
   ringBufferBytes: number;
   maxQueuedBatches: number;
+  /** Bytes a batch may reach before it is handed over regardless (native default 256 KiB). */
+  maxBatchBytes?: number;
   addon?: NativeAddon;
 }
 
@@ -132,6 +134,7 @@ export class BpfRuntime {
     if (this.consumer || this.sharedRingFd === undefined) return;
     this.consumer = new this.addon.RingBufferConsumer(this.sharedRingFd, (batch, records) => this.dispatch(batch, records), {
       maxQueuedBatches: this.options.maxQueuedBatches,
+      ...(this.options.maxBatchBytes !== undefined ? { maxBatchBytes: this.options.maxBatchBytes } : {}),
     });
   }
 

@@ -13,6 +13,7 @@ import { cgroupRoot, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
 import { REPO } from './helm';
 import { freePorts, httpGet } from './local-net';
+import { AGENT_NODE_FLAGS } from '../support/agent-process';
 
 const SCRIPT = path.join(REPO, 'scripts', 'build-image-contents.sh');
 
@@ -64,7 +65,9 @@ describe('container image', () => {
     const packages = runtimeApt.slice(runtimeApt.indexOf('apt-get install')).split('&&')[0].split(' ').filter((w) => /^[a-z0-9][a-z0-9.+-]+$/.test(w) && !['apt-get', 'install'].includes(w));
     assert.deepEqual(packages.sort(), ['libbpf1', 'libelf1', 'zlib1g']);
     assert.ok(runtime.lines.includes(`COPY --from=${build.name} /out /opt/flowtel`), 'the runtime copies the staged tree');
-    assert.ok(runtime.lines.some((l) => l.startsWith('ENTRYPOINT') && l.includes('/opt/flowtel/dist/src/cli/main.js')));
+    const entrypoint = runtime.lines.find((l) => l.startsWith('ENTRYPOINT')) ?? '';
+    assert.ok(entrypoint.includes('/opt/flowtel/dist/src/cli/main.js'));
+    for (const flag of AGENT_NODE_FLAGS) assert.ok(entrypoint.includes(`"${flag}"`), `the image runs node with ${flag}, as tests and benchmarks do`);
 
     const ignored = fs.readFileSync(path.join(REPO, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
     for (const local of ['node_modules', 'dist', 'native/build', 'bpf/.output', '.git']) assert.ok(ignored.includes(local), `.dockerignore has ${local}`);

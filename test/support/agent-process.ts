@@ -8,6 +8,8 @@ import path from 'node:path';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 
 export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+/** Node flags the agent ships with (Dockerfile ENTRYPOINT, npm start): tests and benchmarks run it the same way. */
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
 
 // Agents a failed test did not stop must not outlive (or hang) the test run.
 const running = new Set<ChildProcess>();
@@ -43,7 +45,7 @@ export class AgentProcess {
     const chosen = args.indexOf('--health-port');
     const healthPort = chosen >= 0 ? Number(args[chosen + 1]) : randomHealthPort();
     const all = chosen >= 0 ? args : [...args, '--health-port', String(healthPort)];
-    return new AgentProcess(spawn(process.execPath, [CLI, 'run', ...all], { env: agentEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }), healthPort);
+    return new AgentProcess(spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI, 'run', ...all], { env: agentEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }), healthPort);
   }
 
   /** Resolves once the agent logged that it runs; rejects if it exits first. */
