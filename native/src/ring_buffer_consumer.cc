@@ -67,8 +67,10 @@ RingBufferConsumer::RingBufferConsumer(const Napi::CallbackInfo &info)
     map_fd_ = -1;
     ThrowErrno(env, "ring buffer fd " + std::to_string(fd), "create consumer", saved);
   }
+  // One slot more than the in-flight bound: the final batch at stop is queued
+  // even while JS still works on another (it cannot be waited for: Stop joins).
   deliver_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "flowtel-ringbuf",
-                                           max_queue, 1);
+                                           max_queue + 1, 1);
   running_ = true;
   thread_ = std::thread(&RingBufferConsumer::PollLoop, this);
 }
@@ -86,13 +88,14 @@ int RingBufferConsumer::OnRecord(void *ctx, void *data, size_t size) {
   batch.records++;
   // A full batch ends this poll (libbpf has consumed this record already, so it
   // is kept); the rest stays in the ring until the loop has handed this over.
-  return batch.bytes.size() >= self->max_batch_bytes_ ? -EAGAIN : 0;
+  return !self->draining_ && batch.bytes.size() >= self->max_batch_bytes_ ? -EAGAIN : 0;
 }
 
-// Hands the current batch to JS; false (batch kept) while maxQueuedBatches are in flight.
-bool RingBufferConsumer::Flush() {
+// Hands the current batch to JS; false (batch kept) while maxQueuedBatches are
+// in flight, unless forced (the final batch at stop).
+bool RingBufferConsumer::Flush(bool force) {
   if (current_.records == 0) return true;
-  if (in_flight_->load() >= max_in_flight_) return false;
+  if (!force && in_flight_->load() >= max_in_flight_) return false;
   auto *batch = new Batch(std::move(current_));
   current_ = Batch();
   batch->in_flight = in_flight_;
@@ -102,7 +105,12 @@ bool RingBufferConsumer::Flush() {
                                                           Batch *data) {
     std::vector<uint8_t> *bytes = new std::vector<uint8_t>(std::move(data->bytes));
     uint32_t count = data->records;
-    std::shared_ptr<std::atomic<uint32_t>> in_flight = std::move(data->in_flight);
+    // Released however this returns (a throwing callback included), or the
+    // consumer would wait for this batch forever.
+    struct InFlightRelease {
+      std::shared_ptr<std::atomic<uint32_t>> counter;
+      ~InFlightRelease() { counter->fetch_sub(1); }
+    } release{std::move(data->in_flight)};
     delete data;
     if (env != nullptr) {
       Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
@@ -112,7 +120,6 @@ bool RingBufferConsumer::Flush() {
     } else {
       delete bytes;  // the function is being torn down
     }
-    in_flight->fetch_sub(1);
   });
   if (status == napi_ok) {
     delivered_records_ += records;
@@ -144,11 +151,15 @@ void RingBufferConsumer::PollLoop() {
       last_poll_error_ = -n;
     }
   }
-  // Records taken from the ring before the stop are delivered (or counted).
-  if (current_.records > 0 && !Flush()) {
-    dropped_records_ += current_.records;
-    current_ = Batch();
+  // Everything still in the ring, and what was taken from it, goes out as one
+  // last batch (delivered after Stop returns, or counted as dropped).
+  draining_ = true;
+  int n = ring_buffer__consume(ring_);
+  if (n < 0 && n != -EINTR) {
+    poll_errors_++;
+    last_poll_error_ = -n;
   }
+  Flush(true);
 }
 
 void RingBufferConsumer::Shutdown() {

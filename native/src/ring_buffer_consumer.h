@@ -36,7 +36,7 @@ class RingBufferConsumer : public Napi::ObjectWrap<RingBufferConsumer> {
 
   static int OnRecord(void *ctx, void *data, size_t size);
   void PollLoop();
-  bool Flush();
+  bool Flush(bool force = false);
   void Shutdown();
 
   int map_fd_ = -1;  // our own dup of the map fd
@@ -44,6 +44,7 @@ class RingBufferConsumer : public Napi::ObjectWrap<RingBufferConsumer> {
   Napi::ThreadSafeFunction deliver_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  bool draining_ = false;  // stopping: take everything left in the ring, ignore the batch size
   bool running_ = false;
   int poll_timeout_ms_ = 100;
   size_t max_batch_bytes_ = 256 * 1024;
