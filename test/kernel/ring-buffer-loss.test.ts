@@ -44,7 +44,7 @@ describe('ring buffer flood (real kernel)', function () {
     const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_RETRANSMIT;
     runtime.onEvent(kind, () => {
       handled++;
-      const until = Date.now() + 5; // a slow consumer
+      const until = Date.now() + 20; // a slow consumer: at most 50 events/s
       while (Date.now() < until) {
         /* busy */
       }
