@@ -135,10 +135,10 @@ bool RingBufferConsumer::Flush(bool force) {
 
 void RingBufferConsumer::PollLoop() {
   while (!stopping_.load()) {
-    bool full = current_.bytes.size() >= max_batch_bytes_;
-    // Hand over when JS is idle, or when the batch is full; otherwise keep
-    // filling it while JS works on the previous one.
-    if (current_.records > 0 && (in_flight_->load() == 0 || full) && !Flush()) full = true;
+    // Hand over when JS is idle, or when the batch is full (Flush refuses while
+    // maxQueuedBatches are in flight); otherwise keep filling it while JS works
+    // on the previous one.
+    if (current_.records > 0 && (in_flight_->load() == 0 || current_.bytes.size() >= max_batch_bytes_)) Flush();
     if (current_.bytes.size() >= max_batch_bytes_) {
       // JS is behind by maxQueuedBatches full batches: leave records in the kernel ring.
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
