@@ -103,6 +103,16 @@ class FakeCounterMap {
   }
 }
 
+/** A table over the fake maps' layout (key struct 'k', value struct 'v' with events and segments). */
+function counterTable(
+  object: NativeBpfObject,
+  possibleCpus: number,
+  attribution: CgroupAttribution,
+  options: { gracePeriodMs: number; idleFlowEvictMs?: number; now: () => number },
+) {
+  return new EndpointCounterTable({ object, mapName: 'm', keyStruct: 'k', valueStruct: 'v', fields: ['events', 'segments'] as const, attribution, possibleCpus, ...options });
+}
+
 describe('per-endpoint counter table', () => {
   it('sums CPUs, sums cgroups that share an endpoint, and retires removed cgroups without going backwards', () => {
     const { root, pod, service } = tree();
@@ -115,17 +125,7 @@ describe('per-endpoint counter table', () => {
     map.rows.set(ino(pod), [1, 10, 2, 20]);
     map.rows.set(ino(service), [1, 1, 0, 0]);
     map.rows.set(ino(other), [0, 0, 3, 5]);
-    const table = new EndpointCounterTable({
-      object: map.object(),
-      mapName: 'm',
-      keyStruct: 'k',
-      valueStruct: 'v',
-      fields: ['events', 'segments'] as const,
-      attribution,
-      possibleCpus: map.cpus,
-      gracePeriodMs: 1000,
-      now: () => now,
-    });
+    const table = counterTable(map.object(), map.cpus, attribution, { gracePeriodMs: 1000, now: () => now });
     const byKind = (rows: ReturnType<typeof table.collect>) => Object.fromEntries(rows.map((r) => [r.endpoint.kind, r.totals]));
     assert.deepEqual(byKind(table.collect()), { pod: { events: 3, segments: 30 }, node: { events: 4, segments: 6 } });
 
@@ -222,18 +222,7 @@ describe('flow rows: cached identities', () => {
     const metadata = new FakeMetadata();
     attribution.useMetadata(metadata);
     const map = new FakeFlowMap();
-    const table = new EndpointCounterTable({
-      object: map.object(),
-      mapName: 'm',
-      keyStruct: 'k',
-      valueStruct: 'v',
-      fields: ['events', 'segments'] as const,
-      attribution,
-      possibleCpus: map.cpus,
-      gracePeriodMs: 60_000,
-      idleFlowEvictMs: 5_000,
-      now: () => now,
-    });
+    const table = counterTable(map.object(), map.cpus, attribution, { gracePeriodMs: 60_000, idleFlowEvictMs: 5_000, now: () => now });
     const clock = { set: (ms: number) => (now = ms) };
     return { root, pod, map, table, metadata, clock };
   }

@@ -28,7 +28,7 @@ import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EnumNames } from '../shared/enum-names';
 import { EventReader } from '../shared/event-endpoint';
 import { setCommonGlobals, u32 } from '../shared/globals';
-import { seriesOf } from '../shared/instruments';
+import { counterSums } from '../shared/instruments';
 import { emitNetworkEvent } from '../shared/emit';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { KernelSymbols } from './kallsyms';
@@ -96,15 +96,12 @@ export class DropsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    this.stopCallback = context.series.register(() => {
-      const rows = table.collect();
-      return {
-        sums: [
-          { metric: METRIC_NETWORK_DROPS, monotonic: true, series: seriesOf(rows, 'packets') },
-          { metric: METRIC_NETWORK_DROPPED_BYTES, monotonic: true, series: seriesOf(rows, 'bytes') },
-        ],
-      };
-    });
+    this.stopCallback = context.series.register(() =>
+      counterSums(table.collect(), [
+        [METRIC_NETWORK_DROPS, 'packets'],
+        [METRIC_NETWORK_DROPPED_BYTES, 'bytes'],
+      ]),
+    );
 
     const symbols = new KernelSymbols();
     symbols.load();

@@ -17,7 +17,7 @@ import { Directions } from '../shared/direction';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
 import { setCommonGlobals } from '../shared/globals';
-import { seriesOf } from '../shared/instruments';
+import { counterSums } from '../shared/instruments';
 import { EnumNames } from '../shared/enum-names';
 import { tcpStateNames } from '../shared/tcp-states';
 import { emitNetworkEvent } from '../shared/emit';
@@ -68,9 +68,7 @@ export class TcpResetsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    this.stopCallback = context.series.register(() => ({
-      sums: [{ metric: METRIC_TCP_RESETS, monotonic: true, series: seriesOf(table.collect(), 'value') }],
-    }));
+    this.stopCallback = context.series.register(() => counterSums(table.collect(), [[METRIC_TCP_RESETS, 'value']]));
 
     const reader = new EventReader(loaded.object, 'tcp_reset_event', ['direction', 'reason', 'state'] as const);
     const states = tcpStateNames(runtime.native);

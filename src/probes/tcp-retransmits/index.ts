@@ -17,7 +17,7 @@ import type { EventProbeConfig } from '../config';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
 import { setCommonGlobals } from '../shared/globals';
-import { seriesOf } from '../shared/instruments';
+import { counterSums } from '../shared/instruments';
 import { tcpStateNames } from '../shared/tcp-states';
 import { emitNetworkEvent } from '../shared/emit';
 import type { ProbeContext, ProbeGroup } from '../types';
@@ -54,15 +54,12 @@ export class TcpRetransmitsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    this.stopCallback = context.series.register(() => {
-      const rows = table.collect();
-      return {
-        sums: [
-          { metric: METRIC_TCP_RETRANSMITS, monotonic: true, series: seriesOf(rows, 'segments') },
-          { metric: METRIC_TCP_RETRANSMIT_EVENTS, monotonic: true, series: seriesOf(rows, 'events') },
-        ],
-      };
-    });
+    this.stopCallback = context.series.register(() =>
+      counterSums(table.collect(), [
+        [METRIC_TCP_RETRANSMITS, 'segments'],
+        [METRIC_TCP_RETRANSMIT_EVENTS, 'events'],
+      ]),
+    );
 
     const reader = new EventReader(loaded.object, 'tcp_retransmit_event', ['segments', 'state'] as const);
     const states = tcpStateNames(runtime.native);
