@@ -99,8 +99,12 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	flowtel_fill_tuple(&tuple, sk);
 	flowtel_endpoint_set_peer(&endpoint, &tuple);
 
-	/* Live sockets by state: leave the old state, enter the new one (CLOSE is not counted). */
-	if (oldstate != TCP_CLOSE)
+	/*
+	 * Live sockets by state: leave the old state, enter the new one (CLOSE is not counted).
+	 * An accepted connection's child socket is a clone of its listener and reports
+	 * LISTEN -> SYN_RECV: it never was a listener, so nothing leaves LISTEN.
+	 */
+	if (oldstate != TCP_CLOSE && !(oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV))
 		stat_add(&endpoint, TCP_STAT_STATE_DELTA, 0, oldstate, 0, -1);
 	if (newstate != TCP_CLOSE)
 		stat_add(&endpoint, TCP_STAT_STATE_DELTA, 0, newstate, 0, 1);

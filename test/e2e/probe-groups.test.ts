@@ -57,10 +57,11 @@ describe('e2e: probe groups against the kernel', function () {
   }
 
   /** Established TCP sockets in a pod, as the kernel lists them. */
-  async function establishedInKernel(pod: string): Promise<number> {
-    const out = await mustRun('ip', ['netns', 'exec', node.pod(pod).netns, 'ss', '-tnH', 'state', 'established']);
+  async function socketsInKernel(pod: string, state: 'established' | 'listening'): Promise<number> {
+    const out = await mustRun('ip', ['netns', 'exec', node.pod(pod).netns, 'ss', '-tnH', 'state', state]);
     return out.trim().split('\n').filter(Boolean).length;
   }
+  const establishedInKernel = (pod: string) => socketsInKernel(pod, 'established');
 
   /** Waits for an export that started after now (+ margin) so it holds everything that happened before. */
   const settled = () => freshExport(receiver);
@@ -213,6 +214,10 @@ describe('e2e: probe groups against the kernel', function () {
       const kernelCount = await establishedInKernel('a');
       assert.equal(kernelCount, 3);
       assert.equal(total('flowtel.tcp.connections', { 'k8s.pod.uid': uid('a'), 'network.connection.state': 'established' }), kernelCount);
+      // Each accept clones the listener into a child that moves LISTEN -> SYN_RECV; that must not take a listener away.
+      const listening = await socketsInKernel('b', 'listening');
+      assert.ok(listening >= 1);
+      assert.equal(total('flowtel.tcp.connections', { 'k8s.pod.uid': uid('b'), 'network.connection.state': 'listen' }), listening);
       holder.kill('SIGKILL');
       await waitForClosedConnections(node, 'a');
     });
