@@ -124,8 +124,9 @@ export class EndpointCounterTable<F extends string> {
       if (!identity) continue;
       let state = entry.state;
       if (state === undefined || state.identity !== identity) {
-        const acc = this.accumulators.get(identity.seriesKey) ?? this.accumulator(identity.seriesKey, identity, out);
-        state = entry.state = { identity, acc, activity: state?.activity ?? -1, changedAt: state?.changedAt ?? now };
+        // New row, or its identity was rebuilt (it may belong to another series now): look its series up once.
+        const previous = state;
+        state = entry.state = { identity, acc: this.accumulator(identity.seriesKey, identity, out), activity: previous?.activity ?? -1, changedAt: previous?.changedAt ?? now };
       }
       const acc = this.touch(state.acc, identity, out);
       let activity = 0;
