@@ -85,9 +85,11 @@ export class CgroupAttribution {
     this.forgetPeers();
     this.generation++;
     metadata.onPodChange((podUid) => {
-      for (const [id, endpoint] of this.endpoints) if (endpoint.podUid === podUid) this.endpoints.delete(id);
-      for (const [ino, endpoint] of this.netnsEndpoints) if (endpoint.podUid === podUid) this.netnsEndpoints.delete(ino);
-      this.generation++;
+      let forgot = false;
+      for (const [id, endpoint] of this.endpoints) if (endpoint.podUid === podUid) forgot = this.endpoints.delete(id);
+      for (const [ino, endpoint] of this.netnsEndpoints) if (endpoint.podUid === podUid) forgot = this.netnsEndpoints.delete(ino);
+      // Only endpoints resolved before can resolve differently now.
+      if (forgot) this.generation++;
     });
     metadata.onPeerChange((address) => {
       const entry = this.peers.get(address);

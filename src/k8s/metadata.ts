@@ -87,7 +87,7 @@ export class KubernetesMetadata {
         resource: 'services',
         path: '/api/v1/services',
         transform: toServiceInfo,
-        onUpsert: (_key, s) => s.clusterIps.forEach((ip) => this.setPeer(this.servicesByIp, ip, s)),
+        onUpsert: (_key, s) => s.clusterIps.forEach((ip) => this.setPeer(this.servicesByIp, ip, s, (x) => `${x.namespace}/${x.name}`)),
         onDelete: (_key, s) => s.clusterIps.forEach((ip) => this.deletePeer(this.servicesByIp, ip, s)),
         client,
         log,
@@ -96,7 +96,7 @@ export class KubernetesMetadata {
         resource: 'nodes',
         path: '/api/v1/nodes',
         transform: toNodeInfo,
-        onUpsert: (_key, n) => n.ips.forEach((ip) => this.setPeer(this.nodesByIp, ip, n)),
+        onUpsert: (_key, n) => n.ips.forEach((ip) => this.setPeer(this.nodesByIp, ip, n, (x) => x.name)),
         onDelete: (_key, n) => n.ips.forEach((ip) => this.deletePeer(this.nodesByIp, ip, n)),
         client,
         log,
@@ -190,17 +190,28 @@ export class KubernetesMetadata {
   }
 
   private podSeen(pod: PodInfo): void {
+    const before = this.podsByUid.get(pod.uid) ?? this.deleted.get(pod.uid)?.pod;
     this.podsByUid.set(pod.uid, pod);
     this.deleted.delete(pod.uid);
-    this.podAttributes.delete(pod.uid);
     if (!this.options.resolvePeers) this.indexPodIps(pod);
+    // Status updates are frequent; listeners re-resolve (every cached map row of the node) only when names change.
+    if (before && this.sameNames(before, pod)) return;
+    this.podAttributes.delete(pod.uid);
     this.changed(pod.uid);
   }
 
   private podGone(pod: PodInfo): void {
     this.podsByUid.delete(pod.uid);
-    this.deleted.set(pod.uid, { pod, until: this.now() + this.options.deletedPodGracePeriodMs });
+    const now = this.now();
+    // Tombstones are otherwise dropped only when looked up again; a node running many short pods must not keep them all.
+    for (const [uid, entry] of this.deleted) if (entry.until <= now) this.liveTombstone(uid);
+    this.deleted.set(pod.uid, { pod, until: now + this.options.deletedPodGracePeriodMs });
     if (!this.options.resolvePeers) this.unindexPodIps(pod);
+  }
+
+  /** Whether two versions of a pod give its endpoints the same attributes. */
+  private sameNames(a: PodInfo, b: PodInfo): boolean {
+    return JSON.stringify([this.buildPodAttributes(a), a.containers]) === JSON.stringify([this.buildPodAttributes(b), b.containers]);
   }
 
   private liveTombstone(podUid: string): PodInfo | undefined {
@@ -231,9 +242,11 @@ export class KubernetesMetadata {
     }
   }
 
-  private setPeer<T>(index: Map<string, T>, ip: string, owner: T): void {
+  /** Indexes an address; listeners hear of it only when its owner's name changes (node heartbeats do not count). */
+  private setPeer<T>(index: Map<string, T>, ip: string, owner: T, nameOf: (owner: T) => string): void {
+    const before = index.get(ip);
     index.set(ip, owner);
-    this.peerChanged(ip);
+    if (before === undefined || nameOf(before) !== nameOf(owner)) this.peerChanged(ip);
   }
 
   private deletePeer<T>(index: Map<string, T>, ip: string, owner: T): void {

@@ -113,6 +113,8 @@ export class Reflector<T> {
     if (this.stopped) return;
     const { client, path, transform } = this.options;
     this.stats.watches++;
+    // client.watch resolves even when the request failed (after calling `done`): only an open watch means in sync.
+    let ended = false;
     this.stopWatch = await client.watch(
       path,
       { ...this.query, allowWatchBookmarks: true, resourceVersion: this.resourceVersion },
@@ -135,12 +137,29 @@ export class Reflector<T> {
         if (value !== undefined) this.upsert(key, value);
       },
       (err) => {
+        ended = true;
         this.stopWatch = undefined;
         if (this.stopped) return;
         if (err) this.fail(err);
         else void this.watch(); // server closed the watch: resume from the last resourceVersion
       },
     );
+    if (this.stopped) {
+      // stop() ran while the watch was being opened.
+      this.stopWatch?.();
+      this.stopWatch = undefined;
+      return;
+    }
+    if (ended) {
+      this.stopWatch = undefined;
+      return;
+    }
+    if (this.stats.lastError) {
+      // Resumed from our resourceVersion after a failure: nothing was missed, so we are in sync again.
+      this.options.log.info(`kubernetes ${this.options.resource}: synced again`, { resource: this.options.resource, objects: this.items.size });
+      this.stats.lastError = undefined;
+      this.backoffMs = this.options.minBackoffMs ?? 500;
+    }
   }
 
   private onWatchError(status: Record<string, unknown>): void {

@@ -177,6 +177,15 @@ describe('e2e: Kubernetes enrichment', function () {
     assert.equal(point?.attributes['k8s.pod.name'], podName('d'));
     assert.equal(point?.attributes['k8s.deployment.name'], 'during-outage');
   });
+
+  it('after a short outage with history kept, resumes its watches and reports synced again without relisting', async () => {
+    const relistsBefore = receiver.latestTotal('flowtel.agent.k8s.relists');
+    await api.stop();
+    await waitFor('the outage to show', () => (receiver.latestPoints('flowtel.agent.k8s.synced', { 'flowtel.k8s.resource': 'pods' })[0]?.value === 0 ? true : undefined), 15_000);
+    await api.start();
+    await waitFor('synced again', () => (receiver.latestPoints('flowtel.agent.k8s.synced').every((p) => p.value === 1) ? true : undefined), 30_000);
+    assert.equal(receiver.latestTotal('flowtel.agent.k8s.relists'), relistsBefore, 'resumed from the resourceVersion, no relist');
+  });
 });
 
 describe('e2e: Kubernetes bad input', function () {
