@@ -67,7 +67,7 @@ export interface RingBufferStats {
 }
 
 export interface RingBufferOptions {
-  /** Batches waiting for the JS thread before new ones are dropped (and counted). */
+  /** Batches JS may be behind by; then records wait in the kernel ring (whose overflow the BPF side counts). */
   maxQueuedBatches?: number;
   pollTimeoutMs?: number;
   maxBatchBytes?: number;
