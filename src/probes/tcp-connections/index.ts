@@ -7,6 +7,7 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
+import type { EndpointRef } from '../../k8s/attribution';
 import {
   ATTR_ERROR_TYPE,
   ATTR_FLOWTEL_TCP_CONNECT_DURATION_MS,
@@ -24,7 +25,8 @@ import {
   METRIC_TCP_HANDSHAKE_DURATION,
 } from '../../semconv';
 import type { EventProbeConfig } from '../config';
-import { EndpointCounterTable } from '../shared/endpoint-counters';
+import { EndpointCounterTable, type SeriesTotals } from '../shared/endpoint-counters';
+import { seriesOf } from '../shared/instruments';
 import { seriesKeyOf } from '../shared/row-identity';
 import { peerInfo } from '../shared/endpoint-key';
 import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
@@ -126,26 +128,35 @@ export class TcpConnectionsGroup implements ProbeGroup {
 
     this.stopCallbacks.push(
       context.series.register(() => {
-        const byTag = new Map<string, NumberSeries[]>();
-        // Live sockets: the baseline from /proc plus the kernel's state deltas, per series.
-        const live = new Map<string, NumberSeries>([...baseline].map(([key, b]) => [key, { key, attributes: b.attributes, value: b.value }]));
+        const rowsByTag = new Map<string, Array<SeriesTotals<'value'>>>();
+        // Live sockets: the kernel's state deltas plus the baseline from /proc of endpoints still alive.
+        const live = new Map<string, NumberSeries>();
+        for (const [key, b] of baseline) {
+          if (!attribution.isLiveRef(b.ref)) continue; // its pod is gone: so are its sockets
+          // Named now, not at start: Kubernetes metadata may have arrived since.
+          const attributes = { ...attribution.resolveRef(b.ref).attributes, ...b.groupAttributes };
+          live.set(key, { key, attributes, value: b.value });
+        }
         for (const row of table.collect()) {
           if (row.tag === 'TCP_STAT_STATE_DELTA') {
-            const entry = live.get(row.seriesKey) ?? { key: row.seriesKey, attributes: row.attributes, value: 0 };
-            entry.value += row.totals.value;
-            live.set(row.seriesKey, entry);
+            const entry = live.get(row.seriesKey);
+            if (entry) {
+              entry.attributes = row.attributes;
+              entry.value += row.totals.value;
+            } else live.set(row.seriesKey, { key: row.seriesKey, attributes: row.attributes, value: row.totals.value });
           } else if (row.tag) {
-            const list = byTag.get(row.tag) ?? [];
-            list.push({ key: row.seriesKey, attributes: row.attributes, value: row.totals.value });
-            byTag.set(row.tag, list);
+            const rows = rowsByTag.get(row.tag) ?? [];
+            rows.push(row);
+            rowsByTag.set(row.tag, rows);
           }
         }
+        const sumOf = (tag: string) => seriesOf(rowsByTag.get(tag) ?? [], 'value');
         return {
           sums: [
-            { metric: METRIC_TCP_CONNECTION_OPENS, monotonic: true, series: byTag.get('TCP_STAT_OPENED') ?? [] },
-            { metric: METRIC_TCP_CONNECTION_FAILURES, monotonic: true, series: byTag.get('TCP_STAT_FAILED') ?? [] },
-            { metric: METRIC_TCP_CONNECTION_CLOSES, monotonic: true, series: byTag.get('TCP_STAT_CLOSED') ?? [] },
-            { metric: METRIC_TCP_CONNECTION_BYTES, monotonic: true, series: byTag.get('BYTES') ?? [] },
+            { metric: METRIC_TCP_CONNECTION_OPENS, monotonic: true, series: sumOf('TCP_STAT_OPENED') },
+            { metric: METRIC_TCP_CONNECTION_FAILURES, monotonic: true, series: sumOf('TCP_STAT_FAILED') },
+            { metric: METRIC_TCP_CONNECTION_CLOSES, monotonic: true, series: sumOf('TCP_STAT_CLOSED') },
+            { metric: METRIC_TCP_CONNECTION_BYTES, monotonic: true, series: sumOf('BYTES') },
             // Orphaned sockets (not in the baseline) may close below zero: clamp.
             { metric: METRIC_TCP_CONNECTIONS, monotonic: false, series: [...live.values()].map((s) => ({ ...s, value: Math.max(0, s.value) })) },
           ],
@@ -185,14 +196,15 @@ export class TcpConnectionsGroup implements ProbeGroup {
   }
 
   /** Live sockets by state at start, in the same series identity the kernel rows get. */
-  private baseline(context: ProbeContext, states: TcpStateNames): Map<string, { attributes: Attributes; value: number }> {
-    const out = new Map<string, { attributes: Attributes; value: number }>();
+  private baseline(context: ProbeContext, states: TcpStateNames): Map<string, BaselineEntry> {
+    const out = new Map<string, BaselineEntry>();
     const [low, high] = ephemeralPortRange();
     const ephemeral = (p: number) => p >= low && p <= high;
     for (const socket of existingTcpSockets((p) => context.attribution.cgroupIdOfProcPath(p))) {
       const state = states.semconv(socket.state);
       if (!state || state === 'closed') continue;
-      const endpoint = context.attribution.resolveRef({ cgroupId: socket.cgroupId, netnsIno: socket.netnsIno });
+      const ref = { cgroupId: socket.cgroupId, netnsIno: socket.netnsIno };
+      const endpoint = context.attribution.resolveRef(ref);
       let peer;
       if (this.config.granularity === 'flow') {
         const { localPort: l, remotePort: r } = socket;
@@ -200,10 +212,18 @@ export class TcpConnectionsGroup implements ProbeGroup {
         peer = peerInfo(socket.remoteAddress, serverPort, IPPROTO_TCP, socket.family === 'ipv6' ? 10 : 2);
       }
       const key = seriesKeyOf(endpoint.key, peer?.key, `state/${state}`);
-      const entry = out.get(key) ?? { attributes: { ...endpoint.attributes, ...peer?.attributes, [ATTR_NETWORK_CONNECTION_STATE]: state }, value: 0 };
+      const entry = out.get(key) ?? { ref, groupAttributes: { ...peer?.attributes, [ATTR_NETWORK_CONNECTION_STATE]: state }, value: 0 };
       entry.value += 1;
       out.set(key, entry);
     }
     return out;
   }
+}
+
+/** Sockets of one series found at start. */
+interface BaselineEntry {
+  ref: EndpointRef;
+  /** Peer and state attributes; the endpoint's are resolved at each collection. */
+  groupAttributes: Attributes;
+  value: number;
 }
