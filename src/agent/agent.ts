@@ -95,11 +95,14 @@ export class Agent {
 
     const started: ProbeGroup[] = [];
     for (const factory of groupFactories(config)) {
+      let group: ProbeGroup | undefined;
       try {
-        const group = factory.build();
+        group = factory.build();
         group.start(runtime.load(group.objectSpec), context);
         started.push(group);
       } catch (err) {
+        // A group may have registered its series before failing: they would read an unloaded object.
+        group?.stop();
         runtime.unload(factory.name);
         // A configuration mistake is the operator's to fix, not a kernel limitation.
         if (err instanceof ConfigError) {

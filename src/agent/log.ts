@@ -8,13 +8,9 @@ const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 
 
 export class AgentLog {
   constructor(
-    private level: LogLevel = 'info',
+    private readonly level: LogLevel = 'info',
     private readonly out: NodeJS.WritableStream = process.stderr,
   ) {}
-
-  setLevel(level: LogLevel): void {
-    this.level = level;
-  }
 
   debug(msg: string, fields?: Record<string, unknown>): void {
     this.write('debug', msg, fields);

@@ -164,10 +164,6 @@ export class BpfRuntime {
     };
   }
 
-  loadedGroups(): string[] {
-    return [...this.loaded.keys()];
-  }
-
   /** Detaches every program and stops the consumer (queued batches still arrive); maps stay readable. */
   detachAll(): void {
     for (const entry of this.loaded.values()) {

@@ -5,13 +5,6 @@
  */
 import type { MemberLayout, StructLayoutInfo } from './native';
 
-export type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'bytes';
-
-export interface FieldReader {
-  readonly offset: number;
-  readonly size: number;
-}
-
 export class StructReader<F extends string> {
   readonly size: number;
   private readonly fields: Record<F, MemberLayout>;

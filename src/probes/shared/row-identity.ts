@@ -25,8 +25,6 @@ export interface RowDescription {
 export type DescribeRow = (key: KeyFieldView) => RowDescription | undefined;
 
 export interface RowIdentity {
-  /** The row's kernel key bytes as a latin1 string: the row's own identity. */
-  rowId: string;
   ref: EndpointRef;
   endpoint: LocalEndpoint;
   tag?: string;
@@ -85,10 +83,6 @@ export class RowIdentityReader<S = never> {
     this.keyFields = keyFields?.length ? new StructReader(keyStruct, layout, keyFields) : undefined;
   }
 
-  ref(keys: Buffer, offset: number): EndpointRef {
-    return this.endpointKey.ref(keys, offset);
-  }
-
   begin(): void {
     this.pass++;
     this.readThisPass = 0;
@@ -110,7 +104,7 @@ export class RowIdentityReader<S = never> {
     const rowId = keys.toString('latin1', offset, offset + this.keySize);
     let row = this.cache.get(rowId);
     if (row === undefined || !this.current(row)) {
-      row = this.build(rowId, keys, offset, row?.state);
+      row = this.build(keys, offset, row?.state);
       this.cache.set(rowId, row);
     }
     if (row.seenIn !== this.pass) {
@@ -127,7 +121,7 @@ export class RowIdentityReader<S = never> {
     return row.generation === this.attribution.endpointGeneration && !row.peer?.stale;
   }
 
-  private build(rowId: string, keys: Buffer, offset: number, state: S | undefined): RowEntry<S> {
+  private build(keys: Buffer, offset: number, state: S | undefined): RowEntry<S> {
     const generation = this.attribution.endpointGeneration;
     const group: RowDescription | undefined = this.describe ? this.describe(this.fieldView(keys, offset)) : { key: '', attributes: {} };
     if (!group) return { identity: undefined, state, generation, peer: undefined, seenIn: 0 };
@@ -136,7 +130,6 @@ export class RowIdentityReader<S = never> {
     const peer = this.endpointKey.peer(keys, offset);
     const peerIdentity = peer ? this.attribution.peer(peer.address) : undefined;
     const identity: RowIdentity = {
-      rowId,
       ref,
       endpoint,
       ...(group.tag !== undefined ? { tag: group.tag } : {}),
