@@ -255,6 +255,37 @@ describe('flow rows: cached identities', () => {
     assert.equal(rows['10.0.0.8'].events, 2);
   });
 
+  it('keeps a series shared by node cgroups whole when one of its rows is evicted, and ends it with its last row', () => {
+    const { root, map, table, clock } = flowTable();
+    const kubelet = path.join(root, 'system.slice/kubelet.service');
+    const containerd = path.join(root, 'system.slice/containerd.service');
+    fs.mkdirSync(kubelet);
+    fs.mkdirSync(containerd);
+    const t0 = 10_000; // the index re-walks and finds both cgroups: they are the node
+    const rowOf = (dir: string) => FakeFlowMap.key(ino(dir), '10.0.0.1', 6443);
+    const apiServer = () => table.collect().filter((r) => r.attributes['network.peer.address'] === '10.0.0.1');
+    clock.set(t0);
+    map.rows.set(rowOf(kubelet), [1, 10]);
+    map.rows.set(rowOf(containerd), [2, 20]);
+    const first = apiServer();
+    assert.deepEqual(first.map((r) => r.totals), [{ events: 3, segments: 30 }], 'both cgroups are the node: one series');
+    assert.equal(first[0].attributes['flowtel.attribution'], 'node');
+    clock.set(t0 + 1_000);
+    map.rows.set(rowOf(kubelet), [5, 50]); // containerd stays idle from here on
+    apiServer();
+    clock.set(t0 + 5_000);
+    map.rows.set(rowOf(kubelet), [6, 60]);
+    assert.deepEqual(apiServer().map((r) => r.totals), [{ events: 8, segments: 80 }]);
+    assert.equal(map.deleted, 1, "containerd's idle row was deleted from the kernel map");
+    clock.set(t0 + 6_000);
+    map.rows.set(rowOf(kubelet), [7, 70]);
+    assert.deepEqual(apiServer().map((r) => r.totals), [{ events: 9, segments: 90 }], 'the series did not go backwards');
+    clock.set(t0 + 11_000);
+    assert.deepEqual(apiServer().map((r) => r.totals), [{ events: 9, segments: 90 }]);
+    assert.equal(map.deleted, 2, "kubelet's row idled too");
+    assert.deepEqual(apiServer(), [], 'the series ended with its last row');
+  });
+
   it('names a row whose cgroup appears after its first collection, and evicts flows that stop moving', () => {
     const { root, map, table, clock } = flowTable();
     // Created after the index's walk: unknown until the next walk, then the same row is named.

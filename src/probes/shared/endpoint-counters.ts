@@ -54,6 +54,8 @@ export interface EndpointCounterTableOptions<F extends string> {
 /** A series' running totals, reused from collection to collection (`pass` says when it was last reset). */
 interface Accumulator<F extends string> extends SeriesTotals<F> {
   pass: number;
+  /** The last collection in which a row that stays in the map counted into it. */
+  livePass: number;
 }
 
 /** A kernel row to delete: its endpoint is gone, or (a flow) it has been idle. */
@@ -77,7 +79,13 @@ export class EndpointCounterTable<F extends string> {
   private readonly rows: RowIdentityReader<RowState<F>>;
   private readonly gone: GoneRows;
   private readonly valueOffsets: number[];
-  private readonly retired = new Map<string, { endpoint: LocalEndpoint; tag?: string; attributes: Attributes; totals: Record<string, number> }>();
+  /**
+   * Totals of deleted rows, by series, so a series never goes backwards while
+   * it lasts: rows of the node's many cgroups share a series, and one of them
+   * may be deleted (its cgroup gone, its flow idle) while others still count.
+   * `forever`: the node's (or unknown) series at pod granularity never ends.
+   */
+  private readonly retired = new Map<string, { endpoint: LocalEndpoint; tag?: string; attributes: Attributes; totals: Record<string, number>; forever: boolean }>();
   private readonly accumulators = new Map<string, Accumulator<F>>();
   private readonly now: () => number;
   private pass = 0;
@@ -141,7 +149,7 @@ export class EndpointCounterTable<F extends string> {
       if (gone || idle) {
         expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
         expiredRows.push({ identity, gone, totals: values.slice() });
-      }
+      } else acc.livePass = pass;
     }
     this.gone.end();
     this.rows.end();
@@ -149,6 +157,10 @@ export class EndpointCounterTable<F extends string> {
       for (const [key, acc] of this.accumulators) if (acc.pass !== pass) this.accumulators.delete(key);
     }
     if (expired.length) this.retire(expired, expiredRows);
+    // A series ends when its last row is deleted (a pod's, an idle flow's).
+    for (const [key, entry] of this.retired) {
+      if (!entry.forever && this.accumulators.get(key)?.livePass !== pass) this.retired.delete(key);
+    }
     return out;
   }
 
@@ -156,7 +168,7 @@ export class EndpointCounterTable<F extends string> {
   private accumulator(seriesKey: string, source: { endpoint: LocalEndpoint; tag?: string; attributes: Attributes }, out: Array<Accumulator<F>>): Accumulator<F> {
     let acc = this.accumulators.get(seriesKey);
     if (!acc) {
-      acc = { endpoint: source.endpoint, seriesKey, attributes: source.attributes, totals: zero(this.options.fields), pass: 0, startTime: hrTime() };
+      acc = { endpoint: source.endpoint, seriesKey, attributes: source.attributes, totals: zero(this.options.fields), pass: 0, livePass: 0, startTime: hrTime() };
       this.accumulators.set(seriesKey, acc);
     }
     return this.touch(acc, source, out);
@@ -194,9 +206,8 @@ export class EndpointCounterTable<F extends string> {
     const { fields } = this.options;
     for (const { identity, gone, totals } of rows) {
       if (gone) this.options.attribution.forgetRef(identity.ref);
-      // A pod's series and an idle flow's series end; shared endpoints keep counting.
-      if (identity.endpoint.kind === 'pod' || identity.flow) continue;
-      const kept = this.retired.get(identity.seriesKey) ?? { endpoint: identity.endpoint, tag: identity.tag, attributes: identity.attributes, totals: zero(fields) };
+      const forever = identity.endpoint.kind !== 'pod' && !identity.flow;
+      const kept = this.retired.get(identity.seriesKey) ?? { endpoint: identity.endpoint, tag: identity.tag, attributes: identity.attributes, totals: zero(fields), forever };
       fields.forEach((field, f) => (kept.totals[field] += totals[f]));
       this.retired.set(identity.seriesKey, kept);
     }
