@@ -240,6 +240,15 @@ Napi::Value BpfObject::MapInfo(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// Gives JS a Buffer over the vector's memory without copying it (a map of
+// 100,000 flows is megabytes per collection); the Buffer's finalizer frees it.
+static Napi::Buffer<uint8_t> HandOver(Napi::Env env, std::vector<uint8_t> bytes, size_t size) {
+  if (size == 0) return Napi::Buffer<uint8_t>::New(env, 0);
+  auto *owned = new std::vector<uint8_t>(std::move(bytes));
+  return Napi::Buffer<uint8_t>::New(env, owned->data(), size,
+                                    [](Napi::Env, uint8_t *, std::vector<uint8_t> *v) { delete v; }, owned);
+}
+
 // Reads every entry with BPF_MAP_LOOKUP_BATCH into two Buffers: keys packed
 // at keySize, values at valueStride. Entries stay in the map (running totals).
 // Reads in chunks sized to what the map holds, not to its capacity: a 4,096-row
@@ -286,8 +295,8 @@ Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("count", Napi::Number::New(env, static_cast<double>(total)));
-  out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), total * key_size));
-  out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), total * stride));
+  out.Set("keys", HandOver(env, std::move(keys), total * key_size));
+  out.Set("values", HandOver(env, std::move(values), total * stride));
   out.Set("keySize", Napi::Number::New(env, static_cast<double>(key_size)));
   out.Set("valueStride", Napi::Number::New(env, static_cast<double>(stride)));
   return out;
