@@ -33,7 +33,7 @@ export class StructReader<F extends string> {
       case 4:
         return buf.readUInt32LE(base + offset);
       case 8:
-        return Number(buf.readBigUInt64LE(base + offset));
+        return readU64(buf, base + offset);
       default:
         throw new Error(`field ${field} is ${size} bytes, not an integer`);
     }
@@ -56,6 +56,18 @@ export class StructReader<F extends string> {
 }
 
 /** Sums a u64 field over every possible CPU of a per-CPU value. */
+/** A u64 (s64 if `signed`) as a number: two 32-bit reads, no BigInt (counters stay below 2^53). */
+export function readU64(buf: Buffer, at: number, signed = false): number {
+  return (signed ? buf.readInt32LE(at + 4) : buf.readUInt32LE(at + 4)) * 4294967296 + buf.readUInt32LE(at);
+}
+
+/** One u64/s64 field of a per-CPU value summed over CPUs, as a number (the per-row hot path). */
+export function sumPerCpu(values: Buffer, at: number, cpus: number, perCpuStride: number, signed = false): number {
+  let total = 0;
+  for (let cpu = 0; cpu < cpus; cpu++, at += perCpuStride) total += readU64(values, at, signed);
+  return total;
+}
+
 export function sumPerCpuU64(
   values: Buffer,
   valueOffset: number,

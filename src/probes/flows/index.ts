@@ -8,7 +8,7 @@
  * was full, under flowtel.attribution=overflow: pod and node totals stay whole.
  */
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
-import { sumPerCpuU64, StructReader } from '../../bpf/struct-reader';
+import { sumPerCpu, StructReader } from '../../bpf/struct-reader';
 import {
   ATTR_FLOWTEL_ATTRIBUTION,
   ATTR_K8S_NODE_NAME,
@@ -90,8 +90,8 @@ export class FlowsGroup implements ProbeGroup {
         const stride = overflow.valueStride / cpus;
         const attributes = { [ATTR_K8S_NODE_NAME]: nodeName, [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_OVERFLOW, [ATTR_NETWORK_IO_DIRECTION]: direction };
         const key = `overflow|${direction}`;
-        bytes.push({ key, attributes, value: Number(sumPerCpuU64(overflow.values, base, overflowValue.member('bytes').offset, cpus, stride)) });
-        packets.push({ key, attributes, value: Number(sumPerCpuU64(overflow.values, base, overflowValue.member('packets').offset, cpus, stride)) });
+        bytes.push({ key, attributes, value: sumPerCpu(overflow.values, base + overflowValue.member('bytes').offset, cpus, stride) });
+        packets.push({ key, attributes, value: sumPerCpu(overflow.values, base + overflowValue.member('packets').offset, cpus, stride) });
       }
       return {
         sums: [

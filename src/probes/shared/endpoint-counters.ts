@@ -14,7 +14,7 @@
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import type { NativeBpfObject } from '../../bpf/native';
-import { StructReader } from '../../bpf/struct-reader';
+import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
 import type { CgroupAttribution, LocalEndpoint } from '../../k8s/attribution';
 import { GoneRows, RowIdentityReader, type DescribeRow, type RowIdentity } from './row-identity';
 
@@ -139,7 +139,7 @@ export class EndpointCounterTable<F extends string> {
       const acc = this.touch(state.acc, identity, out);
       let activity = 0;
       for (let f = 0; f < fields.length; f++) {
-        const value = this.sumField(rows.values, i * rows.valueStride + this.valueOffsets[f], possibleCpus, perCpuStride);
+        const value = sumPerCpu(rows.values, i * rows.valueStride + this.valueOffsets[f], possibleCpus, perCpuStride, this.options.signed);
         values[f] = value;
         acc.totals[fields[f]] += value;
         activity += Math.abs(value);
@@ -189,16 +189,6 @@ export class EndpointCounterTable<F extends string> {
       out.push(acc);
     }
     return acc;
-  }
-
-  /** Sums one u64/s64 field over CPUs; two 32-bit reads instead of a BigInt (totals stay below 2^53). */
-  private sumField(values: Buffer, at: number, cpus: number, stride: number): number {
-    let total = 0;
-    for (let cpu = 0; cpu < cpus; cpu++, at += stride) {
-      const high = this.options.signed ? values.readInt32LE(at + 4) : values.readUInt32LE(at + 4);
-      total += high * 4294967296 + values.readUInt32LE(at);
-    }
-    return total;
   }
 
   private retire(keys: Buffer[], rows: ExpiredRow[]): void {

@@ -9,7 +9,7 @@
  * (a pod's series then ends, a shared series keeps their totals).
  */
 import type { NativeBpfObject } from '../../bpf/native';
-import { StructReader } from '../../bpf/struct-reader';
+import { readU64, StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution } from '../../k8s/attribution';
 import type { HistogramSeries } from '../series';
 import { GoneRows, RowIdentityReader, type DescribeRow } from './row-identity';
@@ -83,8 +83,7 @@ export class KernelHistogramTable {
         counts: new Array<number>(boundaries.length + 1).fill(0),
       };
       for (let b = 0; b < this.exportIndex.length; b++) {
-        const at = base + bucketsOffset + b * 8;
-        const n = rows.values.readUInt32LE(at + 4) * 4294967296 + rows.values.readUInt32LE(at);
+        const n = readU64(rows.values, base + bucketsOffset + b * 8);
         if (n) row.counts[this.exportIndex[b]] += n;
       }
       addInto(series, row);
