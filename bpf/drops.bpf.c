@@ -41,19 +41,25 @@ static __always_inline void drop_endpoint(struct drops_key *key, struct sk_buff 
 	struct sock *sk = rx_sk ? rx_sk : skb->sk;
 	bool incoming = true;
 
-	if (sk) {
+	if (sk)
 		flowtel_endpoint_of_sock(&key->endpoint, sk);
-		/* A packet the socket sent has the socket's own address as its source. */
-		if (tuple_valid && sk->__sk_common.skc_family == AF_INET) {
-			__u32 local = sk->__sk_common.skc_rcv_saddr;
-
-			incoming = __builtin_memcmp(&tuple->saddr[12], &local, 4) != 0;
-		}
-	} else {
+	else
 		key->endpoint.netns_ino = flowtel_skb_netns(skb);
-	}
 	if (!tuple_valid || !flowtel_flow_granularity)
 		return;
+	if (sk) {
+		/* A packet the socket sent has the socket's own address and port as its source (IPv4 and IPv6 alike). */
+		struct flowtel_tuple own = {};
+
+		bool sent;
+
+		flowtel_fill_tuple(&own, sk);
+		sent = own.sport == tuple->sport;
+#pragma unroll
+		for (int i = 0; i < 16; i++)
+			sent = sent && own.saddr[i] == tuple->saddr[i];
+		incoming = !sent;
+	}
 	/* flowtel_endpoint_set_peer wants saddr local, daddr remote. */
 	struct flowtel_tuple oriented = *tuple;
 
@@ -77,28 +83,18 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 
 	struct drops_key key = { .reason = reason };
 	struct flowtel_tuple tuple = {};
-	bool tuple_valid = flowtel_tuple_of_skb(&tuple, skb);
+	/* At pod granularity only the (rate-limited) event needs the packet's tuple. */
+	bool tuple_valid = flowtel_flow_granularity && flowtel_tuple_of_skb(&tuple, skb);
 	__u32 length = skb->len;
 
 	drop_endpoint(&key, skb, rx_sk, &tuple, tuple_valid);
 
-	struct drops_value *value = bpf_map_lookup_elem(&drops_count, &key);
+	static const struct drops_value zero;
+	struct drops_value *value = flowtel_row(&drops_count, &key, &zero);
 
 	if (value) {
 		value->packets += 1;
 		value->bytes += length;
-	} else {
-		struct drops_value first = { .packets = 1, .bytes = length };
-
-		if (bpf_map_update_elem(&drops_count, &key, &first, BPF_NOEXIST) != 0) {
-			value = bpf_map_lookup_elem(&drops_count, &key);
-			if (value) {
-				value->packets += 1;
-				value->bytes += length;
-			} else {
-				flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
-			}
-		}
 	}
 
 	__u64 now = bpf_ktime_get_ns();
@@ -107,6 +103,8 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 
 	if (!e)
 		return 0;
+	if (!flowtel_flow_granularity)
+		tuple_valid = flowtel_tuple_of_skb(&tuple, skb);
 	e->tuple = tuple;
 	e->cgroup_id = key.endpoint.cgroup_id;
 	e->netns_ino = key.endpoint.netns_ino;

@@ -296,36 +296,39 @@ static __always_inline void flowtel_hist_add(struct flowtel_histogram *h, __u64 
 }
 
 /* Looks up a histogram row, creating it when absent; NULL (counted as map_full) when the map is full. */
+/*
+ * The map row of `key`, created from `zero` when absent (another CPU may
+ * create it at the same time: BPF_NOEXIST, then look up again). NULL, and
+ * counted as map_full, when the map has no room.
+ */
+static __always_inline void *flowtel_row(void *map, const void *key, const void *zero)
+{
+	void *row = bpf_map_lookup_elem(map, key);
+
+	if (row)
+		return row;
+	bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+	row = bpf_map_lookup_elem(map, key);
+	if (!row)
+		flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
+	return row;
+}
+
 static __always_inline struct flowtel_histogram *flowtel_hist_row(void *map, const void *key)
 {
 	static const struct flowtel_histogram empty = {};
-	struct flowtel_histogram *h = bpf_map_lookup_elem(map, key);
 
-	if (h)
-		return h;
-	bpf_map_update_elem(map, key, &empty, BPF_NOEXIST);
-	h = bpf_map_lookup_elem(map, key);
-	if (!h)
-		flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
-	return h;
+	return flowtel_row(map, key, &empty);
 }
 
 /* Adds `delta` to a u64 per-CPU counter row, creating it when absent. */
 static __always_inline void flowtel_counter_add(void *map, const void *key, __u64 delta)
 {
-	__u64 *value = bpf_map_lookup_elem(map, key);
+	static const __u64 zero;
+	__u64 *value = flowtel_row(map, key, &zero);
 
-	if (value) {
-		*value += delta;
-		return;
-	}
-	if (bpf_map_update_elem(map, key, &delta, BPF_NOEXIST) == 0)
-		return;
-	value = bpf_map_lookup_elem(map, key);
 	if (value)
 		*value += delta;
-	else
-		flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
 }
 
 #endif

@@ -28,27 +28,14 @@ struct {
 /* Keeps the event struct in the object's BTF for user space to read its layout. */
 struct tcp_retransmit_event flowtel_btf_tcp_retransmit_event __attribute__((unused));
 
-static __always_inline void count(const struct tcp_retransmits_key *key_in, __u32 segments)
+static __always_inline void count(const struct tcp_retransmits_key *key, __u32 segments)
 {
-	struct tcp_retransmits_key key = *key_in;
-	struct tcp_retransmits_value *value = bpf_map_lookup_elem(&tcp_retransmits_by_cgroup, &key);
+	static const struct tcp_retransmits_value zero;
+	struct tcp_retransmits_value *value = flowtel_row(&tcp_retransmits_by_cgroup, key, &zero);
 
 	if (value) {
 		value->events += 1;
 		value->segments += segments;
-		return;
-	}
-	struct tcp_retransmits_value first = { .events = 1, .segments = segments };
-
-	if (bpf_map_update_elem(&tcp_retransmits_by_cgroup, &key, &first, BPF_NOEXIST) != 0) {
-		/* Another CPU may have inserted the key meanwhile: retry once. */
-		value = bpf_map_lookup_elem(&tcp_retransmits_by_cgroup, &key);
-		if (value) {
-			value->events += 1;
-			value->segments += segments;
-		} else {
-			flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
-		}
 	}
 }
 

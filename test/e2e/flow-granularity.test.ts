@@ -61,6 +61,11 @@ describe('e2e: flow granularity', function () {
     );
     const [point] = receiver.latestPoints('k8s.pod.network.io', { ...toB, 'network.io.direction': 'transmit' });
     assert.equal(point.attributes['network.type'], 'ipv4');
+    // B's nft input drops A's segments: from B's side the peer is A (an incoming packet), at the iperf3 port.
+    const dropsInB = receiver.latestTotal('flowtel.network.drops', { 'k8s.pod.uid': b.uid, 'flowtel.drop.reason': 'NETFILTER_DROP' });
+    const fromA = receiver.latestTotal('flowtel.network.drops', { 'k8s.pod.uid': b.uid, 'flowtel.drop.reason': 'NETFILTER_DROP', 'network.peer.address': a.ip, 'server.port': IPERF_PORT });
+    assert.ok(dropsInB > 0, 'no NETFILTER_DROP in B');
+    assert.equal(fromA, dropsInB, 'every drop in B is on the series of peer A');
   });
 });
 
