@@ -46,7 +46,11 @@ Napi::Object EnumValues(Napi::Env env, const struct btf *btf, const std::string 
   int id = FindType(btf, name, BTF_KIND_ENUM);
   if (id < 0) id = FindType(btf, name, BTF_KIND_ENUM64);
   if (id < 0) ThrowMessage(env, subject, "BTF has no enum named '" + name + "'");
-  const struct btf_type *t = btf__type_by_id(btf, id);
+  return EnumObject(env, btf, btf__type_by_id(btf, id));
+}
+
+// Name -> value of an ENUM or ENUM64 type, honouring the signedness flag.
+Napi::Object EnumObject(Napi::Env env, const struct btf *btf, const struct btf_type *t) {
   Napi::Object out = Napi::Object::New(env);
   if (btf_is_enum(t)) {
     const struct btf_enum *e = btf_enum(t);
@@ -109,12 +113,7 @@ Napi::Value KernelEnumWithMember(const Napi::CallbackInfo &info) {
     if (!btf_is_enum(t)) continue;
     const struct btf_enum *e = btf_enum(t);
     for (__u16 i = 0; i < btf_vlen(t); i++, e++) {
-      if (member != btf__name_by_offset(btf, e->name_off)) continue;
-      Napi::Object out = Napi::Object::New(env);
-      const struct btf_enum *all = btf_enum(t);
-      for (__u16 j = 0; j < btf_vlen(t); j++, all++)
-        out.Set(btf__name_by_offset(btf, all->name_off), Napi::Number::New(env, all->val));
-      return out;
+      if (member == btf__name_by_offset(btf, e->name_off)) return EnumObject(env, btf, t);
     }
   }
   ThrowMessage(env, "vmlinux BTF", "no enum has a member named '" + member + "'");

@@ -9,6 +9,7 @@
 namespace flowtel {
 
 // {NAME: value} for an enum (ENUM or ENUM64) named `name` in `btf`.
+Napi::Object EnumObject(Napi::Env env, const struct btf *btf, const struct btf_type *t);
 Napi::Object EnumValues(Napi::Env env, const struct btf *btf, const std::string &subject,
                         const std::string &name);
 // {size, members: {"a.b": {offset, size}}} for struct `name`; nested structs

@@ -34,6 +34,11 @@ export class TcpStateNames {
   }
 }
 
+const cached = new WeakMap<NativeAddon, TcpStateNames>();
+
+/** The running kernel's TCP states; found once (finding an anonymous enum scans every BTF type), shared by groups. */
 export function tcpStateNames(native: NativeAddon): TcpStateNames {
-  return new TcpStateNames(native.kernelEnumWithMember('TCP_ESTABLISHED'));
+  let names = cached.get(native);
+  if (!names) cached.set(native, (names = new TcpStateNames(native.kernelEnumWithMember('TCP_ESTABLISHED'))));
+  return names;
 }
