@@ -8,8 +8,9 @@
 
 namespace flowtel {
 
-// {NAME: value} for an enum (ENUM or ENUM64) named `name` in `btf`.
+// {NAME: value} of one ENUM or ENUM64 type.
 Napi::Object EnumObject(Napi::Env env, const struct btf *btf, const struct btf_type *t);
+// {NAME: value} for an enum (ENUM or ENUM64) named `name` in `btf`.
 Napi::Object EnumValues(Napi::Env env, const struct btf *btf, const std::string &subject,
                         const std::string &name);
 // {size, members: {"a.b": {offset, size}}} for struct `name`; nested structs
