@@ -12,7 +12,7 @@ import path from 'node:path';
 import { mustRun } from '../src/testbed/exec';
 import { OtlpReceiver } from '../src/testbed/otlp-receiver';
 import { TestNode } from '../src/testbed/test-node';
-import { AgentProcess, sleep } from '../test/support/agent-process';
+import { AgentProcess, freshExport, sleep } from '../test/support/agent-process';
 import { cgroupRoot } from '../test/support/kernel';
 import { netClient } from '../test/support/traffic';
 import { cpuSeconds, rssBytes } from './proc';
@@ -38,10 +38,6 @@ async function startAgent(ctx: Ctx, name: string, yaml: string, intervalMs: numb
     execFileSync('taskset', ['-a', '-p', '-c', String(pinCpu), String(agent.child.pid)]);
   }
   return agent;
-}
-
-async function waitExport(receiver: OtlpReceiver, after: number): Promise<void> {
-  while (!receiver.metricExports.some((e) => e.receivedAt > after)) await sleep(100);
 }
 
 export interface CapacityResult {
@@ -72,7 +68,7 @@ export async function runCapacity(args: string[]): Promise<CapacityResult> {
     const agent = await startAgent(ctx, 'ring', 'probes:\n  drops:\n    maxEventsPerSecondPerCpu: 1000000\nringBuffer:\n  sizeBytes: 4194304\n', 1000, 0);
     const seconds = 5;
     for (const rate of rates) {
-      await waitExport(receiver, Date.now());
+      await freshExport(receiver);
       const logDrops = () => receiver.latestPoints('otel.sdk.processor.log.processed').filter((p) => p.attributes['error.type'] !== undefined).reduce((sum, p) => sum + p.value, 0);
       const before = { received: receiver.latestTotal('flowtel.agent.events.received'), lost: receiver.latestTotal('flowtel.agent.events.lost'), logDrops: logDrops() };
       const pid = agent.child.pid as number;
@@ -91,7 +87,7 @@ export async function runCapacity(args: string[]): Promise<CapacityResult> {
       const handlingSeconds = Math.max(seconds, (drained - started) / 1000);
       await sleep(1000);
       const cpu1 = cpuSeconds(pid);
-      await waitExport(receiver, Date.now());
+      await freshExport(receiver);
       const received = receiver.latestTotal('flowtel.agent.events.received') - before.received;
       const lost = receiver.latestTotal('flowtel.agent.events.lost') - before.lost;
       const entry = { offered: rate, received: received / handlingSeconds, lost, logDrops: logDrops() - before.logDrops, cpuPer10k: ((cpu1 - cpu0) / (received / 10_000)) * 1000 };
