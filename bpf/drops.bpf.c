@@ -113,6 +113,6 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 	e->length = length;
 	e->tuple_valid = tuple_valid;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
-	bpf_ringbuf_submit(e, 0);
+	flowtel_event_submit(e, sizeof(*e));
 	return 0;
 }

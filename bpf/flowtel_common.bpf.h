@@ -54,6 +54,14 @@ const volatile __u16 flowtel_ephemeral_high = 60999;
 /* Events per second per CPU; 0 disables events (counters still run). */
 const volatile __u64 flowtel_events_per_cpu_per_sec = 100;
 
+/*
+ * Wake the consumer once per this many bytes waiting in the ring (0: the
+ * kernel's default, a wakeup whenever the consumer has caught up, which under
+ * a flood is one wakeup, and one context switch, per record). Records below
+ * the threshold wait for the consumer's poll timeout.
+ */
+const volatile __u64 flowtel_ringbuf_wakeup_bytes = 0;
+
 static __always_inline void flowtel_count_loss(__u32 reason)
 {
 	__u64 *slot = bpf_map_lookup_elem(&flowtel_losses, &reason);
@@ -108,6 +116,31 @@ static __always_inline void *flowtel_event_reserve(__u16 kind, __u16 size, __u64
 	}
 	flowtel_fill_header(h, kind, size, now);
 	return h;
+}
+
+/*
+ * Submits a reserved event. With flowtel_ringbuf_wakeup_bytes set, the
+ * consumer is woken when the data waiting crosses a multiple of it: once per
+ * that many bytes, whether the consumer keeps up or is behind (a record that
+ * misses its crossing because another CPU's record moved the count is caught
+ * at the next one, or by the poll timeout).
+ */
+static __always_inline void flowtel_event_submit(void *event, __u16 size)
+{
+	__u64 every = flowtel_ringbuf_wakeup_bytes;
+	__u64 waiting, before;
+
+	if (!every) {
+		bpf_ringbuf_submit(event, 0);
+		return;
+	}
+	waiting = bpf_ringbuf_query(&flowtel_events, BPF_RB_AVAIL_DATA);
+	/* The ring counts each record with its 8-byte header, rounded up to 8. */
+	before = waiting - (((__u64)size + 8 + 7) & ~7ULL);
+	if (waiting / every != before / every && waiting >= every)
+		bpf_ringbuf_submit(event, BPF_RB_FORCE_WAKEUP);
+	else
+		bpf_ringbuf_submit(event, BPF_RB_NO_WAKEUP);
 }
 
 /*

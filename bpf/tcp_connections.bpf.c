@@ -82,7 +82,7 @@ static __always_inline void emit_failure(struct sock *sk, const struct flowtel_t
 	e->netns_ino = endpoint->netns_ino;
 	e->error = error;
 	e->duration_ns = duration_ns;
-	bpf_ringbuf_submit(e, 0);
+	flowtel_event_submit(e, sizeof(*e));
 }
 
 SEC("tp_btf/inet_sock_set_state")

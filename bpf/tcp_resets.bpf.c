@@ -66,7 +66,7 @@ static __always_inline void record(const struct sock *sk, const struct sk_buff *
 	e->direction = direction;
 	e->state = state;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
-	bpf_ringbuf_submit(e, 0);
+	flowtel_event_submit(e, sizeof(*e));
 }
 
 SEC("tp_btf/tcp_send_reset")

@@ -70,6 +70,6 @@ int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
 	e->segments = segments;
 	e->state = sk->__sk_common.skc_state;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
-	bpf_ringbuf_submit(e, 0);
+	flowtel_event_submit(e, sizeof(*e));
 	return 0;
 }

@@ -146,6 +146,9 @@ void RingBufferConsumer::PollLoop() {
     }
     // Holding records for a busy JS thread: come back soon to hand them over.
     int n = ring_buffer__poll(ring_, current_.records > 0 ? 1 : poll_timeout_ms_);
+    // Producers wake us only once per flowtel_ringbuf_wakeup_bytes (see
+    // flowtel_event_submit): after a timeout, take what arrived without a wakeup.
+    if (n == 0) n = ring_buffer__consume(ring_);
     if (n < 0 && n != -EINTR && n != -EAGAIN) {
       poll_errors_++;
       last_poll_error_ = -n;

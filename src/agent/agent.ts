@@ -20,6 +20,8 @@ import { TcpConnectionsGroup } from '../probes/tcp-connections';
 import { TcpResetsGroup } from '../probes/tcp-resets';
 import { TcpRetransmitsGroup } from '../probes/tcp-retransmits';
 import { TcpRttGroup } from '../probes/tcp-rtt';
+import { networkEventLogger } from '../probes/shared/emit';
+import { EventAggregator } from '../probes/shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../probes/types';
 import { AgentLog } from './log';
 import { HealthServer } from './health';
@@ -55,6 +57,7 @@ export class Agent {
   private constructor(
     private readonly pipeline: TelemetryPipeline,
     private readonly runtime: BpfRuntime,
+    private readonly events: EventAggregator,
     private readonly groups: ProbeGroup[],
     private readonly stopServices: () => Promise<void>,
     private readonly log: AgentLog,
@@ -83,11 +86,14 @@ export class Agent {
     const attribution = new CgroupAttribution(index, config.nodeName, netns);
     const kubernetes = startKubernetes(config, log);
     if (kubernetes) attribution.useMetadata(kubernetes);
+    const events = new EventAggregator(networkEventLogger(pipeline.logger, new KernelClock()), {
+      windowMs: config.events.aggregationWindowMs,
+      maxKeys: config.events.maxAggregatedKeys,
+    });
     const context: ProbeContext = {
-      logger: pipeline.logger,
+      events,
       attribution,
       runtime,
-      clock: new KernelClock(),
       log,
       cgroupGracePeriodMs: config.collection.cgroupGracePeriodMs,
       series: pipeline.series,
@@ -125,10 +131,11 @@ export class Agent {
       await pipeline.shutdown();
       throw new Error('no probe group could be loaded (see the warnings above); nothing to do');
     }
+    events.start();
     runtime.startEvents();
     // Start-up parsed the kernel's BTF once per object and freed it; give those pages back.
     runtime.native.releaseFreedMemory();
-    const stopServices = registerSelfMetrics(pipeline.meter, runtime, pipeline);
+    const stopServices = registerSelfMetrics(pipeline.meter, runtime, pipeline, events);
     const stopKubernetesMetrics = kubernetes ? registerKubernetesMetrics(pipeline.meter, kubernetes) : () => {};
     log.info('flowtel running', {
       node: config.nodeName,
@@ -143,7 +150,7 @@ export class Agent {
       // Kubernetes trouble degrades names, not data: it does not make the agent unready.
       return { ready: ring?.running === true && ring.pollErrors === 0, detail: { groups: started.map((g) => g.name), ringBuffer: ring, kubernetes: k8s ?? 'off' } };
     });
-    return new Agent(pipeline, runtime, started, async () => {
+    return new Agent(pipeline, runtime, events, started, async () => {
       stopServices();
       stopKubernetesMetrics();
       kubernetes?.stop();
@@ -156,6 +163,8 @@ export class Agent {
     this.runtime.detachAll();
     // Let batches already queued by the ring-buffer thread reach their handlers.
     await new Promise((resolve) => setImmediate(resolve));
+    // Summaries of repeats still being counted go out with the final flush.
+    this.events.stop();
     try {
       await this.pipeline.forceFlush();
     } catch (err) {

@@ -1,6 +1,6 @@
 /**
- * The agent's own health: events received, lost (by reason) and suppressed
- * by the rate limit. Lost events are never silent: every place that can drop
+ * The agent's own health: events received, lost (by reason), suppressed
+ * by the rate limit, and folded into summary log records. Lost events are never silent: every place that can drop
  * one counts it, and the counts are exported with the rest.
  */
 import type { BatchObservableResult, Meter } from '@opentelemetry/api';
@@ -13,6 +13,7 @@ import {
   LOSS_UNHANDLED,
   LOSS_RING_BUFFER_FULL,
   METRIC_AGENT_COLLECTION_DURATION,
+  METRIC_AGENT_EVENTS_AGGREGATED,
   METRIC_AGENT_EVENTS_LOST,
   METRIC_AGENT_EVENTS_RECEIVED,
   METRIC_AGENT_EVENTS_SUPPRESSED,
@@ -25,7 +26,12 @@ export interface PipelineStats {
   skippedMetricExports(): number;
 }
 
-export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline: PipelineStats): () => void {
+/** What the event aggregator reports (./probes/shared/event-aggregator). */
+export interface AggregationStats {
+  readonly folded: number;
+}
+
+export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline: PipelineStats, events: AggregationStats): () => void {
   const collection = meter.createObservableGauge(METRIC_AGENT_COLLECTION_DURATION.name, {
     unit: METRIC_AGENT_COLLECTION_DURATION.unit,
     description: METRIC_AGENT_COLLECTION_DURATION.description,
@@ -34,6 +40,7 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline:
   const lost = observableCounter(meter, METRIC_AGENT_EVENTS_LOST);
   const suppressed = observableCounter(meter, METRIC_AGENT_EVENTS_SUPPRESSED);
   const skipped = observableCounter(meter, METRIC_AGENT_METRIC_EXPORTS_SKIPPED);
+  const aggregated = observableCounter(meter, METRIC_AGENT_EVENTS_AGGREGATED);
   const callback = (observer: BatchObservableResult): void => {
     const losses = runtime.readLosses();
     const ring = runtime.ringStats();
@@ -45,8 +52,9 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline:
     observer.observe(suppressed, Number(losses.rateLimited));
     observer.observe(collection, pipeline.lastCollectionSeconds());
     observer.observe(skipped, pipeline.skippedMetricExports());
+    observer.observe(aggregated, events.folded);
   };
-  const observables = [received, lost, suppressed, collection, skipped];
+  const observables = [received, lost, suppressed, collection, skipped, aggregated];
   meter.addBatchObservableCallback(callback, observables);
   return () => meter.removeBatchObservableCallback(callback, observables);
 }

@@ -83,6 +83,7 @@ export class BpfRuntime {
     const linkIds: number[] = [];
     try {
       spec.configure(object);
+      object.setGlobal('flowtel_ringbuf_wakeup_bytes', u64Buffer(ringWakeupBytes(this.options.ringBufferBytes)));
       if (this.sharedRingFd === undefined) {
         object.setMapMaxEntries(SHARED_RING_MAP, this.options.ringBufferBytes);
       } else {
@@ -214,4 +215,20 @@ export class BpfRuntime {
       offset += (RING_FRAME_HEADER + size + 7) & ~7;
     }
   }
+}
+
+/**
+ * Records the consumer is woken for at once: 1/64 of the ring. Under a flood
+ * that is one wakeup per few hundred records instead of one per record; at
+ * low rates records wait for the poll timeout (100 ms), well inside an export
+ * interval.
+ */
+export function ringWakeupBytes(ringBufferBytes: number): number {
+  return Math.max(1, Math.floor(ringBufferBytes / 64));
+}
+
+function u64Buffer(value: number): Buffer {
+  const buf = Buffer.alloc(8);
+  buf.writeBigUInt64LE(BigInt(value));
+  return buf;
 }

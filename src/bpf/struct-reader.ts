@@ -50,6 +50,12 @@ export class StructReader<F extends string> {
     return buf.subarray(base + offset, base + offset + size);
   }
 
+  /** The field's raw bytes as a string (one char per byte): exact for u64s, cheap as a Map key part. */
+  keyPart(buf: Buffer, base: number, field: F): string {
+    const { offset, size } = this.fields[field];
+    return buf.toString('latin1', base + offset, base + offset + size);
+  }
+
   member(field: F): MemberLayout {
     return this.fields[field];
   }

@@ -39,6 +39,10 @@ export const configSchema = object({
     sizeBytes: integer(4096, 1 << 30, 'bytes, a power of two'),
     maxQueuedBatches: integer(1, 1 << 16, 'batches waiting for the JS thread'),
   }),
+  events: object({
+    aggregationWindowMs: integer(0, 3_600_000, 'milliseconds over which repeats of an event fold into one log record; 0 turns folding off'),
+    maxAggregatedKeys: integer(1, 1 << 20, 'distinct events tracked per window'),
+  }),
   probes: object({
     tcpRetransmits: object({
       enabled: boolean(),
@@ -121,6 +125,8 @@ export interface FlowtelConfig {
   bpfObjectDir: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   ringBuffer: { sizeBytes: number; maxQueuedBatches: number };
+  /** Repeats of an event within a window become one summary log record (probes/shared/event-aggregator). */
+  events: { aggregationWindowMs: number; maxAggregatedKeys: number };
   probes: ProbesConfig;
   exporters: {
     otlp: {
@@ -169,6 +175,7 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
     bpfObjectDir: path.join(packageRoot, 'bpf', '.output'),
     logLevel: 'info',
     ringBuffer: { sizeBytes: 1 << 22, maxQueuedBatches: 256 },
+    events: { aggregationWindowMs: 1000, maxAggregatedKeys: 10_000 },
     probes: {
       tcpRetransmits: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
       tcpResets: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },

@@ -1,21 +1,20 @@
 /**
  * The contract of a probe group: a BPF object to load, its kernel-map series
  * published through a SeriesRegistry (./series: exported by every reader,
- * series end when their pod or flow does), and its events as log records
- * through the OpenTelemetry logs API (a logger handed in).
+ * series end when their pod or flow does), and its events, which become
+ * log records through the OpenTelemetry logs API (ProbeContext.events).
  */
-import type { Logger } from '@opentelemetry/api-logs';
 import type { AgentLog } from '../agent/log';
 import type { BpfRuntime, LoadedProbeObject, ProbeObjectSpec } from '../bpf/runtime';
-import type { KernelClock } from '../bpf/clock';
 import type { CgroupAttribution } from '../k8s/attribution';
 import type { SeriesRegistry } from './series';
+import type { EventSink } from './shared/event-aggregator';
 
 export interface ProbeContext {
-  logger: Logger;
+  /** Where events go to become log records (repeats folded, see ./shared/event-aggregator). */
+  events: EventSink;
   attribution: CgroupAttribution;
   runtime: BpfRuntime;
-  clock: KernelClock;
   log: AgentLog;
   /** How long a removed cgroup keeps its series before its kernel rows are deleted. */
   cgroupGracePeriodMs: number;

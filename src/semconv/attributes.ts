@@ -64,6 +64,8 @@ export const ATTR_FLOWTEL_PACKET_LENGTH = 'flowtel.packet.length';
 export const ATTR_FLOWTEL_TCP_ROLE = 'flowtel.tcp.role';
 /** Milliseconds from connect() to the failure (log records only). */
 export const ATTR_FLOWTEL_TCP_CONNECT_DURATION_MS = 'flowtel.tcp.connect.duration_ms';
+/** On a summary log record: how many repeats of the event it stands for (absent: the record is one event). */
+export const ATTR_FLOWTEL_EVENT_COUNT = 'flowtel.event.count';
 
 export const ATTRIBUTION_OVERFLOW = 'overflow';
 

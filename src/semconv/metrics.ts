@@ -46,6 +46,12 @@ export const METRIC_AGENT_METRIC_EXPORTS_SKIPPED: MetricName = {
     'OTLP metric exports skipped because the previous one was still being sent (the next export carries the cumulative totals).',
 };
 
+export const METRIC_AGENT_EVENTS_AGGREGATED: MetricName = {
+  name: 'flowtel.agent.events.aggregated',
+  unit: '{event}',
+  description: 'Events folded into a summary log record (flowtel.event.count) instead of one record each.',
+};
+
 export const METRIC_AGENT_EVENTS_SUPPRESSED: MetricName = {
   name: 'flowtel.agent.events.suppressed',
   unit: '{event}',

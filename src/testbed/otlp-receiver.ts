@@ -150,6 +150,11 @@ export class OtlpReceiver {
     return this.logRecords.filter((r) => r.eventName === eventName && matches(r.attributes, match));
   }
 
+  /** Events the matching log records stand for: a summary of repeats counts its flowtel.event.count, any other record one. */
+  eventsMatching(eventName: string, match: AttributeMap = {}): number {
+    return this.logsMatching(eventName, match).reduce((n, r) => n + Number(r.attributes['flowtel.event.count'] ?? 1), 0);
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;

@@ -190,10 +190,22 @@ describe('e2e: probe groups against the kernel', function () {
       assert.equal(c.delta(6), K);
       const liveAfter = total('flowtel.tcp.connections', { 'k8s.pod.uid': a.uid, 'network.connection.state': 'established' });
       assert.equal(liveAfter, liveBefore, 'live connections back to the baseline');
+      // Repeats within the aggregation window arrive as one record plus a summary (flowtel.event.count), up to a window later.
+      const events = (type: string) => receiver.eventsMatching('flowtel.tcp.connection.failure', { 'k8s.pod.uid': a.uid, 'error.type': type });
+      await waitFor('the failures as log records', () => (events('refused') >= N && events('timed_out') >= M ? true : undefined));
+      assert.equal(events('refused'), N);
+      assert.equal(events('timed_out'), M);
       const records = receiver.logsMatching('flowtel.tcp.connection.failure', { 'k8s.pod.uid': a.uid });
-      assert.equal(records.filter((r) => r.attributes['error.type'] === 'refused').length, N);
-      assert.equal(records.filter((r) => r.attributes['error.type'] === 'timed_out').length, M);
       for (const r of records) assert.equal(r.attributes['network.peer.address'], b.ip);
+      // N connects within well under a second: the later ones fold into a summary without the client's ephemeral port.
+      const summaries = records.filter((r) => r.attributes['error.type'] === 'refused' && r.attributes['flowtel.event.count'] !== undefined);
+      assert.ok(summaries.length > 0, 'no summary record for the refused connects');
+      for (const r of summaries) {
+        assert.equal(r.attributes['network.peer.port'], REFUSED_PORT);
+        assert.equal(r.attributes['network.local.port'], undefined, 'a summary leaves out the varying client port');
+        assert.equal(r.attributes['flowtel.tcp.connect.duration_ms'], undefined);
+        assert.match(String(r.body), new RegExp(`-> ${b.ip.replace(/\./g, '\\.')}:${REFUSED_PORT} failed: refused: \\d+ more within 1000 ms$`));
+      }
     });
 
     it('counts connections that existed before the agent started, and their close', async () => {
@@ -288,7 +300,11 @@ describe('e2e: probe groups against the kernel', function () {
       assert.equal(ruleCount, 50);
       assert.equal(exported, ruleCount);
       assert.equal(c.delta(1), 0);
-      const records = receiver.logsMatching('flowtel.network.drop', { 'k8s.pod.uid': b.uid, 'flowtel.drop.reason': 'NETFILTER_DROP', 'destination.port': 7020 });
+      const match = { 'k8s.pod.uid': b.uid, 'flowtel.drop.reason': 'NETFILTER_DROP', 'destination.port': 7020 };
+      // Every dropped datagram is in the log stream, as its own record or counted in a summary of repeats.
+      await waitFor('the drops as log records', () => (receiver.eventsMatching('flowtel.network.drop', match) >= ruleCount ? true : undefined));
+      assert.equal(receiver.eventsMatching('flowtel.network.drop', match), ruleCount);
+      const records = receiver.logsMatching('flowtel.network.drop', match).filter((r) => r.attributes['flowtel.event.count'] === undefined);
       assert.ok(records.length > 0, 'no drop log record for the datagrams');
       assert.equal(records[0].attributes['destination.port'], 7020);
       assert.equal(records[0].attributes['source.address'], node.pod('a').ip);

@@ -100,21 +100,35 @@ describe('e2e: tcp-retransmits against the kernel', function () {
       const found = receiver!.logsMatching('flowtel.tcp.retransmit', { 'k8s.pod.uid': a.uid });
       return found.length > 0 ? found : undefined;
     });
+    // Repeats within the aggregation window arrive as summaries: no client port and no segment count, but a count.
+    const summaries = records.filter((r) => r.attributes['flowtel.event.count'] !== undefined);
+    const single = records.filter((r) => r.attributes['flowtel.event.count'] === undefined);
+    assert.ok(single.length > 0, 'no per-event record');
     for (const record of records) {
       assert.equal(record.attributes['network.transport'], 'tcp');
       assert.equal(record.attributes['network.type'], 'ipv4');
       assert.equal(record.attributes['network.local.address'], a.ip);
       assert.equal(record.attributes['network.peer.address'], b.ip);
       assert.equal(record.attributes['network.peer.port'], IPERF_PORT);
-      assert.ok(Number(record.attributes['network.local.port']) > 1024);
       assert.equal(record.attributes['container.id'], a.containerId);
-      assert.ok(Number(record.attributes['flowtel.tcp.segments']) >= 1);
       assert.equal(record.severityText, 'WARN');
       const ageMs = Date.now() - Number(record.timeUnixNano / 1_000_000n);
       assert.ok(ageMs >= 0 && ageMs < 120_000, `record timestamp is ${ageMs} ms old`);
     }
-    const segmentsInRecords = records.reduce((s, r) => s + Number(r.attributes['flowtel.tcp.segments']), 0);
+    for (const record of single) {
+      assert.ok(Number(record.attributes['network.local.port']) > 1024);
+      assert.ok(Number(record.attributes['flowtel.tcp.segments']) >= 1);
+    }
+    for (const record of summaries) {
+      assert.equal(record.attributes['network.local.port'], undefined, 'the client port varies between repeats');
+      assert.equal(record.attributes['flowtel.tcp.segments'], undefined);
+      assert.ok(Number(record.attributes['flowtel.event.count']) >= 1);
+    }
+    const segmentsInRecords = single.reduce((s, r) => s + Number(r.attributes['flowtel.tcp.segments']), 0);
     assert.ok(segmentsInRecords <= kernel.a, 'log records describe more segments than were retransmitted');
+    const eventsInRecords = receiver!.eventsMatching('flowtel.tcp.retransmit', { 'k8s.pod.uid': a.uid });
+    const eventsCounted = receiver!.latestTotal('flowtel.tcp.retransmit.events', { 'k8s.pod.uid': a.uid });
+    assert.ok(eventsInRecords <= eventsCounted, `log records stand for ${eventsInRecords} events, the counter has ${eventsCounted}`);
   });
 
   it('pushes metrics to the receiver every second (OTEL_METRIC_EXPORT_INTERVAL=1000)', () => {

@@ -10,8 +10,9 @@
   echo-serve PORT             answer every connection (read a request, write a reply, close) until killed
   churn HOST PORT SECONDS     short connections (connect, request, reply, close) for SECONDS; prints the count
   flood HOST PORT SECONDS     UDP datagrams as fast as possible for SECONDS; prints the count
-  paced HOST PORT SECONDS RATE
-                              UDP datagrams at RATE per second for SECONDS; prints the count
+  paced HOST PORT SECONDS RATE [SOCKETS [PORTS]]
+                              UDP datagrams at RATE per second for SECONDS, round robin from
+                              SOCKETS sockets (source ports) to PORTS ports from PORT; prints the count
   flows PREFIX FIRST_HOST HOSTS FIRST_PORT PORTS
                               one UDP datagram to each of HOSTS x PORTS addresses (distinct flows)
   udp HOST PORT COUNT [spread]
@@ -109,8 +110,8 @@ def flood(host, port, seconds):
     print(sent, flush=True)
 
 
-def paced(host, port, seconds, rate):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def paced(host, port, seconds, rate, sockets=1, ports=1):
+    senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(sockets)]
     sent = 0
     start = time.monotonic()
     payload = b"x" * 16
@@ -120,7 +121,7 @@ def paced(host, port, seconds, rate):
             break
         due = int(elapsed * rate) + 64
         while sent < due:
-            s.sendto(payload, (host, port))
+            senders[sent % sockets].sendto(payload, (host, port + sent % ports))
             sent += 1
         time.sleep(0.0005)
     print(sent, flush=True)
@@ -155,7 +156,8 @@ if __name__ == "__main__":
     elif mode == "flood":
         flood(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif mode == "paced":
-        paced(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+        paced(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]),
+              int(sys.argv[6]) if len(sys.argv) > 6 else 1, int(sys.argv[7]) if len(sys.argv) > 7 else 1)
     elif mode == "flows":
         flows(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     else:

@@ -27,9 +27,9 @@ import type { DropsConfig } from '../config';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EnumNames } from '../shared/enum-names';
 import { EventReader } from '../shared/event-endpoint';
-import { setCommonGlobals, u32 } from '../shared/globals';
+import { ephemeralPorts, setCommonGlobals, u32 } from '../shared/globals';
 import { counterSums } from '../shared/instruments';
-import { emitNetworkEvent } from '../shared/emit';
+import type { RepeatableEvent } from '../shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { KernelSymbols } from './kallsyms';
 
@@ -106,38 +106,53 @@ export class DropsGroup implements ProbeGroup {
     const symbols = new KernelSymbols();
     symbols.load();
     const reader = new EventReader(loaded.object, 'drop_event', ['reason', 'location', 'length', 'tuple_valid', 'tuple.protocol'] as const);
+    const ports = ephemeralPorts();
     const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_DROP;
-    runtime.onEvent(kind, (buf, offset) => {
+    const build = (buf: Buffer, offset: number): RepeatableEvent => {
       const reason = reasons.name(reader.fields.uint(buf, offset, 'reason'));
       const location = symbols.symbolize(reader.fields.bigint(buf, offset, 'location'));
-      const length = reader.fields.uint(buf, offset, 'length');
       const attributes = {
         ...reader.endpointAttributes(buf, offset, attribution),
         [ATTR_FLOWTEL_DROP_REASON]: reason,
         [ATTR_FLOWTEL_DROP_LOCATION]: location,
-        [ATTR_FLOWTEL_PACKET_LENGTH]: length,
+        [ATTR_FLOWTEL_PACKET_LENGTH]: reader.fields.uint(buf, offset, 'length'),
       };
-      let body = `packet dropped (${reason}) in ${location}`;
-      if (reader.fields.uint(buf, offset, 'tuple_valid')) {
-        // Packet order: "local" is the source, "peer" the destination.
-        const tuple = reader.tuple.decode(buf, offset);
-        const protocol = reader.fields.uint(buf, offset, 'tuple.protocol');
-        Object.assign(attributes, {
-          [ATTR_NETWORK_TYPE]: tuple.family,
-          [ATTR_NETWORK_TRANSPORT]: TRANSPORTS[protocol] ?? `ipproto-${protocol}`,
-          [ATTR_SOURCE_ADDRESS]: tuple.localAddress,
-          [ATTR_SOURCE_PORT]: tuple.localPort,
-          [ATTR_DESTINATION_ADDRESS]: tuple.peerAddress,
-          [ATTR_DESTINATION_PORT]: tuple.peerPort,
-        });
-        body = `packet ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} dropped (${reason}) in ${location}`;
-      }
-      emitNetworkEvent(context, {
+      const event = {
         eventName: EVENT_NETWORK_DROP,
         kernelTimeNs: reader.timestamp(buf, offset),
-        body,
+        body: `packet dropped (${reason}) in ${location}`,
+        pattern: `packet dropped (${reason}) in ${location}`,
         attributes,
+        varying: [ATTR_FLOWTEL_PACKET_LENGTH],
+      };
+      if (!reader.fields.uint(buf, offset, 'tuple_valid')) return event;
+      // Packet order: "local" is the source, "peer" the destination.
+      const tuple = reader.tuple.decode(buf, offset);
+      const protocol = reader.fields.uint(buf, offset, 'tuple.protocol');
+      Object.assign(attributes, {
+        [ATTR_NETWORK_TYPE]: tuple.family,
+        [ATTR_NETWORK_TRANSPORT]: TRANSPORTS[protocol] ?? `ipproto-${protocol}`,
+        [ATTR_SOURCE_ADDRESS]: tuple.localAddress,
+        [ATTR_SOURCE_PORT]: tuple.localPort,
+        [ATTR_DESTINATION_ADDRESS]: tuple.peerAddress,
+        [ATTR_DESTINATION_PORT]: tuple.peerPort,
       });
+      const client = ports.clientSide(tuple.localPort, tuple.peerPort);
+      const source = ports.endpointText(tuple.localAddress, tuple.localPort, 'local', client);
+      const destination = ports.endpointText(tuple.peerAddress, tuple.peerPort, 'peer', client);
+      return {
+        ...event,
+        body: `packet ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} dropped (${reason}) in ${location}`,
+        pattern: `packet ${source} -> ${destination} dropped (${reason}) in ${location}`,
+        varying: [ATTR_FLOWTEL_PACKET_LENGTH, ...(client === 'local' ? [ATTR_SOURCE_PORT] : client === 'peer' ? [ATTR_DESTINATION_PORT] : [])],
+      };
+    };
+    runtime.onEvent(kind, (buf, offset) => {
+      // Repeats: same endpoint, reason, dropping function and packet tuple (the client's port aside).
+      const key =
+        `${reader.endpointKey(buf, offset)}|${reader.fields.uint(buf, offset, 'reason')}|${reader.fields.keyPart(buf, offset, 'location')}|` +
+        (reader.fields.uint(buf, offset, 'tuple_valid') ? `${reader.fields.uint(buf, offset, 'tuple.protocol')}|${reader.tuple.repeatKey(buf, offset, ports)}` : '');
+      context.events.offer(key, reader.timestamp(buf, offset), build, buf, offset);
     });
   }
 

@@ -8,10 +8,14 @@
  */
 import fs from 'node:fs';
 
+const MAX_CACHED_LOCATIONS = 4096;
+
 export class KernelSymbols {
   private addresses = new BigUint64Array(0);
   private names = '';
   private nameStarts = new Uint32Array(1);
+  /** Drops happen at a few hundred places at most; a search costs about 18 BigInt reads. */
+  private readonly recent = new Map<bigint, string>();
 
   constructor(private readonly file = '/proc/kallsyms') {}
 
@@ -53,6 +57,17 @@ export class KernelSymbols {
   }
 
   symbolize(address: bigint): string {
+    let text = this.recent.get(address);
+    if (text === undefined) {
+      // Bounded: a kernel with unbounded drop sites would only lose the cache.
+      if (this.recent.size >= MAX_CACHED_LOCATIONS) this.recent.clear();
+      text = this.search(address);
+      this.recent.set(address, text);
+    }
+    return text;
+  }
+
+  private search(address: bigint): string {
     const addresses = this.addresses;
     let lo = 0;
     let hi = addresses.length - 1;

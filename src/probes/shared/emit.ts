@@ -1,7 +1,7 @@
-/** Emits one network event as a WARN log record stamped with the kernel's time of the event. */
+/** Network events as WARN log records stamped with the kernel's time of the event. */
 import type { Attributes } from '@opentelemetry/api';
-import { SeverityNumber } from '@opentelemetry/api-logs';
-import type { ProbeContext } from '../types';
+import { SeverityNumber, type Logger } from '@opentelemetry/api-logs';
+import type { KernelClock } from '../../bpf/clock';
 
 export interface NetworkEvent {
   eventName: string;
@@ -11,13 +11,14 @@ export interface NetworkEvent {
   attributes: Attributes;
 }
 
-export function emitNetworkEvent(context: ProbeContext, event: NetworkEvent): void {
-  context.logger.emit({
-    eventName: event.eventName,
-    timestamp: context.clock.toHrTime(event.kernelTimeNs),
-    severityNumber: SeverityNumber.WARN,
-    severityText: 'WARN',
-    body: event.body,
-    attributes: event.attributes,
-  });
+export function networkEventLogger(logger: Logger, clock: KernelClock): (event: NetworkEvent) => void {
+  return (event) =>
+    logger.emit({
+      eventName: event.eventName,
+      timestamp: clock.toHrTime(event.kernelTimeNs),
+      severityNumber: SeverityNumber.WARN,
+      severityText: 'WARN',
+      body: event.body,
+      attributes: event.attributes,
+    });
 }

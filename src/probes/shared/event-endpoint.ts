@@ -11,7 +11,7 @@ import {
   ATTR_NETWORK_PEER_PORT,
   ATTR_NETWORK_TYPE,
 } from '../../semconv';
-import { TupleDecoder, type Tuple } from './tuple';
+import { TupleDecoder, type EphemeralPorts, type Tuple } from './tuple';
 
 export class EventReader<F extends string> {
   readonly fields: StructReader<F | 'header.timestamp_ns' | 'cgroup_id' | 'netns_ino'>;
@@ -31,6 +31,11 @@ export class EventReader<F extends string> {
     return { cgroupId: this.fields.bigint(buf, offset, 'cgroup_id'), netnsIno: this.fields.uint(buf, offset, 'netns_ino') };
   }
 
+  /** The local endpoint's part of an aggregation key (cgroup id and netns inode, raw). */
+  endpointKey(buf: Buffer, offset: number): string {
+    return this.fields.keyPart(buf, offset, 'cgroup_id') + this.fields.keyPart(buf, offset, 'netns_ino');
+  }
+
   /** Local endpoint attributes plus the flowtel.cgroup.id of the event. */
   endpointAttributes(buf: Buffer, offset: number, attribution: CgroupAttribution): Attributes {
     const ref = this.ref(buf, offset);
@@ -48,5 +53,19 @@ export function socketTupleAttributes(tuple: Tuple, attribution: CgroupAttributi
     ...(tuple.localPort ? { [ATTR_NETWORK_LOCAL_PORT]: tuple.localPort } : {}),
     [ATTR_NETWORK_PEER_ADDRESS]: tuple.peerAddress,
     [ATTR_NETWORK_PEER_PORT]: tuple.peerPort,
+  };
+}
+
+/**
+ * A socket tuple as a summary of repeats shows it: "address:port" each side,
+ * the client's side without its (ephemeral) port, and that port's attribute
+ * among those the summary leaves out.
+ */
+export function socketTupleSummary(tuple: Tuple, ports: EphemeralPorts): { local: string; peer: string; varying: string[] } {
+  const client = ports.clientSide(tuple.localPort, tuple.peerPort);
+  return {
+    local: ports.endpointText(tuple.localAddress, tuple.localPort, 'local', client),
+    peer: ports.endpointText(tuple.peerAddress, tuple.peerPort, 'peer', client),
+    varying: client === 'local' ? [ATTR_NETWORK_LOCAL_PORT] : client === 'peer' ? [ATTR_NETWORK_PEER_PORT] : [],
   };
 }

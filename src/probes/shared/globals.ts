@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import type { NativeBpfObject } from '../../bpf/native';
 import type { Granularity } from '../config';
+import { EphemeralPorts } from './tuple';
 
 export function u8(v: number): Buffer {
   return Buffer.from([v]);
@@ -31,6 +32,11 @@ export function ephemeralPortRange(file = '/proc/sys/net/ipv4/ip_local_port_rang
     // fall through to the kernel default
   }
   return [32768, 60999];
+}
+
+export function ephemeralPorts(): EphemeralPorts {
+  const [low, high] = ephemeralPortRange();
+  return new EphemeralPorts(low, high);
 }
 
 export function setCommonGlobals(

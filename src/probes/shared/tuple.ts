@@ -27,6 +27,25 @@ export class TupleDecoder {
     this.reader = new StructReader(`${eventStruct}.${prefix}`, nested, TUPLE_FIELDS);
   }
 
+  /**
+   * The tuple's part of an event's aggregation key: family, both addresses and
+   * ports, with the one port `ports` calls the client's left out. Raw bytes,
+   * so repeats are recognized without decoding.
+   */
+  repeatKey(buf: Buffer, recordOffset: number, ports: EphemeralPorts): string {
+    const at = recordOffset;
+    const localPort = this.reader.uint(buf, at, 'sport');
+    const peerPort = this.reader.uint(buf, at, 'dport');
+    const client = ports.clientSide(localPort, peerPort);
+    const saddr = this.reader.member('saddr');
+    const daddr = this.reader.member('daddr');
+    return (
+      `${this.reader.uint(buf, at, 'family')}|` +
+      `${buf.toString('latin1', at + saddr.offset, at + saddr.offset + saddr.size)}|${client === 'local' ? '*' : localPort}|` +
+      `${buf.toString('latin1', at + daddr.offset, at + daddr.offset + daddr.size)}|${client === 'peer' ? '*' : peerPort}`
+    );
+  }
+
   /** Member offsets are relative to the event, so `recordOffset` is where the event starts. */
   decode(buf: Buffer, recordOffset: number): Tuple {
     const at = recordOffset;
@@ -38,6 +57,35 @@ export class TupleDecoder {
       peerAddress: formatAddress(this.reader.bytes(buf, at, 'daddr')),
       peerPort: this.reader.uint(buf, at, 'dport'),
     };
+  }
+}
+
+/**
+ * Tells the client's port from the server's by net.ipv4.ip_local_port_range:
+ * the client side is the one whose port is ephemeral when the other's is not.
+ * Repeats of an event from new connections differ only in that port.
+ */
+export class EphemeralPorts {
+  constructor(
+    private readonly low: number,
+    private readonly high: number,
+  ) {}
+
+  isEphemeral(port: number): boolean {
+    return port >= this.low && port <= this.high;
+  }
+
+  /** 'local' or 'peer' when exactly one side's port is ephemeral; undefined when both or neither are (no telling). */
+  clientSide(localPort: number, peerPort: number): 'local' | 'peer' | undefined {
+    const local = this.isEphemeral(localPort);
+    const peer = this.isEphemeral(peerPort);
+    if (local === peer) return undefined;
+    return local ? 'local' : 'peer';
+  }
+
+  /** "address:port", or the address alone for the client's side (the text of a summary). */
+  endpointText(address: string, port: number, side: 'local' | 'peer', client: 'local' | 'peer' | undefined): string {
+    return client === side ? address : `${address}:${port}`;
   }
 }
 

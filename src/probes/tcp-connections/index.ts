@@ -29,16 +29,15 @@ import { EndpointCounterTable, type SeriesTotals } from '../shared/endpoint-coun
 import { seriesOf } from '../shared/instruments';
 import { seriesKeyOf } from '../shared/row-identity';
 import { peerInfo } from '../shared/endpoint-key';
-import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
-import { setCommonGlobals } from '../shared/globals';
+import { EventReader, socketTupleAttributes, socketTupleSummary } from '../shared/event-endpoint';
 import { KernelHistogramTable, kernelBoundaries } from '../shared/kernel-histogram';
 import type { NumberSeries } from '../series';
 import { tcpStateNames, type TcpStateNames } from '../shared/tcp-states';
-import { emitNetworkEvent } from '../shared/emit';
+import type { RepeatableEvent } from '../shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { connectErrorType } from './error-type';
 import { existingTcpSockets } from './existing-sockets';
-import { ephemeralPortRange } from '../shared/globals';
+import { ephemeralPortRange, ephemeralPorts, setCommonGlobals } from '../shared/globals';
 
 const STATS = 'tcp_connections_stats';
 /** 16 µs to ~16.8 s in quarter octaves. */
@@ -170,15 +169,18 @@ export class TcpConnectionsGroup implements ProbeGroup {
 
     const reader = new EventReader(object, 'tcp_connect_failed_event', ['error', 'duration_ns'] as const);
     const kind = object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_CONNECT_FAILED;
-    runtime.onEvent(kind, (buf, offset) => {
+    const ports = ephemeralPorts();
+    const build = (buf: Buffer, offset: number): RepeatableEvent => {
       const tuple = reader.tuple.decode(buf, offset);
-      const errorBits = reader.fields.uint(buf, offset, 'error');
-      const errorType = connectErrorType(errorBits | 0);
+      const errorType = connectErrorType(reader.fields.uint(buf, offset, 'error') | 0);
       const durationMs = reader.fields.uint(buf, offset, 'duration_ns') / 1e6;
-      emitNetworkEvent(context, {
+      const summary = socketTupleSummary(tuple, ports);
+      return {
         eventName: EVENT_TCP_CONNECTION_FAILURE,
         kernelTimeNs: reader.timestamp(buf, offset),
         body: `TCP connection ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} failed: ${errorType} after ${durationMs.toFixed(1)} ms`,
+        pattern: `TCP connection ${summary.local} -> ${summary.peer} failed: ${errorType}`,
+        varying: [ATTR_FLOWTEL_TCP_CONNECT_DURATION_MS, ...summary.varying],
         attributes: {
           ...reader.endpointAttributes(buf, offset, attribution),
           [ATTR_NETWORK_TRANSPORT]: 'tcp',
@@ -186,7 +188,12 @@ export class TcpConnectionsGroup implements ProbeGroup {
           [ATTR_ERROR_TYPE]: errorType,
           [ATTR_FLOWTEL_TCP_CONNECT_DURATION_MS]: Math.round(durationMs * 1000) / 1000,
         },
-      });
+      };
+    };
+    runtime.onEvent(kind, (buf, offset) => {
+      // Repeats: same endpoint, error and tuple (the client's port aside).
+      const key = `${reader.endpointKey(buf, offset)}|${reader.fields.uint(buf, offset, 'error')}|${reader.tuple.repeatKey(buf, offset, ports)}`;
+      context.events.offer(key, reader.timestamp(buf, offset), build, buf, offset);
     });
   }
 

@@ -15,12 +15,12 @@ import {
 import type { EventProbeConfig } from '../config';
 import { Directions } from '../shared/direction';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
-import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
-import { setCommonGlobals } from '../shared/globals';
+import { EventReader, socketTupleAttributes, socketTupleSummary } from '../shared/event-endpoint';
+import { ephemeralPorts, setCommonGlobals } from '../shared/globals';
 import { counterSums } from '../shared/instruments';
 import { EnumNames } from '../shared/enum-names';
 import { tcpStateNames } from '../shared/tcp-states';
-import { emitNetworkEvent } from '../shared/emit';
+import type { RepeatableEvent } from '../shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'tcp_resets_count';
@@ -73,18 +73,22 @@ export class TcpResetsGroup implements ProbeGroup {
     const reader = new EventReader(loaded.object, 'tcp_reset_event', ['direction', 'reason', 'state'] as const);
     const states = tcpStateNames(runtime.native);
     const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_RESET;
-    runtime.onEvent(kind, (buf, offset) => {
+    const ports = ephemeralPorts();
+    const build = (buf: Buffer, offset: number): RepeatableEvent => {
       const tuple = reader.tuple.decode(buf, offset);
       const direction = reader.fields.uint(buf, offset, 'direction');
       const reason = reader.fields.uint(buf, offset, 'reason');
       const state = reader.fields.uint(buf, offset, 'state');
       const sent = directions.name(direction) === 'transmit';
-      emitNetworkEvent(context, {
+      const summary = socketTupleSummary(tuple, ports);
+      const describe = (local: string, peer: string) =>
+        sent ? `TCP reset sent ${local} -> ${peer} (${reasons.name(reason)})` : `TCP reset received on ${local} from ${peer}`;
+      return {
         eventName: EVENT_TCP_RESET,
         kernelTimeNs: reader.timestamp(buf, offset),
-        body: sent
-          ? `TCP reset sent ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} (${reasons.name(reason)})`
-          : `TCP reset received on ${tuple.localAddress}:${tuple.localPort} from ${tuple.peerAddress}:${tuple.peerPort}`,
+        body: describe(`${tuple.localAddress}:${tuple.localPort}`, `${tuple.peerAddress}:${tuple.peerPort}`),
+        pattern: describe(summary.local, summary.peer),
+        varying: summary.varying,
         attributes: {
           ...reader.endpointAttributes(buf, offset, attribution),
           [ATTR_NETWORK_TRANSPORT]: 'tcp',
@@ -92,7 +96,14 @@ export class TcpResetsGroup implements ProbeGroup {
           ...groupAttributes(direction, reason),
           ...(state ? { [ATTR_FLOWTEL_TCP_STATE]: states.name(state) } : {}),
         },
-      });
+      };
+    };
+    runtime.onEvent(kind, (buf, offset) => {
+      // Repeats: same endpoint, direction, reason, state and tuple (the client's port aside).
+      const key =
+        `${reader.endpointKey(buf, offset)}|${reader.fields.uint(buf, offset, 'direction')}|${reader.fields.uint(buf, offset, 'reason')}|` +
+        `${reader.fields.uint(buf, offset, 'state')}|${reader.tuple.repeatKey(buf, offset, ports)}`;
+      context.events.offer(key, reader.timestamp(buf, offset), build, buf, offset);
     });
   }
 

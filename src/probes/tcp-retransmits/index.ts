@@ -15,11 +15,11 @@ import {
 } from '../../semconv';
 import type { EventProbeConfig } from '../config';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
-import { EventReader, socketTupleAttributes } from '../shared/event-endpoint';
-import { setCommonGlobals } from '../shared/globals';
+import { EventReader, socketTupleAttributes, socketTupleSummary } from '../shared/event-endpoint';
+import { ephemeralPorts, setCommonGlobals } from '../shared/globals';
 import { counterSums } from '../shared/instruments';
 import { tcpStateNames } from '../shared/tcp-states';
-import { emitNetworkEvent } from '../shared/emit';
+import type { RepeatableEvent } from '../shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'tcp_retransmits_by_cgroup';
@@ -64,14 +64,18 @@ export class TcpRetransmitsGroup implements ProbeGroup {
     const reader = new EventReader(loaded.object, 'tcp_retransmit_event', ['segments', 'state'] as const);
     const states = tcpStateNames(runtime.native);
     const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_RETRANSMIT;
-    runtime.onEvent(kind, (buf, offset) => {
+    const ports = ephemeralPorts();
+    const build = (buf: Buffer, offset: number): RepeatableEvent => {
       const tuple = reader.tuple.decode(buf, offset);
       const count = reader.fields.uint(buf, offset, 'segments');
       const state = states.name(reader.fields.uint(buf, offset, 'state'));
-      emitNetworkEvent(context, {
+      const summary = socketTupleSummary(tuple, ports);
+      return {
         eventName: EVENT_TCP_RETRANSMIT,
         kernelTimeNs: reader.timestamp(buf, offset),
         body: `TCP retransmission ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} (${count} segment${count === 1 ? '' : 's'}, ${state})`,
+        pattern: `TCP retransmission ${summary.local} -> ${summary.peer} (${state})`,
+        varying: [ATTR_FLOWTEL_TCP_SEGMENTS, ...summary.varying],
         attributes: {
           ...reader.endpointAttributes(buf, offset, attribution),
           [ATTR_NETWORK_TRANSPORT]: 'tcp',
@@ -79,7 +83,12 @@ export class TcpRetransmitsGroup implements ProbeGroup {
           [ATTR_FLOWTEL_TCP_STATE]: state,
           [ATTR_FLOWTEL_TCP_SEGMENTS]: count,
         },
-      });
+      };
+    };
+    runtime.onEvent(kind, (buf, offset) => {
+      // Repeats: same endpoint, state and tuple (the client's port aside).
+      const key = `${reader.endpointKey(buf, offset)}|${reader.fields.uint(buf, offset, 'state')}|${reader.tuple.repeatKey(buf, offset, ports)}`;
+      context.events.offer(key, reader.timestamp(buf, offset), build, buf, offset);
     });
   }
 
