@@ -174,7 +174,9 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
     cgroupRoot: defaultCgroupRoot(),
     bpfObjectDir: path.join(packageRoot, 'bpf', '.output'),
     logLevel: 'info',
-    ringBuffer: { sizeBytes: 1 << 22, maxQueuedBatches: 256 },
+    // 2 MiB: libbpf maps the data area twice, so it is 4 MiB of RSS; with back-pressure and folded repeats it absorbs
+    // bursts of tens of thousands of events (docs/performance.md).
+    ringBuffer: { sizeBytes: 1 << 21, maxQueuedBatches: 256 },
     events: { aggregationWindowMs: 1000, maxAggregatedKeys: 10_000 },
     probes: {
       tcpRetransmits: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },

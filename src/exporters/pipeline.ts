@@ -4,13 +4,10 @@
  * Prometheus scrape endpoint and readable console lines. Probe groups only
  * ever see the API-level meter and logger handed out here.
  */
-import { Metadata } from '@grpc/grpc-js';
+import type { Metadata } from '@grpc/grpc-js';
 import type { Meter } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
-import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { AggregationTemporalityPreference } from '@opentelemetry/exporter-metrics-otlp-http';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import type { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import type { Resource } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter } from '@opentelemetry/sdk-logs';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
@@ -45,10 +42,26 @@ export interface PipelineOptions {
   consoleOut?: NodeJS.WritableStream;
 }
 
-function grpcMetadata(headers: Record<string, string>): Metadata | undefined {
+/*
+ * Exporter packages are loaded only when configured: gRPC with the OTLP
+ * exporters, or the Prometheus HTTP server, each add a few MiB to an agent
+ * that every node runs.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+const otlpModules = () => ({
+  grpc: require('@grpc/grpc-js') as typeof import('@grpc/grpc-js'),
+  logs: require('@opentelemetry/exporter-logs-otlp-grpc') as typeof import('@opentelemetry/exporter-logs-otlp-grpc'),
+  metrics: require('@opentelemetry/exporter-metrics-otlp-grpc') as typeof import('@opentelemetry/exporter-metrics-otlp-grpc'),
+  temporality: (require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http'))
+    .AggregationTemporalityPreference,
+});
+const prometheusModule = () => require('@opentelemetry/exporter-prometheus') as typeof import('@opentelemetry/exporter-prometheus');
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+function grpcMetadata(headers: Record<string, string>, grpc: typeof import('@grpc/grpc-js')): Metadata | undefined {
   const entries = Object.entries(headers);
   if (entries.length === 0) return undefined; // leave OTEL_EXPORTER_OTLP_HEADERS to the exporter
-  const metadata = new Metadata();
+  const metadata = new grpc.Metadata();
   for (const [k, v] of entries) metadata.set(k, v);
   return metadata;
 }
@@ -69,8 +82,9 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   let chunking: ChunkingMetricExporter | undefined;
 
   if (useOtlp) {
-    const metadata = grpcMetadata(otlp.headers);
-    const metricExporter = new OTLPMetricExporter({
+    const { grpc, logs, metrics, temporality: AggregationTemporalityPreference } = otlpModules();
+    const metadata = grpcMetadata(otlp.headers, grpc);
+    const metricExporter = new metrics.OTLPMetricExporter({
       url: otlp.endpoint,
       timeoutMillis: otlp.exportTimeoutMs,
       temporalityPreference:
@@ -86,14 +100,14 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
         metricProducers,
       }),
     );
-    const logExporter = new OTLPLogExporter({ url: otlp.endpoint, timeoutMillis: otlp.exportTimeoutMs, ...(metadata ? { metadata } : {}) });
+    const logExporter = new logs.OTLPLogExporter({ url: otlp.endpoint, timeoutMillis: otlp.exportTimeoutMs, ...(metadata ? { metadata } : {}) });
     otlpMetricExporters.push(metricExporter);
     logExporters.push(logExporter);
     destinations.push(`OTLP/gRPC ${otlp.endpoint} (metrics every ${otlp.exportIntervalMs} ms, ${otlp.temporality})`);
   }
   if (prometheusOn) {
     const { host, port } = config.exporters.prometheus;
-    const prometheus = new PrometheusExporter({ host, port, preventServerStart: true, metricProducers });
+    const prometheus = new (prometheusModule().PrometheusExporter)({ host, port, preventServerStart: true, metricProducers });
     try {
       await prometheus.startServer();
     } catch (err) {
