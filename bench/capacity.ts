@@ -144,7 +144,7 @@ export async function runCapacity(args: string[]): Promise<CapacityResult> {
 
     // Ring-buffer capacity: drop events without a rate limit, two workloads (see RING_WORKLOADS).
     const ring: CapacityResult['ring'] = [];
-    const agent = await startAgent(ctx, 'ring', 'probes:\n  drops:\n    maxEventsPerSecondPerCpu: 1000000\nringBuffer:\n  sizeBytes: 4194304\n', 1000, 0);
+    const agent = await startAgent(ctx, 'ring', 'probes:\n  drops:\n    maxEventsPerSecondPerCpu: 1000000\n', 1000, 0);
     const seconds = 5;
     for (const workload of RING_WORKLOADS) {
       for (const rate of workloadRates(workload, args)) {
@@ -207,7 +207,7 @@ export function capacityReport(r: CapacityResult, markdown: boolean): string {
   return [
     `Idle RSS (every group on, Kubernetes off, 12 s after start, 3 agents): ${f(r.idleRss.median)} MiB (${f(r.idleRss.min)}–${f(r.idleRss.max)}).`,
     '',
-    'Ring buffer, agent pinned to CPU 0 (`taskset -a`), drop events (UDP to a closed port) from a paced generator on CPU 1 (one Python process: "sent" is what it managed), 5 s per rate, no event rate limit, 4 MiB ring, default 1 s aggregation window. Received is the events the agent took from the ring and handled, over the time until it was idle again (at least the 5 s of the run). Workload *repeated*: 64 source sockets to one closed port, as a crash-looping client makes; repeats fold into summary log records. Workload *distinct*: one socket to 20,000 closed ports, so nearly every event is its own log record (the log pipeline\'s capacity). Zero loss means no event lost in the ring or queue and no log record dropped by the SDK:',
+    'Ring buffer, agent pinned to CPU 0 (`taskset -a`), drop events (UDP to a closed port) from a paced generator on CPU 1 (one Python process: "sent" is what it managed), 5 s per rate, no event rate limit, default 2 MiB ring and 1 s aggregation window. Received is the events the agent took from the ring and handled, over the time until it was idle again (at least the 5 s of the run). Workload *repeated*: 64 source sockets to one closed port, as a crash-looping client makes; repeats fold into summary log records. Workload *distinct*: one socket to 20,000 closed ports, so nearly every event is its own log record (the log pipeline\'s capacity). Zero loss means no event lost in the ring or queue and no log record dropped by the SDK:',
     '',
     table(
       ['Workload', 'Offered events/s', 'Sent/s', 'Received events/s', 'Events lost (ring, queue)', 'Log records exported', 'Log records dropped (SDK queue full)', 'Agent CPU per 10,000 events'],
