@@ -9,7 +9,7 @@ import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 
 export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 /** Node flags the agent ships with (Dockerfile ENTRYPOINT, npm start): tests and benchmarks run it the same way. */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1'];
 
 // Agents a failed test did not stop must not outlive (or hang) the test run.
 const running = new Set<ChildProcess>();
