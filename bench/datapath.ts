@@ -105,8 +105,8 @@ export interface DatapathResult {
 }
 
 export async function runDatapath(args: string[]): Promise<DatapathResult> {
-  const runs = Number(args[args.indexOf('--runs') + 1]) || 5;
-  const seconds = Number(args[args.indexOf('--seconds') + 1]) || 4;
+  const runs = Number(args[args.indexOf('--runs') + 1]) || 7;
+  const seconds = Number(args[args.indexOf('--seconds') + 1]) || 5;
   const node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
   const receiver = await OtlpReceiver.start();
   const configDir = fs.mkdtempSync('/tmp/flowtel-bench-');
@@ -122,7 +122,9 @@ export async function runDatapath(args: string[]): Promise<DatapathResult> {
         const running = await start(config, ctx);
         const statsBefore = config === 'pod' ? programStats(PROGRAMS) : undefined;
         const cpu0 = running.pid ? cpuSeconds(running.pid) : 0;
-        const { sentBytes } = await iperf(node, 'a', 'b', seconds);
+        // Client on CPU 0, server on CPU 1. Unpinned, runs of one configuration ranged from 57% to 113% of their
+        // round's baseline (docs/performance.md), which hides a 1–2% effect.
+        const { sentBytes } = await iperf(node, 'a', 'b', seconds, ['-A', '0,1']);
         const cpu1 = running.pid ? cpuSeconds(running.pid) : 0;
         if (statsBefore) diffStats(statsBefore, programStats(PROGRAMS), kernelBulk);
         await running.stop();
@@ -211,7 +213,7 @@ export function datapathReport(r: DatapathResult, markdown: boolean): string {
     }),
   ];
   return [
-    `Bulk TCP: iperf3 for ${r.seconds} s from pod A to pod B (veth + bridge), ${r.runs} rounds, configurations alternating within each round; the ratio compares each run with the no-agent run of its round. Median (min–max).`,
+    `Bulk TCP: iperf3 for ${r.seconds} s from pod A to pod B (veth + bridge), client pinned to CPU 0 and server to CPU 1 (\`-A 0,1\`), ${r.runs} rounds, configurations alternating within each round; the ratio compares each run with the no-agent run of its round. Median (min–max).`,
     '',
     table(['Configuration', 'Gbit/s', 'Ratio to baseline', 'Agent CPU (user+sys, % of a core)'], bulkRows, markdown),
     '',
