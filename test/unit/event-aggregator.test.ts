@@ -102,7 +102,7 @@ describe('event aggregation (repeats folded into summary log records)', () => {
     assert.equal(agg.folded, 0);
   });
 
-  it('sends the open summaries at stop', () => {
+  it('sends the open summaries at stop, and events that arrive after it one record each', () => {
     const { agg, emitted, offer } = aggregator(60_000);
     agg.start();
     offer('k', 40001, 1);
@@ -110,5 +110,12 @@ describe('event aggregation (repeats folded into summary log records)', () => {
     agg.stop();
     assert.equal(emitted.length, 2);
     assert.equal(emitted[1].attributes['flowtel.event.count'], 1);
+    // The ring's last batch is delivered after the agent stopped the aggregator: no window would ever close.
+    offer('k', 40003, 3);
+    offer('k', 40004, 4);
+    assert.deepEqual(
+      emitted.slice(2).map((e) => e.attributes['source.port']),
+      [40003, 40004],
+    );
   });
 });

@@ -53,6 +53,8 @@ interface OpenWindow {
 export class EventAggregator implements EventSink {
   private windows = new Map<string, OpenWindow>();
   private timer: NodeJS.Timeout | undefined;
+  /** After stop() nothing would close a window: events still arriving (the ring's last batch) go out one each. */
+  private stopped = false;
   private foldedTotal = 0;
   private summariesTotal = 0;
 
@@ -79,13 +81,14 @@ export class EventAggregator implements EventSink {
 
   /** Emits the summaries of the open windows; at agent stop, before the log pipeline's final flush. */
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.flush();
   }
 
   offer(key: string, kernelTimeNs: bigint, build: EventBuilder, buf: Buffer, offset: number): void {
-    if (this.options.windowMs === 0) {
+    if (this.options.windowMs === 0 || this.stopped) {
       this.emit(build(buf, offset));
       return;
     }
