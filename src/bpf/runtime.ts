@@ -218,10 +218,10 @@ export class BpfRuntime {
 }
 
 /**
- * Records the consumer is woken for at once: 1/64 of the ring. Under a flood
- * that is one wakeup per few hundred records instead of one per record; at
- * low rates records wait for the poll timeout (100 ms), well inside an export
- * interval.
+ * Bytes waiting in the ring that wake the consumer: 1/64 of the ring. Under a
+ * flood that is one wakeup per few hundred records instead of one per record;
+ * at low rates records wait for the consumer's poll timeout (100 ms), well
+ * inside an export interval.
  */
 export function ringWakeupBytes(ringBufferBytes: number): number {
   return Math.max(1, Math.floor(ringBufferBytes / 64));
