@@ -52,6 +52,7 @@ describe('e2e: flow granularity', function () {
     assert.ok(bytes >= sentBytes && bytes <= sentBytes * 1.05, `${bytes} bytes to B vs iperf3 ${sentBytes}`);
     assert.ok(allBytes - bytes < sentBytes * 0.01, 'A sent almost nothing to other peers');
     // Every retransmitted segment of A is on one of A's peer series, and (almost) all on the one to B:5201.
+    assert.ok(retransmitted > 0, 'the kernel retransmitted nothing');
     const toPeerB = receiver.latestTotal('flowtel.tcp.retransmits', toB);
     assert.equal(receiver.latestTotal('flowtel.tcp.retransmits', { 'k8s.pod.uid': a.uid }), retransmitted);
     assert.ok(toPeerB >= retransmitted * 0.999, `${toPeerB} of ${retransmitted} retransmitted segments on the B:5201 series`);

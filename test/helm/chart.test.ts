@@ -114,6 +114,7 @@ function checkAgentWorkload(manifests: Manifest[]): void {
   }
   const hostPaths = (spec.volumes ?? []).filter((v) => v.hostPath).map((v) => v.hostPath?.path ?? '');
   assert.equal(hostPaths.length, READ_ONLY_HOST_PATHS.length, `host paths: ${hostPaths.join(', ')}`);
+  for (const p of hostPaths) assert.ok(READ_ONLY_HOST_PATHS.some((r) => p === r || p.startsWith(`${r}/`)), `host path ${p} is one the agent reads`);
   // Every other mount that is not scratch space is read-only too (config, TLS Secret).
   for (const mount of agent.volumeMounts ?? []) {
     if (!volumes.get(mount.name)?.emptyDir) assert.equal(mount.readOnly, true, `${mount.mountPath} is read-only`);

@@ -10,6 +10,7 @@ import type { Attributes } from '@opentelemetry/api';
 import { CgroupAttribution, type PodMetadataSource } from '../../src/k8s/attribution';
 import { CgroupIndex } from '../../src/k8s/cgroup-index';
 import { EndpointCounterTable } from '../../src/probes/shared/endpoint-counters';
+import { KernelHistogramTable } from '../../src/probes/shared/kernel-histogram';
 import { tempDir } from '../support/tmp';
 
 const UID = '3f0a6a5e-1b7c-4d2e-9f10-2a3b4c5d6e7f';
@@ -183,6 +184,34 @@ class FakeFlowMap {
   }
 }
 
+/** Flow rows whose value is a struct flowtel_histogram with 4 buckets (lower bounds 1, 1.25, 1.5, 1.75). */
+class FakeHistogramMap {
+  rows = new Map<string, { count: number; sum: number; buckets: number[] }>(); // key hex (FakeFlowMap.key) -> value
+  deleted = 0;
+  object(): NativeBpfObject {
+    const base = new FakeCounterMap().object();
+    const histogram: StructLayoutInfo = { size: 48, members: { count: { offset: 0, size: 8 }, sum: { offset: 8, size: 8 }, buckets: { offset: 16, size: 32 } } };
+    return {
+      structLayout: (name: string) => (name === 'flowtel_histogram' ? histogram : base.structLayout(name)),
+      mapReadAll: (): MapRows => {
+        const entries = [...this.rows.entries()];
+        const keys = Buffer.concat(entries.map(([k]) => Buffer.from(k, 'hex')));
+        const values = Buffer.alloc(entries.length * 48);
+        entries.forEach(([, v], i) => {
+          values.writeBigUInt64LE(BigInt(v.count), i * 48);
+          values.writeBigUInt64LE(BigInt(v.sum), i * 48 + 8);
+          v.buckets.forEach((n, b) => values.writeBigUInt64LE(BigInt(n), i * 48 + 16 + b * 8));
+        });
+        return { count: entries.length, keys, values, keySize: 32, valueStride: 48 };
+      },
+      mapDeleteKeys: (_name: string, keys: Buffer) => {
+        for (let off = 0; off < keys.length; off += 32) this.rows.delete(keys.toString('hex', off, off + 32)) && this.deleted++;
+        return keys.length / 32;
+      },
+    } as unknown as NativeBpfObject;
+  }
+}
+
 /** Kubernetes names that a test can change, notifying like the metadata cache does. */
 class FakeMetadata implements PodMetadataSource {
   podName = 'checkout-1';
@@ -309,6 +338,50 @@ describe('flow rows: cached identities', () => {
     table.collect();
     assert.equal(map.deleted, 1, 'idle for 5 s: deleted from the kernel map');
     assert.equal(table.collect().length, 0, 'and its series ends');
+  });
+});
+
+describe('kernel histogram table', () => {
+  it('keeps a series shared by node cgroups whole when one of its rows is deleted, and ends it with its last row', () => {
+    const { root } = tree();
+    const kubelet = path.join(root, 'system.slice/kubelet.service');
+    const containerd = path.join(root, 'system.slice/containerd.service');
+    fs.mkdirSync(kubelet);
+    fs.mkdirSync(containerd);
+    let now = 0;
+    const index = new CgroupIndex({ root, staleAfterMs: 0, now: () => now });
+    const attribution = new CgroupAttribution(index, 'worker-1');
+    const map = new FakeHistogramMap();
+    const rowOf = (dir: string) => FakeFlowMap.key(ino(dir), '10.0.0.1', 6443);
+    const kubeletRow = rowOf(kubelet);
+    map.rows.set(kubeletRow, { count: 2, sum: 3, buckets: [1, 0, 1, 0] });
+    map.rows.set(rowOf(containerd), { count: 1, sum: 2, buckets: [0, 0, 0, 1] });
+    // Export boundary 1.5: kernel buckets 0 and 1 below it, 2 and 3 above.
+    const table = new KernelHistogramTable({ object: map.object(), mapName: 'm', keyStruct: 'k', attribution, boundaries: [1.5], scale: 1, gracePeriodMs: 1000, now: () => now });
+    const apiServer = () =>
+      table
+        .collect()
+        .filter((s) => s.attributes['network.peer.address'] === '10.0.0.1')
+        .map((s) => ({ node: s.attributes['flowtel.attribution'], count: s.count, sum: s.sum, counts: s.counts }));
+    assert.deepEqual(apiServer(), [{ node: 'node', count: 3, sum: 5, counts: [1, 2] }], 'both cgroups are the node: one series');
+
+    fs.rmdirSync(containerd);
+    now = 10;
+    apiServer(); // containerd is seen gone: its grace period starts
+    now = 2000;
+    assert.deepEqual(apiServer(), [{ node: 'node', count: 3, sum: 5, counts: [1, 2] }], "containerd's row is deleted, its totals kept");
+    assert.equal(map.deleted, 1);
+    map.rows.set(kubeletRow, { count: 3, sum: 4, buckets: [1, 1, 1, 0] });
+    now = 3000;
+    assert.deepEqual(apiServer(), [{ node: 'node', count: 4, sum: 6, counts: [2, 2] }], 'the series did not go backwards');
+
+    fs.rmdirSync(kubelet);
+    now = 4000;
+    apiServer();
+    now = 6000;
+    assert.deepEqual(apiServer(), [{ node: 'node', count: 4, sum: 6, counts: [2, 2] }], 'exported once more with its final totals');
+    assert.equal(map.deleted, 2);
+    assert.deepEqual(apiServer(), [], 'the series ended with its last row');
   });
 });
 

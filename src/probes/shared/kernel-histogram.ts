@@ -5,8 +5,11 @@
  * Export boundaries are a subset of the kernel's bucket bounds, so each
  * kernel bucket falls wholly into one export bucket: counts are exact, and
  * the sum is the kernel's own. Rows sharing a series are added up; rows of
- * cgroups/netns gone for the grace period are deleted from the kernel map
- * (a pod's series then ends, a shared series keeps their totals).
+ * cgroups/netns gone for the grace period are deleted from the kernel map.
+ * As in EndpointCounterTable, a series keeps the totals of its deleted rows
+ * while another of its rows lives (a pod's other containers, the node's other
+ * cgroups), so it never goes backwards, and ends with its last row; the
+ * node's (or unknown) series at pod granularity never ends.
  */
 import type { NativeBpfObject } from '../../bpf/native';
 import { readU64, StructReader } from '../../bpf/struct-reader';
@@ -48,7 +51,8 @@ export class KernelHistogramTable {
   private readonly gone: GoneRows;
   private readonly value: StructReader<'count' | 'sum' | 'buckets'>;
   private readonly exportIndex: number[];
-  private readonly retired = new Map<string, HistogramSeries>();
+  /** Totals of deleted rows by series; `forever`: the node's (or unknown) series at pod granularity. */
+  private readonly retired = new Map<string, { series: HistogramSeries; forever: boolean }>();
 
   constructor(private readonly options: KernelHistogramOptions) {
     this.rows = new RowIdentityReader(options.object, options.keyStruct, options.keyFields, options.attribution, options.describe);
@@ -65,7 +69,8 @@ export class KernelHistogramTable {
     const rows = object.mapReadAll(mapName);
     const bucketsOffset = this.value.member('buckets').offset;
     const series = new Map<string, HistogramSeries>();
-    for (const [key, kept] of this.retired) series.set(key, { ...kept, counts: [...kept.counts] });
+    for (const [key, kept] of this.retired) series.set(key, copyOf(kept.series));
+    const live = new Set<string>();
     const expired: Buffer[] = [];
     const now = (this.options.now ?? Date.now)();
     this.gone.begin();
@@ -86,28 +91,39 @@ export class KernelHistogramTable {
         const n = readU64(rows.values, base + bucketsOffset + b * 8);
         if (n) row.counts[this.exportIndex[b]] += n;
       }
-      addInto(series, row);
-      if (this.gone.expired(identity.ref, identity.endpoint, now)) {
+      if (!this.gone.expired(identity.ref, identity.endpoint, now)) {
+        live.add(identity.seriesKey);
+      } else {
         expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
         this.options.attribution.forgetRef(identity.ref);
-        // A pod's or a flow's series ends with it; a shared endpoint keeps its totals.
-        if (identity.endpoint.kind !== 'pod' && !identity.flow) addInto(this.retired, row);
+        const kept = this.retired.get(identity.seriesKey);
+        if (kept) addTo(kept.series, row);
+        else this.retired.set(identity.seriesKey, { series: copyOf(row), forever: identity.endpoint.kind !== 'pod' && !identity.flow });
       }
+      addInto(series, row);
     }
     this.gone.end();
     this.rows.end();
     if (expired.length) object.mapDeleteKeys(mapName, Buffer.concat(expired));
+    // A series ends when its last row is deleted (a pod's, a flow's): exported with its final totals this once.
+    for (const [key, kept] of this.retired) if (!kept.forever && !live.has(key)) this.retired.delete(key);
     return [...series.values()];
   }
 }
 
+/** Adds a row into its series; the first row of a series becomes it (rows are fresh objects, owned by no one). */
 function addInto(into: Map<string, HistogramSeries>, row: HistogramSeries): void {
   const sum = into.get(row.key);
-  if (!sum) {
-    into.set(row.key, { ...row, counts: [...row.counts] });
-    return;
-  }
+  if (sum) addTo(sum, row);
+  else into.set(row.key, row);
+}
+
+function addTo(sum: HistogramSeries, row: HistogramSeries): void {
   sum.count += row.count;
   sum.sum += row.sum;
-  row.counts.forEach((c, i) => (sum.counts[i] += c));
+  for (let i = 0; i < row.counts.length; i++) sum.counts[i] += row.counts[i];
+}
+
+function copyOf(series: HistogramSeries): HistogramSeries {
+  return { ...series, counts: [...series.counts] };
 }
