@@ -99,6 +99,13 @@ export class Agent {
       series: pipeline.series,
     };
 
+    /** Undoes start-up so far, when the agent cannot run. */
+    const abandonStart = async (): Promise<void> => {
+      kubernetes?.stop();
+      await health?.stop();
+      runtime.close();
+      await pipeline.shutdown();
+    };
     const started: ProbeGroup[] = [];
     for (const factory of groupFactories(config)) {
       let group: ProbeGroup | undefined;
@@ -112,10 +119,7 @@ export class Agent {
         runtime.unload(factory.name);
         // A configuration mistake is the operator's to fix, not a kernel limitation.
         if (err instanceof ConfigError) {
-          kubernetes?.stop();
-          await health?.stop();
-          runtime.close();
-          await pipeline.shutdown();
+          await abandonStart();
           throw err;
         }
         log.warn(`probe group ${factory.name} disabled: cannot load hook ${factory.hooks.join(', ')} on this kernel`, {
@@ -125,10 +129,7 @@ export class Agent {
       }
     }
     if (started.length === 0) {
-      kubernetes?.stop();
-      await health?.stop();
-      runtime.close();
-      await pipeline.shutdown();
+      await abandonStart();
       throw new Error('no probe group could be loaded (see the warnings above); nothing to do');
     }
     events.start();
@@ -144,11 +145,15 @@ export class Agent {
       exporting: pipeline.destinations.join('; '),
       kubernetes: kubernetes ? 'on' : 'off (cgroup attribution only)',
     });
+    // pollErrors is a running total and the poll loop carries on after an error: unready only while errors keep coming.
+    let pollErrorsSeen = 0;
     health?.setReadiness(() => {
       const ring = runtime.ringStats();
       const k8s = kubernetes?.stats().map((s) => ({ resource: s.resource, synced: s.synced, error: s.lastError }));
+      const newPollErrors = (ring?.pollErrors ?? 0) > pollErrorsSeen;
+      pollErrorsSeen = ring?.pollErrors ?? 0;
       // Kubernetes trouble degrades names, not data: it does not make the agent unready.
-      return { ready: ring?.running === true && ring.pollErrors === 0, detail: { groups: started.map((g) => g.name), ringBuffer: ring, kubernetes: k8s ?? 'off' } };
+      return { ready: ring?.running === true && !newPollErrors, detail: { groups: started.map((g) => g.name), ringBuffer: ring, kubernetes: k8s ?? 'off' } };
     });
     return new Agent(pipeline, runtime, events, started, async () => {
       stopServices();
