@@ -16,7 +16,7 @@ import { AgentProcess, freshExport, sleep } from '../test/support/agent-process'
 import { cgroupRoot } from '../test/support/kernel';
 import { netClient } from '../test/support/traffic';
 import { cpuSeconds, rssBytes } from './proc';
-import { MiB, environment, environmentMarkdown, repoRoot, summarize, table, updateSection, type Summary } from './report';
+import { MiB, publishReport, repoRoot, summarize, table, type Summary } from './report';
 
 interface Ctx {
   node: TestNode;
@@ -225,12 +225,14 @@ export function capacityReport(r: CapacityResult, markdown: boolean): string {
 
 export async function runCapacityBenchmark(args: string[]): Promise<number> {
   const result = await runCapacity(args);
-  process.stdout.write(`\n${capacityReport(result, false)}\n`);
-  if (!args.includes('--no-doc')) {
-    const env = environmentMarkdown(environment(['@opentelemetry/sdk-metrics']));
-    const body = `${env}\n\nRerun: \`npx tsc -p tsconfig.json && npm run bench -- capacity\` (as root; \`--repeated-rates 25000,50000,...\`, \`--distinct-rates ...\`).\n\n${capacityReport(result, true)}`;
-    updateSection(path.join(repoRoot(), 'docs', 'performance.md'), 'Userspace capacity', 'capacity', body);
-    process.stdout.write('wrote docs/performance.md (section "Userspace capacity")\n');
-  }
+  publishReport(
+    args,
+    {
+      title: 'Userspace capacity',
+      name: 'capacity',
+      rerun: '`npx tsc -p tsconfig.json && npm run bench -- capacity` (as root; `--repeated-rates 25000,50000,...`, `--distinct-rates ...`).',
+    },
+    (markdown) => capacityReport(result, markdown),
+  );
   return 0;
 }

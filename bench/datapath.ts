@@ -18,7 +18,7 @@ import { AgentProcess, sleep, waitFor } from '../test/support/agent-process';
 import { cgroupRoot } from '../test/support/kernel';
 import { iperf, netClient } from '../test/support/traffic';
 import { cpuSeconds, programStats, setBpfStats, type ProgramStats } from './proc';
-import { environment, environmentMarkdown, repoRoot, summarize, table, updateSection, type Summary } from './report';
+import { publishReport, repoRoot, summarize, table, type Summary } from './report';
 
 const PROGRAMS = ['tcp_retransmit_skb', 'tcp_send_reset', 'tcp_receive_reset', 'kfree_skb', 'inet_sock_set_state', 'tcp_probe', 'flows_ingress', 'flows_egress'] as const;
 const GROUPS = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'];
@@ -241,12 +241,10 @@ export function datapathReport(r: DatapathResult, markdown: boolean): string {
 
 export async function runDatapathBenchmark(args: string[]): Promise<number> {
   const result = await runDatapath(args);
-  process.stdout.write(`\n${datapathReport(result, false)}\n`);
-  if (!args.includes('--no-doc')) {
-    const env = environmentMarkdown(environment(['@opentelemetry/sdk-metrics']));
-    const body = `${env}\n\nRerun: \`npx tsc -p tsconfig.json && npm run bench -- datapath\` (as root; options \`--runs N\`, \`--seconds S\`).\n\n${datapathReport(result, true)}`;
-    updateSection(path.join(repoRoot(), 'docs', 'performance.md'), 'Datapath overhead', 'datapath', body);
-    process.stdout.write('wrote docs/performance.md (section "Datapath overhead")\n');
-  }
+  publishReport(
+    args,
+    { title: 'Datapath overhead', name: 'datapath', rerun: '`npx tsc -p tsconfig.json && npm run bench -- datapath` (as root; options `--runs N`, `--seconds S`).' },
+    (markdown) => datapathReport(result, markdown),
+  );
   return 0;
 }

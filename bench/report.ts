@@ -181,3 +181,15 @@ export function updateSection(file: string, title: string, name: string, generat
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, `${parts.join('\n\n')}\n`);
 }
+
+/**
+ * Prints a benchmark's report and, unless `--no-doc`, writes it into docs/performance.md under its section:
+ * the environment header, how to rerun it, then the report as markdown.
+ */
+export function publishReport(args: string[], section: { title: string; name: string; rerun: string }, report: (markdown: boolean) => string): void {
+  process.stdout.write(`\n${report(false)}\n`);
+  if (args.includes('--no-doc')) return;
+  const env = environmentMarkdown(environment(['@opentelemetry/sdk-metrics']));
+  updateSection(path.join(repoRoot(), 'docs', 'performance.md'), section.title, section.name, `${env}\n\nRerun: ${section.rerun}\n\n${report(true)}`);
+  process.stdout.write(`wrote docs/performance.md (section "${section.title}")\n`);
+}
