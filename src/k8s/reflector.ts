@@ -33,8 +33,15 @@ export interface ReflectorStats {
   lastError?: string;
 }
 
+/**
+ * An object's identity in the cache: its uid. By name, a pod deleted and
+ * recreated under the same name while the watch was away (a StatefulSet pod)
+ * would look updated on the relist, and the old pod would never be deleted.
+ * The name is the fallback for objects without a uid.
+ */
 export function objectKey(raw: Record<string, unknown>): string | undefined {
   const meta = raw.metadata as { uid?: string; namespace?: string; name?: string } | undefined;
+  if (meta?.uid) return meta.uid;
   if (!meta?.name) return undefined;
   return meta.namespace ? `${meta.namespace}/${meta.name}` : meta.name;
 }
