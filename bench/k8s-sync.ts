@@ -142,12 +142,12 @@ async function once(fixtureFile: string, warm: boolean): Promise<OnceResult> {
 
   const metadata = new KubernetesMetadata({ client, nodeName: fixture.options.localNode, resolvePeers: true, podLabels: ['app'], deletedPodGracePeriodMs: 30_000, log });
   // Per-reflector timing is a diagnostic only: reach the private list as stats() itself does.
-  const reflectors = (metadata as unknown as { reflectors?: Array<{ synced(): Promise<void>; options?: { resource?: string } }> }).reflectors ?? [];
+  const reflectors = (metadata as unknown as { reflectors?: Array<{ synced(): Promise<void>; resource?: string }> }).reflectors ?? [];
   const reflectorSyncMs: Record<string, number> = {};
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   metadata.start();
-  for (const r of reflectors) void r.synced().then(() => (reflectorSyncMs[r.options?.resource ?? '?'] = Math.round(performance.now() - started)));
+  for (const r of reflectors) void r.synced().then(() => (reflectorSyncMs[r.resource ?? '?'] = Math.round(performance.now() - started)));
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), SYNC_TIMEOUT_MS)));
   const outcome = await Promise.race([metadata.synced().then(() => 'synced' as const), timedOut]);

@@ -119,7 +119,7 @@ export class KubernetesMetadata {
   }
 
   stats(): Array<{ resource: string } & ReflectorStats> {
-    return this.reflectors.map((r) => ({ resource: (r as unknown as { options: { resource: string } }).options.resource, ...r.stats }));
+    return this.reflectors.map((r) => ({ resource: r.resource, ...r.stats }));
   }
 
   /** Called with a pod uid whenever what we know of that pod changes. */

@@ -62,6 +62,11 @@ export class Reflector<T> {
     this.firstSync = new Promise((resolve) => (this.resolveFirstSync = resolve));
   }
 
+  /** The resource name ("pods"), for stats and logs. */
+  get resource(): string {
+    return this.options.resource;
+  }
+
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
