@@ -5,7 +5,7 @@
  * start time of its first appearance and is dropped when a snapshot stops
  * containing it.
  */
-import { diag, ValueType, type HrTime } from '@opentelemetry/api';
+import { diag, ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import {
   AggregationTemporality,
@@ -14,7 +14,29 @@ import {
   type MetricData,
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
-import type { SeriesRegistry, SeriesSnapshot } from '../probes/series';
+import type { NumberSeries, SeriesRegistry, SeriesSnapshot } from '../probes/series';
+
+/**
+ * A sum's data point. Attributes are read through to the series when the
+ * exporter reads them: a flow series builds its attributes on each read, so
+ * a collection of 100,000 flows does not hold 100,000 attribute objects
+ * while its export is being sent.
+ */
+class SeriesPoint {
+  constructor(
+    private readonly series: NumberSeries,
+    readonly startTime: HrTime,
+    readonly endTime: HrTime,
+  ) {}
+
+  get attributes(): Attributes {
+    return this.series.attributes;
+  }
+
+  get value(): number {
+    return this.series.value;
+  }
+}
 
 export class SeriesProducer implements MetricProducer, SeriesRegistry {
   private readonly sources = new Set<() => SeriesSnapshot>();
@@ -70,7 +92,7 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
           aggregationTemporality: AggregationTemporality.CUMULATIVE,
           dataPointType: DataPointType.SUM,
           isMonotonic: monotonic,
-          dataPoints: series.map((s) => ({ startTime: s.startTime ?? startOf(starts, s.key), endTime: now, attributes: s.attributes, value: s.value })),
+          dataPoints: series.map((s) => new SeriesPoint(s, s.startTime ?? startOf(starts, s.key), now)),
         });
       }
       for (const { metric, boundaries, series } of snapshot.histograms ?? []) {

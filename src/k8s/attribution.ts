@@ -51,6 +51,12 @@ const MAX_CACHED_PEERS = 65_536;
 export interface LocalEndpoint {
   /** Stable identity of the attribute set, for aggregating rows that share it. */
   readonly key: string;
+  /**
+   * A short stand-in for `key` (the same for the same key while any of its
+   * cgroups lives), for series keys kept per flow: a pod's key is about 105
+   * characters, and a node with 100,000 flows keeps one series key each.
+   */
+  readonly keyId: string;
   readonly attributes: Attributes;
   readonly kind: 'pod' | 'node' | 'unknown';
   readonly podUid?: string;
@@ -63,6 +69,9 @@ export class CgroupAttribution {
   private readonly node: LocalEndpoint;
   private readonly unknown: LocalEndpoint;
   private readonly peers = new Map<string, PeerIdentity>();
+  /** LocalEndpoint.keyId by key. */
+  private readonly keyIds = new Map<string, string>();
+  private nextKeyId = 0;
   private generation = 0;
 
   constructor(
@@ -193,8 +202,16 @@ export class CgroupAttribution {
 
   /** Drops the cached endpoint of a removed cgroup or netns (ids are not reused, so nothing else changes). */
   forgetRef(ref: EndpointRef): void {
-    if (ref.cgroupId !== 0n) this.endpoints.delete(ref.cgroupId);
-    else this.netnsEndpoints.delete(ref.netnsIno);
+    let endpoint: LocalEndpoint | undefined;
+    if (ref.cgroupId !== 0n) {
+      endpoint = this.endpoints.get(ref.cgroupId);
+      this.endpoints.delete(ref.cgroupId);
+    } else {
+      endpoint = this.netnsEndpoints.get(ref.netnsIno);
+      this.netnsEndpoints.delete(ref.netnsIno);
+    }
+    // A pod's key belongs to its one cgroup (container) or netns; node and unknown keys stay.
+    if (endpoint?.kind === 'pod') this.keyIds.delete(endpoint.key);
   }
 
   private forgetPeers(): void {
@@ -204,6 +221,8 @@ export class CgroupAttribution {
 
   private freeze(key: string, attributes: Attributes, podUid?: string): LocalEndpoint {
     const kind = attributes[ATTR_FLOWTEL_ATTRIBUTION] as LocalEndpoint['kind'];
-    return Object.freeze({ key, attributes: Object.freeze(attributes), kind, ...(podUid ? { podUid } : {}) });
+    let keyId = this.keyIds.get(key);
+    if (keyId === undefined) this.keyIds.set(key, (keyId = kind === 'pod' ? `p${this.nextKeyId++}` : key));
+    return Object.freeze({ key, keyId, attributes: Object.freeze(attributes), kind, ...(podUid ? { podUid } : {}) });
   }
 }

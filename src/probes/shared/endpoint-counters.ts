@@ -51,11 +51,37 @@ export interface EndpointCounterTableOptions<F extends string> {
   now?: () => number;
 }
 
-/** A series' running totals, reused from collection to collection (`pass` says when it was last reset). */
-interface Accumulator<F extends string> extends SeriesTotals<F> {
-  pass: number;
+/** Where a series gets its name: a row's identity (attributes built on read). */
+interface SeriesSource {
+  readonly endpoint: LocalEndpoint;
+  readonly tag?: string;
+  readonly attributes: Attributes;
+}
+
+/**
+ * A series' running totals, reused from collection to collection (`pass`
+ * says when it was last reset). Its attributes are its source's, built when
+ * read (by the exporter), never kept: see RowIdentity.
+ */
+class Accumulator<F extends string> implements SeriesTotals<F> {
+  endpoint: LocalEndpoint;
+  tag?: string;
+  pass = 0;
   /** The last collection in which a row that stays in the map counted into it. */
-  livePass: number;
+  livePass = 0;
+
+  constructor(
+    readonly seriesKey: string,
+    public source: SeriesSource,
+    readonly totals: Record<F, number>,
+    readonly startTime: HrTime,
+  ) {
+    this.endpoint = source.endpoint;
+  }
+
+  get attributes(): Attributes {
+    return this.source.attributes;
+  }
 }
 
 /** A kernel row to delete: its endpoint is gone, or (a flow) it has been idle. */
@@ -85,10 +111,11 @@ export class EndpointCounterTable<F extends string> {
    * may be deleted (its cgroup gone, its flow idle) while others still count.
    * `forever`: the node's (or unknown) series at pod granularity never ends.
    */
-  private readonly retired = new Map<string, { endpoint: LocalEndpoint; tag?: string; attributes: Attributes; totals: Record<string, number>; forever: boolean }>();
+  private readonly retired = new Map<string, { source: SeriesSource; totals: Record<string, number>; forever: boolean }>();
   private readonly accumulators = new Map<string, Accumulator<F>>();
   private readonly now: () => number;
   private pass = 0;
+  private startTime: HrTime | undefined;
 
   constructor(private readonly options: EndpointCounterTableOptions<F>) {
     const { object } = options;
@@ -118,11 +145,13 @@ export class EndpointCounterTable<F extends string> {
     const now = this.now();
     const pass = ++this.pass;
     const values = new Array<number>(fields.length);
+    // Series that begin in this collection share one start time (one array, not one per new flow).
+    this.startTime = undefined;
     this.gone.begin();
     this.rows.begin();
 
     for (const [key, entry] of this.retired) {
-      const acc = this.accumulator(key, entry, out);
+      const acc = this.accumulator(key, entry.source, out);
       for (const field of fields) acc.totals[field] = entry.totals[field];
     }
     for (let i = 0; i < rows.count; i++) {
@@ -165,10 +194,10 @@ export class EndpointCounterTable<F extends string> {
   }
 
   /** The series' accumulator (created on first use), touched for this collection. */
-  private accumulator(seriesKey: string, source: { endpoint: LocalEndpoint; tag?: string; attributes: Attributes }, out: Array<Accumulator<F>>): Accumulator<F> {
+  private accumulator(seriesKey: string, source: SeriesSource, out: Array<Accumulator<F>>): Accumulator<F> {
     let acc = this.accumulators.get(seriesKey);
     if (!acc) {
-      acc = { endpoint: source.endpoint, seriesKey, attributes: source.attributes, totals: zero(this.options.fields), pass: 0, livePass: 0, startTime: hrTime() };
+      acc = new Accumulator(seriesKey, source, zero(this.options.fields), (this.startTime ??= hrTime()));
       this.accumulators.set(seriesKey, acc);
     }
     return this.touch(acc, source, out);
@@ -179,11 +208,11 @@ export class EndpointCounterTable<F extends string> {
    * touches it. It takes the attributes of the first row that touches it in a
    * collection, so a series renamed by new metadata keeps its key and totals.
    */
-  private touch(acc: Accumulator<F>, source: { endpoint: LocalEndpoint; tag?: string; attributes: Attributes }, out: Array<Accumulator<F>>): Accumulator<F> {
+  private touch(acc: Accumulator<F>, source: SeriesSource, out: Array<Accumulator<F>>): Accumulator<F> {
     if (acc.pass !== this.pass) {
       acc.pass = this.pass;
       acc.endpoint = source.endpoint;
-      acc.attributes = source.attributes;
+      acc.source = source;
       if (source.tag !== undefined) acc.tag = source.tag;
       for (const field of this.options.fields) acc.totals[field] = 0;
       out.push(acc);
@@ -197,7 +226,7 @@ export class EndpointCounterTable<F extends string> {
     for (const { identity, gone, totals } of rows) {
       if (gone) this.options.attribution.forgetRef(identity.ref);
       const forever = identity.endpoint.kind !== 'pod' && !identity.flow;
-      const kept = this.retired.get(identity.seriesKey) ?? { endpoint: identity.endpoint, tag: identity.tag, attributes: identity.attributes, totals: zero(fields), forever };
+      const kept = this.retired.get(identity.seriesKey) ?? { source: identity, totals: zero(fields), forever };
       fields.forEach((field, f) => (kept.totals[field] += totals[f]));
       this.retired.set(identity.seriesKey, kept);
     }

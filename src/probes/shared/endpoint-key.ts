@@ -31,23 +31,44 @@ export class EndpointKeyReader {
 
   /** The peer of a flow-granularity row; undefined at pod granularity (family 0). */
   peer(buf: Buffer, offset: number): PeerInfo | undefined {
+    const fields = this.peerFields(buf, offset);
+    return fields && peerInfo(fields.address, fields.serverPort, fields.protocol, fields.family);
+  }
+
+  /** The peer's fields alone, without its key and attributes (rows kept by the thousand build those when needed). */
+  peerFields(buf: Buffer, offset: number): PeerFields | undefined {
     const family = this.reader.uint(buf, offset, 'endpoint.family');
     if (family === 0) return undefined;
-    const address = formatAddress(this.reader.bytes(buf, offset, 'endpoint.peer_addr'));
-    return peerInfo(address, this.reader.uint(buf, offset, 'endpoint.server_port'), this.reader.uint(buf, offset, 'endpoint.protocol'), family);
+    return {
+      address: formatAddress(this.reader.bytes(buf, offset, 'endpoint.peer_addr')),
+      serverPort: this.reader.uint(buf, offset, 'endpoint.server_port'),
+      protocol: this.reader.uint(buf, offset, 'endpoint.protocol'),
+      family,
+    };
   }
+}
+
+export interface PeerFields {
+  address: string;
+  serverPort: number;
+  protocol: number;
+  family: number;
 }
 
 /** Peer identity and attributes of a flow: the same for kernel rows and for series built in user space. */
 export function peerInfo(address: string, serverPort: number, protocol: number, family: number): PeerInfo {
+  return { key: peerKeyOf(address, serverPort, protocol), address, attributes: peerAttributes(address, serverPort, protocol, family) };
+}
+
+export function peerKeyOf(address: string, serverPort: number, protocol: number): string {
+  return [address, serverPort, protocol].join('|');
+}
+
+export function peerAttributes(address: string, serverPort: number, protocol: number, family: number): Attributes {
   return {
-    key: `${address}|${serverPort}|${protocol}`,
-    address,
-    attributes: {
-      [ATTR_NETWORK_PEER_ADDRESS]: address,
-      [ATTR_SERVER_PORT]: serverPort,
-      [ATTR_NETWORK_TRANSPORT]: TRANSPORTS[protocol] ?? `ipproto-${protocol}`,
-      [ATTR_NETWORK_TYPE]: family === AF_INET6 && !address.includes('.') ? 'ipv6' : 'ipv4',
-    },
+    [ATTR_NETWORK_PEER_ADDRESS]: address,
+    [ATTR_SERVER_PORT]: serverPort,
+    [ATTR_NETWORK_TRANSPORT]: TRANSPORTS[protocol] ?? `ipproto-${protocol}`,
+    [ATTR_NETWORK_TYPE]: family === AF_INET6 && !address.includes('.') ? 'ipv6' : 'ipv4',
   };
 }

@@ -8,7 +8,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { NativeBpfObject } from '../../bpf/native';
 import { StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution, EndpointRef, LocalEndpoint, PeerIdentity } from '../../k8s/attribution';
-import { EndpointKeyReader } from './endpoint-key';
+import { EndpointKeyReader, peerAttributes, peerKeyOf } from './endpoint-key';
 
 export interface KeyFieldView {
   uint(field: string): number;
@@ -24,19 +24,53 @@ export interface RowDescription {
 
 export type DescribeRow = (key: KeyFieldView) => RowDescription | undefined;
 
-export interface RowIdentity {
-  ref: EndpointRef;
-  endpoint: LocalEndpoint;
-  tag?: string;
-  seriesKey: string;
-  attributes: Attributes;
+/**
+ * Who a row is. One per kernel row, kept between collections, so it holds
+ * only references to shared objects (endpoint, peer identity, group
+ * description) and the few numbers of the peer: at 100,000 flows every byte
+ * per row is 100 KB. Its attributes are built on each read and not kept;
+ * exporters read them once per data point while serializing.
+ */
+export class RowIdentity {
+  constructor(
+    readonly ref: EndpointRef,
+    readonly endpoint: LocalEndpoint,
+    private readonly group: RowDescription,
+    /** Flow-granularity rows only (undefined at pod granularity); the rest of the peer is numbers, kept inline. */
+    readonly peerAddress: string | undefined,
+    private readonly serverPort: number,
+    private readonly protocol: number,
+    private readonly family: number,
+    readonly peerIdentity: PeerIdentity | undefined,
+    readonly seriesKey: string,
+  ) {}
+
+  /** The group's own classification of the row, e.g. which statistic it is. */
+  get tag(): string | undefined {
+    return this.group.tag;
+  }
+
   /** True for flow-granularity rows (they carry a peer). */
-  flow: boolean;
+  get flow(): boolean {
+    return this.peerAddress !== undefined;
+  }
+
+  /** Endpoint, peer and group attributes together; a new object on every read. */
+  get attributes(): Attributes {
+    const address = this.peerAddress;
+    return {
+      ...this.endpoint.attributes,
+      ...(address !== undefined ? peerAttributes(address, this.serverPort, this.protocol, this.family) : undefined),
+      ...this.peerIdentity?.attributes,
+      ...this.group.attributes,
+    };
+  }
 }
 
-/** The identity a row is aggregated under; shared with code that builds matching series (baselines). */
+/** The identity a row is aggregated under (by the endpoint's keyId); shared with code that builds matching series (baselines). */
 export function seriesKeyOf(endpointKey: string, peerKey: string | undefined, groupKey: string): string {
-  return `${endpointKey}|${peerKey ?? ''}|${groupKey}`;
+  // join() makes one flat string; a template literal leaves a tree of cons strings (about 250 bytes more per flow).
+  return [endpointKey, peerKey ?? '', groupKey].join('|');
 }
 
 /**
@@ -50,7 +84,6 @@ export interface RowEntry<S> {
   identity: RowIdentity | undefined;
   state: S | undefined;
   generation: number;
-  peer: PeerIdentity | undefined;
   seenIn: number;
 }
 
@@ -62,11 +95,24 @@ export interface RowEntry<S> {
  * or its peer's Kubernetes identity changed. Call begin() before reading a
  * map and end() after; rows not read in between are forgotten.
  */
+const NO_GROUP: RowDescription = Object.freeze({ key: '', attributes: Object.freeze({}) });
+
+/** An endpoint ref as one number: the cgroup id above the 32-bit netns inode. */
+function refKey(ref: EndpointRef): bigint {
+  return (ref.cgroupId << 32n) | BigInt(ref.netnsIno);
+}
+
 export class RowIdentityReader<S = never> {
   private readonly endpointKey: EndpointKeyReader;
   private readonly keyFields: StructReader<string> | undefined;
   private readonly keySize: number;
   private readonly cache = new Map<string, RowEntry<S>>();
+  /** Shared by every row of an endpoint (a pod's flows): one object per cgroup, not per row. */
+  private readonly refs = new Map<bigint, EndpointRef>();
+  /** Group descriptions by key: every row of a direction shares one. */
+  private readonly groups = new Map<string, RowDescription>();
+  /** Peer address strings, shared by the rows of one peer (a server's many client flows). */
+  private readonly addresses = new Map<string, string>();
   private pass = 0;
   private readThisPass = 0;
 
@@ -92,6 +138,16 @@ export class RowIdentityReader<S = never> {
   end(): void {
     if (this.cache.size <= this.readThisPass) return;
     for (const [rowId, row] of this.cache) if (row.seenIn !== this.pass) this.cache.delete(rowId);
+    // Rows went away: keep only the shared objects that surviving rows still use.
+    this.refs.clear();
+    this.addresses.clear();
+    for (const row of this.cache.values()) {
+      const identity = row.identity;
+      if (!identity) continue;
+      this.refs.set(refKey(identity.ref), identity.ref);
+      const address = identity.peerAddress;
+      if (address !== undefined) this.addresses.set(address, address);
+    }
   }
 
   /** undefined when the group's describe skips the row. The identity is shared: do not modify it. */
@@ -118,31 +174,45 @@ export class RowIdentityReader<S = never> {
     if (!row.identity) return true;
     // Unknown endpoints are not cached by attribution either: their cgroup may be indexed by now.
     if (row.identity.endpoint.kind === 'unknown') return false;
-    return row.generation === this.attribution.endpointGeneration && !row.peer?.stale;
+    return row.generation === this.attribution.endpointGeneration && !row.identity.peerIdentity?.stale;
   }
 
   private build(keys: Buffer, offset: number, state: S | undefined): RowEntry<S> {
     const generation = this.attribution.endpointGeneration;
-    const group: RowDescription | undefined = this.describe ? this.describe(this.fieldView(keys, offset)) : { key: '', attributes: {} };
-    if (!group) return { identity: undefined, state, generation, peer: undefined, seenIn: 0 };
-    const ref = this.endpointKey.ref(keys, offset);
+    const group = this.describe ? this.describe(this.fieldView(keys, offset)) : NO_GROUP;
+    if (!group) return { identity: undefined, state, generation, seenIn: 0 };
+    const ref = this.shared(this.endpointKey.ref(keys, offset));
     const endpoint = this.attribution.resolveRef(ref);
-    const peer = this.endpointKey.peer(keys, offset);
-    const peerIdentity = peer ? this.attribution.peer(peer.address) : undefined;
-    const identity: RowIdentity = {
-      ref,
-      endpoint,
-      ...(group.tag !== undefined ? { tag: group.tag } : {}),
-      seriesKey: seriesKeyOf(endpoint.key, peer?.key, group.key),
-      attributes: Object.freeze({
-        ...endpoint.attributes,
-        ...peer?.attributes,
-        ...peerIdentity?.attributes,
-        ...group.attributes,
-      }),
-      flow: peer !== undefined,
-    };
-    return { identity, state, generation, peer: peerIdentity, seenIn: 0 };
+    const peer = this.endpointKey.peerFields(keys, offset);
+    let address: string | undefined;
+    let peerIdentity: PeerIdentity | undefined;
+    let peerKey: string | undefined;
+    if (peer) {
+      address = this.addresses.get(peer.address);
+      if (address === undefined) this.addresses.set(peer.address, (address = peer.address));
+      peerIdentity = this.attribution.peer(address);
+      peerKey = peerKeyOf(address, peer.serverPort, peer.protocol);
+    }
+    const description = this.sharedGroup(group);
+    const seriesKey = seriesKeyOf(endpoint.keyId, peerKey, description.key);
+    const identity = new RowIdentity(ref, endpoint, description, address, peer?.serverPort ?? 0, peer?.protocol ?? 0, peer?.family ?? 0, peerIdentity, seriesKey);
+    return { identity, state, generation, seenIn: 0 };
+  }
+
+  private shared(ref: EndpointRef): EndpointRef {
+    const key = refKey(ref);
+    const known = this.refs.get(key);
+    if (known) return known;
+    this.refs.set(key, ref);
+    return ref;
+  }
+
+  private sharedGroup(group: RowDescription): RowDescription {
+    const known = this.groups.get(group.key);
+    if (known && known.tag === group.tag) return known;
+    // Descriptions depend on the key fields alone, so one per group key; bounded by the group's key space.
+    this.groups.set(group.key, group);
+    return group;
   }
 
   private fieldView(keys: Buffer, offset: number): KeyFieldView {

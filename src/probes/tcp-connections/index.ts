@@ -218,7 +218,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
         const serverPort = ephemeral(l) && !ephemeral(r) ? r : ephemeral(r) && !ephemeral(l) ? l : Math.min(l, r);
         peer = peerInfo(socket.remoteAddress, serverPort, IPPROTO_TCP, socket.family === 'ipv6' ? 10 : 2);
       }
-      const key = seriesKeyOf(endpoint.key, peer?.key, `state/${state}`);
+      const key = seriesKeyOf(endpoint.keyId, peer?.key, `state/${state}`);
       const entry = out.get(key) ?? { ref, groupAttributes: { ...peer?.attributes, [ATTR_NETWORK_CONNECTION_STATE]: state }, value: 0 };
       entry.value += 1;
       out.set(key, entry);
