@@ -6,38 +6,63 @@
  * keeping the resource, scope and metric descriptors on each chunk.
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { AggregationTemporality, InstrumentType, MetricData, PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { AggregationTemporality, InstrumentType, MetricData, PushMetricExporter, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
+import { pointCount, pointsOf } from './lazy-points';
 
-export function splitResourceMetrics(metrics: ResourceMetrics, maxDataPoints: number): ResourceMetrics[] {
-  const chunks: ResourceMetrics[] = [];
-  let current: ResourceMetrics = { resource: metrics.resource, scopeMetrics: [] };
+/**
+ * The requests of a large export, each made when called: a lazy metric's
+ * data points (src/exporters/lazy-points.ts) are made one request at a time,
+ * so only the request being sent holds its points.
+ */
+export function planChunks(metrics: ResourceMetrics, maxDataPoints: number): Array<() => ResourceMetrics> {
+  type Part = { scope: ScopeMetrics['scope']; metric: MetricData; start: number; end: number };
+  const plans: Array<() => ResourceMetrics> = [];
+  let parts: Part[] = [];
   let points = 0;
   const flush = () => {
-    if (points > 0) chunks.push(current);
-    current = { resource: metrics.resource, scopeMetrics: [] };
+    if (parts.length === 0) return;
+    const chunk = parts;
+    plans.push(() => buildChunk(metrics.resource, chunk));
+    parts = [];
     points = 0;
   };
   for (const scope of metrics.scopeMetrics) {
     for (const metric of scope.metrics) {
-      const dataPoints = metric.dataPoints as unknown[];
-      for (let start = 0; start < dataPoints.length || (start === 0 && dataPoints.length === 0); ) {
+      const count = pointCount(metric);
+      if (count === 0) {
+        // Empty metrics are kept (their descriptor is news to a collector) and count as one point.
         if (points >= maxDataPoints) flush();
-        const take = Math.min(maxDataPoints - points, dataPoints.length - start) || 0;
-        const part = { ...metric, dataPoints: dataPoints.slice(start, start + take) } as MetricData;
-        let target = current.scopeMetrics.find((s) => s.scope === scope.scope);
-        if (!target) {
-          target = { scope: scope.scope, metrics: [] };
-          current.scopeMetrics.push(target);
-        }
-        target.metrics.push(part);
-        points += Math.max(take, dataPoints.length === 0 ? 1 : 0);
+        parts.push({ scope: scope.scope, metric, start: 0, end: 0 });
+        points++;
+        continue;
+      }
+      for (let start = 0; start < count; ) {
+        if (points >= maxDataPoints) flush();
+        const take = Math.min(maxDataPoints - points, count - start);
+        parts.push({ scope: scope.scope, metric, start, end: start + take });
+        points += take;
         start += take;
-        if (dataPoints.length === 0) break;
       }
     }
   }
   flush();
-  return chunks;
+  return plans;
+
+  function buildChunk(resource: ResourceMetrics['resource'], chunk: Part[]): ResourceMetrics {
+    const scopeMetrics: ScopeMetrics[] = [];
+    for (const part of chunk) {
+      let target = scopeMetrics.find((s) => s.scope === part.scope);
+      if (!target) scopeMetrics.push((target = { scope: part.scope, metrics: [] }));
+      // Spread copies the descriptor and kind; a lazy metric's points are not enumerable, so they are not made here.
+      target.metrics.push({ ...part.metric, dataPoints: pointsOf(part.metric, part.start, part.end) } as MetricData);
+    }
+    return { resource, scopeMetrics };
+  }
+}
+
+/** Every request of an export at once (tests, small exports). */
+export function splitResourceMetrics(metrics: ResourceMetrics, maxDataPoints: number): ResourceMetrics[] {
+  return planChunks(metrics, maxDataPoints).map((plan) => plan());
 }
 
 export class ChunkingMetricExporter implements PushMetricExporter {
@@ -73,13 +98,13 @@ export class ChunkingMetricExporter implements PushMetricExporter {
       this.busy = false;
       resultCallback(result);
     };
-    const chunks = splitResourceMetrics(metrics, this.maxDataPoints);
+    const chunks = planChunks(metrics, this.maxDataPoints);
     const next = (index: number): void => {
       if (index >= chunks.length) {
         done({ code: ExportResultCode.SUCCESS });
         return;
       }
-      this.inner.export(chunks[index], (result) => {
+      this.inner.export(chunks[index](), (result) => {
         if (result.code !== ExportResultCode.SUCCESS) done(result);
         else next(index + 1);
       });

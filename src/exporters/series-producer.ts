@@ -13,8 +13,10 @@ import {
   type CollectionResult,
   type MetricData,
   type MetricProducer,
+  type SumMetricData,
 } from '@opentelemetry/sdk-metrics';
-import type { NumberSeries, SeriesRegistry, SeriesSnapshot } from '../probes/series';
+import type { NumberSeries, SeriesList, SeriesRegistry, SeriesSnapshot } from '../probes/series';
+import { lazyMetric } from './lazy-points';
 
 /**
  * A sum's data point. Attributes are read through to the series when the
@@ -36,6 +38,15 @@ class SeriesPoint {
   get value(): number {
     return this.series.value;
   }
+}
+
+function pointsOfList(list: SeriesList, start: number, end: number, endTime: HrTime): SeriesPoint[] {
+  const points: SeriesPoint[] = [];
+  for (let i = start; i < end; i++) {
+    const series = list.at(i);
+    points.push(new SeriesPoint(series, series.startTime, endTime));
+  }
+  return points;
 }
 
 export class SeriesProducer implements MetricProducer, SeriesRegistry {
@@ -86,14 +97,20 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
         continue;
       }
       for (const { metric, monotonic, series } of snapshot.sums ?? []) {
-        const starts = startsOf(metric.name);
-        metrics.push({
+        const sum = {
           descriptor: { name: metric.name, description: metric.description, unit: metric.unit, valueType: ValueType.INT },
           aggregationTemporality: AggregationTemporality.CUMULATIVE,
           dataPointType: DataPointType.SUM,
           isMonotonic: monotonic,
-          dataPoints: series.map((s) => new SeriesPoint(s, s.startTime ?? startOf(starts, s.key), now)),
-        });
+        } as const;
+        if (Array.isArray(series)) {
+          const starts = startsOf(metric.name);
+          metrics.push({ ...sum, dataPoints: series.map((s) => new SeriesPoint(s, s.startTime ?? startOf(starts, s.key), now)) });
+        } else {
+          // Series made on demand carry their start times: their points are made when the exporter reads them.
+          const list = series as SeriesList;
+          metrics.push(lazyMetric<SumMetricData>(sum, { length: list.length, slice: (start, end) => pointsOfList(list, start, end, now) }));
+        }
       }
       for (const { metric, boundaries, series } of snapshot.histograms ?? []) {
         const starts = startsOf(metric.name);

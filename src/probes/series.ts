@@ -24,6 +24,16 @@ export interface NumberSeries {
   startTime?: HrTime;
 }
 
+/**
+ * Series made one at a time, on demand: a source with 100,000 flow rows
+ * must not create an object per row and metric at every collection, only
+ * while an exporter reads them (in chunks). Each carries its start time.
+ */
+export interface SeriesList {
+  readonly length: number;
+  at(index: number): NumberSeries & { startTime: HrTime };
+}
+
 export interface HistogramSeries {
   key: string;
   attributes: Attributes;
@@ -35,7 +45,7 @@ export interface HistogramSeries {
 
 export interface SeriesSnapshot {
   /** Running totals: monotonic for counters, not for up/down counts (live connections). */
-  sums?: Array<{ metric: MetricName; monotonic: boolean; series: NumberSeries[] }>;
+  sums?: Array<{ metric: MetricName; monotonic: boolean; series: NumberSeries[] | SeriesList }>;
   histograms?: Array<{ metric: MetricName; boundaries: number[]; series: HistogramSeries[] }>;
 }
 

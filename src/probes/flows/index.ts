@@ -7,6 +7,8 @@
  * own convention for series beyond a cardinality limit), or, if even that map
  * was full, under flowtel.attribution=overflow: pod and node totals stay whole.
  */
+import type { HrTime } from '@opentelemetry/api';
+import { hrTime } from '@opentelemetry/core';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { sumPerCpu, StructReader } from '../../bpf/struct-reader';
 import {
@@ -23,6 +25,7 @@ import { Directions } from '../shared/direction';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { setCommonGlobals } from '../shared/globals';
 import { seriesOf } from '../shared/instruments';
+import type { NumberSeries } from '../series';
 import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'flows_by_endpoint';
@@ -77,10 +80,12 @@ export class FlowsGroup implements ProbeGroup {
     const overflowTable = directionTable(OVERFLOW, { [ATTR_OTEL_METRIC_OVERFLOW]: true });
     const overflowValue = new StructReader('flows_value', object.structLayout('flows_value'), ['bytes', 'packets']);
     const nodeName = context.attribution.nodeName;
+    // The node's overflow counters count from the moment the programs were attached.
+    const overflowStart = hrTime();
     this.stopCallback = context.series.register(() => {
       const rows = [...table.collect(), ...overflowTable.collect()];
-      const bytes = seriesOf(rows, 'bytes');
-      const packets = seriesOf(rows, 'packets');
+      const bytes: Array<NumberSeries & { startTime: HrTime }> = [];
+      const packets: Array<NumberSeries & { startTime: HrTime }> = [];
       const overflow = object.mapReadAll(OVERFLOW_NODE);
       const cpus = runtime.possibleCpus;
       for (let i = 0; i < overflow.count; i++) {
@@ -90,13 +95,13 @@ export class FlowsGroup implements ProbeGroup {
         const stride = overflow.valueStride / cpus;
         const attributes = { [ATTR_K8S_NODE_NAME]: nodeName, [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_OVERFLOW, [ATTR_NETWORK_IO_DIRECTION]: direction };
         const key = `overflow|${direction}`;
-        bytes.push({ key, attributes, value: sumPerCpu(overflow.values, base + overflowValue.member('bytes').offset, cpus, stride) });
-        packets.push({ key, attributes, value: sumPerCpu(overflow.values, base + overflowValue.member('packets').offset, cpus, stride) });
+        bytes.push({ key, attributes, startTime: overflowStart, value: sumPerCpu(overflow.values, base + overflowValue.member('bytes').offset, cpus, stride) });
+        packets.push({ key, attributes, startTime: overflowStart, value: sumPerCpu(overflow.values, base + overflowValue.member('packets').offset, cpus, stride) });
       }
       return {
         sums: [
-          { metric: METRIC_POD_NETWORK_IO, monotonic: true, series: bytes },
-          { metric: METRIC_POD_NETWORK_PACKETS, monotonic: true, series: packets },
+          { metric: METRIC_POD_NETWORK_IO, monotonic: true, series: seriesOf(rows, 'bytes', bytes) },
+          { metric: METRIC_POD_NETWORK_PACKETS, monotonic: true, series: seriesOf(rows, 'packets', packets) },
         ],
       };
     });

@@ -28,7 +28,7 @@ export interface SeriesTotals<F extends string> {
   attributes: Attributes;
   totals: Record<F, number>;
   /** When this series began accumulating (its rows may be older: a series ends and restarts with its pod's metadata). */
-  startTime?: HrTime;
+  readonly startTime: HrTime;
 }
 
 export interface EndpointCounterTableOptions<F extends string> {

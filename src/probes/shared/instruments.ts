@@ -1,6 +1,6 @@
 import type { Attributes, HrTime, Meter, ObservableCounter } from '@opentelemetry/api';
 import type { MetricName } from '../../semconv';
-import type { NumberSeries, SeriesSnapshot } from '../series';
+import type { NumberSeries, SeriesList, SeriesSnapshot } from '../series';
 import type { SeriesTotals } from './endpoint-counters';
 
 /** An ObservableCounter with the name, unit and description from src/semconv (agent self-metrics). */
@@ -18,7 +18,7 @@ class FieldSeries implements NumberSeries {
     private readonly row: { readonly attributes: Attributes },
     readonly key: string,
     readonly value: number,
-    readonly startTime: HrTime | undefined,
+    readonly startTime: HrTime,
   ) {}
 
   get attributes(): Attributes {
@@ -26,9 +26,34 @@ class FieldSeries implements NumberSeries {
   }
 }
 
-/** One field of counter-table rows as series. */
-export function seriesOf<F extends string>(rows: Array<SeriesTotals<F>>, field: F): NumberSeries[] {
-  return rows.map((row) => new FieldSeries(row, row.seriesKey, row.totals[field], row.startTime));
+/**
+ * One field of counter-table rows as series, made when read. The rows are
+ * the table's own running totals, valid until its next collect(); `extra`
+ * series follow the rows.
+ */
+class FieldSeriesList<F extends string> implements SeriesList {
+  constructor(
+    private readonly rows: Array<SeriesTotals<F>>,
+    private readonly field: F,
+    private readonly extra: TimedSeries[],
+  ) {}
+
+  get length(): number {
+    return this.rows.length + this.extra.length;
+  }
+
+  at(index: number): TimedSeries {
+    const row = this.rows[index];
+    if (row === undefined) return this.extra[index - this.rows.length];
+    return new FieldSeries(row, row.seriesKey, row.totals[this.field], row.startTime);
+  }
+}
+
+type TimedSeries = NumberSeries & { startTime: HrTime };
+
+/** One field of counter-table rows as series, followed by `extra` series of the group's own (e.g. overflow totals). */
+export function seriesOf<F extends string>(rows: Array<SeriesTotals<F>>, field: F, extra: TimedSeries[] = []): SeriesList {
+  return new FieldSeriesList(rows, field, extra);
 }
 
 /** One monotonic sum per (metric, field) of counter-table rows: what every counter group registers. */
