@@ -30,6 +30,8 @@ RUN apt-get update \
 COPY --from=build /out /opt/flowtel
 WORKDIR /opt/flowtel
 ENV NODE_ENV=production
+# Large buffers (OTLP requests of a big export) always mmap'd, so freeing them returns the memory (test/support/agent-process.ts AGENT_ENV).
+ENV MALLOC_MMAP_THRESHOLD_=131072
 LABEL org.opencontainers.image.title="flowtel" \
       org.opencontainers.image.description="Kubernetes network-telemetry agent: eBPF tracepoint probes to OpenTelemetry" \
       org.opencontainers.image.licenses="Apache-2.0"

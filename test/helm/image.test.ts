@@ -13,7 +13,7 @@ import { cgroupRoot, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
 import { REPO } from './helm';
 import { freePorts, httpGet } from './local-net';
-import { AGENT_NODE_FLAGS } from '../support/agent-process';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../support/agent-process';
 
 const SCRIPT = path.join(REPO, 'scripts', 'build-image-contents.sh');
 
@@ -68,6 +68,9 @@ describe('container image', () => {
     const entrypoint = runtime.lines.find((l) => l.startsWith('ENTRYPOINT')) ?? '';
     assert.ok(entrypoint.includes('/opt/flowtel/dist/src/cli/main.js'));
     for (const flag of AGENT_NODE_FLAGS) assert.ok(entrypoint.includes(`"${flag}"`), `the image runs node with ${flag}, as tests and benchmarks do`);
+    for (const [name, value] of Object.entries(AGENT_ENV)) assert.ok(runtime.lines.includes(`ENV ${name}=${value}`), `the image sets ${name}=${value}, as tests and benchmarks do`);
+    const start = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).scripts.start as string;
+    for (const [name, value] of Object.entries(AGENT_ENV)) assert.ok(start.includes(`${name}=${value} node`), `npm start sets ${name}=${value}`);
 
     const ignored = fs.readFileSync(path.join(REPO, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
     for (const local of ['node_modules', 'dist', 'native/build', 'bpf/.output', '.git']) assert.ok(ignored.includes(local), `.dockerignore has ${local}`);
