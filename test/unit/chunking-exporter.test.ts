@@ -4,6 +4,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationTemporality, DataPointType, type PushMetricExporter, type ResourceMetrics, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import { ValueType } from '@opentelemetry/api';
 import { ChunkingMetricExporter, splitResourceMetrics } from '../../src/exporters/chunking-exporter';
+import { lazyMetric } from '../../src/exporters/lazy-points';
 
 function sum(name: string, points: number): SumMetricData {
   return {
@@ -94,5 +95,41 @@ describe('export chunking', () => {
     while (pending.length) pending.shift()!({ code: ExportResultCode.SUCCESS });
     assert.equal((await third).code, ExportResultCode.SUCCESS);
     assert.equal(exporter.skipped, 1);
+  });
+
+  it('makes the points of a lazy metric one request at a time, and all of them for other readers', async () => {
+    let made = 0;
+    const source = {
+      length: 12_000,
+      slice: (start: number, end: number) =>
+        Array.from({ length: end - start }, (_, i) => {
+          made++;
+          return { startTime: [0, 0] as [number, number], endTime: [1, 0] as [number, number], attributes: { i: start + i }, value: start + i };
+        }),
+    };
+    const { dataPoints: _unused, ...descriptorAndKind } = sum('lazy', 0);
+    const lazy = lazyMetric<SumMetricData>(descriptorAndKind, source);
+    assert.equal(made, 0, 'making the metric makes no point');
+    const seen: number[] = [];
+    const madeAtRequest: number[] = [];
+    const inner: PushMetricExporter = {
+      export: (m, cb) => {
+        madeAtRequest.push(made);
+        for (const metric of m.scopeMetrics.flatMap((s) => s.metrics)) for (const p of metric.dataPoints) seen.push(p.value as number);
+        setImmediate(() => cb({ code: ExportResultCode.SUCCESS }));
+      },
+      forceFlush: async () => {},
+      shutdown: async () => {},
+      selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
+    };
+    const result = await new Promise<ExportResult>((resolve) =>
+      new ChunkingMetricExporter(inner, 5000).export({ resource, scopeMetrics: [{ scope: { name: 'flowtel' }, metrics: [lazy, sum('b', 3)] }] }, resolve),
+    );
+    assert.equal(result.code, ExportResultCode.SUCCESS);
+    assert.deepEqual(madeAtRequest, [5000, 10_000, 12_000], "each request makes only its own points");
+    assert.deepEqual(seen.slice(0, 12_000), Array.from({ length: 12_000 }, (_, i) => i), 'every point once, in order');
+    assert.equal(seen.length, 12_003);
+    assert.equal({ ...lazy }.dataPoints, undefined, 'spreading a lazy metric makes no point');
+    assert.equal(lazy.dataPoints.length, 12_000, 'a reader of dataPoints (Prometheus, console) gets them all');
   });
 });
