@@ -12,10 +12,11 @@ import {
   DataPointType,
   type CollectionResult,
   type MetricData,
+  type Histogram,
   type MetricProducer,
   type SumMetricData,
 } from '@opentelemetry/sdk-metrics';
-import type { NumberSeries, SeriesList, SeriesRegistry, SeriesSnapshot } from '../probes/series';
+import type { HistogramSeries, NumberSeries, SeriesList, SeriesRegistry, SeriesSnapshot } from '../probes/series';
 import { lazyMetric } from './lazy-points';
 
 /**
@@ -37,6 +38,24 @@ class SeriesPoint {
 
   get value(): number {
     return this.series.value;
+  }
+}
+
+/** A histogram's data point; attributes read through to the series, as for SeriesPoint. */
+class HistogramPoint {
+  readonly value: Histogram;
+
+  constructor(
+    private readonly series: HistogramSeries,
+    boundaries: number[],
+    readonly startTime: HrTime,
+    readonly endTime: HrTime,
+  ) {
+    this.value = { buckets: { boundaries, counts: series.counts }, sum: series.sum, count: series.count };
+  }
+
+  get attributes(): Attributes {
+    return this.series.attributes;
   }
 }
 
@@ -118,12 +137,7 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
           descriptor: { name: metric.name, description: metric.description, unit: metric.unit, valueType: ValueType.DOUBLE },
           aggregationTemporality: AggregationTemporality.CUMULATIVE,
           dataPointType: DataPointType.HISTOGRAM,
-          dataPoints: series.map((s) => ({
-            startTime: startOf(starts, s.key),
-            endTime: now,
-            attributes: s.attributes,
-            value: { buckets: { boundaries, counts: s.counts }, sum: s.sum, count: s.count },
-          })),
+          dataPoints: series.map((s) => new HistogramPoint(s, boundaries, startOf(starts, s.key), now)),
         });
       }
     }

@@ -11,6 +11,7 @@
  * cgroups), so it never goes backwards, and ends with its last row; the
  * node's (or unknown) series at pod granularity never ends.
  */
+import type { Attributes } from '@opentelemetry/api';
 import type { NativeBpfObject } from '../../bpf/native';
 import { readU64, StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution } from '../../k8s/attribution';
@@ -80,13 +81,7 @@ export class KernelHistogramTable {
       const identity = this.rows.read(rows.keys, keyOffset);
       if (!identity) continue;
       const base = i * rows.valueStride;
-      const row: HistogramSeries = {
-        key: identity.seriesKey,
-        attributes: identity.attributes,
-        count: this.value.uint(rows.values, base, 'count'),
-        sum: this.value.uint(rows.values, base, 'sum') * scale,
-        counts: new Array<number>(boundaries.length + 1).fill(0),
-      };
+      const row = new RowHistogram(identity, identity.seriesKey, this.value.uint(rows.values, base, 'count'), this.value.uint(rows.values, base, 'sum') * scale, new Array<number>(boundaries.length + 1).fill(0));
       for (let b = 0; b < this.exportIndex.length; b++) {
         const n = readU64(rows.values, base + bucketsOffset + b * 8);
         if (n) row.counts[this.exportIndex[b]] += n;
@@ -124,6 +119,24 @@ function addTo(sum: HistogramSeries, row: HistogramSeries): void {
   for (let i = 0; i < row.counts.length; i++) sum.counts[i] += row.counts[i];
 }
 
+/**
+ * A histogram series of kernel rows. Its attributes are its source's (a row
+ * identity), built when read by the exporter, as for counter rows.
+ */
+class RowHistogram implements HistogramSeries {
+  constructor(
+    private readonly source: { readonly attributes: Attributes },
+    readonly key: string,
+    public count: number,
+    public sum: number,
+    readonly counts: number[],
+  ) {}
+
+  get attributes(): Attributes {
+    return this.source.attributes;
+  }
+}
+
 function copyOf(series: HistogramSeries): HistogramSeries {
-  return { ...series, counts: [...series.counts] };
+  return new RowHistogram(series, series.key, series.count, series.sum, [...series.counts]);
 }
