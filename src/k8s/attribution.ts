@@ -52,8 +52,9 @@ export interface LocalEndpoint {
   /** Stable identity of the attribute set, for aggregating rows that share it. */
   readonly key: string;
   /**
-   * A short stand-in for `key` (the same for the same key while any of its
-   * cgroups lives), for series keys kept per flow: a pod's key is about 105
+   * A short stand-in for `key` (the same for the same key until the cgroup
+   * or netns of a pod is forgotten; a later endpoint with that key gets a new
+   * one and its series restart), for series keys kept per flow: a pod's key is about 105
    * characters, and a node with 100,000 flows keeps one series key each.
    */
   readonly keyId: string;

@@ -87,14 +87,6 @@ export interface RowEntry<S> {
   seenIn: number;
 }
 
-/**
- * Names map rows, caching each row's identity by its key bytes: a collection
- * of 100,000 flow rows must not resolve, format and merge attributes for
- * every row every time. A cached identity is rebuilt when its endpoint may
- * resolve differently (attribution's generation moved, or it was unknown)
- * or its peer's Kubernetes identity changed. Call begin() before reading a
- * map and end() after; rows not read in between are forgotten.
- */
 const NO_GROUP: RowDescription = Object.freeze({ key: '', attributes: Object.freeze({}) });
 
 /** An endpoint ref as one number: the cgroup id above the 32-bit netns inode. */
@@ -102,6 +94,14 @@ function refKey(ref: EndpointRef): bigint {
   return (ref.cgroupId << 32n) | BigInt(ref.netnsIno);
 }
 
+/**
+ * Names map rows, caching each row's identity by its key bytes: a collection
+ * of 100,000 flow rows must not resolve endpoints and peers and build series
+ * keys for every row every time. A cached identity is rebuilt when its endpoint may
+ * resolve differently (attribution's generation moved, or it was unknown)
+ * or its peer's Kubernetes identity changed. Call begin() before reading a
+ * map and end() after; rows not read in between are forgotten.
+ */
 export class RowIdentityReader<S = never> {
   private readonly endpointKey: EndpointKeyReader;
   private readonly keyFields: StructReader<string> | undefined;
