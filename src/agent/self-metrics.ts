@@ -45,11 +45,11 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline:
     const losses = runtime.readLosses();
     const ring = runtime.ringStats();
     observer.observe(received, ring?.deliveredRecords ?? 0);
-    observer.observe(lost, Number(losses.ringBufferFull), { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_RING_BUFFER_FULL });
-    observer.observe(lost, Number(losses.mapFull), { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_MAP_FULL });
+    observer.observe(lost, losses.ringBufferFull, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_RING_BUFFER_FULL });
+    observer.observe(lost, losses.mapFull, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_MAP_FULL });
     observer.observe(lost, ring?.droppedRecords ?? 0, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_QUEUE_FULL });
     observer.observe(lost, runtime.unhandledEvents, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_UNHANDLED });
-    observer.observe(suppressed, Number(losses.rateLimited));
+    observer.observe(suppressed, losses.rateLimited);
     observer.observe(collection, pipeline.lastCollectionSeconds());
     observer.observe(skipped, pipeline.skippedMetricExports());
     observer.observe(aggregated, events.folded);

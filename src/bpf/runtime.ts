@@ -6,7 +6,8 @@
  */
 import path from 'node:path';
 import { nativeAddon, type NativeAddon, type NativeBpfObject, type NativeRingBufferConsumer } from './native';
-import { StructReader, sumPerCpuU64 } from './struct-reader';
+import { u64 } from './le-bytes';
+import { StructReader, sumPerCpu } from './struct-reader';
 
 export const SHARED_RING_MAP = 'flowtel_events';
 export const SHARED_LOSS_MAP = 'flowtel_losses';
@@ -36,9 +37,9 @@ export interface LoadedProbeObject {
 export type EventHandler = (buffer: Buffer, offset: number, size: number) => void;
 
 export interface LossTotals {
-  ringBufferFull: bigint;
-  mapFull: bigint;
-  rateLimited: bigint;
+  ringBufferFull: number;
+  mapFull: number;
+  rateLimited: number;
 }
 
 export interface RuntimeOptions {
@@ -83,7 +84,7 @@ export class BpfRuntime {
     const linkIds: number[] = [];
     try {
       spec.configure(object);
-      object.setGlobal('flowtel_ringbuf_wakeup_bytes', u64Buffer(ringWakeupBytes(this.options.ringBufferBytes)));
+      object.setGlobal('flowtel_ringbuf_wakeup_bytes', u64(ringWakeupBytes(this.options.ringBufferBytes)));
       if (this.sharedRingFd === undefined) {
         object.setMapMaxEntries(SHARED_RING_MAP, this.options.ringBufferBytes);
       } else {
@@ -151,17 +152,17 @@ export class BpfRuntime {
   /** Kernel-side losses summed over CPUs (running totals). */
   readLosses(): LossTotals {
     const any = this.loaded.values().next().value as LoadedProbeObject | undefined;
-    if (!any || !this.lossIndex) return { ringBufferFull: 0n, mapFull: 0n, rateLimited: 0n };
+    if (!any || !this.lossIndex) return { ringBufferFull: 0, mapFull: 0, rateLimited: 0 };
     const rows = any.object.mapReadAll(SHARED_LOSS_MAP);
-    const totals = new Map<number, bigint>();
+    const totals = new Map<number, number>();
     for (let i = 0; i < rows.count; i++) {
       const index = rows.keys.readUInt32LE(i * rows.keySize);
-      totals.set(index, sumPerCpuU64(rows.values, i * rows.valueStride, 0, this.cpus, rows.valueStride / this.cpus));
+      totals.set(index, sumPerCpu(rows.values, i * rows.valueStride, this.cpus, rows.valueStride / this.cpus));
     }
     return {
-      ringBufferFull: totals.get(this.lossIndex.ringBufferFull) ?? 0n,
-      mapFull: totals.get(this.lossIndex.mapFull) ?? 0n,
-      rateLimited: totals.get(this.lossIndex.rateLimited) ?? 0n,
+      ringBufferFull: totals.get(this.lossIndex.ringBufferFull) ?? 0,
+      mapFull: totals.get(this.lossIndex.mapFull) ?? 0,
+      rateLimited: totals.get(this.lossIndex.rateLimited) ?? 0,
     };
   }
 
@@ -227,8 +228,3 @@ export function ringWakeupBytes(ringBufferBytes: number): number {
   return Math.max(1, Math.floor(ringBufferBytes / 64));
 }
 
-function u64Buffer(value: number): Buffer {
-  const buf = Buffer.alloc(8);
-  buf.writeBigUInt64LE(BigInt(value));
-  return buf;
-}

@@ -61,7 +61,6 @@ export class StructReader<F extends string> {
   }
 }
 
-/** Sums a u64 field over every possible CPU of a per-CPU value. */
 /** A u64 (s64 if `signed`) as a number: two 32-bit reads, no BigInt (counters stay below 2^53). */
 export function readU64(buf: Buffer, at: number, signed = false): number {
   return (signed ? buf.readInt32LE(at + 4) : buf.readUInt32LE(at + 4)) * 4294967296 + buf.readUInt32LE(at);
@@ -74,16 +73,3 @@ export function sumPerCpu(values: Buffer, at: number, cpus: number, perCpuStride
   return total;
 }
 
-export function sumPerCpuU64(
-  values: Buffer,
-  valueOffset: number,
-  fieldOffset: number,
-  cpus: number,
-  perCpuStride: number,
-): bigint {
-  let total = 0n;
-  for (let cpu = 0; cpu < cpus; cpu++) {
-    total += values.readBigUInt64LE(valueOffset + cpu * perCpuStride + fieldOffset);
-  }
-  return total;
-}

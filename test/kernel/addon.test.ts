@@ -1,16 +1,12 @@
 /** The native addon against the real kernel: BTF queries, load/attach/detach, and errors that name their subject. */
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { u64 } from '../../src/bpf/le-bytes';
 import { nativeAddon, packageRoot, type NativeBpfObject } from '../../src/bpf/native';
 import { requireKernel } from '../support/kernel';
 
 const OBJECT = path.join(packageRoot(), 'bpf', '.output', 'tcp_retransmits.bpf.o');
 
-function u64(v: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(v));
-  return b;
-}
 
 describe('native addon (real kernel)', () => {
   let object: NativeBpfObject | undefined;

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { packageRoot } from '../../src/bpf/native';
 import { BpfRuntime } from '../../src/bpf/runtime';
-import { StructReader, sumPerCpuU64 } from '../../src/bpf/struct-reader';
+import { StructReader, sumPerCpu } from '../../src/bpf/struct-reader';
 import { TcpRetransmitsGroup } from '../../src/probes/tcp-retransmits';
 import { TestNode } from '../../src/testbed/test-node';
 import { sleep } from '../support/agent-process';
@@ -66,20 +66,20 @@ describe('ring buffer flood (real kernel)', function () {
     const rows = loaded.object.mapReadAll('tcp_retransmits_by_cgroup');
     const value = new StructReader('tcp_retransmits_value', loaded.object.structLayout('tcp_retransmits_value'), ['events']);
     const cpus = runtime.possibleCpus;
-    let events = 0n;
+    let events = 0;
     for (let i = 0; i < rows.count; i++) {
-      events += sumPerCpuU64(rows.values, i * rows.valueStride, value.member('events').offset, cpus, rows.valueStride / cpus);
+      events += sumPerCpu(rows.values, i * rows.valueStride + value.member('events').offset, cpus, rows.valueStride / cpus);
     }
     console.log(
       `      events ${events}: delivered ${ring.deliveredRecords} in ${ring.deliveredBatches} batches (handled ${handled}), queue-full ${ring.droppedRecords}, ` +
         `ring-full ${losses.ringBufferFull}, rate-limited ${losses.rateLimited}`,
     );
-    assert.ok(ringFullWithoutConsumer > 0n, 'the undrained 4 KiB ring never filled');
+    assert.ok(ringFullWithoutConsumer > 0, 'the undrained 4 KiB ring never filled');
     assert.ok(losses.ringBufferFull > ringFullWithoutConsumer, 'with a slow consumer the ring filled again: the native thread held back');
     assert.equal(ring.droppedRecords, 0, 'nothing dropped from the queue: records waited in the ring');
     assert.ok(ring.deliveredBatches < ring.deliveredRecords / 2, `records coalesced while the handler was busy (${ring.deliveredBatches} batches)`);
     assert.equal(handled, ring.deliveredRecords, 'every delivered record reached the handler');
-    assert.equal(losses.rateLimited, 0n);
-    assert.equal(BigInt(ring.deliveredRecords + ring.droppedRecords) + losses.ringBufferFull + losses.rateLimited, events);
+    assert.equal(losses.rateLimited, 0);
+    assert.equal(ring.deliveredRecords + ring.droppedRecords + losses.ringBufferFull + losses.rateLimited, events);
   });
 });

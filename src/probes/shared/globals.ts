@@ -1,27 +1,9 @@
 /** The `const volatile` globals every probe object shares (bpf/flowtel_common.bpf.h). */
 import fs from 'node:fs';
+import { u16, u64, u8 } from '../../bpf/le-bytes';
 import type { NativeBpfObject } from '../../bpf/native';
 import type { Granularity } from '../config';
 import { EphemeralPorts } from './tuple';
-
-export function u8(v: number): Buffer {
-  return Buffer.from([v]);
-}
-export function u16(v: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(v);
-  return b;
-}
-export function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v);
-  return b;
-}
-export function u64(v: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(v));
-  return b;
-}
 
 /** net.ipv4.ip_local_port_range, which tells client ports from server ports. */
 export function ephemeralPortRange(file = '/proc/sys/net/ipv4/ip_local_port_range'): [number, number] {

@@ -8,7 +8,8 @@
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { METRIC_TCP_RTT } from '../../semconv';
 import type { TcpRttConfig } from '../config';
-import { setCommonGlobals, u64 } from '../shared/globals';
+import { u64 } from '../../bpf/le-bytes';
+import { setCommonGlobals } from '../shared/globals';
 import { KernelHistogramTable, kernelBoundaries } from '../shared/kernel-histogram';
 import type { ProbeContext, ProbeGroup } from '../types';
 
