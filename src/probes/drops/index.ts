@@ -26,7 +26,7 @@ import {
 import type { DropsConfig } from '../config';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EnumNames } from '../shared/enum-names';
-import { EventReader } from '../shared/event-endpoint';
+import { EventReader, socketTupleSummary } from '../shared/event-endpoint';
 import { u32 } from '../../bpf/le-bytes';
 import { ephemeralPorts, setCommonGlobals } from '../shared/globals';
 import { counterSums } from '../shared/instruments';
@@ -138,14 +138,12 @@ export class DropsGroup implements ProbeGroup {
         [ATTR_DESTINATION_ADDRESS]: tuple.peerAddress,
         [ATTR_DESTINATION_PORT]: tuple.peerPort,
       });
-      const client = ports.clientSide(tuple.localPort, tuple.peerPort);
-      const source = ports.endpointText(tuple.localAddress, tuple.localPort, 'local', client);
-      const destination = ports.endpointText(tuple.peerAddress, tuple.peerPort, 'peer', client);
+      const summary = socketTupleSummary(tuple, ports, { local: ATTR_SOURCE_PORT, peer: ATTR_DESTINATION_PORT });
       return {
         ...event,
         body: `packet ${tuple.localAddress}:${tuple.localPort} -> ${tuple.peerAddress}:${tuple.peerPort} dropped (${reason}) in ${location}`,
-        pattern: `packet ${source} -> ${destination} dropped (${reason}) in ${location}`,
-        varying: [ATTR_FLOWTEL_PACKET_LENGTH, ...(client === 'local' ? [ATTR_SOURCE_PORT] : client === 'peer' ? [ATTR_DESTINATION_PORT] : [])],
+        pattern: `packet ${summary.local} -> ${summary.peer} dropped (${reason}) in ${location}`,
+        varying: [ATTR_FLOWTEL_PACKET_LENGTH, ...summary.varying],
       };
     };
     runtime.onEvent(kind, (buf, offset) => {

@@ -57,15 +57,21 @@ export function socketTupleAttributes(tuple: Tuple, attribution: CgroupAttributi
 }
 
 /**
- * A socket tuple as a summary of repeats shows it: "address:port" each side,
- * the client's side without its (ephemeral) port, and that port's attribute
- * among those the summary leaves out.
+ * A tuple as a summary of repeats shows it: "address:port" each side, the
+ * client's side without its (ephemeral) port, and that port's attribute
+ * among those the summary leaves out. `portAttributes` name the two ports as
+ * the event's attributes do (a socket's local and peer ports by default; a
+ * dropped packet's source and destination ports).
  */
-export function socketTupleSummary(tuple: Tuple, ports: EphemeralPorts): { local: string; peer: string; varying: string[] } {
+export function socketTupleSummary(
+  tuple: Tuple,
+  ports: EphemeralPorts,
+  portAttributes: { local: string; peer: string } = { local: ATTR_NETWORK_LOCAL_PORT, peer: ATTR_NETWORK_PEER_PORT },
+): { local: string; peer: string; varying: string[] } {
   const client = ports.clientSide(tuple.localPort, tuple.peerPort);
   return {
     local: ports.endpointText(tuple.localAddress, tuple.localPort, 'local', client),
     peer: ports.endpointText(tuple.peerAddress, tuple.peerPort, 'peer', client),
-    varying: client === 'local' ? [ATTR_NETWORK_LOCAL_PORT] : client === 'peer' ? [ATTR_NETWORK_PEER_PORT] : [],
+    varying: client ? [portAttributes[client]] : [],
   };
 }
