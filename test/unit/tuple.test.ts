@@ -54,6 +54,15 @@ describe('client ports (EphemeralPorts) and the repeat key of a tuple', () => {
     assert.equal(ports.clientSide(60999, 80), 'local');
   });
 
+  it('picks the server port as the BPF flow key does (flowtel_server_port)', () => {
+    assert.equal(ports.serverPort(45000, 80), 80);
+    assert.equal(ports.serverPort(8080, 45000), 8080);
+    assert.equal(ports.serverPort(45000, 50000), 45000, 'both ephemeral: the lower');
+    assert.equal(ports.serverPort(8080, 9090), 8080, 'neither ephemeral: the lower');
+    assert.equal(ports.serverPort(80, 0), 80, 'a listening socket (no peer port) keys by its own port, not 0');
+    assert.equal(ports.serverPort(0, 7001), 7001, 'a connect that never got a port');
+  });
+
   it('folds new connections of one client to one server, and nothing else', () => {
     const key = (l: string, lp: number, p: string, pp: number) => decoder.repeatKey(event(l, lp, p, pp), 0, ports);
     assert.equal(key(A, 40001, B, 7001), key(A, 40002, B, 7001), 'client port left out');

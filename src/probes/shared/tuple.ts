@@ -83,6 +83,17 @@ export class EphemeralPorts {
     return local ? 'local' : 'peer';
   }
 
+  /**
+   * The server's port of a connection, as the BPF programs pick it for flow
+   * keys (flowtel_server_port): the non-ephemeral side's, else the lower;
+   * the known one while the other is still 0.
+   */
+  serverPort(localPort: number, peerPort: number): number {
+    if (localPort === 0 || peerPort === 0) return localPort | peerPort;
+    const client = this.clientSide(localPort, peerPort);
+    return client === 'local' ? peerPort : client === 'peer' ? localPort : Math.min(localPort, peerPort);
+  }
+
   /** "address:port", or the address alone for the client's side (the text of a summary). */
   endpointText(address: string, port: number, side: 'local' | 'peer', client: 'local' | 'peer' | undefined): string {
     return client === side ? address : `${address}:${port}`;

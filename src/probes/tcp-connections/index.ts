@@ -37,7 +37,7 @@ import type { RepeatableEvent } from '../shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { connectErrorType } from './error-type';
 import { existingTcpSockets } from './existing-sockets';
-import { ephemeralPortRange, ephemeralPorts, setCommonGlobals } from '../shared/globals';
+import { ephemeralPorts, setCommonGlobals } from '../shared/globals';
 
 const STATS = 'tcp_connections_stats';
 /** 16 µs to ~16.8 s in quarter octaves. */
@@ -205,8 +205,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
   /** Live sockets by state at start, in the same series identity the kernel rows get. */
   private baseline(context: ProbeContext, states: TcpStateNames): Map<string, BaselineEntry> {
     const out = new Map<string, BaselineEntry>();
-    const [low, high] = ephemeralPortRange();
-    const ephemeral = (p: number) => p >= low && p <= high;
+    const ports = ephemeralPorts();
     for (const socket of existingTcpSockets((p) => context.attribution.cgroupIdOfProcPath(p))) {
       const state = states.semconv(socket.state);
       if (!state || state === 'closed') continue;
@@ -214,9 +213,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
       const endpoint = context.attribution.resolveRef(ref);
       let peer;
       if (this.config.granularity === 'flow') {
-        const { localPort: l, remotePort: r } = socket;
-        const serverPort = ephemeral(l) && !ephemeral(r) ? r : ephemeral(r) && !ephemeral(l) ? l : Math.min(l, r);
-        peer = peerInfo(socket.remoteAddress, serverPort, IPPROTO_TCP, socket.family === 'ipv6' ? 10 : 2);
+        peer = peerInfo(socket.remoteAddress, ports.serverPort(socket.localPort, socket.remotePort), IPPROTO_TCP, socket.family === 'ipv6' ? 10 : 2);
       }
       const key = seriesKeyOf(endpoint.keyId, peer?.key, `state/${state}`);
       const entry = out.get(key) ?? { ref, groupAttributes: { ...peer?.attributes, [ATTR_NETWORK_CONNECTION_STATE]: state }, value: 0 };
