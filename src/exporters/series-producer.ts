@@ -11,37 +11,21 @@ import {
   AggregationTemporality,
   DataPointType,
   type CollectionResult,
+  type DataPoint,
   type MetricData,
   type Histogram,
   type MetricProducer,
   type SumMetricData,
 } from '@opentelemetry/sdk-metrics';
-import type { HistogramSeries, NumberSeries, SeriesList, SeriesRegistry, SeriesSnapshot } from '../probes/series';
+import type { HistogramSeries, SeriesList, SeriesRegistry, SeriesSnapshot } from '../probes/series';
 import { lazyMetric } from './lazy-points';
 
 /**
- * A sum's data point. Attributes are read through to the series when the
- * exporter reads them: a flow series builds its attributes on each read, so
- * a collection of 100,000 flows does not hold 100,000 attribute objects
- * while its export is being sent.
+ * A histogram's data point. Attributes are read through to the series when
+ * the exporter reads them: a flow series builds its attributes on each read,
+ * and histogram points are all made at collection, so holding attributes
+ * would keep one object per flow for the whole export.
  */
-class SeriesPoint {
-  constructor(
-    private readonly series: NumberSeries,
-    readonly startTime: HrTime,
-    readonly endTime: HrTime,
-  ) {}
-
-  get attributes(): Attributes {
-    return this.series.attributes;
-  }
-
-  get value(): number {
-    return this.series.value;
-  }
-}
-
-/** A histogram's data point; attributes read through to the series, as for SeriesPoint. */
 class HistogramPoint {
   readonly value: Histogram;
 
@@ -59,11 +43,16 @@ class HistogramPoint {
   }
 }
 
-function pointsOfList(list: SeriesList, start: number, end: number, endTime: HrTime): SeriesPoint[] {
-  const points: SeriesPoint[] = [];
+/**
+ * Points start..end-1 of a series list, made for one OTLP request. Their
+ * attributes are built here, once: the serializer reads them twice (a size
+ * pass, then the write), and these points live only as long as the request.
+ */
+function pointsOfList(list: SeriesList, start: number, end: number, endTime: HrTime): Array<DataPoint<number>> {
+  const points: Array<DataPoint<number>> = [];
   for (let i = start; i < end; i++) {
     const series = list.at(i);
-    points.push(new SeriesPoint(series, series.startTime, endTime));
+    points.push({ startTime: series.startTime, endTime, attributes: series.attributes, value: series.value });
   }
   return points;
 }
@@ -124,7 +113,7 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
         } as const;
         if (Array.isArray(series)) {
           const starts = startsOf(metric.name);
-          metrics.push({ ...sum, dataPoints: series.map((s) => new SeriesPoint(s, s.startTime ?? startOf(starts, s.key), now)) });
+          metrics.push({ ...sum, dataPoints: series.map((s) => ({ startTime: s.startTime ?? startOf(starts, s.key), endTime: now, attributes: s.attributes, value: s.value })) });
         } else {
           // Series made on demand carry their start times: their points are made when the exporter reads them.
           const list = series as SeriesList;

@@ -64,11 +64,21 @@ export function peerKeyOf(address: string, serverPort: number, protocol: number)
   return [address, serverPort, protocol].join('|');
 }
 
-export function peerAttributes(address: string, serverPort: number, protocol: number, family: number): Attributes {
-  return {
-    [ATTR_NETWORK_PEER_ADDRESS]: address,
-    [ATTR_SERVER_PORT]: serverPort,
-    [ATTR_NETWORK_TRANSPORT]: TRANSPORTS[protocol] ?? `ipproto-${protocol}`,
-    [ATTR_NETWORK_TYPE]: family === AF_INET6 && !address.includes('.') ? 'ipv6' : 'ipv4',
-  };
+/*
+ * The names, read once: a flow row's attributes are built for every data
+ * point of every export, and each read of an `export *` re-export of
+ * src/semconv goes through a getter.
+ */
+const PEER_ADDRESS = ATTR_NETWORK_PEER_ADDRESS;
+const SERVER_PORT = ATTR_SERVER_PORT;
+const TRANSPORT = ATTR_NETWORK_TRANSPORT;
+const NETWORK_TYPE = ATTR_NETWORK_TYPE;
+
+/** The peer attributes of a flow, written into `into` (a row's attribute set being built) and returned. */
+export function peerAttributes(address: string, serverPort: number, protocol: number, family: number, into: Attributes = {}): Attributes {
+  into[PEER_ADDRESS] = address;
+  into[SERVER_PORT] = serverPort;
+  into[TRANSPORT] = TRANSPORTS[protocol] ?? `ipproto-${protocol}`;
+  into[NETWORK_TYPE] = family === AF_INET6 && !address.includes('.') ? 'ipv6' : 'ipv4';
+  return into;
 }

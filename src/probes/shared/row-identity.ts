@@ -57,13 +57,9 @@ export class RowIdentity {
 
   /** Endpoint, peer and group attributes together; a new object on every read. */
   get attributes(): Attributes {
-    const address = this.peerAddress;
-    return {
-      ...this.endpoint.attributes,
-      ...(address !== undefined ? peerAttributes(address, this.serverPort, this.protocol, this.family) : undefined),
-      ...this.peerIdentity?.attributes,
-      ...this.group.attributes,
-    };
+    const out: Attributes = { ...this.endpoint.attributes };
+    if (this.peerAddress !== undefined) peerAttributes(this.peerAddress, this.serverPort, this.protocol, this.family, out);
+    return Object.assign(out, this.peerIdentity?.attributes, this.group.attributes);
   }
 }
 
