@@ -34,6 +34,12 @@ describe('e2e: local default exporters (no OTLP endpoint)', function () {
   let agent: AgentProcess | undefined;
   const port = 19000 + (process.pid % 1000);
   let kernelRetransmits = 0;
+  /*
+   * The export has caught up once it is within the tolerance the tests assert.
+   * Waiting for the kernel's exact count made the tests time out on a count one
+   * short of nstat's TcpRetransSegs, which the 2% tolerance allows.
+   */
+  const caughtUp = (v: number) => v >= kernelRetransmits * 0.98;
 
   before(async function () {
     requireKernel(this);
@@ -62,7 +68,7 @@ describe('e2e: local default exporters (no OTLP endpoint)', function () {
       const body = await scrape(port);
       const line = body.split('\n').find((l) => l.startsWith('flowtel_tcp_retransmits_total{') && l.includes(`k8s_pod_uid="${uid}"`));
       const v = line ? Number(line.split(' ').pop()) : undefined;
-      return v !== undefined && v >= kernelRetransmits ? v : undefined;
+      return v !== undefined && caughtUp(v) ? v : undefined;
     });
     assert.ok(Math.abs(value - kernelRetransmits) <= kernelRetransmits * 0.02, `prometheus ${value} vs kernel ${kernelRetransmits}`);
   });
@@ -85,7 +91,7 @@ describe('e2e: local default exporters (no OTLP endpoint)', function () {
       const lines = agent!.stdout.split('\n').filter((l) => l.startsWith('flowtel.tcp.retransmits{') && l.includes(`k8s.pod.uid=${uid}`));
       const last = lines[lines.length - 1];
       const v = last ? Number(last.split(' ').slice(-2)[0]) : undefined;
-      return v !== undefined && v >= kernelRetransmits ? v : undefined;
+      return v !== undefined && caughtUp(v) ? v : undefined;
     });
     assert.ok(Math.abs(value - kernelRetransmits) <= kernelRetransmits * 0.02, `console ${value} vs kernel ${kernelRetransmits}`);
     assert.match(agent!.stdout, /flowtel\.tcp\.retransmit: TCP retransmission \d+\.\d+\.\d+\.\d+:\d+ -> \d+\.\d+\.\d+\.\d+:5201/);
