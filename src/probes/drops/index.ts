@@ -60,6 +60,7 @@ export class DropsGroup implements ProbeGroup {
   readonly objectSpec: ProbeObjectSpec;
   private readonly reasons: EnumNames;
   private stopCallback: (() => void) | undefined;
+  private readonly symbols = new KernelSymbols();
 
   constructor(config: DropsConfig) {
     this.reasons = new EnumNames(nativeAddon().kernelEnum('skb_drop_reason'), 'SKB_DROP_REASON_');
@@ -104,7 +105,7 @@ export class DropsGroup implements ProbeGroup {
       ]),
     );
 
-    const symbols = new KernelSymbols();
+    const symbols = this.symbols;
     symbols.load();
     const reader = new EventReader(loaded.object, 'drop_event', ['reason', 'location', 'length', 'tuple_valid', 'tuple.protocol'] as const);
     const ports = ephemeralPorts();
@@ -158,5 +159,6 @@ export class DropsGroup implements ProbeGroup {
   stop(): void {
     this.stopCallback?.();
     this.stopCallback = undefined;
+    this.symbols.close();
   }
 }
