@@ -25,6 +25,14 @@ struct {
 	__type(value, __u64);
 } flowtel_losses SEC(".maps");
 
+/* Shared by every object like the two maps above (see struct flowtel_socket_state). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct flowtel_socket_state);
+} flowtel_sockets SEC(".maps");
+
 /* Per-CPU fixed one-second window for event rate limiting. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

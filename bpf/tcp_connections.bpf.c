@@ -39,13 +39,6 @@ struct {
 	__type(value, struct flowtel_histogram);
 } tcp_connections_duration SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct tcp_connection_state);
-} tcp_connections_socket SEC(".maps");
-
 struct tcp_connect_failed_event flowtel_btf_tcp_connect_failed_event __attribute__((unused));
 struct tcp_connections_anchor {
 	enum tcp_connection_role role;
@@ -69,15 +62,14 @@ static __always_inline void hist_add(void *map, const struct flowtel_endpoint_ke
 		flowtel_hist_add(h, value_us);
 }
 
-static __always_inline void emit_failure(struct sock *sk, const struct flowtel_tuple *tuple,
-					 const struct flowtel_endpoint_key *endpoint, __s32 error, __u64 duration_ns,
-					 __u64 now)
+static __always_inline void emit_failure(struct sock *sk, const struct flowtel_endpoint_key *endpoint, __s32 error,
+					 __u64 duration_ns, __u64 now)
 {
 	struct tcp_connect_failed_event *e = flowtel_event_reserve(FLOWTEL_EVENT_TCP_CONNECT_FAILED, sizeof(*e), now);
 
 	if (!e)
 		return;
-	e->tuple = *tuple;
+	flowtel_fill_tuple(&e->tuple, sk);
 	e->cgroup_id = endpoint->cgroup_id;
 	e->netns_ino = endpoint->netns_ino;
 	e->error = error;
@@ -92,12 +84,16 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 
 	struct flowtel_endpoint_key endpoint = {};
-	struct flowtel_tuple tuple = {};
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now;
 
 	flowtel_endpoint_of_sock(&endpoint, sk);
-	flowtel_fill_tuple(&tuple, sk);
-	flowtel_endpoint_set_peer(&endpoint, &tuple);
+	/* Pod rows need no tuple: a failure event reads its own. */
+	if (flowtel_flow_granularity) {
+		struct flowtel_tuple tuple = {};
+
+		flowtel_fill_tuple(&tuple, sk);
+		flowtel_endpoint_set_peer(&endpoint, &tuple);
+	}
 
 	/*
 	 * Live sockets by state: leave the old state, enter the new one (CLOSE is not counted).
@@ -109,9 +105,13 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	if (newstate != TCP_CLOSE)
 		stat_add(&endpoint, TCP_STAT_STATE_DELTA, 0, newstate, 0, 1);
 
+	/* Transitions below the state counts only: no clock read. */
+	if (newstate != TCP_SYN_SENT && newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
+		return 0;
+	now = bpf_ktime_get_ns();
 	if (newstate == TCP_SYN_SENT) {
-		struct tcp_connection_state *st =
-			bpf_sk_storage_get(&tcp_connections_socket, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		struct flowtel_socket_state *st =
+			bpf_sk_storage_get(&flowtel_sockets, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
 		if (st) {
 			st->connect_ns = now;
@@ -120,7 +120,7 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	}
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
-		struct tcp_connection_state *st = bpf_sk_storage_get(&tcp_connections_socket, sk, 0, 0);
+		struct flowtel_socket_state *st = bpf_sk_storage_get(&flowtel_sockets, sk, 0, 0);
 
 		stat_add(&endpoint, TCP_STAT_OPENED, TCP_ROLE_CLIENT, 0, 0, 1);
 		if (st) {
@@ -131,8 +131,8 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	}
 	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
-		struct tcp_connection_state *st =
-			bpf_sk_storage_get(&tcp_connections_socket, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		struct flowtel_socket_state *st =
+			bpf_sk_storage_get(&flowtel_sockets, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		struct tcp_sock *tp = (struct tcp_sock *)sk;
 		__u32 srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
 
@@ -147,13 +147,13 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	if (newstate != TCP_CLOSE)
 		return 0;
 
-	struct tcp_connection_state *st = bpf_sk_storage_get(&tcp_connections_socket, sk, 0, 0);
+	struct flowtel_socket_state *st = bpf_sk_storage_get(&flowtel_sockets, sk, 0, 0);
 
 	if (oldstate == TCP_SYN_SENT) {
 		__s32 error = sk->sk_err;
 
 		stat_add(&endpoint, TCP_STAT_FAILED, TCP_ROLE_CLIENT, 0, error, 1);
-		emit_failure(sk, &tuple, &endpoint, error, st && st->connect_ns ? now - st->connect_ns : 0, now);
+		emit_failure(sk, &endpoint, error, st && st->connect_ns ? now - st->connect_ns : 0, now);
 		return 0;
 	}
 	if (st && st->established_ns) {

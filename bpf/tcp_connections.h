@@ -35,13 +35,6 @@ struct tcp_connections_hist_key {
 	__u8 pad[7];
 };
 
-/* Per-socket state, in socket storage so it goes away with the socket. */
-struct tcp_connection_state {
-	__u64 connect_ns;	/* SYN_SENT entered */
-	__u64 established_ns;
-	__u8 role;
-};
-
 struct tcp_connect_failed_event {
 	struct flowtel_event_header header;
 	struct flowtel_tuple tuple;

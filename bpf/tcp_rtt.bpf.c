@@ -23,13 +23,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u64 tcp_rtt_sample_interval_ns = 50000000;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, __u64);	/* when this socket was last sampled */
-} tcp_rtt_last_sample SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct tcp_rtt_key);
@@ -40,11 +33,12 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
 	__u64 now = bpf_ktime_get_ns();
-	__u64 *last = bpf_sk_storage_get(&tcp_rtt_last_sample, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	/* Usually there already: tcp-connections creates it when the connection starts. */
+	struct flowtel_socket_state *st = bpf_sk_storage_get(&flowtel_sockets, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
-	if (!last || (*last && now - *last < tcp_rtt_sample_interval_ns))
+	if (!st || (st->rtt_sampled_ns && now - st->rtt_sampled_ns < tcp_rtt_sample_interval_ns))
 		return 0;
-	*last = now;
+	st->rtt_sampled_ns = now;
 
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	__u32 srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;

@@ -1,8 +1,9 @@
 /**
  * Owns the loaded BPF objects of all probe groups. The first object loaded
- * creates the shared maps (the one ring buffer, the loss counters); every
- * later object reuses their fds, so user space drains one ring and reads one
- * loss table whatever the number of groups.
+ * creates the shared maps (the one ring buffer, the loss counters, the
+ * per-socket storage); every later object reuses their fds, so user space
+ * drains one ring and reads one loss table whatever the number of groups,
+ * and a socket carries one storage element, not one per group.
  */
 import path from 'node:path';
 import { nativeAddon, type NativeAddon, type NativeBpfObject, type NativeRingBufferConsumer } from './native';
@@ -11,6 +12,14 @@ import { StructReader, sumPerCpu } from './struct-reader';
 
 export const SHARED_RING_MAP = 'flowtel_events';
 export const SHARED_LOSS_MAP = 'flowtel_losses';
+/*
+ * Socket storage of tcp-connections and tcp-rtt. Creating a socket's first
+ * storage element also allocates the socket's storage container: under
+ * connection churn two maps, one per group, cost tcp_probe ~400 ns per new
+ * socket for a second element.
+ */
+export const SHARED_SOCKET_MAP = 'flowtel_sockets';
+const SHARED_MAPS = [SHARED_RING_MAP, SHARED_LOSS_MAP, SHARED_SOCKET_MAP] as const;
 const RING_FRAME_HEADER = 4;
 
 export interface ProbeObjectSpec {
@@ -55,8 +64,8 @@ export class BpfRuntime {
   private readonly addon: NativeAddon;
   private readonly loaded = new Map<string, LoadedProbeObject>();
   private readonly handlers = new Map<number, EventHandler>();
-  private sharedRingFd: number | undefined;
-  private sharedLossFd: number | undefined;
+  /** fd of each shared map, held through the object that created it or took it over; undefined before the first load. */
+  private sharedFds: Map<string, number> | undefined;
   private consumer: NativeRingBufferConsumer | undefined;
   private header: StructReader<'kind' | 'size'> | undefined;
   private lossIndex: { ringBufferFull: number; mapFull: number; rateLimited: number } | undefined;
@@ -85,11 +94,10 @@ export class BpfRuntime {
     try {
       spec.configure(object);
       object.setGlobal('flowtel_ringbuf_wakeup_bytes', u64(ringWakeupBytes(this.options.ringBufferBytes)));
-      if (this.sharedRingFd === undefined) {
+      if (this.sharedFds === undefined) {
         object.setMapMaxEntries(SHARED_RING_MAP, this.options.ringBufferBytes);
       } else {
-        object.reuseMapFd(SHARED_RING_MAP, this.sharedRingFd);
-        object.reuseMapFd(SHARED_LOSS_MAP, this.sharedLossFd as number);
+        for (const [name, fd] of this.sharedFds) object.reuseMapFd(name, fd);
       }
       object.load();
       spec.afterLoad?.(object);
@@ -99,7 +107,7 @@ export class BpfRuntime {
       object.close();
       throw err;
     }
-    if (this.sharedRingFd === undefined) this.adoptSharedMaps(object);
+    if (this.sharedFds === undefined) this.adoptSharedMaps(object);
     const entry = { group: spec.group, object, linkIds };
     this.loaded.set(spec.group, entry);
     return entry;
@@ -114,14 +122,12 @@ export class BpfRuntime {
     const next = this.loaded.values().next().value as LoadedProbeObject | undefined;
     if (next) {
       // Every object holds its own fd of the shared maps: hand ownership on.
-      this.sharedRingFd = next.object.mapInfo(SHARED_RING_MAP).fd;
-      this.sharedLossFd = next.object.mapInfo(SHARED_LOSS_MAP).fd;
+      this.sharedFds = sharedMapFds(next.object);
     } else {
       // Last group gone: the next load creates fresh shared maps and a new consumer.
       this.consumer?.stop();
       this.consumer = undefined;
-      this.sharedRingFd = undefined;
-      this.sharedLossFd = undefined;
+      this.sharedFds = undefined;
     }
     entry.object.close();
   }
@@ -133,8 +139,9 @@ export class BpfRuntime {
 
   /** Starts draining the shared ring buffer (after the first load). */
   startEvents(): void {
-    if (this.consumer || this.sharedRingFd === undefined) return;
-    this.consumer = new this.addon.RingBufferConsumer(this.sharedRingFd, (batch, records) => this.dispatch(batch, records), {
+    const ringFd = this.sharedFds?.get(SHARED_RING_MAP);
+    if (this.consumer || ringFd === undefined) return;
+    this.consumer = new this.addon.RingBufferConsumer(ringFd, (batch, records) => this.dispatch(batch, records), {
       maxQueuedBatches: this.options.maxQueuedBatches,
       ...(this.options.maxBatchBytes !== undefined ? { maxBatchBytes: this.options.maxBatchBytes } : {}),
     });
@@ -183,8 +190,7 @@ export class BpfRuntime {
   }
 
   private adoptSharedMaps(object: NativeBpfObject): void {
-    this.sharedRingFd = object.mapInfo(SHARED_RING_MAP).fd;
-    this.sharedLossFd = object.mapInfo(SHARED_LOSS_MAP).fd;
+    this.sharedFds = sharedMapFds(object);
     this.header = new StructReader('flowtel_event_header', object.structLayout('flowtel_event_header'), ['kind', 'size']);
     const reasons = object.objectEnum('flowtel_loss_reason');
     this.lossIndex = {
@@ -228,3 +234,6 @@ export function ringWakeupBytes(ringBufferBytes: number): number {
   return Math.max(1, Math.floor(ringBufferBytes / 64));
 }
 
+function sharedMapFds(object: NativeBpfObject): Map<string, number> {
+  return new Map(SHARED_MAPS.map((name) => [name, object.mapInfo(name).fd]));
+}
