@@ -40,6 +40,8 @@ const CONFIGS: Config[] = ['baseline', 'pod', 'flow', 'bpftrace'];
 
 interface Running {
   pid?: number;
+  /** An agent, which exports (bpftrace does not). */
+  agent: boolean;
   stop(): Promise<void>;
 }
 
@@ -50,7 +52,7 @@ interface BenchContext {
 }
 
 async function start(config: Config, ctx: BenchContext): Promise<Running> {
-  if (config === 'baseline') return { stop: async () => {} };
+  if (config === 'baseline') return { agent: false, stop: async () => {} };
   if (config === 'bpftrace') {
     const script = path.join(ctx.configDir, 'peer.bt');
     fs.writeFileSync(script, BPFTRACE_PEER);
@@ -62,6 +64,7 @@ async function start(config: Config, ctx: BenchContext): Promise<Running> {
     await sleep(500);
     return {
       pid: child.pid,
+      agent: false,
       stop: async () => {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGINT');
@@ -77,13 +80,41 @@ async function start(config: Config, ctx: BenchContext): Promise<Running> {
   });
   await agent.running();
   await sleep(500);
-  return { pid: agent.child.pid, stop: async () => void (await agent.stop()) };
+  return { pid: agent.child.pid, agent: true, stop: async () => void (await agent.stop()) };
+}
+
+/** Runs `measure` with `config` started, and stops it whatever happens: a leaked bpftrace or agent slows every later run. */
+async function withRunning<T>(config: Config, ctx: BenchContext, measure: (running: Running) => Promise<T>): Promise<T> {
+  const running = await start(config, ctx);
+  try {
+    return await measure(running);
+  } finally {
+    await running.stop();
+  }
 }
 
 interface BulkRun {
   config: Config;
   gbps: number;
   cpuPercent: number;
+}
+
+const WARM_UP_SECONDS = 1;
+
+/**
+ * Unmeasured warm-up before every measured run, the same for each configuration: a second of the run's load,
+ * then, for an agent, its next export. A node agent runs for days, so its start-up work (the first collection
+ * and export, reading the kernel symbol table at the first drop) is not a cost of each 5 s of traffic; it was
+ * most of the agent's CPU in these runs (docs/performance.md). Returns the CPU seconds the process used so
+ * far, start-up included, which the report gives on its own.
+ */
+async function warmUp(running: Running, ctx: BenchContext, load: () => Promise<unknown>): Promise<number> {
+  await load();
+  if (!running.pid) return 0;
+  if (!running.agent) return cpuSeconds(running.pid);
+  const loadEnded = Date.now();
+  await waitFor('an export after the warm-up', () => (ctx.receiver.metricExports.some((e) => e.receivedAt > loadEnded) ? true : undefined), 15_000);
+  return cpuSeconds(running.pid);
 }
 
 function diffStats(before: Map<number, ProgramStats>, after: Map<number, ProgramStats>, into: Map<string, { ns: number; runs: number }>): void {
@@ -98,6 +129,8 @@ function diffStats(before: Map<number, ProgramStats>, after: Map<number, Program
 
 export interface DatapathResult {
   bulk: Record<Config, { gbps: Summary; cpuPercent: Summary; ratio: Summary }>;
+  /** CPU seconds of an agent from its start to the end of the warm-up (bulk runs, both granularities). */
+  startupCpuSeconds: Summary;
   churn: { baseline: Summary; agent: Summary; ratio: number; agentCpuPer1000: number };
   kernel: { bulk: Map<string, { ns: number; runs: number }>; churn: Map<string, { ns: number; runs: number }> };
   runs: number;
@@ -119,16 +152,18 @@ export async function runDatapath(args: string[]): Promise<DatapathResult> {
   try {
     // 1. Bulk throughput, configurations alternating within each round.
     const bulk: BulkRun[] = [];
+    const startupCpu: number[] = [];
     for (let round = 0; round < runs; round++) {
       for (const config of CONFIGS) {
-        const running = await start(config, ctx);
-        const cpu0 = running.pid ? cpuSeconds(running.pid) : 0;
-        // Client on CPU 0, server on CPU 1. Unpinned, runs of one configuration ranged from 57% to 113% of their
-        // round's baseline (docs/performance.md), which hides a 1–2% effect.
-        const { sentBytes } = await iperf(node, 'a', 'b', seconds, ['-A', '0,1']);
-        const cpu1 = running.pid ? cpuSeconds(running.pid) : 0;
-        await running.stop();
-        const run = { config, gbps: (sentBytes * 8) / seconds / 1e9, cpuPercent: ((cpu1 - cpu0) / seconds) * 100 };
+        const run = await withRunning(config, ctx, async (running) => {
+          const cpu0 = await warmUp(running, ctx, () => iperf(node, 'a', 'b', WARM_UP_SECONDS, ['-A', '0,1']));
+          if (running.agent) startupCpu.push(cpu0);
+          // Client on CPU 0, server on CPU 1. Unpinned, runs of one configuration ranged from 57% to 113% of their
+          // round's baseline (docs/performance.md), which hides a 1–2% effect.
+          const { sentBytes } = await iperf(node, 'a', 'b', seconds, ['-A', '0,1']);
+          const cpu1 = running.pid ? cpuSeconds(running.pid) : 0;
+          return { config, gbps: (sentBytes * 8) / seconds / 1e9, cpuPercent: ((cpu1 - cpu0) / seconds) * 100 };
+        });
         bulk.push(run);
         process.stdout.write(`  bulk round ${round + 1}/${runs} ${config.padEnd(8)} ${run.gbps.toFixed(2)} Gbit/s, CPU ${run.cpuPercent.toFixed(1)}%\n`);
       }
@@ -156,30 +191,32 @@ export async function runDatapath(args: string[]): Promise<DatapathResult> {
     const churnRounds = Math.max(3, Math.ceil(runs / 2));
     for (let round = 0; round < churnRounds; round++) {
       for (const which of ['baseline', 'agent'] as const) {
-        const running = await start(which === 'agent' ? 'pod' : 'baseline', ctx);
-        const cpu0 = running.pid ? cpuSeconds(running.pid) : 0;
-        const count = Number((await netClient(node, 'a', ['churn', node.pod('b').ip, 7600, seconds])).trim());
-        const cpu1 = running.pid ? cpuSeconds(running.pid) : 0;
-        await running.stop();
+        const { count, cpu0, cpu1 } = await withRunning(which === 'agent' ? 'pod' : 'baseline', ctx, async (running) => {
+          const cpu0 = await warmUp(running, ctx, () => netClient(node, 'a', ['churn', node.pod('b').ip, 7600, WARM_UP_SECONDS]));
+          const count = Number((await netClient(node, 'a', ['churn', node.pod('b').ip, 7600, seconds])).trim());
+          return { count, cpu0, cpu1: running.pid ? cpuSeconds(running.pid) : 0 };
+        });
         churnRates[which].push(count / seconds);
         if (which === 'agent') agentCpu.push((((cpu1 - cpu0) / seconds) * 100) / (count / seconds / 1000));
         process.stdout.write(`  churn round ${round + 1}/${churnRounds} ${which.padEnd(8)} ${(count / seconds).toFixed(0)} conn/s\n`);
       }
     }
-    // 3. Kernel cost per program: one more bulk and one more churn run at pod granularity, with bpf_stats on.
-    setBpfStats(true);
+    // 3. Kernel cost per program: one more bulk and one more churn run at pod granularity, warmed up like the
+    // runs above, with bpf_stats on for the measured part only.
     for (const [load, into] of [
       ['bulk', kernelBulk],
       ['churn', kernelChurn],
     ] as const) {
-      const running = await start('pod', ctx);
-      const before = programStats(PROGRAMS);
-      if (load === 'bulk') await iperf(node, 'a', 'b', seconds, ['-A', '0,1']);
-      else await netClient(node, 'a', ['churn', node.pod('b').ip, 7600, seconds]);
-      diffStats(before, programStats(PROGRAMS), into);
-      await running.stop();
+      const run = (s: number) => (load === 'bulk' ? iperf(node, 'a', 'b', s, ['-A', '0,1']) : netClient(node, 'a', ['churn', node.pod('b').ip, 7600, s]));
+      await withRunning('pod', ctx, async (running) => {
+        await warmUp(running, ctx, () => run(WARM_UP_SECONDS));
+        setBpfStats(true);
+        const before = programStats(PROGRAMS);
+        await run(seconds);
+        diffStats(before, programStats(PROGRAMS), into);
+        setBpfStats(false);
+      });
     }
-    setBpfStats(false);
     server.kill('SIGKILL');
     const churn = {
       baseline: summarize(churnRates.baseline),
@@ -187,7 +224,7 @@ export async function runDatapath(args: string[]): Promise<DatapathResult> {
       ratio: summarize(churnRates.agent.map((r, i) => r / churnRates.baseline[i])).median,
       agentCpuPer1000: summarize(agentCpu).median,
     };
-    return { bulk: bulkSummary, churn, kernel: { bulk: kernelBulk, churn: kernelChurn }, runs, seconds };
+    return { bulk: bulkSummary, startupCpuSeconds: summarize(startupCpu), churn, kernel: { bulk: kernelBulk, churn: kernelChurn }, runs, seconds };
   } finally {
     setBpfStats(false);
     await receiver.stop();
@@ -229,9 +266,11 @@ export function datapathReport(r: DatapathResult, markdown: boolean): string {
     '',
     table(['Configuration', 'Gbit/s', 'Ratio to baseline', 'Agent CPU (user+sys, % of a core)'], bulkRows, markdown),
     '',
+    `Each measured run follows an unmeasured warm-up, the same for every configuration: ${WARM_UP_SECONDS} s of the run's load and, for an agent, its next export. An agent's start-up up to then (loading, the first collection and export, the kernel symbol table at the first drop) took ${range(r.startupCpuSeconds, (x) => x.toFixed(2))} CPU-s, once per agent, not per run of traffic.`,
+    '',
     `Connection churn: connect, 4-byte request, 4-byte reply, close, from pod A to pod B for ${r.seconds} s per run: ${range(r.churn.baseline, (x) => x.toFixed(0))} conn/s without the agent, ${range(r.churn.agent, (x) => x.toFixed(0))} with it (ratio ${pct(r.churn.ratio)}); agent CPU ${r.churn.agentCpuPer1000.toFixed(2)}% of a core per 1,000 conn/s.`,
     '',
-    'Kernel cost per program (kernel.bpf_stats_enabled: run_time_ns / run_cnt, agent at pod granularity, one extra bulk and one extra churn run; bpf_stats is off during the throughput runs above, since it adds a cost per program run):',
+    'Kernel cost per program (kernel.bpf_stats_enabled: run_time_ns / run_cnt, agent at pod granularity, one extra bulk and one extra churn run after the same warm-up; bpf_stats is off during the throughput runs above, since it adds a cost per program run):',
     '',
     table(['Program', 'Under bulk TCP', 'Under connection churn'], kernelRows, markdown),
     '',
