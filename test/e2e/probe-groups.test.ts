@@ -5,6 +5,8 @@
  * other pod did not. One agent pushes OTLP every second to the test receiver.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { nativeAddon } from '../../src/bpf/native';
 import { mustRun } from '../../src/testbed/exec';
 import { nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-receiver';
@@ -339,6 +341,27 @@ describe('e2e: probe groups against the kernel', function () {
         assert.ok(points.length > 0, `no ${metric} series to check`);
         for (const p of points) assert.equal(p.attributes['network.peer.address'], undefined, `${metric} has a peer at pod granularity`);
       }
+    });
+
+    it("shares one ring buffer and one socket storage map among all groups' objects", () => {
+      // Each group's object holds an fd of every shared map; distinct map ids tell whether they are one map.
+      const types = nativeAddon().kernelEnum('bpf_map_type');
+      const mapIdsOfType = (type: number) => {
+        const ids = new Set<string>();
+        const fdDir = `/proc/${agent!.child.pid}/fdinfo`;
+        for (const fd of fs.readdirSync(fdDir)) {
+          let info: string;
+          try {
+            info = fs.readFileSync(`${fdDir}/${fd}`, 'utf8');
+          } catch {
+            continue; // closed since the listing (a gRPC socket, say)
+          }
+          if (Number(/^map_type:\s+(\d+)$/m.exec(info)?.[1] ?? -1) === type) ids.add(/^map_id:\s+(\d+)$/m.exec(info)![1]);
+        }
+        return ids.size;
+      };
+      assert.equal(mapIdsOfType(types.BPF_MAP_TYPE_RINGBUF), 1, 'ring buffers');
+      assert.equal(mapIdsOfType(types.BPF_MAP_TYPE_SK_STORAGE), 1, 'socket storage maps (tcp-connections and tcp-rtt share one)');
     });
   });
 
