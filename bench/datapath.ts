@@ -139,7 +139,7 @@ export interface DatapathResult {
 
 export async function runDatapath(args: string[]): Promise<DatapathResult> {
   const runs = Number(args[args.indexOf('--runs') + 1]) || 7;
-  const seconds = Number(args[args.indexOf('--seconds') + 1]) || 5;
+  const seconds = Number(args[args.indexOf('--seconds') + 1]) || 10;
   const node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
   const receiver = await OtlpReceiver.start();
   const configDir = fs.mkdtempSync('/tmp/flowtel-bench-');
