@@ -7,7 +7,7 @@
 import type { Metadata } from '@grpc/grpc-js';
 import type { Meter } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
-import type { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import type { OtlpGrpcMetricExporter } from './otlp/metric-exporter';
 import type { Resource } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter } from '@opentelemetry/sdk-logs';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
@@ -51,7 +51,7 @@ export interface PipelineOptions {
 const otlpModules = () => ({
   grpc: require('@grpc/grpc-js') as typeof import('@grpc/grpc-js'),
   logs: require('@opentelemetry/exporter-logs-otlp-grpc') as typeof import('@opentelemetry/exporter-logs-otlp-grpc'),
-  metrics: require('@opentelemetry/exporter-metrics-otlp-grpc') as typeof import('@opentelemetry/exporter-metrics-otlp-grpc'),
+  metrics: require('./otlp/metric-exporter') as typeof import('./otlp/metric-exporter'),
   temporality: (require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http'))
     .AggregationTemporalityPreference,
 });
@@ -78,13 +78,13 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   const metricProducers = [producer];
   const logExporters: LogRecordExporter[] = [];
   const destinations: string[] = [];
-  const otlpMetricExporters: OTLPMetricExporter[] = [];
+  const otlpMetricExporters: OtlpGrpcMetricExporter[] = [];
   let chunking: ChunkingMetricExporter | undefined;
 
   if (useOtlp) {
     const { grpc, logs, metrics, temporality: AggregationTemporalityPreference } = otlpModules();
     const metadata = grpcMetadata(otlp.headers, grpc);
-    const metricExporter = new metrics.OTLPMetricExporter({
+    const metricExporter = new metrics.OtlpGrpcMetricExporter({
       url: otlp.endpoint,
       timeoutMillis: otlp.exportTimeoutMs,
       temporalityPreference:

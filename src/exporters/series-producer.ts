@@ -17,14 +17,16 @@ import {
   type MetricProducer,
   type SumMetricData,
 } from '@opentelemetry/sdk-metrics';
-import type { HistogramSeries, SeriesList, SeriesRegistry, SeriesSnapshot } from '../probes/series';
+import type { HistogramSeries, NumberSeries, SeriesList, SeriesRegistry, SeriesSnapshot } from '../probes/series';
 import { lazyMetric } from './lazy-points';
+import { ATTRIBUTE_PARTS } from './otlp/attributes';
 
 /**
  * A histogram's data point. Attributes are read through to the series when
  * the exporter reads them: a flow series builds its attributes on each read,
  * and histogram points are all made at collection, so holding attributes
- * would keep one object per flow for the whole export.
+ * would keep one object per flow for the whole export. The OTLP encoder
+ * reads the series' attribute parts instead (src/exporters/otlp/attributes.ts).
  */
 class HistogramPoint {
   readonly value: Histogram;
@@ -41,18 +43,36 @@ class HistogramPoint {
   get attributes(): Attributes {
     return this.series.attributes;
   }
+
+  [ATTRIBUTE_PARTS](): readonly Attributes[] | undefined {
+    return this.series.attributeParts?.();
+  }
 }
 
-/**
- * Points start..end-1 of a series list, made for one OTLP request. Their
- * attributes are built here, once: the serializer reads them twice (a size
- * pass, then the write), and these points live only as long as the request.
- */
+/** A data point of a series list, made for one OTLP request; attributes as for HistogramPoint. */
+class ListPoint implements DataPoint<number> {
+  constructor(
+    private readonly series: NumberSeries,
+    readonly startTime: HrTime,
+    readonly endTime: HrTime,
+    readonly value: number,
+  ) {}
+
+  get attributes(): Attributes {
+    return this.series.attributes;
+  }
+
+  [ATTRIBUTE_PARTS](): readonly Attributes[] | undefined {
+    return this.series.attributeParts?.();
+  }
+}
+
+/** Points start..end-1 of a series list, made for one OTLP request; they live only as long as the request. */
 function pointsOfList(list: SeriesList, start: number, end: number, endTime: HrTime): Array<DataPoint<number>> {
   const points: Array<DataPoint<number>> = [];
   for (let i = start; i < end; i++) {
     const series = list.at(i);
-    points.push({ startTime: series.startTime, endTime, attributes: series.attributes, value: series.value });
+    points.push(new ListPoint(series, series.startTime, endTime, series.value));
   }
   return points;
 }

@@ -47,6 +47,9 @@ export function serviceNameOf(pod: PodInfo): string {
   return pod.labels['app.kubernetes.io/name'] || pod.labels.app || pod.workload?.name || pod.name;
 }
 
+/** The identity of an address no Kubernetes object owns. */
+const EXTERNAL_PEER: Attributes = Object.freeze({ [ATTR_FLOWTEL_PEER_KIND]: 'external' });
+
 export class KubernetesMetadata {
   private readonly reflectors: Array<Reflector<unknown>> = [];
   private readonly podsByUid = new Map<string, PodInfo>();
@@ -171,7 +174,8 @@ export class KubernetesMetadata {
     }
     const node = this.nodesByIp.get(address);
     if (node) return { kind: 'node', attributes: { [ATTR_FLOWTEL_PEER_KIND]: 'node', [`${PEER_PREFIX}${ATTR_K8S_NODE_NAME}`]: node.name } };
-    return { kind: 'external', attributes: { [ATTR_FLOWTEL_PEER_KIND]: 'external' } };
+    // One frozen object for every external address: a node may talk to 100,000 of them.
+    return { kind: 'external', attributes: EXTERNAL_PEER };
   }
 
   private buildPodAttributes(pod: PodInfo): Attributes {

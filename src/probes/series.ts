@@ -11,7 +11,17 @@
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { MetricName } from '../semconv';
 
-export interface NumberSeries {
+/**
+ * A series' attributes as parts to merge in order (a later part's key wins),
+ * for series whose attributes are mostly shared: a flow's pod, its peer's
+ * identity, its direction. A part that is frozen is shared and never
+ * changes, so an exporter may encode it once for every series that has it.
+ */
+export interface AttributeParts {
+  attributeParts?(): readonly Attributes[];
+}
+
+export interface NumberSeries extends AttributeParts {
   /** Stable identity of the series (its attributes in a form cheap to compare). */
   key: string;
   attributes: Attributes;
@@ -34,7 +44,7 @@ export interface SeriesList {
   at(index: number): NumberSeries & { startTime: HrTime };
 }
 
-export interface HistogramSeries {
+export interface HistogramSeries extends AttributeParts {
   key: string;
   attributes: Attributes;
   count: number;

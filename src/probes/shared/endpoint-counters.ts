@@ -16,6 +16,7 @@ import { hrTime } from '@opentelemetry/core';
 import type { NativeBpfObject } from '../../bpf/native';
 import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
 import type { CgroupAttribution, LocalEndpoint } from '../../k8s/attribution';
+import type { AttributeParts } from '../series';
 import { GoneRows, RowIdentityReader, type DescribeRow, type RowIdentity } from './row-identity';
 
 export interface SeriesTotals<F extends string> {
@@ -52,7 +53,7 @@ export interface EndpointCounterTableOptions<F extends string> {
 }
 
 /** Where a series gets its name: a row's identity (attributes built on read). */
-interface SeriesSource {
+interface SeriesSource extends AttributeParts {
   readonly endpoint: LocalEndpoint;
   readonly tag?: string;
   readonly attributes: Attributes;
@@ -81,6 +82,10 @@ class Accumulator<F extends string> implements SeriesTotals<F> {
 
   get attributes(): Attributes {
     return this.source.attributes;
+  }
+
+  attributeParts(): readonly Attributes[] {
+    return this.source.attributeParts?.() ?? [this.source.attributes];
   }
 }
 

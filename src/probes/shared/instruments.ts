@@ -1,6 +1,6 @@
 import type { Attributes, HrTime, Meter, ObservableCounter } from '@opentelemetry/api';
 import type { MetricName } from '../../semconv';
-import type { NumberSeries, SeriesList, SeriesSnapshot } from '../series';
+import type { AttributeParts, NumberSeries, SeriesList, SeriesSnapshot } from '../series';
 import type { SeriesTotals } from './endpoint-counters';
 
 /** An ObservableCounter with the name, unit and description from src/semconv (agent self-metrics). */
@@ -15,7 +15,7 @@ export function observableCounter(meter: Meter, metric: MetricName): ObservableC
  */
 class FieldSeries implements NumberSeries {
   constructor(
-    private readonly row: { readonly attributes: Attributes },
+    private readonly row: { readonly attributes: Attributes } & AttributeParts,
     readonly key: string,
     readonly value: number,
     readonly startTime: HrTime,
@@ -23,6 +23,10 @@ class FieldSeries implements NumberSeries {
 
   get attributes(): Attributes {
     return this.row.attributes;
+  }
+
+  attributeParts(): readonly Attributes[] {
+    return this.row.attributeParts?.() ?? [this.row.attributes];
   }
 }
 

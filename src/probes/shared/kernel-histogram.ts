@@ -15,7 +15,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { NativeBpfObject } from '../../bpf/native';
 import { readU64, StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution } from '../../k8s/attribution';
-import type { HistogramSeries } from '../series';
+import type { AttributeParts, HistogramSeries } from '../series';
 import { GoneRows, RowIdentityReader, type DescribeRow } from './row-identity';
 
 /** Lower bound (in the kernel's unit) of quarter-octave bucket b. */
@@ -125,7 +125,7 @@ function addTo(sum: HistogramSeries, row: HistogramSeries): void {
  */
 class RowHistogram implements HistogramSeries {
   constructor(
-    private readonly source: { readonly attributes: Attributes },
+    private readonly source: { readonly attributes: Attributes } & AttributeParts,
     readonly key: string,
     public count: number,
     public sum: number,
@@ -134,6 +134,10 @@ class RowHistogram implements HistogramSeries {
 
   get attributes(): Attributes {
     return this.source.attributes;
+  }
+
+  attributeParts(): readonly Attributes[] {
+    return this.source.attributeParts?.() ?? [this.source.attributes];
   }
 }
 

@@ -61,6 +61,17 @@ export class RowIdentity {
     if (this.peerAddress !== undefined) peerAttributes(this.peerAddress, this.serverPort, this.protocol, this.family, out);
     return Object.assign(out, this.peerIdentity?.attributes, this.group.attributes);
   }
+
+  /**
+   * The same attributes as parts, in the same order: the endpoint's, the
+   * group's and the peer identity's are frozen and shared by many rows;
+   * only the peer's address part is the row's own.
+   */
+  attributeParts(): readonly Attributes[] {
+    if (this.peerAddress === undefined) return [this.endpoint.attributes, this.group.attributes];
+    const peer = peerAttributes(this.peerAddress, this.serverPort, this.protocol, this.family);
+    return [this.endpoint.attributes, peer, this.peerIdentity?.attributes ?? NO_ATTRIBUTES, this.group.attributes];
+  }
 }
 
 /** The identity a row is aggregated under (by the endpoint's keyId); shared with code that builds matching series (baselines). */
@@ -83,7 +94,8 @@ export interface RowEntry<S> {
   seenIn: number;
 }
 
-const NO_GROUP: RowDescription = Object.freeze({ key: '', attributes: Object.freeze({}) });
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
+const NO_GROUP: RowDescription = Object.freeze({ key: '', attributes: NO_ATTRIBUTES });
 
 /** An endpoint ref as one number: the cgroup id above the 32-bit netns inode. */
 function refKey(ref: EndpointRef): bigint {
@@ -207,6 +219,8 @@ export class RowIdentityReader<S = never> {
     const known = this.groups.get(group.key);
     if (known && known.tag === group.tag) return known;
     // Descriptions depend on the key fields alone, so one per group key; bounded by the group's key space.
+    // Frozen: rows share it, and exporters cache its encoding (see RowIdentity.attributeParts).
+    Object.freeze(group.attributes);
     this.groups.set(group.key, group);
     return group;
   }
