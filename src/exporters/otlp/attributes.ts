@@ -155,7 +155,7 @@ export class PartedAttributeWriter {
       this.scratch.reset();
       writeAttributes(this.scratch, part, field);
       this.maskOf(part);
-      encoded = { bytes: this.scratch.finish(), keysLow: this.maskLow, keysHigh: this.maskHigh };
+      encoded = { bytes: this.scratch.copy(), keysLow: this.maskLow, keysHigh: this.maskHigh };
       byPart.set(part, encoded);
     }
     return encoded;
