@@ -46,6 +46,13 @@ async function startAgent(ctx: Ctx, name: string, yaml: string, intervalMs: numb
  * summary log records. distinct: every datagram to another of 20,000 ports, so
  * nearly every event becomes its own log record: the log pipeline's capacity.
  */
+/**
+ * How long each live-flow size runs after its flows are sent (RSS sampled each second): nine and a half
+ * export intervals, so that several collections after the one that names the flows are measured even when
+ * an export takes longer than an interval to reach the receiver.
+ */
+const FLOW_WINDOW_MS = 95_000;
+
 const RING_WORKLOADS = [
   { name: 'repeated', sockets: 64, ports: 1, rates: [25_000, 50_000, 100_000, 150_000] },
   { name: 'distinct', sockets: 1, ports: 20_000, rates: [2_500, 5_000, 10_000, 20_000] },
@@ -165,27 +172,34 @@ export async function runCapacity(args: string[]): Promise<CapacityResult> {
       [10, 1000],
       [100, 1000],
     ]) {
-      // Exports every 10 s: one OTLP export of 200,000 points takes a few seconds on this VM (serialization in
-      // the OTLP exporter), and the agent skips a collection that would overlap the previous export.
+      // Exports every 10 s: one OTLP export of 200,000 points takes seconds to reach this process's receiver
+      // (it decodes every point with protobufjs), and the agent skips exporting a collection that would overlap
+      // the previous export.
       const intervalMs = 10_000;
       const flowAgent = await startAgent(ctx, 'flows', 'probes:\n  flows:\n    granularity: flow\n    maxRows: 262144\n', intervalMs);
       const pid = flowAgent.child.pid as number;
       await netClient(node, 'a', ['flows', prefix, 100, hosts, 20000, ports], 300_000);
       const firstFull = Date.now();
       const rss: number[] = [];
-      while (Date.now() - firstFull < 6.5 * intervalMs) {
+      while (Date.now() - firstFull < FLOW_WINDOW_MS) {
         await sleep(1000);
         rss.push(rssBytes(pid) / MiB);
       }
-      // Skip the collection that named every new flow (built the row cache) and the export after it: the
-      // duration gauge is read when the SDK collects, before our series, so each export reports the previous one.
-      const collections = receiver.metricExports.filter((e) => e.receivedAt > firstFull + 2.5 * intervalMs);
-      const durations = collections.flatMap((e) => e.points.filter((p) => p.metric === 'flowtel.agent.collection.duration')).map((p) => p.value * 1000);
-      const series = receiver.latestPoints('k8s.pod.network.io', { 'k8s.pod.uid': node.pod('a').uid }).length;
       const cpu = cpuSeconds(pid);
-      flows.push({ flows: hosts * ports, collectMs: summarize(durations), rssMiB: Math.max(...rss), series });
-      process.stdout.write(`  ${hosts * ports} flows: ${series} series, collection ${summarize(durations).median.toFixed(0)} ms, peak RSS ${Math.max(...rss).toFixed(1)} MiB, CPU ${cpu.toFixed(1)} s\n`);
+      // Stopping flushes the export in flight, so the last collections' durations arrive too.
       await flowAgent.stop();
+      // Skip the collection that named every new flow (built the row cache), the first after the flows were
+      // sent. The duration gauge is read when the SDK collects, before our series, so each point reports the
+      // collection before its own: points stamped more than two intervals after the flows were sent report
+      // collections after the naming one. Chosen by their stamps, not by when they arrived: a 200,000-point
+      // export can take longer than an interval to reach this process's receiver.
+      const sinceNs = BigInt(firstFull + 2 * intervalMs) * 1_000_000n;
+      const durations = receiver.metricExports
+        .flatMap((e) => e.points.filter((p) => p.metric === 'flowtel.agent.collection.duration' && p.timeUnixNano > sinceNs))
+        .map((p) => p.value * 1000);
+      const series = receiver.latestPoints('k8s.pod.network.io', { 'k8s.pod.uid': node.pod('a').uid }).length;
+      flows.push({ flows: hosts * ports, collectMs: summarize(durations), rssMiB: Math.max(...rss), series });
+      process.stdout.write(`  ${hosts * ports} flows: ${series} series, collection ${summarize(durations).median.toFixed(0)} ms (${durations.length} collections), peak RSS ${Math.max(...rss).toFixed(1)} MiB, CPU ${cpu.toFixed(1)} s\n`);
     }
     return { idleRss: summarize(idle), ring, maxZeroLoss, flows };
   } finally {
@@ -215,7 +229,7 @@ export function capacityReport(r: CapacityResult, markdown: boolean): string {
       markdown,
     ),
     '',
-    'Live flows at flow granularity (flows.maxRows 262,144; one UDP datagram to each of N addresses × ports of pod B; OTLP export every 10 s). Collection time is the agent\'s `flowtel.agent.collection.duration` (every kernel-map series read and aggregated) over the collections after the first one that saw every flow (which names each new flow once); RSS is the peak of 1 s samples over 65 s:',
+    `Live flows at flow granularity (flows.maxRows 262,144; one UDP datagram to each of N addresses × ports of pod B; OTLP export every 10 s). Collection time is the agent's \`flowtel.agent.collection.duration\` (every kernel-map series read and aggregated) over the collections after the first one that saw every flow (which names each new flow once); RSS is the peak of 1 s samples over ${FLOW_WINDOW_MS / 1000} s:`,
     '',
     table(['Flows', 'Flow series of the pod', 'Collection time per cycle', 'Agent peak RSS'], r.flows.map((x) => [x.flows.toLocaleString('en-US'), x.series.toLocaleString('en-US'), `${f(x.collectMs.median, 0)} ms (${f(x.collectMs.min, 0)}–${f(x.collectMs.max, 0)})`, `${f(x.rssMiB)} MiB`]), markdown),
     '',

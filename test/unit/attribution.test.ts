@@ -339,6 +339,24 @@ describe('flow rows: cached identities', () => {
     assert.equal(map.deleted, 1, 'idle for 5 s: deleted from the kernel map');
     assert.equal(table.collect().length, 0, 'and its series ends');
   });
+
+  it('keeps each row on its own series when the map returns rows in another order, or another row in a place', () => {
+    const { pod, map, table } = flowTable();
+    const key = (peer: string) => FakeFlowMap.key(ino(pod), peer, 443);
+    const fill = (rows: Array<[string, number]>) => {
+      map.rows.clear();
+      for (const [peer, segments] of rows) map.rows.set(key(peer), [1, segments]);
+    };
+    const segmentsByPeer = () => Object.fromEntries(Object.entries(byPeer(table.collect())).map(([peer, row]) => [peer, row.segments]));
+    fill([['10.0.0.1', 1], ['10.0.0.2', 2], ['10.0.0.3', 3]]);
+    assert.deepEqual(segmentsByPeer(), { '10.0.0.1': 1, '10.0.0.2': 2, '10.0.0.3': 3 });
+    assert.deepEqual(segmentsByPeer(), { '10.0.0.1': 1, '10.0.0.2': 2, '10.0.0.3': 3 }, 'same order again');
+    // Rows found by position last time are now elsewhere; a new row takes the place of one that went.
+    fill([['10.0.0.3', 30], ['10.0.0.4', 40], ['10.0.0.1', 10]]);
+    assert.deepEqual(segmentsByPeer(), { '10.0.0.3': 30, '10.0.0.4': 40, '10.0.0.1': 10 });
+    fill([['10.0.0.5', 50], ['10.0.0.4', 41]]);
+    assert.deepEqual(segmentsByPeer(), { '10.0.0.5': 50, '10.0.0.4': 41 });
+  });
 });
 
 describe('kernel histogram table', () => {
