@@ -21,6 +21,11 @@ export interface AttributeParts {
   attributeParts?(): readonly Attributes[];
 }
 
+/** The parts of a series' source, or its attributes as the one part when it has none (series that pass a source's attributes on). */
+export function attributePartsOf(source: { readonly attributes: Attributes } & AttributeParts): readonly Attributes[] {
+  return source.attributeParts?.() ?? [source.attributes];
+}
+
 export interface NumberSeries extends AttributeParts {
   /** Stable identity of the series (its attributes in a form cheap to compare). */
   key: string;

@@ -16,7 +16,7 @@ import { hrTime } from '@opentelemetry/core';
 import type { NativeBpfObject } from '../../bpf/native';
 import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
 import type { CgroupAttribution, LocalEndpoint } from '../../k8s/attribution';
-import type { AttributeParts } from '../series';
+import { attributePartsOf, type AttributeParts } from '../series';
 import { GoneRows, RowIdentityReader, type DescribeRow, type RowIdentity } from './row-identity';
 
 export interface SeriesTotals<F extends string> {
@@ -85,7 +85,7 @@ class Accumulator<F extends string> implements SeriesTotals<F> {
   }
 
   attributeParts(): readonly Attributes[] {
-    return this.source.attributeParts?.() ?? [this.source.attributes];
+    return attributePartsOf(this.source);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Attributes, HrTime, Meter, ObservableCounter } from '@opentelemetry/api';
 import type { MetricName } from '../../semconv';
-import type { AttributeParts, NumberSeries, SeriesList, SeriesSnapshot } from '../series';
+import { attributePartsOf, type AttributeParts, type NumberSeries, type SeriesList, type SeriesSnapshot } from '../series';
 import type { SeriesTotals } from './endpoint-counters';
 
 /** An ObservableCounter with the name, unit and description from src/semconv (agent self-metrics). */
@@ -26,7 +26,7 @@ class FieldSeries implements NumberSeries {
   }
 
   attributeParts(): readonly Attributes[] {
-    return this.row.attributeParts?.() ?? [this.row.attributes];
+    return attributePartsOf(this.row);
   }
 }
 

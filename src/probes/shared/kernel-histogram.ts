@@ -15,7 +15,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { NativeBpfObject } from '../../bpf/native';
 import { readU64, StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution } from '../../k8s/attribution';
-import type { AttributeParts, HistogramSeries } from '../series';
+import { attributePartsOf, type AttributeParts, type HistogramSeries } from '../series';
 import { GoneRows, RowIdentityReader, type DescribeRow } from './row-identity';
 
 /** Lower bound (in the kernel's unit) of quarter-octave bucket b. */
@@ -137,7 +137,7 @@ class RowHistogram implements HistogramSeries {
   }
 
   attributeParts(): readonly Attributes[] {
-    return this.source.attributeParts?.() ?? [this.source.attributes];
+    return attributePartsOf(this.source);
   }
 }
 
