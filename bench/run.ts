@@ -6,6 +6,7 @@
 import { runCapacityBenchmark } from './capacity';
 import { runDatapathBenchmark } from './datapath';
 import { exitStatus, runK8sSync } from './k8s-sync';
+import { runOtlpEncodeBenchmark } from './otlp-encode';
 
 interface Benchmark {
   description: string;
@@ -26,11 +27,15 @@ const BENCHMARKS: Record<string, Benchmark> = {
     description: 'Kubernetes metadata cache: initial sync time and memory (10,000 pods, 2,000 services, 100 nodes)',
     run: async (args) => exitStatus(await runK8sSync(args), args.includes('--strict')),
   },
+  'otlp-encode': {
+    description: 'OTLP request encoding of a 100,000-flow export: the OpenTelemetry serializer against ours, in process',
+    run: runOtlpEncodeBenchmark,
+  },
 };
 
 function usage(): string {
   const names = Object.entries(BENCHMARKS)
-    .map(([name, b]) => `  ${name.padEnd(8)} ${b.description}`)
+    .map(([name, b]) => `  ${name.padEnd(12)} ${b.description}`)
     .join('\n');
   return `usage: npm run bench -- [NAME...] [options for the benchmark]\n\nbenchmarks (all when none is named):\n${names}\n`;
 }
