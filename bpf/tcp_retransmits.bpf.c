@@ -6,7 +6,11 @@
  * tp_btf/tcp_retransmit_skb fires for every attempt, including attempts that
  * fail with -EBUSY (the skb is still queued in the qdisc) and transmit
  * nothing. Counting only err == 0 and summing gso_segs is what matches the
- * kernel's own TcpRetransSegs (see DESIGN §3).
+ * kernel's own TcpRetransSegs (see DESIGN §3), less TcpExtTCPRetransFail:
+ * the kernel counts a segment in TcpRetransSegs before it tries to send it,
+ * and in TCPRetransFail too when that fails (an output hook drops it, the
+ * device refuses it); the tracepoint then reports err != 0. We count what
+ * was sent.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

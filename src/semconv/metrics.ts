@@ -12,7 +12,7 @@ export interface MetricName {
 export const METRIC_TCP_RETRANSMITS: MetricName = {
   name: 'flowtel.tcp.retransmits',
   unit: '{segment}',
-  description: 'TCP segments retransmitted by sockets of the endpoint (the kernel counts the same as TcpRetransSegs).',
+  description: 'TCP segments retransmitted by sockets of the endpoint and sent (the kernel\'s TcpRetransSegs less TcpExtTCPRetransFail, the retransmissions it failed to send).',
 };
 
 export const METRIC_TCP_RETRANSMIT_EVENTS: MetricName = {

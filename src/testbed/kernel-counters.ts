@@ -13,6 +13,18 @@ export async function nstat(netns: string, names: string[]): Promise<Record<stri
   return out;
 }
 
+/**
+ * Retransmitted segments the kernel sent, from its own counters: TcpRetransSegs
+ * counts a segment before its transmission is tried, and TcpExtTCPRetransFail
+ * counts those whose transmission then failed (an output hook dropped it, the
+ * device queue was full). What tcp-retransmits exports (tcp_retransmit_skb
+ * with err == 0) is the difference.
+ */
+export async function retransmittedSegmentsSent(netns: string): Promise<number> {
+  const counters = await nstat(netns, ['TcpRetransSegs', 'TcpExtTCPRetransFail']);
+  return counters.TcpRetransSegs - counters.TcpExtTCPRetransFail;
+}
+
 /** Packets counted by the rules of an nft chain that carry a comment, keyed by the comment. */
 export async function nftRuleCounters(netns: string, family: string, table: string): Promise<Record<string, { packets: number; bytes: number }>> {
   const text = await mustRun('ip', ['netns', 'exec', netns, 'nft', '-j', 'list', 'table', family, table]);

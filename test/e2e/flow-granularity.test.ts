@@ -5,13 +5,13 @@
  * and nothing of that traffic may land on another peer.
  */
 import assert from 'node:assert/strict';
-import { nstat } from '../../src/testbed/kernel-counters';
+import { nstat, retransmittedSegmentsSent } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
 import { freshExport } from '../support/agent-process';
 import { requireKernel } from '../support/kernel';
 import { startScenario, type Scenario } from '../support/scenario';
-import { IPERF_PORT, dropPercent, iperf, netClient, waitForClosedConnections } from '../support/traffic';
+import { IPERF_PORT, dropOutputPercent, dropPercent, iperf, netClient, waitForClosedConnections } from '../support/traffic';
 
 const PODS = [{ name: 'a' }, { name: 'b' }];
 const GROUPS = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'];
@@ -37,11 +37,15 @@ describe('e2e: flow granularity', function () {
     const a = node.pod('a');
     const b = node.pod('b');
     await dropPercent(node, 'a', 'b', 2);
-    const kernelBefore = await nstat(a.netns, ['TcpRetransSegs']);
+    // And some of A's sends fail at its own output hook, retransmissions included.
+    await dropOutputPercent(node, 'a', 2);
+    const kernelBefore = await retransmittedSegmentsSent(a.netns);
+    const failedBefore = (await nstat(a.netns, ['TcpExtTCPRetransFail'])).TcpExtTCPRetransFail;
     const { sentBytes } = await iperf(node, 'a', 'b', 2);
     await netClient(node, 'a', ['connect', b.ip, 7031, 3]);
     await waitForClosedConnections(node, 'a');
-    const retransmitted = (await nstat(a.netns, ['TcpRetransSegs'])).TcpRetransSegs - kernelBefore.TcpRetransSegs;
+    const retransmitted = (await retransmittedSegmentsSent(a.netns)) - kernelBefore;
+    const failed = (await nstat(a.netns, ['TcpExtTCPRetransFail'])).TcpExtTCPRetransFail - failedBefore;
     await freshExport(receiver);
 
     const toB = { 'k8s.pod.uid': a.uid, 'network.peer.address': b.ip, 'server.port': IPERF_PORT, 'network.transport': 'tcp' };
@@ -53,6 +57,7 @@ describe('e2e: flow granularity', function () {
     assert.ok(allBytes - bytes < sentBytes * 0.01, 'A sent almost nothing to other peers');
     // Every retransmitted segment of A is on one of A's peer series, and (almost) all on the one to B:5201.
     assert.ok(retransmitted > 0, 'the kernel retransmitted nothing');
+    assert.ok(failed > 0, 'no retransmission failed to send (TcpExtTCPRetransFail), so the count of sent ones is not tested');
     const toPeerB = receiver.latestTotal('flowtel.tcp.retransmits', toB);
     assert.equal(receiver.latestTotal('flowtel.tcp.retransmits', { 'k8s.pod.uid': a.uid }), retransmitted);
     assert.ok(toPeerB >= retransmitted * 0.999, `${toPeerB} of ${retransmitted} retransmitted segments on the B:5201 series`);

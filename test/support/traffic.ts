@@ -21,6 +21,23 @@ export async function dropPercent(node: TestNode, from: string, to: string, perc
   });
 }
 
+/**
+ * Drops `percent`% of pod `from`'s TCP packets to the iperf port at its own
+ * output hook: the kernel then fails to send some retransmissions (it counts
+ * them in TcpExtTCPRetransFail), not only loses them on the way.
+ */
+export async function dropOutputPercent(node: TestNode, from: string, percent: number): Promise<void> {
+  await mustRun('ip', ['netns', 'exec', node.pod(from).netns, 'nft', '-f', '-'], {
+    input: `table inet ${NFT_TABLE} {
+  chain output {
+    type filter hook output priority 0;
+    tcp dport ${IPERF_PORT} numgen random mod 100 < ${percent} counter drop comment "random-output-drop"
+  }
+}
+`,
+  });
+}
+
 /** iperf3 from `client` to `server` for `seconds`; returns the bytes the client sent. */
 export async function iperf(
   node: TestNode,
