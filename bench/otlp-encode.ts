@@ -6,6 +6,7 @@
  * serializer the stock exporter uses and once with ours
  * (src/exporters/otlp). Rounds alternate between the two.
  */
+import { hrTime } from '@opentelemetry/core';
 import { ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
@@ -16,8 +17,8 @@ import type { EndpointRef, LocalEndpoint } from '../src/k8s/attribution';
 import type { SeriesTotals } from '../src/probes/shared/endpoint-counters';
 import { counterSums } from '../src/probes/shared/instruments';
 import { RowIdentity } from '../src/probes/shared/row-identity';
+import type { AttributeParts } from '../src/probes/series';
 import { METRIC_POD_NETWORK_IO, METRIC_POD_NETWORK_PACKETS } from '../src/semconv';
-import { hrTime } from '@opentelemetry/core';
 import { publishReport, summarize, table, type Summary } from './report';
 
 const FLOWS = 100_000;
@@ -27,7 +28,7 @@ const POINTS_PER_REQUEST = 5000;
 type Field = 'bytes' | 'packets';
 
 /** Flow rows of PODS pods, each to its own external peer address and port, half of them each direction. */
-function flowRows(): Array<SeriesTotals<Field> & { attributeParts(): readonly object[] }> {
+function flowRows(): Array<SeriesTotals<Field> & AttributeParts> {
   const pods: LocalEndpoint[] = Array.from({ length: PODS }, (_, p) =>
     Object.freeze({
       key: `pod/uid-${p}`,
