@@ -105,8 +105,10 @@ const OVERFLOW = -1;
 /**
  * Writes parted attributes. Parts may only be written separately when no two
  * of them set the same key (then the merge is just their union); each known
- * key has a bit, so that check is two ANDs per part. Anything it cannot
- * prove disjoint is merged first, as the point's `attributes` would be.
+ * key has a bit, so that check is two ANDs per part. Parts are written as
+ * they are checked; on a key that an earlier part set (or one without a
+ * bit) the writer rewinds and writes the merge instead, as the point's
+ * `attributes` would be.
  */
 export class PartedAttributeWriter {
   /** Encodings of frozen parts, by the field number their KeyValues are tagged with. */
@@ -123,33 +125,37 @@ export class PartedAttributeWriter {
       writeAttributes(w, point.attributes, field);
       return;
     }
+    const byPart = this.encodingsFor(field);
+    const start = w.pos;
     let low = 0;
     let high = 0;
-    let disjoint = true;
-    for (let i = 0; i < parts.length && disjoint; i++) {
-      const part = parts[i];
+    for (const part of parts) {
       if (Object.isFrozen(part)) {
-        const encoded = this.encodedPart(part, field);
+        const encoded = this.encodedPart(byPart, part, field);
+        w.raw(encoded.bytes);
         this.maskLow = encoded.keysLow;
         this.maskHigh = encoded.keysHigh;
-      } else this.maskOf(part);
-      if (this.maskLow === OVERFLOW || (low & this.maskLow) !== 0 || (high & this.maskHigh) !== 0) disjoint = false;
+      } else {
+        writeAttributes(w, part, field);
+        this.maskOf(part);
+      }
+      if (this.maskLow === OVERFLOW || (low & this.maskLow) !== 0 || (high & this.maskHigh) !== 0) {
+        w.pos = start;
+        writeAttributes(w, Object.assign({}, ...parts) as Attributes, field);
+        return;
+      }
       low |= this.maskLow;
       high |= this.maskHigh;
     }
-    if (!disjoint) {
-      writeAttributes(w, Object.assign({}, ...parts) as Attributes, field);
-      return;
-    }
-    for (const part of parts) {
-      if (Object.isFrozen(part)) w.raw(this.encodedPart(part, field).bytes);
-      else writeAttributes(w, part, field);
-    }
   }
 
-  private encodedPart(part: Attributes, field: number): EncodedPart {
+  private encodingsFor(field: number): WeakMap<Attributes, EncodedPart> {
     let byPart = this.encoded.get(field);
     if (!byPart) this.encoded.set(field, (byPart = new WeakMap()));
+    return byPart;
+  }
+
+  private encodedPart(byPart: WeakMap<Attributes, EncodedPart>, part: Attributes, field: number): EncodedPart {
     let encoded = byPart.get(part);
     if (!encoded) {
       this.scratch.reset();

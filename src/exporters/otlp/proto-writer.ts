@@ -16,6 +16,7 @@ export const WIRE_LENGTH = 2;
 
 export class ProtoWriter {
   private buf: Buffer;
+  /** Write position. A caller may move it back to discard what it wrote since, when no field it began is still open. */
   pos = 0;
   /** The last HrTime converted and its result: every point of a metric shares its end time. */
   private lastTime: readonly [number, number] | undefined;
