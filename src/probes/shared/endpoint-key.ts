@@ -74,11 +74,12 @@ const SERVER_PORT = ATTR_SERVER_PORT;
 const TRANSPORT = ATTR_NETWORK_TRANSPORT;
 const NETWORK_TYPE = ATTR_NETWORK_TYPE;
 
-/** The peer attributes of a flow, written into `into` (a row's attribute set being built) and returned. */
-export function peerAttributes(address: string, serverPort: number, protocol: number, family: number, into: Attributes = {}): Attributes {
-  into[PEER_ADDRESS] = address;
-  into[SERVER_PORT] = serverPort;
-  into[TRANSPORT] = TRANSPORTS[protocol] ?? `ipproto-${protocol}`;
-  into[NETWORK_TYPE] = family === AF_INET6 && !address.includes('.') ? 'ipv6' : 'ipv4';
-  return into;
+/** The peer attributes of a flow. */
+export function peerAttributes(address: string, serverPort: number, protocol: number, family: number): Attributes {
+  return {
+    [PEER_ADDRESS]: address,
+    [SERVER_PORT]: serverPort,
+    [TRANSPORT]: TRANSPORTS[protocol] ?? `ipproto-${protocol}`,
+    [NETWORK_TYPE]: family === AF_INET6 && !address.includes('.') ? 'ipv6' : 'ipv4',
+  };
 }

@@ -55,17 +55,15 @@ export class RowIdentity {
     return this.peerAddress !== undefined;
   }
 
-  /** Endpoint, peer and group attributes together; a new object on every read. */
+  /** Endpoint, peer and group attributes together (its parts merged); a new object on every read. */
   get attributes(): Attributes {
-    const out: Attributes = { ...this.endpoint.attributes };
-    if (this.peerAddress !== undefined) peerAttributes(this.peerAddress, this.serverPort, this.protocol, this.family, out);
-    return Object.assign(out, this.peerIdentity?.attributes, this.group.attributes);
+    return Object.assign({}, ...this.attributeParts());
   }
 
   /**
-   * The same attributes as parts, in the same order: the endpoint's, the
-   * group's and the peer identity's are frozen and shared by many rows;
-   * only the peer's address part is the row's own.
+   * The attributes as parts, in merge order: endpoint, peer, peer identity,
+   * group. The endpoint's, the peer identity's and the group's are frozen and
+   * shared by many rows; only the peer's address part is the row's own.
    */
   attributeParts(): readonly Attributes[] {
     if (this.peerAddress === undefined) return [this.endpoint.attributes, this.group.attributes];
@@ -187,12 +185,13 @@ export class RowIdentityReader<S = never> {
   entry(keys: Buffer, offset: number): RowEntry<S> {
     const position = offset / this.keySize;
     let row: RowEntry<S> | undefined = this.lastByPosition[position];
-    if (row === undefined || !sameKey(row.rowId, keys, offset)) {
-      const rowId = keys.toString('latin1', offset, offset + this.keySize);
+    let rowId: string;
+    if (row !== undefined && sameKey(row.rowId, keys, offset)) rowId = row.rowId;
+    else {
+      rowId = keys.toString('latin1', offset, offset + this.keySize);
       row = this.cache.get(rowId);
     }
     if (row === undefined || !this.current(row)) {
-      const rowId = row?.rowId ?? keys.toString('latin1', offset, offset + this.keySize);
       row = this.build(keys, offset, row?.state, rowId);
       this.cache.set(rowId, row);
     }
