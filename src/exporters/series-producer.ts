@@ -22,23 +22,17 @@ import { lazyMetric } from './lazy-points';
 import { ATTRIBUTE_PARTS } from './otlp/attributes';
 
 /**
- * A histogram's data point. Attributes are read through to the series when
- * the exporter reads them: a flow series builds its attributes on each read,
- * and histogram points are all made at collection, so holding attributes
- * would keep one object per flow for the whole export. The OTLP encoder
- * reads the series' attribute parts instead (src/exporters/otlp/attributes.ts).
+ * A data point whose attributes are read through to its series when the
+ * exporter reads them: a flow series builds its attributes on each read, so
+ * holding them would keep one object per flow for the whole export. The OTLP
+ * encoder reads the series' attribute parts instead (src/exporters/otlp/attributes.ts).
  */
-class HistogramPoint {
-  readonly value: Histogram;
-
+abstract class SeriesPoint {
   constructor(
-    private readonly series: HistogramSeries,
-    boundaries: number[],
+    private readonly series: NumberSeries | HistogramSeries,
     readonly startTime: HrTime,
     readonly endTime: HrTime,
-  ) {
-    this.value = { buckets: { boundaries, counts: series.counts }, sum: series.sum, count: series.count };
-  }
+  ) {}
 
   get attributes(): Attributes {
     return this.series.attributes;
@@ -49,21 +43,25 @@ class HistogramPoint {
   }
 }
 
-/** A data point of a series list, made for one OTLP request; attributes as for HistogramPoint. */
-class ListPoint implements DataPoint<number> {
-  constructor(
-    private readonly series: NumberSeries,
-    readonly startTime: HrTime,
-    readonly endTime: HrTime,
-    readonly value: number,
-  ) {}
+/** A histogram's data point; all are made at collection. */
+class HistogramPoint extends SeriesPoint implements DataPoint<Histogram> {
+  readonly value: Histogram;
 
-  get attributes(): Attributes {
-    return this.series.attributes;
+  constructor(series: HistogramSeries, boundaries: number[], startTime: HrTime, endTime: HrTime) {
+    super(series, startTime, endTime);
+    this.value = { buckets: { boundaries, counts: series.counts }, sum: series.sum, count: series.count };
   }
+}
 
-  [ATTRIBUTE_PARTS](): readonly Attributes[] | undefined {
-    return this.series.attributeParts?.();
+/** A data point of a series list, made for one OTLP request. */
+class ListPoint extends SeriesPoint implements DataPoint<number> {
+  constructor(
+    series: NumberSeries,
+    startTime: HrTime,
+    endTime: HrTime,
+    readonly value: number,
+  ) {
+    super(series, startTime, endTime);
   }
 }
 

@@ -21,9 +21,23 @@ export interface AttributeParts {
   attributeParts?(): readonly Attributes[];
 }
 
-/** The parts of a series' source, or its attributes as the one part when it has none (series that pass a source's attributes on). */
-export function attributePartsOf(source: { readonly attributes: Attributes } & AttributeParts): readonly Attributes[] {
-  return source.attributeParts?.() ?? [source.attributes];
+export type AttributeSource = { readonly attributes: Attributes } & AttributeParts;
+
+/**
+ * Attributes read through to a source (a row identity) on every read, never
+ * kept: at 100,000 flows an attribute object per series would be tens of MB.
+ * A source without parts is its attributes as the one part.
+ */
+export class AttributesOf<S extends AttributeSource> implements AttributeParts {
+  constructor(public source: S) {}
+
+  get attributes(): Attributes {
+    return this.source.attributes;
+  }
+
+  attributeParts(): readonly Attributes[] {
+    return this.source.attributeParts?.() ?? [this.source.attributes];
+  }
 }
 
 export interface NumberSeries extends AttributeParts {

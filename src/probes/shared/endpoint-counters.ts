@@ -16,7 +16,7 @@ import { hrTime } from '@opentelemetry/core';
 import type { NativeBpfObject } from '../../bpf/native';
 import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
 import type { CgroupAttribution, LocalEndpoint } from '../../k8s/attribution';
-import { attributePartsOf, type AttributeParts } from '../series';
+import { AttributesOf, type AttributeParts } from '../series';
 import { GoneRows, RowIdentityReader, type DescribeRow, type RowIdentity } from './row-identity';
 
 export interface SeriesTotals<F extends string> {
@@ -61,10 +61,10 @@ interface SeriesSource extends AttributeParts {
 
 /**
  * A series' running totals, reused from collection to collection (`pass`
- * says when it was last reset). Its attributes are its source's, built when
- * read (by the exporter), never kept: see RowIdentity.
+ * says when it was last reset). Its attributes are its source's (the row
+ * identity that last touched it), built when read by the exporter.
  */
-class Accumulator<F extends string> implements SeriesTotals<F> {
+class Accumulator<F extends string> extends AttributesOf<SeriesSource> implements SeriesTotals<F> {
   endpoint: LocalEndpoint;
   tag?: string;
   pass = 0;
@@ -73,19 +73,12 @@ class Accumulator<F extends string> implements SeriesTotals<F> {
 
   constructor(
     readonly seriesKey: string,
-    public source: SeriesSource,
+    source: SeriesSource,
     readonly totals: Record<F, number>,
     readonly startTime: HrTime,
   ) {
+    super(source);
     this.endpoint = source.endpoint;
-  }
-
-  get attributes(): Attributes {
-    return this.source.attributes;
-  }
-
-  attributeParts(): readonly Attributes[] {
-    return attributePartsOf(this.source);
   }
 }
 

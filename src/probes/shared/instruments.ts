@@ -1,6 +1,6 @@
-import type { Attributes, HrTime, Meter, ObservableCounter } from '@opentelemetry/api';
+import type { HrTime, Meter, ObservableCounter } from '@opentelemetry/api';
 import type { MetricName } from '../../semconv';
-import { attributePartsOf, type AttributeParts, type NumberSeries, type SeriesList, type SeriesSnapshot } from '../series';
+import { AttributesOf, type AttributeSource, type NumberSeries, type SeriesList, type SeriesSnapshot } from '../series';
 import type { SeriesTotals } from './endpoint-counters';
 
 /** An ObservableCounter with the name, unit and description from src/semconv (agent self-metrics). */
@@ -13,20 +13,14 @@ export function observableCounter(meter: Meter, metric: MetricName): ObservableC
  * row's, read through when the exporter reads them: a row builds them on
  * each read rather than keep them (see RowIdentity).
  */
-class FieldSeries implements NumberSeries {
+class FieldSeries extends AttributesOf<AttributeSource> implements NumberSeries {
   constructor(
-    private readonly row: { readonly attributes: Attributes } & AttributeParts,
+    row: AttributeSource,
     readonly key: string,
     readonly value: number,
     readonly startTime: HrTime,
-  ) {}
-
-  get attributes(): Attributes {
-    return this.row.attributes;
-  }
-
-  attributeParts(): readonly Attributes[] {
-    return attributePartsOf(this.row);
+  ) {
+    super(row);
   }
 }
 

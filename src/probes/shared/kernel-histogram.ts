@@ -11,11 +11,10 @@
  * cgroups), so it never goes backwards, and ends with its last row; the
  * node's (or unknown) series at pod granularity never ends.
  */
-import type { Attributes } from '@opentelemetry/api';
 import type { NativeBpfObject } from '../../bpf/native';
 import { readU64, StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution } from '../../k8s/attribution';
-import { attributePartsOf, type AttributeParts, type HistogramSeries } from '../series';
+import { AttributesOf, type AttributeSource, type HistogramSeries } from '../series';
 import { GoneRows, RowIdentityReader, type DescribeRow } from './row-identity';
 
 /** Lower bound (in the kernel's unit) of quarter-octave bucket b. */
@@ -123,21 +122,15 @@ function addTo(sum: HistogramSeries, row: HistogramSeries): void {
  * A histogram series of kernel rows. Its attributes are its source's (a row
  * identity), built when read by the exporter, as for counter rows.
  */
-class RowHistogram implements HistogramSeries {
+class RowHistogram extends AttributesOf<AttributeSource> implements HistogramSeries {
   constructor(
-    private readonly source: { readonly attributes: Attributes } & AttributeParts,
+    source: AttributeSource,
     readonly key: string,
     public count: number,
     public sum: number,
     readonly counts: number[],
-  ) {}
-
-  get attributes(): Attributes {
-    return this.source.attributes;
-  }
-
-  attributeParts(): readonly Attributes[] {
-    return attributePartsOf(this.source);
+  ) {
+    super(source);
   }
 }
 
