@@ -25,6 +25,16 @@ export async function retransmittedSegmentsSent(netns: string): Promise<number> 
   return counters.TcpRetransSegs - counters.TcpExtTCPRetransFail;
 }
 
+/**
+ * Runs of the loaded BPF programs named `name` that the kernel skipped
+ * because the program was already running on that CPU (a softirq
+ * interrupting it): bpftool's recursion_misses, absent when 0.
+ */
+export async function bpfRecursionMisses(name: string): Promise<number> {
+  const programs = JSON.parse(await mustRun('bpftool', ['-j', 'prog', 'show'])) as Array<{ name?: string; recursion_misses?: number }>;
+  return programs.filter((p) => p.name === name).reduce((sum, p) => sum + (p.recursion_misses ?? 0), 0);
+}
+
 /** Packets counted by the rules of an nft chain that carry a comment, keyed by the comment. */
 export async function nftRuleCounters(netns: string, family: string, table: string): Promise<Record<string, { packets: number; bytes: number }>> {
   const text = await mustRun('ip', ['netns', 'exec', netns, 'nft', '-j', 'list', 'table', family, table]);

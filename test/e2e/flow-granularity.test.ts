@@ -5,7 +5,7 @@
  * and nothing of that traffic may land on another peer.
  */
 import assert from 'node:assert/strict';
-import { nstat, retransmittedSegmentsSent } from '../../src/testbed/kernel-counters';
+import { bpfRecursionMisses, nstat, retransmittedSegmentsSent } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
 import { freshExport } from '../support/agent-process';
@@ -59,7 +59,10 @@ describe('e2e: flow granularity', function () {
     assert.ok(retransmitted > 0, 'the kernel retransmitted nothing');
     assert.ok(failed > 0, 'no retransmission failed to send (TcpExtTCPRetransFail), so the count of sent ones is not tested');
     const toPeerB = receiver.latestTotal('flowtel.tcp.retransmits', toB);
-    assert.equal(receiver.latestTotal('flowtel.tcp.retransmits', { 'k8s.pod.uid': a.uid }), retransmitted);
+    const exported = receiver.latestTotal('flowtel.tcp.retransmits', { 'k8s.pod.uid': a.uid });
+    // A gap here was seen once in a loaded CI run (76 of 12,696): the message says whether the kernel skipped runs of the program.
+    const misses = await bpfRecursionMisses('tcp_retransmit_skb');
+    assert.equal(exported, retransmitted, `exported ${exported}, kernel sent ${retransmitted} (${failed} failed to send); tcp_retransmit_skb runs the kernel skipped as recursive: ${misses}`);
     assert.ok(toPeerB >= retransmitted * 0.999, `${toPeerB} of ${retransmitted} retransmitted segments on the B:5201 series`);
     assert.equal(
       receiver.latestTotal('flowtel.tcp.connection.failures', { 'k8s.pod.uid': a.uid, 'network.peer.address': b.ip, 'server.port': 7031, 'error.type': 'refused' }),
