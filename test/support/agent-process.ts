@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
+import { OtlpReceiver, type MetricsExport } from '../../src/testbed/otlp-receiver';
 
 export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 /** Node flags the agent ships with (Dockerfile ENTRYPOINT, npm start): tests and benchmarks run it the same way. */
@@ -108,10 +108,21 @@ export async function startAgentWithReceiver(args: string[]): Promise<{ agent: A
   return { agent, receiver };
 }
 
-/** Waits for an export received after now (plus a margin), so it holds everything that happened before. */
+/**
+ * Waits for an export collected after now, received at least 1.2 s from now,
+ * so it holds everything that happened before the call (and metadata has had
+ * time to settle). Arrival alone is not enough: on a loaded machine a
+ * collection can reach the receiver more than a second after it read the
+ * kernel maps. Its points' time is taken before any map is read; the 100 ms
+ * margin covers the two processes' clocks (the agent's is its start time plus
+ * a monotonic clock).
+ */
 export async function freshExport(receiver: OtlpReceiver): Promise<void> {
-  const since = Date.now() + 1200;
-  await waitFor('a fresh export', () => (receiver.metricExports.some((e) => e.receivedAt > since) ? true : undefined), 10_000);
+  const now = Date.now();
+  const receivedAfter = now + 1200;
+  const collectedAfterNs = BigInt(now + 100) * 1_000_000n;
+  const fresh = (e: MetricsExport) => e.receivedAt > receivedAfter && e.points.length > 0 && e.points[0].timeUnixNano > collectedAfterNs;
+  await waitFor('an export collected after now', () => (receiver.metricExports.some(fresh) ? true : undefined), 10_000);
 }
 
 export function sleep(ms: number): Promise<void> {
