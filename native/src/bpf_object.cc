@@ -63,6 +63,7 @@ Napi::Function BpfObject::Define(Napi::Env env) {
           InstanceMethod("detach", &BpfObject::Detach),
           InstanceMethod("mapInfo", &BpfObject::MapInfo),
           InstanceMethod("mapReadAll", &BpfObject::MapReadAll),
+          InstanceMethod("mapReadInto", &BpfObject::MapReadInto),
           InstanceMethod("mapDeleteKeys", &BpfObject::MapDeleteKeys),
           InstanceMethod("mapUpdate", &BpfObject::MapUpdate),
           InstanceMethod("objectEnum", &BpfObject::ObjectEnum),
@@ -249,10 +250,63 @@ static Napi::Buffer<uint8_t> HandOver(Napi::Env env, std::vector<uint8_t> bytes,
                                     [](Napi::Env, uint8_t *, std::vector<uint8_t> *v) { delete v; }, owned);
 }
 
-// Reads every entry with BPF_MAP_LOOKUP_BATCH into two Buffers: keys packed
-// at keySize, values at valueStride. Entries stay in the map (running totals).
-// Reads in chunks sized to what the map holds, not to its capacity: a 4,096-row
-// histogram map with ten rows must not cost megabytes per collection.
+// Walks a map with BPF_MAP_LOOKUP_BATCH, into memory the caller provides.
+// Hash maps return whole buckets only, so a batch can come back short of the
+// rows asked for (that is not the end: only ENOENT is), and a bucket with more
+// rows than asked for is refused with ENOSPC (then it asks for more at once).
+class BatchWalk {
+ public:
+  BatchWalk(Napi::Env env, const std::string &subject, int fd, size_t key_size, size_t stride, size_t capacity)
+      : env_(env), subject_(subject), fd_(fd), key_size_(key_size), stride_(stride), capacity_(capacity),
+        chunk_(std::min<size_t>(capacity, 256)),
+        // The batch cursor is opaque; a key-sized (at least 8 bytes) buffer fits every map type.
+        cursor_in_(std::max<size_t>(key_size, 8)), cursor_out_(cursor_in_.size()) {}
+
+  // Reads up to `room` rows to keys/values; returns how many. It stops early
+  // when the next bucket needs more room than is left; done() says whether
+  // the end of the map was reached.
+  size_t Read(uint8_t *keys, uint8_t *values, size_t room) {
+    size_t total = 0;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    while (!done_ && total < room) {
+      size_t want = std::min(chunk_, room - total);
+      __u32 count = static_cast<__u32>(want);
+      int err = bpf_map_lookup_batch(fd_, first_ ? nullptr : cursor_in_.data(), cursor_out_.data(),
+                                     keys + total * key_size_, values + total * stride_, &count, &opts);
+      int saved = errno;
+      if (err != 0 && saved == ENOSPC && count == 0) {
+        if (want < chunk_ || chunk_ >= capacity_) break;  // the room left is what is short
+        chunk_ = std::min(capacity_, chunk_ * 2);
+        continue;
+      }
+      total += count;
+      if (err != 0) {
+        if (saved != ENOENT) ThrowErrno(env_, subject_, "lookup batch", saved);
+        done_ = true;
+        break;
+      }
+      std::swap(cursor_in_, cursor_out_);
+      first_ = false;
+    }
+    return total;
+  }
+
+  bool done() const { return done_; }
+
+ private:
+  Napi::Env env_;
+  const std::string &subject_;
+  int fd_;
+  size_t key_size_, stride_, capacity_, chunk_;
+  std::vector<uint8_t> cursor_in_, cursor_out_;
+  bool first_ = true;
+  bool done_ = false;
+};
+
+// Reads every entry into two new Buffers: keys packed at keySize, values at
+// valueStride. Entries stay in the map (running totals). The Buffers grow
+// with what the map holds, not with its capacity: a 4,096-row histogram map
+// with ten rows must not cost megabytes per collection.
 Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "map name");
@@ -263,35 +317,18 @@ Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
   size_t key_size = bpf_map__key_size(map);
   size_t stride = ValueStride(env, map);
   size_t capacity = bpf_map__max_entries(map);
-  size_t chunk = std::min<size_t>(capacity, 256);
+  BatchWalk walk(env, subject, fd, key_size, stride, capacity);
   std::vector<uint8_t> keys, values;
-  // The batch cursor is opaque; a key-sized (at least 8 bytes) buffer fits every map type.
-  std::vector<uint8_t> cursor_in(std::max<size_t>(key_size, 8)), cursor_out(cursor_in.size());
   size_t total = 0;
-  bool first = true;
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  while (total < capacity) {
-    size_t want = std::min(chunk, capacity - total);
-    keys.resize((total + want) * key_size);
-    values.resize((total + want) * stride);
-    __u32 count = static_cast<__u32>(want);
-    int err = bpf_map_lookup_batch(fd, first ? nullptr : cursor_in.data(), cursor_out.data(),
-                                   keys.data() + total * key_size, values.data() + total * stride,
-                                   &count, &opts);
-    int saved = errno;
-    if (err != 0 && saved == ENOSPC && count == 0 && chunk < capacity) {
-      chunk = std::min(capacity, chunk * 2);  // a hash bucket holds more than one chunk: retry larger
-      continue;
-    }
+  size_t room = std::min<size_t>(capacity, 256);
+  while (!walk.done()) {
+    keys.resize(room * key_size);
+    values.resize(room * stride);
+    size_t count = walk.Read(keys.data() + total * key_size, values.data() + total * stride, room - total);
     total += count;
-    if (err != 0) {
-      if (saved == ENOENT) break;  // end of map
-      ThrowErrno(env, subject, "lookup batch", saved);
-    }
-    // A short batch is not the end: hash maps return whole buckets only, so a
-    // batch stops early when the next bucket does not fit. Only ENOENT ends it.
-    std::swap(cursor_in, cursor_out);
-    first = false;
+    if (walk.done() || total >= capacity) break;  // a full map holds no more rows
+    if (count == 0 && room >= capacity) ThrowMessage(env, subject, "lookup batch made no progress with room for every row");
+    room = std::min(capacity, room * 2);
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("count", Napi::Number::New(env, static_cast<double>(total)));
@@ -299,6 +336,33 @@ Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
   out.Set("values", HandOver(env, std::move(values), total * stride));
   out.Set("keySize", Napi::Number::New(env, static_cast<double>(key_size)));
   out.Set("valueStride", Napi::Number::New(env, static_cast<double>(stride)));
+  return out;
+}
+
+// Reads every entry into the caller's keys and values Buffers, which a
+// caller keeps from one collection to the next: a map of 100,000 flows is
+// megabytes per read, and new Buffers each time stay in memory until V8
+// collects them. Returns { count, complete }; complete is false when the
+// Buffers had no room for the rest (read again with larger ones).
+Napi::Value BpfObject::MapReadInto(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "map name");
+  if (info.Length() < 3 || !info[1].IsBuffer() || !info[2].IsBuffer())
+    throw Napi::TypeError::New(env, "mapReadInto(name, keys, values): keys and values must be Buffers");
+  Napi::Buffer<uint8_t> keys = info[1].As<Napi::Buffer<uint8_t>>();
+  Napi::Buffer<uint8_t> values = info[2].As<Napi::Buffer<uint8_t>>();
+  struct bpf_map *map = FindMap(env, name);
+  std::string subject = path_ + ": map " + name;
+  int fd = bpf_map__fd(map);
+  if (fd < 0) ThrowMessage(env, subject, "map is not loaded");
+  size_t key_size = bpf_map__key_size(map);
+  size_t stride = ValueStride(env, map);
+  size_t room = std::min(keys.Length() / key_size, values.Length() / stride);
+  BatchWalk walk(env, subject, fd, key_size, stride, bpf_map__max_entries(map));
+  size_t count = walk.Read(keys.Data(), values.Data(), room);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("count", Napi::Number::New(env, static_cast<double>(count)));
+  out.Set("complete", Napi::Boolean::New(env, walk.done()));
   return out;
 }
 

@@ -48,6 +48,12 @@ export interface NativeBpfObject {
   detach(linkId: number): void;
   mapInfo(name: string): MapInfo;
   mapReadAll(name: string): MapRows;
+  /**
+   * Reads every row into the given Buffers (keys at keySize, values at
+   * valueStride); complete is false when they had no room for the rest.
+   * Prefer MapRowsReader, which keeps and sizes the Buffers.
+   */
+  mapReadInto(name: string, keys: Buffer, values: Buffer): { count: number; complete: boolean };
   mapDeleteKeys(name: string, keys: Buffer): number;
   /** Writes one entry of a non-per-CPU map. */
   mapUpdate(name: string, key: Buffer, value: Buffer): void;

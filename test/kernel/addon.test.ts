@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { u64 } from '../../src/bpf/le-bytes';
+import { MapRowsReader } from '../../src/bpf/map-rows-reader';
 import { nativeAddon, packageRoot, type NativeBpfObject } from '../../src/bpf/native';
 import { requireKernel } from '../support/kernel';
 
@@ -98,6 +99,52 @@ describe('native addon (real kernel)', () => {
     for (let i = 0; i < read.count; i++) seen.add(read.keys.toString('hex', i * read.keySize, (i + 1) * read.keySize));
     assert.equal(seen.size, rows, 'no row read twice');
     for (const key of written) assert.ok(seen.has(key), `row ${key} missing`);
+  });
+
+  it('reads into Buffers it keeps: grows them to the map, reports a short read, shrinks them when the map empties', () => {
+    object = new (nativeAddon().BpfObject)(path.join(packageRoot(), 'bpf', '.output', 'tcp_connections.bpf.o'));
+    const rows = 5_000;
+    object.setMapMaxEntries('tcp_connections_handshake', rows);
+    object.load();
+    const info = object.mapInfo('tcp_connections_handshake');
+    const keyOf = (i: number) => {
+      const key = Buffer.alloc(info.keySize);
+      key.writeUInt32LE((i * 2654435761) >>> 0, 0);
+      key.writeUInt32LE(i, 4);
+      return key;
+    };
+    for (let i = 0; i < rows; i++) object.mapUpdate('tcp_connections_handshake', keyOf(i), Buffer.alloc(info.valueSize, i & 0xff));
+
+    // Too little room: some rows, never more than fit, and not complete.
+    const short = object.mapReadInto('tcp_connections_handshake', Buffer.alloc(100 * info.keySize), Buffer.alloc(100 * info.valueStride));
+    assert.equal(short.complete, false);
+    assert.ok(short.count <= 100, `${short.count} rows in room for 100`);
+    assert.throws(() => object!.mapReadInto('tcp_connections_handshake', Buffer.alloc(8), 'x' as unknown as Buffer), /keys and values must be Buffers/);
+
+    const reader = new MapRowsReader(object, 'tcp_connections_handshake');
+    const readKeys = () => {
+      const read = reader.read();
+      const keys = new Set<string>();
+      for (let i = 0; i < read.count; i++) {
+        keys.add(read.keys.toString('hex', i * read.keySize, (i + 1) * read.keySize));
+        // Each value is still its own row's (the fill byte is the row number's low byte).
+        assert.equal(read.values[i * read.valueStride], read.keys.readUInt32LE(i * read.keySize + 4) & 0xff);
+      }
+      return { count: read.count, keys, room: reader.roomRows };
+    };
+    const full = readKeys();
+    assert.equal(full.count, rows);
+    assert.equal(full.keys.size, rows, 'no row read twice');
+    assert.ok(full.room > rows && full.room <= 4 * rows, `room for ${full.room} rows`);
+    assert.equal(readKeys().room, full.room, 'a second read of the same map keeps its Buffers');
+
+    const keep = 10;
+    const gone = Buffer.concat(Array.from({ length: rows - keep }, (_, i) => keyOf(i + keep)));
+    assert.equal(object.mapDeleteKeys('tcp_connections_handshake', gone), rows - keep);
+    const after = readKeys();
+    assert.equal(after.count, keep);
+    assert.deepEqual([...after.keys].sort(), Array.from({ length: keep }, (_, i) => keyOf(i).toString('hex')).sort());
+    assert.ok(after.room < full.room / 4, `room for ${after.room} rows after the map emptied (was ${full.room})`);
   });
 
   it('reports the errno and the libbpf log when attaching to a missing cgroup', () => {

@@ -11,6 +11,7 @@ import { CgroupAttribution, type PodMetadataSource } from '../../src/k8s/attribu
 import { CgroupIndex } from '../../src/k8s/cgroup-index';
 import { EndpointCounterTable } from '../../src/probes/shared/endpoint-counters';
 import { KernelHistogramTable } from '../../src/probes/shared/kernel-histogram';
+import { withReadInto } from '../support/fake-map';
 import { tempDir } from '../support/tmp';
 
 const UID = '3f0a6a5e-1b7c-4d2e-9f10-2a3b4c5d6e7f';
@@ -77,7 +78,7 @@ class FakeCounterMap {
       },
       v: { size: 16, members: { events: { offset: 0, size: 8 }, segments: { offset: 8, size: 8 } } },
     };
-    return {
+    return withReadInto({
       structLayout: (name: string) => layouts[name],
       mapReadAll: (): MapRows => {
         const entries = [...this.rows.entries()];
@@ -100,7 +101,7 @@ class FakeCounterMap {
         }
         return keys.length / 32;
       },
-    } as unknown as NativeBpfObject;
+    } as unknown as NativeBpfObject);
   }
 }
 
@@ -164,7 +165,7 @@ class FakeFlowMap {
   }
   object(): NativeBpfObject {
     const base = new FakeCounterMap().object();
-    return {
+    return withReadInto({
       structLayout: base.structLayout,
       mapReadAll: (): MapRows => {
         const entries = [...this.rows.entries()];
@@ -180,7 +181,7 @@ class FakeFlowMap {
         for (let off = 0; off < keys.length; off += 32) this.rows.delete(keys.toString('hex', off, off + 32)) && this.deleted++;
         return keys.length / 32;
       },
-    } as unknown as NativeBpfObject;
+    } as unknown as NativeBpfObject);
   }
 }
 
@@ -191,7 +192,7 @@ class FakeHistogramMap {
   object(): NativeBpfObject {
     const base = new FakeCounterMap().object();
     const histogram: StructLayoutInfo = { size: 48, members: { count: { offset: 0, size: 8 }, sum: { offset: 8, size: 8 }, buckets: { offset: 16, size: 32 } } };
-    return {
+    return withReadInto({
       structLayout: (name: string) => (name === 'flowtel_histogram' ? histogram : base.structLayout(name)),
       mapReadAll: (): MapRows => {
         const entries = [...this.rows.entries()];
@@ -208,7 +209,7 @@ class FakeHistogramMap {
         for (let off = 0; off < keys.length; off += 32) this.rows.delete(keys.toString('hex', off, off + 32)) && this.deleted++;
         return keys.length / 32;
       },
-    } as unknown as NativeBpfObject;
+    } as unknown as NativeBpfObject);
   }
 }
 

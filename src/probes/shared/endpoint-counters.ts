@@ -14,6 +14,7 @@
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import type { NativeBpfObject } from '../../bpf/native';
+import { MapRowsReader } from '../../bpf/map-rows-reader';
 import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
 import type { CgroupAttribution, LocalEndpoint } from '../../k8s/attribution';
 import { AttributesOf, type AttributeParts } from '../series';
@@ -101,6 +102,7 @@ interface RowState<F extends string> {
 
 export class EndpointCounterTable<F extends string> {
   private readonly rows: RowIdentityReader<RowState<F>>;
+  private readonly reader: MapRowsReader;
   private readonly gone: GoneRows;
   private readonly valueOffsets: number[];
   /**
@@ -118,6 +120,7 @@ export class EndpointCounterTable<F extends string> {
   constructor(private readonly options: EndpointCounterTableOptions<F>) {
     const { object } = options;
     this.rows = new RowIdentityReader(object, options.keyStruct, options.keyFields, options.attribution, options.describe);
+    this.reader = new MapRowsReader(object, options.mapName);
     this.gone = new GoneRows(options.attribution, options.gracePeriodMs);
     if (options.valueStruct) {
       const value = new StructReader(options.valueStruct, object.structLayout(options.valueStruct), options.fields);
@@ -134,8 +137,8 @@ export class EndpointCounterTable<F extends string> {
    * collection: read them before calling collect() again.
    */
   collect(): Array<SeriesTotals<F>> {
-    const { object, mapName, fields, possibleCpus, idleFlowEvictMs } = this.options;
-    const rows = object.mapReadAll(mapName);
+    const { fields, possibleCpus, idleFlowEvictMs } = this.options;
+    const rows = this.reader.read();
     const perCpuStride = rows.valueStride / possibleCpus;
     const out: Array<Accumulator<F>> = [];
     const expired: Buffer[] = [];

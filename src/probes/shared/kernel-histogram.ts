@@ -11,6 +11,7 @@
  * cgroups), so it never goes backwards, and ends with its last row; the
  * node's (or unknown) series at pod granularity never ends.
  */
+import { MapRowsReader } from '../../bpf/map-rows-reader';
 import type { NativeBpfObject } from '../../bpf/native';
 import { readU64, StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution } from '../../k8s/attribution';
@@ -48,6 +49,7 @@ export interface KernelHistogramOptions {
 
 export class KernelHistogramTable {
   private readonly rows: RowIdentityReader;
+  private readonly reader: MapRowsReader;
   private readonly gone: GoneRows;
   private readonly value: StructReader<'count' | 'sum' | 'buckets'>;
   private readonly exportIndex: number[];
@@ -56,6 +58,7 @@ export class KernelHistogramTable {
 
   constructor(private readonly options: KernelHistogramOptions) {
     this.rows = new RowIdentityReader(options.object, options.keyStruct, options.keyFields, options.attribution, options.describe);
+    this.reader = new MapRowsReader(options.object, options.mapName);
     this.gone = new GoneRows(options.attribution, options.gracePeriodMs);
     this.value = new StructReader('flowtel_histogram', options.object.structLayout('flowtel_histogram'), ['count', 'sum', 'buckets']);
     const kernelBuckets = this.value.member('buckets').size / 8;
@@ -66,7 +69,7 @@ export class KernelHistogramTable {
 
   collect(): HistogramSeries[] {
     const { object, mapName, boundaries, scale } = this.options;
-    const rows = object.mapReadAll(mapName);
+    const rows = this.reader.read();
     const bucketsOffset = this.value.member('buckets').offset;
     const series = new Map<string, HistogramSeries>();
     for (const [key, kept] of this.retired) series.set(key, copyOf(kept.series));
