@@ -31,6 +31,11 @@ uint32_t UintArg(const Napi::CallbackInfo &info, size_t i, const char *what) {
   return static_cast<uint32_t>(v);
 }
 
+Napi::Buffer<uint8_t> BufferArg(const Napi::CallbackInfo &info, size_t i, const char *usage) {
+  if (info.Length() <= i || !info[i].IsBuffer()) throw Napi::TypeError::New(info.Env(), usage);
+  return info[i].As<Napi::Buffer<uint8_t>>();
+}
+
 bool IsPerCpu(enum bpf_map_type type) {
   return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
          type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
@@ -114,9 +119,7 @@ struct bpf_program *BpfObject::FindProgram(Napi::Env env, const std::string &nam
 void BpfObject::SetGlobal(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "global name");
-  if (info.Length() < 2 || !info[1].IsBuffer())
-    throw Napi::TypeError::New(env, "setGlobal(name, value): value must be a Buffer");
-  Napi::Buffer<uint8_t> value = info[1].As<Napi::Buffer<uint8_t>>();
+  Napi::Buffer<uint8_t> value = BufferArg(info, 1, "setGlobal(name, value): value must be a Buffer");
   if (loaded_) ThrowMessage(env, path_ + ": global " + name, "cannot set after load");
   const struct btf *btf = bpf_object__btf(Object(env));
   if (btf == nullptr) ThrowMessage(env, path_, "object has no BTF");
@@ -256,11 +259,18 @@ static Napi::Buffer<uint8_t> HandOver(Napi::Env env, std::vector<uint8_t> bytes,
 // rows than asked for is refused with ENOSPC (then it asks for more at once).
 class BatchWalk {
  public:
-  BatchWalk(Napi::Env env, const std::string &subject, int fd, size_t key_size, size_t stride, size_t capacity)
-      : env_(env), subject_(subject), fd_(fd), key_size_(key_size), stride_(stride), capacity_(capacity),
-        chunk_(std::min<size_t>(capacity, 256)),
+  BatchWalk(Napi::Env env, const struct bpf_map *map, const std::string &subject)
+      : env_(env), subject_(subject), fd_(bpf_map__fd(map)), key_size_(bpf_map__key_size(map)),
+        stride_(ValueStride(env, map)), capacity_(bpf_map__max_entries(map)),
+        chunk_(std::min<size_t>(capacity_, 256)),
         // The batch cursor is opaque; a key-sized (at least 8 bytes) buffer fits every map type.
-        cursor_in_(std::max<size_t>(key_size, 8)), cursor_out_(cursor_in_.size()) {}
+        cursor_in_(std::max<size_t>(key_size_, 8)), cursor_out_(cursor_in_.size()) {
+    if (fd_ < 0) ThrowMessage(env, subject, "map is not loaded");
+  }
+
+  size_t key_size() const { return key_size_; }
+  size_t stride() const { return stride_; }
+  size_t capacity() const { return capacity_; }
 
   // Reads up to `room` rows to keys/values; returns how many. It stops early
   // when the next bucket needs more room than is left; done() says whether
@@ -312,12 +322,8 @@ Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
   std::string name = StringArg(info, 0, "map name");
   struct bpf_map *map = FindMap(env, name);
   std::string subject = path_ + ": map " + name;
-  int fd = bpf_map__fd(map);
-  if (fd < 0) ThrowMessage(env, subject, "map is not loaded");
-  size_t key_size = bpf_map__key_size(map);
-  size_t stride = ValueStride(env, map);
-  size_t capacity = bpf_map__max_entries(map);
-  BatchWalk walk(env, subject, fd, key_size, stride, capacity);
+  BatchWalk walk(env, map, subject);
+  size_t key_size = walk.key_size(), stride = walk.stride(), capacity = walk.capacity();
   std::vector<uint8_t> keys, values;
   size_t total = 0;
   size_t room = std::min<size_t>(capacity, 256);
@@ -347,18 +353,12 @@ Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
 Napi::Value BpfObject::MapReadInto(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "map name");
-  if (info.Length() < 3 || !info[1].IsBuffer() || !info[2].IsBuffer())
-    throw Napi::TypeError::New(env, "mapReadInto(name, keys, values): keys and values must be Buffers");
-  Napi::Buffer<uint8_t> keys = info[1].As<Napi::Buffer<uint8_t>>();
-  Napi::Buffer<uint8_t> values = info[2].As<Napi::Buffer<uint8_t>>();
-  struct bpf_map *map = FindMap(env, name);
+  const char *usage = "mapReadInto(name, keys, values): keys and values must be Buffers";
+  Napi::Buffer<uint8_t> keys = BufferArg(info, 1, usage);
+  Napi::Buffer<uint8_t> values = BufferArg(info, 2, usage);
   std::string subject = path_ + ": map " + name;
-  int fd = bpf_map__fd(map);
-  if (fd < 0) ThrowMessage(env, subject, "map is not loaded");
-  size_t key_size = bpf_map__key_size(map);
-  size_t stride = ValueStride(env, map);
-  size_t room = std::min(keys.Length() / key_size, values.Length() / stride);
-  BatchWalk walk(env, subject, fd, key_size, stride, bpf_map__max_entries(map));
+  BatchWalk walk(env, FindMap(env, name), subject);
+  size_t room = std::min(keys.Length() / walk.key_size(), values.Length() / walk.stride());
   size_t count = walk.Read(keys.Data(), values.Data(), room);
   Napi::Object out = Napi::Object::New(env);
   out.Set("count", Napi::Number::New(env, static_cast<double>(count)));
@@ -371,9 +371,7 @@ Napi::Value BpfObject::MapReadInto(const Napi::CallbackInfo &info) {
 Napi::Value BpfObject::MapDeleteKeys(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "map name");
-  if (info.Length() < 2 || !info[1].IsBuffer())
-    throw Napi::TypeError::New(env, "mapDeleteKeys(name, keys): keys must be a Buffer");
-  Napi::Buffer<uint8_t> keys = info[1].As<Napi::Buffer<uint8_t>>();
+  Napi::Buffer<uint8_t> keys = BufferArg(info, 1, "mapDeleteKeys(name, keys): keys must be a Buffer");
   struct bpf_map *map = FindMap(env, name);
   std::string subject = path_ + ": map " + name;
   size_t key_size = bpf_map__key_size(map);
@@ -395,10 +393,9 @@ Napi::Value BpfObject::MapDeleteKeys(const Napi::CallbackInfo &info) {
 void BpfObject::MapUpdate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "map name");
-  if (info.Length() < 3 || !info[1].IsBuffer() || !info[2].IsBuffer())
-    throw Napi::TypeError::New(env, "mapUpdate(name, key, value): key and value must be Buffers");
-  Napi::Buffer<uint8_t> key = info[1].As<Napi::Buffer<uint8_t>>();
-  Napi::Buffer<uint8_t> value = info[2].As<Napi::Buffer<uint8_t>>();
+  const char *usage = "mapUpdate(name, key, value): key and value must be Buffers";
+  Napi::Buffer<uint8_t> key = BufferArg(info, 1, usage);
+  Napi::Buffer<uint8_t> value = BufferArg(info, 2, usage);
   struct bpf_map *map = FindMap(env, name);
   std::string subject = path_ + ": map " + name;
   if (IsPerCpu(bpf_map__type(map))) ThrowMessage(env, subject, "mapUpdate does not write per-CPU maps");
