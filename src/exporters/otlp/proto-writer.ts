@@ -60,12 +60,7 @@ export class ProtoWriter {
   /** A varint of 0..2^32-1. */
   uint32(value: number): void {
     this.ensure(5);
-    let v = value >>> 0;
-    while (v > 0x7f) {
-      this.buf[this.pos++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this.buf[this.pos++] = v;
+    this.pos = this.varintAt(this.pos, value >>> 0);
   }
 
   /** A varint of an int64 given as a number (negative values take ten bytes, as int64 does on the wire). */
@@ -178,13 +173,18 @@ export class ProtoWriter {
       this.buf.copyWithin(mark + size, mark + reserved, this.pos);
       this.pos += size - reserved;
     }
-    let v = length;
-    let at = mark;
+    this.varintAt(mark, length);
+  }
+
+  /** Writes a varint of 0..2^32-1 at `at` (room already ensured); returns the position after it. */
+  private varintAt(at: number, value: number): number {
+    let v = value;
     while (v > 0x7f) {
       this.buf[at++] = (v & 0x7f) | 0x80;
       v >>>= 7;
     }
-    this.buf[at] = v;
+    this.buf[at++] = v;
+    return at;
   }
 
   private utf8(value: string): void {
