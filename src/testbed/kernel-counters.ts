@@ -14,15 +14,15 @@ export async function nstat(netns: string, names: string[]): Promise<Record<stri
 }
 
 /**
- * Retransmitted segments the kernel sent, from its own counters: TcpRetransSegs
- * counts a segment before its transmission is tried, and TcpExtTCPRetransFail
- * counts those whose transmission then failed (an output hook dropped it, the
- * device queue was full). What tcp-retransmits exports (tcp_retransmit_skb
- * with err == 0) is the difference.
+ * Retransmitted segments by the kernel's own counters, in one read:
+ * TcpRetransSegs counts a segment before its transmission is tried, and
+ * TcpExtTCPRetransFail counts those whose transmission then failed (an output
+ * hook dropped it, the device queue was full). What tcp-retransmits exports
+ * (tcp_retransmit_skb with err == 0) is `sent`, the difference.
  */
-export async function retransmittedSegmentsSent(netns: string): Promise<number> {
+export async function retransmissions(netns: string): Promise<{ sent: number; failed: number }> {
   const counters = await nstat(netns, ['TcpRetransSegs', 'TcpExtTCPRetransFail']);
-  return counters.TcpRetransSegs - counters.TcpExtTCPRetransFail;
+  return { sent: counters.TcpRetransSegs - counters.TcpExtTCPRetransFail, failed: counters.TcpExtTCPRetransFail };
 }
 
 /**

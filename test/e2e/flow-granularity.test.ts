@@ -5,7 +5,7 @@
  * and nothing of that traffic may land on another peer.
  */
 import assert from 'node:assert/strict';
-import { bpfRecursionMisses, nstat, retransmittedSegmentsSent } from '../../src/testbed/kernel-counters';
+import { bpfRecursionMisses, retransmissions } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
 import { freshExport } from '../support/agent-process';
@@ -39,13 +39,13 @@ describe('e2e: flow granularity', function () {
     await dropPercent(node, 'a', 'b', 2);
     // And some of A's sends fail at its own output hook, retransmissions included.
     await dropOutputPercent(node, 'a', 2);
-    const kernelBefore = await retransmittedSegmentsSent(a.netns);
-    const failedBefore = (await nstat(a.netns, ['TcpExtTCPRetransFail'])).TcpExtTCPRetransFail;
+    const kernelBefore = await retransmissions(a.netns);
     const { sentBytes } = await iperf(node, 'a', 'b', 2);
     await netClient(node, 'a', ['connect', b.ip, 7031, 3]);
     await waitForClosedConnections(node, 'a');
-    const retransmitted = (await retransmittedSegmentsSent(a.netns)) - kernelBefore;
-    const failed = (await nstat(a.netns, ['TcpExtTCPRetransFail'])).TcpExtTCPRetransFail - failedBefore;
+    const kernelAfter = await retransmissions(a.netns);
+    const retransmitted = kernelAfter.sent - kernelBefore.sent;
+    const failed = kernelAfter.failed - kernelBefore.failed;
     const kernelReadAt = Date.now();
     await freshExport(receiver);
 

@@ -13,7 +13,7 @@ import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-rec
 import { TestNode } from '../../src/testbed/test-node';
 import { AgentProcess, freshExport, startAgentWithReceiver, sleep, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
-import { NFT_TABLE, iperf, netClient, nftInput, serveInPod, waitForClosedConnections } from '../support/traffic';
+import { NFT_TABLE, iperf, netClient, nftRule, serveInPod, waitForClosedConnections } from '../support/traffic';
 
 describe('e2e: probe groups against the kernel', function () {
   this.timeout(180_000);
@@ -165,7 +165,7 @@ describe('e2e: probe groups against the kernel', function () {
       );
       const handshakeBefore = histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' })?.count ?? 0;
       const kernelBefore = await nstat(a.netns, ['TcpActiveOpens', 'TcpAttemptFails']);
-      await nftInput(node, 'b', `tcp dport ${SILENT_PORT} counter drop comment "silent"`);
+      await nftRule(node, 'b', 'input', `tcp dport ${SILENT_PORT} counter drop comment "silent"`);
 
       assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, REFUSED_PORT, N])), Array(N).fill('ECONNREFUSED'));
       assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, SILENT_PORT, M, 1])), Array(M).fill('ETIMEDOUT'));
@@ -240,7 +240,7 @@ describe('e2e: probe groups against the kernel', function () {
   describe('tcp-resets', () => {
     it('counts every reset A receives from a peer behind nft reject with tcp reset', async () => {
       const b = node.pod('b');
-      await nftInput(node, 'b', `tcp dport 7010 counter reject with tcp reset comment "reject"`);
+      await nftRule(node, 'b', 'input', `tcp dport 7010 counter reject with tcp reset comment "reject"`);
       const c = counters(
         ['flowtel.tcp.resets', { 'k8s.pod.uid': uid('a'), 'network.io.direction': 'receive' }],
         ['flowtel.tcp.resets', { 'k8s.pod.uid': uid('b'), 'network.io.direction': 'transmit' }],
@@ -289,7 +289,7 @@ describe('e2e: probe groups against the kernel', function () {
   describe('drops', () => {
     it("equals an nft drop rule's own counter as NETFILTER_DROP of the receiving pod", async () => {
       const b = node.pod('b');
-      await nftInput(node, 'b', `udp dport 7020 counter drop comment "udp-drop"`);
+      await nftRule(node, 'b', 'input', `udp dport 7020 counter drop comment "udp-drop"`);
       const c = counters(
         ['flowtel.network.drops', { 'k8s.pod.uid': b.uid, 'flowtel.drop.reason': 'NETFILTER_DROP' }],
         ['flowtel.network.drops', { 'k8s.pod.uid': uid('a'), 'flowtel.drop.reason': 'NETFILTER_DROP' }],

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
-import { nftRuleCounters, retransmittedSegmentsSent } from '../../src/testbed/kernel-counters';
+import { nftRuleCounters, retransmissions } from '../../src/testbed/kernel-counters';
 import { AgentProcess, startAgentWithReceiver, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { IPERF_PORT, NFT_TABLE, dropPercent, iperf, waitForClosedConnections } from '../support/traffic';
@@ -32,13 +32,13 @@ describe('e2e: tcp-retransmits against the kernel', function () {
 
     const a = node.pod('a');
     const b = node.pod('b');
-    const before = { a: await retransmittedSegmentsSent(a.netns), b: await retransmittedSegmentsSent(b.netns) };
+    const before = { a: (await retransmissions(a.netns)).sent, b: (await retransmissions(b.netns)).sent };
     await iperf(node, 'a', 'b', 3);
     await waitForClosedConnections(node, 'a');
     await waitForClosedConnections(node, 'b');
     trafficEndedAt = Date.now();
-    kernel.a = (await retransmittedSegmentsSent(a.netns)) - before.a;
-    kernel.b = (await retransmittedSegmentsSent(b.netns)) - before.b;
+    kernel.a = (await retransmissions(a.netns)).sent - before.a;
+    kernel.b = (await retransmissions(b.netns)).sent - before.b;
     kernel.dropped = (await nftRuleCounters(b.netns, 'inet', NFT_TABLE))['random-drop'].packets;
   });
 

@@ -10,15 +10,7 @@ export const NFT_TABLE = 'flowtel_test';
 /** Drops `percent`% of the TCP packets from pod `from` to pod `to`'s iperf port, at `to`'s input hook. */
 export async function dropPercent(node: TestNode, from: string, to: string, percent: number): Promise<void> {
   const src = node.pod(from).ip;
-  await mustRun('ip', ['netns', 'exec', node.pod(to).netns, 'nft', '-f', '-'], {
-    input: `table inet ${NFT_TABLE} {
-  chain input {
-    type filter hook input priority 0;
-    ip saddr ${src} tcp dport ${IPERF_PORT} numgen random mod 100 < ${percent} counter drop comment "random-drop"
-  }
-}
-`,
-  });
+  await nftRule(node, to, 'input', `ip saddr ${src} tcp dport ${IPERF_PORT} numgen random mod 100 < ${percent} counter drop comment "random-drop"`);
 }
 
 /**
@@ -27,15 +19,7 @@ export async function dropPercent(node: TestNode, from: string, to: string, perc
  * them in TcpExtTCPRetransFail), not only loses them on the way.
  */
 export async function dropOutputPercent(node: TestNode, from: string, percent: number): Promise<void> {
-  await mustRun('ip', ['netns', 'exec', node.pod(from).netns, 'nft', '-f', '-'], {
-    input: `table inet ${NFT_TABLE} {
-  chain output {
-    type filter hook output priority 0;
-    tcp dport ${IPERF_PORT} numgen random mod 100 < ${percent} counter drop comment "random-output-drop"
-  }
-}
-`,
-  });
+  await nftRule(node, from, 'output', `tcp dport ${IPERF_PORT} numgen random mod 100 < ${percent} counter drop comment "random-output-drop"`);
 }
 
 /** iperf3 from `client` to `server` for `seconds`; returns the bytes the client sent. */
@@ -94,11 +78,11 @@ export async function serveInPod(node: TestNode, pod: string, port: number, coun
   return child;
 }
 
-/** Adds an nft rule in a pod's input chain (creating the table and chain once). */
-export async function nftInput(node: TestNode, pod: string, rule: string): Promise<void> {
+/** Adds an nft rule to the input or output chain of a pod's test table (creating the table and chain once). */
+export async function nftRule(node: TestNode, pod: string, hook: 'input' | 'output', rule: string): Promise<void> {
   const netns = node.pod(pod).netns;
   await mustRun('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], {
-    input: `table inet ${NFT_TABLE} {\n  chain input {\n    type filter hook input priority 0;\n  }\n}\n`,
+    input: `table inet ${NFT_TABLE} {\n  chain ${hook} {\n    type filter hook ${hook} priority 0;\n  }\n}\n`,
   });
-  await mustRun('ip', ['netns', 'exec', netns, 'nft', `add rule inet ${NFT_TABLE} input ${rule}`]);
+  await mustRun('ip', ['netns', 'exec', netns, 'nft', `add rule inet ${NFT_TABLE} ${hook} ${rule}`]);
 }
