@@ -41,18 +41,18 @@ async function startAgent(ctx: Ctx, name: string, yaml: string, intervalMs: numb
 }
 
 /**
- * repeated: a flood of one kind of drop from many sockets (64 source ports, one
- * destination), as from a crash-looping client; the agent folds repeats into
- * summary log records. distinct: every datagram to another of 20,000 ports, so
- * nearly every event becomes its own log record: the log pipeline's capacity.
- */
-/**
  * How long each live-flow size runs after its flows are sent (RSS sampled each second): nine and a half
  * export intervals, so that several collections after the one that names the flows are measured even when
  * an export takes longer than an interval to reach the receiver.
  */
 const FLOW_WINDOW_MS = 95_000;
 
+/**
+ * repeated: a flood of one kind of drop from many sockets (64 source ports, one
+ * destination), as from a crash-looping client; the agent folds repeats into
+ * summary log records. distinct: every datagram to another of 20,000 ports, so
+ * nearly every event becomes its own log record: the log pipeline's capacity.
+ */
 const RING_WORKLOADS = [
   { name: 'repeated', sockets: 64, ports: 1, rates: [25_000, 50_000, 100_000, 150_000] },
   { name: 'distinct', sockets: 1, ports: 20_000, rates: [2_500, 5_000, 10_000, 20_000] },
