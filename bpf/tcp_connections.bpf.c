@@ -7,6 +7,7 @@
  *   any:    ESTABLISHED ... -> CLOSE (duration, bytes)
  * Every transition also moves one socket from one state count to another,
  * so user space gets live connections by state without walking sockets.
+ * All counts of an endpoint share one row (struct tcp_connections_counts).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -18,12 +19,25 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * Not preallocated: a row is 224 bytes per CPU, and max_entries rows of it on
+ * every possible CPU would be reserved up front. Rows are created once per
+ * endpoint (per peer at flow granularity), so the allocation is rare.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384);
 	__type(key, struct tcp_connections_key);
-	__type(value, __s64);
-} tcp_connections_stats SEC(".maps");
+	__type(value, struct tcp_connections_counts);
+} tcp_connections_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct tcp_connections_failure_key);
+	__type(value, __u64);
+} tcp_connections_failures SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -40,17 +54,13 @@ struct {
 } tcp_connections_duration SEC(".maps");
 
 struct tcp_connect_failed_event flowtel_btf_tcp_connect_failed_event __attribute__((unused));
-struct tcp_connections_anchor {
-	enum tcp_connection_role role;
-	enum tcp_connection_stat stat;
-} tcp_connections_anchor __attribute__((unused));
+enum tcp_connection_role tcp_connections_anchor __attribute__((unused));
 
-static __always_inline void stat_add(const struct flowtel_endpoint_key *endpoint, __u8 stat, __u8 role, __u8 state,
-				     __s32 error, __s64 delta)
+static __always_inline void failure_add(const struct flowtel_endpoint_key *endpoint, __s32 error)
 {
-	struct tcp_connections_key key = { .endpoint = *endpoint, .stat = stat, .role = role, .state = state, .error = error };
+	struct tcp_connections_failure_key key = { .endpoint = *endpoint, .error = error };
 
-	flowtel_counter_add(&tcp_connections_stats, &key, (__u64)delta);
+	flowtel_counter_add(&tcp_connections_failures, &key, 1);
 }
 
 static __always_inline void hist_add(void *map, const struct flowtel_endpoint_key *endpoint, __u8 role, __u64 value_us)
@@ -83,27 +93,33 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 
-	struct flowtel_endpoint_key endpoint = {};
+	struct tcp_connections_key row = {};
+	struct flowtel_endpoint_key *endpoint = &row.endpoint;
 	__u64 now;
 
-	flowtel_endpoint_of_sock(&endpoint, sk);
+	flowtel_endpoint_of_sock(endpoint, sk);
 	/* Pod rows need no tuple: a failure event reads its own. */
 	if (flowtel_flow_granularity) {
 		struct flowtel_tuple tuple = {};
 
 		flowtel_fill_tuple(&tuple, sk);
-		flowtel_endpoint_set_peer(&endpoint, &tuple);
+		flowtel_endpoint_set_peer(endpoint, &tuple);
 	}
+
+	static const struct tcp_connections_counts zero;
+	struct tcp_connections_counts *counts = flowtel_row(&tcp_connections_counts, &row, &zero);
 
 	/*
 	 * Live sockets by state: leave the old state, enter the new one (CLOSE is not counted).
 	 * An accepted connection's child socket is a clone of its listener and reports
 	 * LISTEN -> SYN_RECV: it never was a listener, so nothing leaves LISTEN.
+	 * A full map (counted by flowtel_row) leaves counts NULL; failures,
+	 * histograms and events below still go on.
 	 */
-	if (oldstate != TCP_CLOSE && !(oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV))
-		stat_add(&endpoint, TCP_STAT_STATE_DELTA, 0, oldstate, 0, -1);
-	if (newstate != TCP_CLOSE)
-		stat_add(&endpoint, TCP_STAT_STATE_DELTA, 0, newstate, 0, 1);
+	if (counts && oldstate != TCP_CLOSE && !(oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV))
+		counts->sockets[oldstate & (TCP_CONNECTIONS_STATES - 1)] -= 1;
+	if (counts && newstate != TCP_CLOSE)
+		counts->sockets[newstate & (TCP_CONNECTIONS_STATES - 1)] += 1;
 
 	/* Transitions below the state counts only: no clock read. */
 	if (newstate != TCP_SYN_SENT && newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
@@ -122,10 +138,11 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
 		struct flowtel_socket_state *st = bpf_sk_storage_get(&flowtel_sockets, sk, 0, 0);
 
-		stat_add(&endpoint, TCP_STAT_OPENED, TCP_ROLE_CLIENT, 0, 0, 1);
+		if (counts)
+			counts->opened[TCP_ROLE_CLIENT] += 1;
 		if (st) {
 			if (st->connect_ns)
-				hist_add(&tcp_connections_handshake, &endpoint, TCP_ROLE_CLIENT, (now - st->connect_ns) / 1000);
+				hist_add(&tcp_connections_handshake, endpoint, TCP_ROLE_CLIENT, (now - st->connect_ns) / 1000);
 			st->established_ns = now;
 		}
 		return 0;
@@ -136,8 +153,9 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		struct tcp_sock *tp = (struct tcp_sock *)sk;
 		__u32 srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
 
-		stat_add(&endpoint, TCP_STAT_OPENED, TCP_ROLE_SERVER, 0, 0, 1);
-		hist_add(&tcp_connections_handshake, &endpoint, TCP_ROLE_SERVER, srtt_us);
+		if (counts)
+			counts->opened[TCP_ROLE_SERVER] += 1;
+		hist_add(&tcp_connections_handshake, endpoint, TCP_ROLE_SERVER, srtt_us);
 		if (st) {
 			st->established_ns = now;
 			st->role = TCP_ROLE_SERVER;
@@ -152,18 +170,20 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	if (oldstate == TCP_SYN_SENT) {
 		__s32 error = sk->sk_err;
 
-		stat_add(&endpoint, TCP_STAT_FAILED, TCP_ROLE_CLIENT, 0, error, 1);
-		emit_failure(sk, &endpoint, error, st && st->connect_ns ? now - st->connect_ns : 0, now);
+		failure_add(endpoint, error);
+		emit_failure(sk, endpoint, error, st && st->connect_ns ? now - st->connect_ns : 0, now);
 		return 0;
 	}
 	if (st && st->established_ns) {
 		struct tcp_sock *tp = (struct tcp_sock *)sk;
-		__u8 role = st->role;
+		__u8 role = st->role < TCP_CONNECTIONS_ROLES ? st->role : 0;
 
-		stat_add(&endpoint, TCP_STAT_CLOSED, role, 0, 0, 1);
-		stat_add(&endpoint, TCP_STAT_BYTES_SENT, role, 0, 0, BPF_CORE_READ(tp, bytes_acked));
-		stat_add(&endpoint, TCP_STAT_BYTES_RECEIVED, role, 0, 0, BPF_CORE_READ(tp, bytes_received));
-		hist_add(&tcp_connections_duration, &endpoint, role, (now - st->established_ns) / 1000);
+		if (counts) {
+			counts->closed[role] += 1;
+			counts->bytes_sent[role] += BPF_CORE_READ(tp, bytes_acked);
+			counts->bytes_received[role] += BPF_CORE_READ(tp, bytes_received);
+		}
+		hist_add(&tcp_connections_duration, endpoint, role, (now - st->established_ns) / 1000);
 		st->established_ns = 0;
 	}
 	return 0;

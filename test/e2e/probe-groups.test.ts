@@ -149,6 +149,8 @@ describe('e2e: probe groups against the kernel', function () {
     const N = 5;
     const M = 3;
     const K = 7;
+    /** Bytes each of the K connections sends before closing. */
+    const SENT = 1000;
 
     it('counts N refused, M timed out and K opened connections, and the handshakes', async () => {
       const a = node.pod('a');
@@ -162,6 +164,9 @@ describe('e2e: probe groups against the kernel', function () {
         ['flowtel.tcp.connection.opens', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'client' }],
         ['flowtel.tcp.connection.failures', { 'k8s.pod.uid': b.uid }],
         ['flowtel.tcp.connection.closes', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' }],
+        ['flowtel.tcp.connection.closes', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'server' }],
+        ['flowtel.tcp.connection.bytes', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'server', 'network.io.direction': 'receive' }],
+        ['flowtel.tcp.connection.bytes', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client', 'network.io.direction': 'transmit' }],
       );
       const handshakeBefore = histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' })?.count ?? 0;
       const kernelBefore = await nstat(a.netns, ['TcpActiveOpens', 'TcpAttemptFails']);
@@ -170,8 +175,9 @@ describe('e2e: probe groups against the kernel', function () {
       assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, REFUSED_PORT, N])), Array(N).fill('ECONNREFUSED'));
       assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, SILENT_PORT, M, 1])), Array(M).fill('ETIMEDOUT'));
       await serveInPod(node, 'b', OPEN_PORT, K);
-      assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, OPEN_PORT, K])), Array(K).fill('ok'));
+      assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, OPEN_PORT, K, 0, SENT])), Array(K).fill('ok'));
       await waitForClosedConnections(node, 'a');
+      await waitForClosedConnections(node, 'b');
       const kernelAfter = await nstat(a.netns, ['TcpActiveOpens', 'TcpAttemptFails']);
       await settled();
 
@@ -190,6 +196,11 @@ describe('e2e: probe groups against the kernel', function () {
       const handshake = histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' });
       assert.equal((handshake?.count ?? 0) - handshakeBefore, K);
       assert.equal(c.delta(6), K);
+      assert.equal(c.delta(7), K, 'B closed K connections as the server');
+      // The kernel's own per-socket totals count sequence space: bytes_received takes the FIN (one per
+      // connection), bytes_acked the SYN and the FIN (two).
+      assert.ok(c.delta(8) >= K * SENT && c.delta(8) <= K * (SENT + 1), `B received ${c.delta(8)} bytes, sent ${K * SENT}`);
+      assert.ok(c.delta(9) >= K * SENT && c.delta(9) <= K * (SENT + 2), `A's peer acked ${c.delta(9)} bytes, sent ${K * SENT}`);
       const liveAfter = total('flowtel.tcp.connections', { 'k8s.pod.uid': a.uid, 'network.connection.state': 'established' });
       assert.equal(liveAfter, liveBefore, 'live connections back to the baseline');
       // Repeats within the aggregation window arrive as one record plus a summary (flowtel.event.count), up to a window later.

@@ -13,7 +13,7 @@
  */
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
-import type { NativeBpfObject } from '../../bpf/native';
+import type { NativeBpfObject, StructLayoutInfo } from '../../bpf/native';
 import { MapRowsReader } from '../../bpf/map-rows-reader';
 import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
 import type { CgroupAttribution, LocalEndpoint } from '../../k8s/attribution';
@@ -37,7 +37,10 @@ export interface EndpointCounterTableOptions<F extends string> {
   object: NativeBpfObject;
   mapName: string;
   keyStruct: string;
-  /** Value struct with u64 members `fields`; omit when the value is one scalar (then fields = ['value']). */
+  /**
+   * Value struct with u64 members `fields` (an element of a u64 array member
+   * is named `member[i]`); omit when the value is one scalar (then fields = ['value']).
+   */
   valueStruct?: string;
   fields: readonly F[];
   /** Values are s64 deltas (may sum below zero per CPU). */
@@ -123,8 +126,8 @@ export class EndpointCounterTable<F extends string> {
     this.reader = new MapRowsReader(object, options.mapName);
     this.gone = new GoneRows(options.attribution, options.gracePeriodMs);
     if (options.valueStruct) {
-      const value = new StructReader(options.valueStruct, object.structLayout(options.valueStruct), options.fields);
-      this.valueOffsets = options.fields.map((f) => value.member(f).offset);
+      const layout = object.structLayout(options.valueStruct);
+      this.valueOffsets = options.fields.map((f) => counterOffset(options.valueStruct!, layout, f));
     } else {
       if (options.fields.length !== 1) throw new Error(`${options.mapName}: a scalar value has exactly one field`);
       this.valueOffsets = [0];
@@ -232,6 +235,18 @@ export class EndpointCounterTable<F extends string> {
       this.retired.set(identity.seriesKey, kept);
     }
   }
+}
+
+/** Offset of a u64 counter `field` (`member` or `member[i]` of a u64 array) in a value struct. */
+function counterOffset(structName: string, layout: StructLayoutInfo, field: string): number {
+  const element = /^(\w+)\[(\d+)\]$/.exec(field);
+  const memberName = element ? element[1] : field;
+  const member = new StructReader(structName, layout, [memberName]).member(memberName);
+  const index = element ? Number(element[2]) : 0;
+  if (member.size % 8 !== 0 || (index + 1) * 8 > member.size) {
+    throw new Error(`struct ${structName}: counter '${field}' is not a u64 ${element ? 'array element' : 'member'} (member '${memberName}' is ${member.size} bytes)`);
+  }
+  return member.offset + index * 8;
 }
 
 /** How long a row's counters have not moved (0 when they just did). */

@@ -1,4 +1,4 @@
-import type { HrTime, Meter, ObservableCounter } from '@opentelemetry/api';
+import type { Attributes, HrTime, Meter, ObservableCounter } from '@opentelemetry/api';
 import type { MetricName } from '../../semconv';
 import { AttributesOf, type AttributeSource, type NumberSeries, type SeriesList, type SeriesSnapshot } from '../series';
 import type { SeriesTotals } from './endpoint-counters';
@@ -21,6 +21,29 @@ class FieldSeries extends AttributesOf<AttributeSource> implements NumberSeries 
     readonly startTime: HrTime,
   ) {
     super(row);
+  }
+}
+
+/**
+ * One counter of a row as a series of its own, with attributes of its own on
+ * top of the row's (a role, a state). `extra` is shared by every row and
+ * frozen, so the exporter encodes it once; nothing of the row is copied.
+ */
+export class RowPartSeries implements NumberSeries {
+  constructor(
+    private readonly row: AttributeSource,
+    readonly key: string,
+    private readonly extra: Readonly<Attributes>,
+    readonly value: number,
+    readonly startTime: HrTime,
+  ) {}
+
+  get attributes(): Attributes {
+    return { ...this.row.attributes, ...this.extra };
+  }
+
+  attributeParts(): readonly Attributes[] {
+    return [...(this.row.attributeParts?.() ?? [this.row.attributes]), this.extra];
   }
 }
 

@@ -28,6 +28,16 @@ export class TcpStateNames {
     return this.byValue.get(value) ?? `STATE_${value}`;
   }
 
+  /** Every state this kernel names that has a network.connection.state value, but CLOSE (not a live socket): [kernel value, semconv name]. */
+  liveStates(): Array<[number, string]> {
+    const out: Array<[number, string]> = [];
+    for (const value of this.byValue.keys()) {
+      const name = this.semconv(value);
+      if (name && name !== 'closed') out.push([value, name]);
+    }
+    return out.sort((a, b) => a[0] - b[0]);
+  }
+
   /** network.connection.state value, or undefined for kernel-internal states. */
   semconv(value: number): string | undefined {
     return SEMCONV_STATE[this.name(value)];

@@ -25,8 +25,8 @@ import {
   METRIC_TCP_HANDSHAKE_DURATION,
 } from '../../semconv';
 import type { EventProbeConfig } from '../config';
-import { EndpointCounterTable, type SeriesTotals } from '../shared/endpoint-counters';
-import { seriesOf } from '../shared/instruments';
+import { EndpointCounterTable } from '../shared/endpoint-counters';
+import { RowPartSeries, seriesOf } from '../shared/instruments';
 import { seriesKeyOf } from '../shared/row-identity';
 import { peerInfo } from '../shared/endpoint-key';
 import { EventReader, socketTupleAttributes, socketTupleSummary } from '../shared/event-endpoint';
@@ -39,12 +39,23 @@ import { connectErrorType } from './error-type';
 import { existingTcpSockets } from './existing-sockets';
 import { ephemeralPorts, setCommonGlobals } from '../shared/globals';
 
-const STATS = 'tcp_connections_stats';
+const COUNTS = 'tcp_connections_counts';
+const FAILURES = 'tcp_connections_failures';
 /** 16 µs to ~16.8 s in quarter octaves. */
 const HANDSHAKE_BOUNDARIES_S = kernelBoundaries(16, 2 ** 24, 1e-6);
 /** 1 ms to ~38 h in octaves. */
 const DURATION_BOUNDARIES_S = kernelBoundaries(1000, 2 ** 37, 1e-6, 4);
 const IPPROTO_TCP = 6;
+/** Length of struct tcp_connections_counts.sockets (TCP_CONNECTIONS_STATES) and of its per-role arrays (TCP_CONNECTIONS_ROLES). */
+const TCP_STATE_SLOTS = 16;
+
+/** Every counter of a struct tcp_connections_counts row that the group reads. */
+function countFields(liveStates: Array<[number, string]>, roles: number[]): string[] {
+  const fields = liveStates.map(([value]) => `sockets[${value}]`);
+  for (const role of roles) fields.push(`opened[${role}]`, `closed[${role}]`, `bytes_sent[${role}]`, `bytes_received[${role}]`);
+  return fields;
+}
+
 
 export class TcpConnectionsGroup implements ProbeGroup {
   readonly name = 'tcp-connections';
@@ -59,7 +70,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
       programs: ['inet_sock_set_state'],
       configure: (object) => {
         setCommonGlobals(object, config);
-        object.setMapMaxEntries(STATS, config.maxRows);
+        object.setMapMaxEntries(COUNTS, config.maxRows);
       },
     };
   }
@@ -68,47 +79,50 @@ export class TcpConnectionsGroup implements ProbeGroup {
     const { runtime, attribution } = context;
     const object = loaded.object;
     const roles = object.objectEnum('tcp_connection_role');
-    const stats = object.objectEnum('tcp_connection_stat');
     const roleName = (v: number): string => (v === roles.TCP_ROLE_CLIENT ? 'client' : v === roles.TCP_ROLE_SERVER ? 'server' : 'unknown');
     const states = tcpStateNames(runtime.native);
-    const statName = new Map(Object.entries(stats).map(([k, v]) => [v, k]));
+    // Count slots are the kernel's state values (struct tcp_connections_counts.sockets, 16 of them).
+    const liveStates = states.liveStates().filter(([value]) => value < TCP_STATE_SLOTS);
     const baseline = this.baseline(context, states);
 
-    const table = new EndpointCounterTable({
+    /** Index of the per-role arrays of struct tcp_connections_counts: 0 (not known), then enum tcp_connection_role. */
+    const roleValues = [0, roles.TCP_ROLE_CLIENT, roles.TCP_ROLE_SERVER];
+    const counts = new EndpointCounterTable({
       object,
-      mapName: STATS,
+      mapName: COUNTS,
       keyStruct: 'tcp_connections_key',
-      fields: ['value'] as const,
+      valueStruct: 'tcp_connections_counts',
+      fields: countFields(liveStates, roleValues),
       signed: true,
-      keyFields: ['stat', 'role', 'state', 'error'],
+      attribution,
+      possibleCpus: runtime.possibleCpus,
+      gracePeriodMs: context.cgroupGracePeriodMs,
+    });
+    const failures = new EndpointCounterTable({
+      object,
+      mapName: FAILURES,
+      keyStruct: 'tcp_connections_failure_key',
+      fields: ['value'] as const,
+      keyFields: ['error'],
       describe: (key) => {
-        const stat = statName.get(key.uint('stat')) ?? '';
-        const role = roleName(key.uint('role'));
-        switch (stat) {
-          case 'TCP_STAT_OPENED':
-          case 'TCP_STAT_CLOSED':
-            return { key: `${stat}/${role}`, tag: stat, attributes: { [ATTR_FLOWTEL_TCP_ROLE]: role } };
-          case 'TCP_STAT_FAILED': {
-            const errorType = connectErrorType(key.int('error'));
-            return { key: `${stat}/${errorType}`, tag: stat, attributes: { [ATTR_ERROR_TYPE]: errorType } };
-          }
-          case 'TCP_STAT_BYTES_SENT':
-          case 'TCP_STAT_BYTES_RECEIVED': {
-            const direction = stat === 'TCP_STAT_BYTES_SENT' ? 'transmit' : 'receive';
-            return { key: `${stat}/${role}`, tag: 'BYTES', attributes: { [ATTR_NETWORK_IO_DIRECTION]: direction, [ATTR_FLOWTEL_TCP_ROLE]: role } };
-          }
-          case 'TCP_STAT_STATE_DELTA': {
-            const state = states.semconv(key.uint('state'));
-            return state ? { key: `state/${state}`, tag: stat, attributes: { [ATTR_NETWORK_CONNECTION_STATE]: state } } : undefined;
-          }
-          default:
-            return undefined;
-        }
+        const errorType = connectErrorType(key.int('error'));
+        return { key: errorType, attributes: { [ATTR_ERROR_TYPE]: errorType } };
       },
       attribution,
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
+    const roleParts = roleValues.map((v) => {
+      const role = roleName(v);
+      return {
+        role: Object.freeze({ [ATTR_FLOWTEL_TCP_ROLE]: role }),
+        transmit: Object.freeze({ [ATTR_NETWORK_IO_DIRECTION]: 'transmit', [ATTR_FLOWTEL_TCP_ROLE]: role }),
+        receive: Object.freeze({ [ATTR_NETWORK_IO_DIRECTION]: 'receive', [ATTR_FLOWTEL_TCP_ROLE]: role }),
+      };
+    });
+    const stateParts = new Map(liveStates.map(([value, name]) => [value, Object.freeze({ [ATTR_NETWORK_CONNECTION_STATE]: name })]));
+    /** State series shown in the last collection: a state that empties is shown at 0 while its row lives, not dropped. */
+    let shownStates = new Set<string>();
 
     const histogramOptions = {
       object,
@@ -127,37 +141,49 @@ export class TcpConnectionsGroup implements ProbeGroup {
 
     this.stopCallbacks.push(
       context.series.register(() => {
-        const rowsByTag = new Map<string, Array<SeriesTotals<'value'>>>();
+        const opens: NumberSeries[] = [];
+        const closes: NumberSeries[] = [];
+        const bytes: NumberSeries[] = [];
         // Live sockets: the kernel's state deltas plus the baseline from /proc of endpoints still alive.
         const live = new Map<string, NumberSeries>();
+        const shown = new Set<string>();
         for (const [key, b] of baseline) {
           if (!attribution.isLiveRef(b.ref)) continue; // its pod is gone: so are its sockets
           // Named now, not at start: Kubernetes metadata may have arrived since.
           const attributes = { ...attribution.resolveRef(b.ref).attributes, ...b.groupAttributes };
           live.set(key, { key, attributes, value: b.value });
         }
-        for (const row of table.collect()) {
-          if (row.tag === 'TCP_STAT_STATE_DELTA') {
-            const entry = live.get(row.seriesKey);
-            if (entry) {
-              entry.attributes = row.attributes;
-              entry.value += row.totals.value;
-            } else live.set(row.seriesKey, { key: row.seriesKey, attributes: row.attributes, value: row.totals.value });
-          } else if (row.tag) {
-            const rows = rowsByTag.get(row.tag) ?? [];
-            rows.push(row);
-            rowsByTag.set(row.tag, rows);
+        for (const row of counts.collect()) {
+          const { totals } = row;
+          for (const [state, attributes] of stateParts) {
+            const delta = totals[`sockets[${state}]`];
+            const key = `${row.seriesKey}state/${attributes[ATTR_NETWORK_CONNECTION_STATE]}`;
+            const atStart = live.get(key)?.value ?? 0;
+            if (atStart === 0 && delta === 0 && !shownStates.has(key)) continue;
+            // Sockets that predate the agent but not its baseline (opened while it started) may close below zero: clamp.
+            live.set(key, new RowPartSeries(row, key, attributes, Math.max(0, atStart + delta), row.startTime));
+            shown.add(key);
           }
+          roleValues.forEach((role, r) => {
+            const parts = roleParts[r];
+            const name = roleName(role);
+            const add = (out: NumberSeries[], key: string, attributes: Attributes, value: number) => {
+              if (value !== 0) out.push(new RowPartSeries(row, `${row.seriesKey}${key}/${name}`, attributes, value, row.startTime));
+            };
+            add(opens, 'opened', parts.role, totals[`opened[${role}]`]);
+            add(closes, 'closed', parts.role, totals[`closed[${role}]`]);
+            add(bytes, 'sent', parts.transmit, totals[`bytes_sent[${role}]`]);
+            add(bytes, 'received', parts.receive, totals[`bytes_received[${role}]`]);
+          });
         }
-        const sumOf = (tag: string) => seriesOf(rowsByTag.get(tag) ?? [], 'value');
+        shownStates = shown;
         return {
           sums: [
-            { metric: METRIC_TCP_CONNECTION_OPENS, monotonic: true, series: sumOf('TCP_STAT_OPENED') },
-            { metric: METRIC_TCP_CONNECTION_FAILURES, monotonic: true, series: sumOf('TCP_STAT_FAILED') },
-            { metric: METRIC_TCP_CONNECTION_CLOSES, monotonic: true, series: sumOf('TCP_STAT_CLOSED') },
-            { metric: METRIC_TCP_CONNECTION_BYTES, monotonic: true, series: sumOf('BYTES') },
-            // Orphaned sockets (not in the baseline) may close below zero: clamp.
-            { metric: METRIC_TCP_CONNECTIONS, monotonic: false, series: [...live.values()].map((s) => ({ ...s, value: Math.max(0, s.value) })) },
+            { metric: METRIC_TCP_CONNECTION_OPENS, monotonic: true, series: opens },
+            { metric: METRIC_TCP_CONNECTION_FAILURES, monotonic: true, series: seriesOf(failures.collect(), 'value') },
+            { metric: METRIC_TCP_CONNECTION_CLOSES, monotonic: true, series: closes },
+            { metric: METRIC_TCP_CONNECTION_BYTES, monotonic: true, series: bytes },
+            { metric: METRIC_TCP_CONNECTIONS, monotonic: false, series: [...live.values()] },
           ],
           histograms: [
             { metric: METRIC_TCP_HANDSHAKE_DURATION, boundaries: HANDSHAKE_BOUNDARIES_S, series: handshake.collect() },
