@@ -78,16 +78,14 @@ struct flowtel_rate_window {
 };
 
 /*
- * Per-socket state of every group that keeps some, in one socket storage map
- * (flowtel_sockets): a socket's first storage element also allocates its
- * storage container, so one element per socket instead of one per group
- * halves that cost where sockets are short-lived.
+ * Per-socket state of tcp-connections, in the socket storage map
+ * flowtel_sockets that every object declares and the agent shares like the
+ * ring buffer (one map, whichever groups run).
  */
 struct flowtel_socket_state {
-	__u64 connect_ns;	/* tcp-connections: SYN_SENT entered */
-	__u64 established_ns;	/* tcp-connections: ESTABLISHED entered; 0 once closed */
-	__u64 rtt_sampled_ns;	/* tcp-rtt: when srtt was last sampled */
-	__u8 role;		/* tcp-connections: enum tcp_connection_role */
+	__u64 connect_ns;	/* SYN_SENT entered */
+	__u64 established_ns;	/* ESTABLISHED entered; 0 once closed */
+	__u8 role;		/* enum tcp_connection_role */
 	__u8 pad[7];
 };
 

@@ -11,6 +11,7 @@ import { mustRun } from '../../src/testbed/exec';
 import { nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
+import { defaultConfig } from '../../src/config/config';
 import { AgentProcess, freshExport, startAgentWithReceiver, sleep, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { NFT_TABLE, iperf, netClient, nftRule, serveInPod, waitForClosedConnections } from '../support/traffic';
@@ -108,6 +109,9 @@ describe('e2e: probe groups against the kernel', function () {
   });
 
   describe('tcp-rtt', () => {
+    const IPERF_SECONDS = 4;
+    /** This suite's agent runs with the default configuration. */
+    const RTT_SAMPLE_INTERVAL_MS = defaultConfig('.').probes.tcpRtt.sampleIntervalMs;
     // Plain: a steady connection (rate-limited). A saturating transfer on a 2-core VM makes srtt swing
     // with socket-backlog processing, and ss and tcp_probe then sample it at correlated moments.
     // With tbf: a bulk transfer whose RTT is the queueing delay the qdisc adds.
@@ -117,7 +121,7 @@ describe('e2e: probe groups against the kernel', function () {
         if (withTbf) await mustRun('ip', ['netns', 'exec', c.netns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kbit', 'latency', '60ms']);
         const before = histogramOf('flowtel.tcp.rtt', { 'k8s.pod.uid': c.uid });
         const ssSamples: number[] = [];
-        const run = iperf(node, 'c', 'd', 4, withTbf ? [] : ['-b', '100M']);
+        const run = iperf(node, 'c', 'd', IPERF_SECONDS, withTbf ? [] : ['-b', '100M']);
         const sampler = (async () => {
           await sleep(1000);
           for (let i = 0; i < 40; i++) {
@@ -136,8 +140,14 @@ describe('e2e: probe groups against the kernel', function () {
           console.log(counts.map((n, i) => (n ? `${(after?.explicitBounds?.[i - 1] ?? 0) * 1e6}us:${n}` : '')).filter(Boolean).join(' '), ssSamples);
         }
         const ss = median(ssSamples.sort((x, y) => x - y));
-        console.log(`      ${withTbf ? 'tbf' : 'plain'}: exported median ${(exported * 1e3).toFixed(3)} ms, ss rtt ${(ss * 1e3).toFixed(3)} ms`);
+        const samples = (after?.count ?? 0) - (before?.count ?? 0);
+        console.log(`      ${withTbf ? 'tbf' : 'plain'}: exported median ${(exported * 1e3).toFixed(3)} ms from ${samples} samples, ss rtt ${(ss * 1e3).toFixed(3)} ms`);
         assert.ok(Math.abs(exported - ss) / ss <= 0.25, `exported ${exported} s vs ss ${ss} s`);
+        // Sampled once per window of sampleIntervalMs (50 ms): about 80 in 4 s for the data connection, plus
+        // the control connection's few. Per segment it would be thousands; a sender that is never sampled
+        // after its first segment (a window reference that its own sends move) would give a handful.
+        const windows = (IPERF_SECONDS * 1000) / RTT_SAMPLE_INTERVAL_MS;
+        assert.ok(samples >= windows / 2 && samples <= 2 * (windows + 2), `${samples} RTT samples in ${windows} windows`);
       }
     });
   });

@@ -1,6 +1,7 @@
 /**
  * tcp-rtt: the smoothed RTT of sockets receiving data (tp_btf/tcp_probe),
- * sampled in the kernel (each socket at most once per sampleIntervalMs)
+ * sampled in the kernel (each socket at its first segment, then at most once
+ * per window of sampleIntervalMs; see bpf/tcp_rtt.bpf.c)
  * into quarter-octave histograms per local endpoint
  * (per flow at flow granularity), exported as an explicit-bucket histogram in
  * seconds whose boundaries are the kernel's bucket bounds.
@@ -8,7 +9,8 @@
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { METRIC_TCP_RTT } from '../../semconv';
 import type { TcpRttConfig } from '../config';
-import { u64 } from '../../bpf/le-bytes';
+import { u32 } from '../../bpf/le-bytes';
+import { HZ_MAX, kernelHz, msToJiffies, type KernelHz } from '../../bpf/kernel-hz';
 import { setCommonGlobals } from '../shared/globals';
 import { KernelHistogramTable, kernelBoundaries } from '../shared/kernel-histogram';
 import type { ProbeContext, ProbeGroup } from '../types';
@@ -23,21 +25,26 @@ export class TcpRttGroup implements ProbeGroup {
   readonly hooks = ['tp_btf/tcp_probe'] as const;
   readonly objectSpec: ProbeObjectSpec;
   private stopCallback: (() => void) | undefined;
+  /** The kernel samples by jiffies (see bpf/tcp_rtt.bpf.c): the tick rate turns sampleIntervalMs into them. */
+  private readonly hz: KernelHz = kernelHz();
 
-  constructor(config: TcpRttConfig) {
+  constructor(private readonly config: TcpRttConfig) {
     this.objectSpec = {
       group: this.name,
       objectFile: 'tcp_rtt.bpf.o',
       programs: ['tcp_probe'],
       configure: (object) => {
         setCommonGlobals(object, { granularity: config.granularity });
-        object.setGlobal('tcp_rtt_sample_interval_ns', u64(config.sampleIntervalMs * 1_000_000));
+        object.setGlobal('tcp_rtt_sample_interval_jiffies', u32(msToJiffies(config.sampleIntervalMs, this.hz.hz)));
         object.setMapMaxEntries(MAP, config.maxRows);
       },
     };
   }
 
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
+    if (this.hz.source === undefined) {
+      context.log.warn(`tcp-rtt: the kernel's CONFIG_HZ is not readable (no /boot/config-<release> or /proc/config.gz); assuming ${HZ_MAX} Hz, so a socket is sampled at most once per ${this.config.sampleIntervalMs} ms or up to ${HZ_MAX / 100} times less often`);
+    }
     const table = new KernelHistogramTable({
       object: loaded.object,
       mapName: MAP,
