@@ -9,6 +9,7 @@
                               (TCP_SYNCNT), SEND bytes are written before closing
   echo-serve PORT             answer every connection (read a request, write a reply, close) until killed
   churn HOST PORT SECONDS     short connections (connect, request, reply, close) for SECONDS; prints the count
+  refused HOST PORT SECONDS   connects to a port nobody listens on (answered by a reset) for SECONDS; prints the count
   flood HOST PORT SECONDS     UDP datagrams as fast as possible for SECONDS; prints the count
   paced HOST PORT SECONDS RATE [SOCKETS [PORTS]]
                               UDP datagrams at RATE per second for SECONDS, round robin from
@@ -98,6 +99,21 @@ def churn(host, port, seconds):
     print(done, flush=True)
 
 
+def refused(host, port, seconds):
+    done = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.connect((host, port))
+            sys.exit("%s:%d accepted a connection; it must be closed" % (host, port))
+        except ConnectionRefusedError:
+            done += 1
+        finally:
+            s.close()
+    print(done, flush=True)
+
+
 def flood(host, port, seconds):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sent = 0
@@ -153,6 +169,8 @@ if __name__ == "__main__":
         echo_serve(int(sys.argv[2]))
     elif mode == "churn":
         churn(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif mode == "refused":
+        refused(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif mode == "flood":
         flood(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif mode == "paced":
