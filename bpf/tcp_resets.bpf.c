@@ -34,6 +34,15 @@ static __always_inline void swap_tuple(struct flowtel_tuple *t)
 	t->dport = packet.sport;
 }
 
+/* The reset's tuple, local side first: the socket's, or that of the segment it answers (swapped). */
+static __always_inline void reset_tuple(struct flowtel_tuple *tuple, const struct sock *sk, const struct sk_buff *skb)
+{
+	if (sk)
+		flowtel_fill_tuple(tuple, (struct sock *)sk);
+	else if (skb && flowtel_tuple_of_skb(tuple, skb))
+		swap_tuple(tuple);
+}
+
 static __always_inline void record(const struct sock *sk, const struct sk_buff *skb, __u32 reason, __u8 direction)
 {
 	struct tcp_resets_key key = { .reason = reason, .direction = direction };
@@ -42,15 +51,20 @@ static __always_inline void record(const struct sock *sk, const struct sk_buff *
 
 	if (sk) {
 		flowtel_endpoint_of_sock(&key.endpoint, sk);
-		flowtel_fill_tuple(&tuple, (struct sock *)sk);
 		state = sk->__sk_common.skc_state;
 	} else if (skb) {
 		/* No socket: the RST answers this incoming segment, in its device's netns. */
 		key.endpoint.netns_ino = flowtel_skb_netns(skb);
-		if (flowtel_tuple_of_skb(&tuple, skb))
-			swap_tuple(&tuple);
 	}
-	flowtel_endpoint_set_peer(&key.endpoint, &tuple);
+	/*
+	 * At pod granularity only the (rate-limited) event needs the tuple: read it
+	 * after the rate limit, not for every reset (a socket-less reset reads the
+	 * segment's headers with probe reads).
+	 */
+	if (flowtel_flow_granularity) {
+		reset_tuple(&tuple, sk, skb);
+		flowtel_endpoint_set_peer(&key.endpoint, &tuple);
+	}
 	flowtel_counter_add(&tcp_resets_count, &key, 1);
 
 	__u64 now = bpf_ktime_get_ns();
@@ -59,6 +73,8 @@ static __always_inline void record(const struct sock *sk, const struct sk_buff *
 
 	if (!e)
 		return;
+	if (!flowtel_flow_granularity)
+		reset_tuple(&tuple, sk, skb);
 	e->tuple = tuple;
 	e->cgroup_id = key.endpoint.cgroup_id;
 	e->netns_ino = key.endpoint.netns_ino;

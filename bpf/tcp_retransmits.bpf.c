@@ -58,8 +58,11 @@ int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
 	if (segments == 0)
 		segments = 1;
 	flowtel_endpoint_of_sock(&key.endpoint, sk);
-	flowtel_fill_tuple(&tuple, sk);
-	flowtel_endpoint_set_peer(&key.endpoint, &tuple);
+	/* At pod granularity only the (rate-limited) event needs the tuple: read after the rate limit. */
+	if (flowtel_flow_granularity) {
+		flowtel_fill_tuple(&tuple, sk);
+		flowtel_endpoint_set_peer(&key.endpoint, &tuple);
+	}
 	count(&key, segments);
 
 	__u64 now = bpf_ktime_get_ns();
@@ -68,6 +71,8 @@ int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
 
 	if (!e)
 		return 0;
+	if (!flowtel_flow_granularity)
+		flowtel_fill_tuple(&tuple, sk);
 	e->tuple = tuple;
 	e->cgroup_id = key.endpoint.cgroup_id;
 	e->netns_ino = key.endpoint.netns_ino;
