@@ -56,7 +56,6 @@ function countFields(liveStates: Array<[number, string]>, roles: number[]): stri
   return fields;
 }
 
-
 export class TcpConnectionsGroup implements ProbeGroup {
   readonly name = 'tcp-connections';
   readonly hooks = ['tp_btf/inet_sock_set_state'] as const;
@@ -112,15 +111,22 @@ export class TcpConnectionsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    const roleParts = roleValues.map((v) => {
-      const role = roleName(v);
-      return {
-        role: Object.freeze({ [ATTR_FLOWTEL_TCP_ROLE]: role }),
-        transmit: Object.freeze({ [ATTR_NETWORK_IO_DIRECTION]: 'transmit', [ATTR_FLOWTEL_TCP_ROLE]: role }),
-        receive: Object.freeze({ [ATTR_NETWORK_IO_DIRECTION]: 'receive', [ATTR_FLOWTEL_TCP_ROLE]: role }),
-      };
-    });
-    const stateParts = new Map(liveStates.map(([value, name]) => [value, Object.freeze({ [ATTR_NETWORK_CONNECTION_STATE]: name })]));
+    // What each counter of a row becomes: its field, the suffix of its series key and its own attributes
+    // (frozen and shared by every row, so the exporter encodes them once).
+    const stateCounters = liveStates.map(([value, name]) => ({
+      field: `sockets[${value}]`,
+      suffix: `state/${name}`,
+      attributes: Object.freeze({ [ATTR_NETWORK_CONNECTION_STATE]: name }),
+    }));
+    const roleCounters = (kind: 'opened' | 'closed' | 'bytes_sent' | 'bytes_received') =>
+      roleValues.map((value) => {
+        const role = roleName(value);
+        const direction = kind === 'bytes_sent' ? { [ATTR_NETWORK_IO_DIRECTION]: 'transmit' } : kind === 'bytes_received' ? { [ATTR_NETWORK_IO_DIRECTION]: 'receive' } : {};
+        return { field: `${kind}[${value}]`, suffix: `${kind}/${role}`, attributes: Object.freeze({ ...direction, [ATTR_FLOWTEL_TCP_ROLE]: role }) };
+      });
+    const openCounters = roleCounters('opened');
+    const closeCounters = roleCounters('closed');
+    const byteCounters = [...roleCounters('bytes_sent'), ...roleCounters('bytes_received')];
     /** State series shown in the last collection: a state that empties is shown at 0 while its row lives, not dropped. */
     let shownStates = new Set<string>();
 
@@ -155,26 +161,21 @@ export class TcpConnectionsGroup implements ProbeGroup {
         }
         for (const row of counts.collect()) {
           const { totals } = row;
-          for (const [state, attributes] of stateParts) {
-            const delta = totals[`sockets[${state}]`];
-            const key = `${row.seriesKey}state/${attributes[ATTR_NETWORK_CONNECTION_STATE]}`;
+          for (const { field, suffix, attributes } of stateCounters) {
+            const key = row.seriesKey + suffix;
             const atStart = live.get(key)?.value ?? 0;
+            const delta = totals[field];
             if (atStart === 0 && delta === 0 && !shownStates.has(key)) continue;
             // Sockets that predate the agent but not its baseline (opened while it started) may close below zero: clamp.
             live.set(key, new RowPartSeries(row, key, attributes, Math.max(0, atStart + delta), row.startTime));
             shown.add(key);
           }
-          roleValues.forEach((role, r) => {
-            const parts = roleParts[r];
-            const name = roleName(role);
-            const add = (out: NumberSeries[], key: string, attributes: Attributes, value: number) => {
-              if (value !== 0) out.push(new RowPartSeries(row, `${row.seriesKey}${key}/${name}`, attributes, value, row.startTime));
-            };
-            add(opens, 'opened', parts.role, totals[`opened[${role}]`]);
-            add(closes, 'closed', parts.role, totals[`closed[${role}]`]);
-            add(bytes, 'sent', parts.transmit, totals[`bytes_sent[${role}]`]);
-            add(bytes, 'received', parts.receive, totals[`bytes_received[${role}]`]);
-          });
+          // Counters of a role that never happened (a server's client opens) are not series.
+          for (const [out, counters] of [[opens, openCounters], [closes, closeCounters], [bytes, byteCounters]] as const) {
+            for (const { field, suffix, attributes } of counters) {
+              if (totals[field] !== 0) out.push(new RowPartSeries(row, row.seriesKey + suffix, attributes, totals[field], row.startTime));
+            }
+          }
         }
         shownStates = shown;
         return {
