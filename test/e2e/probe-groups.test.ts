@@ -255,6 +255,11 @@ describe('e2e: probe groups against the kernel', function () {
       assert.equal(total('flowtel.tcp.connections', { 'k8s.pod.uid': uid('b'), 'network.connection.state': 'listen' }), listening);
       holder.kill('SIGKILL');
       await waitForClosedConnections(node, 'a');
+      await settled();
+      // A state that empties is exported at 0, not dropped: a gauge that vanished would read as "no data".
+      const established = receiver.latestPoints('flowtel.tcp.connections', { 'k8s.pod.uid': uid('a'), 'network.connection.state': 'established' });
+      assert.ok(established.length > 0, "A's established series is gone instead of 0");
+      assert.equal(total('flowtel.tcp.connections', { 'k8s.pod.uid': uid('a'), 'network.connection.state': 'established' }), 0);
     });
   });
 

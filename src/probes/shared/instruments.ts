@@ -11,39 +11,27 @@ export function observableCounter(meter: Meter, metric: MetricName): ObservableC
 /**
  * One field of a counter-table row as a series. Its attributes are the
  * row's, read through when the exporter reads them: a row builds them on
- * each read rather than keep them (see RowIdentity).
+ * each read rather than keep them (see RowIdentity). `own`, when given, are
+ * the field's attributes on top of the row's (a role, a state): a frozen
+ * object shared by every row, so the exporter encodes it once.
  */
-class FieldSeries extends AttributesOf<AttributeSource> implements NumberSeries {
+export class FieldSeries extends AttributesOf<AttributeSource> implements NumberSeries {
   constructor(
     row: AttributeSource,
     readonly key: string,
     readonly value: number,
     readonly startTime: HrTime,
+    private readonly own?: Readonly<Attributes>,
   ) {
     super(row);
   }
-}
 
-/**
- * One counter of a row as a series of its own, with attributes of its own on
- * top of the row's (a role, a state). `extra` is shared by every row and
- * frozen, so the exporter encodes it once; nothing of the row is copied.
- */
-export class RowPartSeries implements NumberSeries {
-  constructor(
-    private readonly row: AttributeSource,
-    readonly key: string,
-    private readonly extra: Readonly<Attributes>,
-    readonly value: number,
-    readonly startTime: HrTime,
-  ) {}
-
-  get attributes(): Attributes {
-    return { ...this.row.attributes, ...this.extra };
+  override get attributes(): Attributes {
+    return this.own ? { ...super.attributes, ...this.own } : super.attributes;
   }
 
-  attributeParts(): readonly Attributes[] {
-    return [...(this.row.attributeParts?.() ?? [this.row.attributes]), this.extra];
+  override attributeParts(): readonly Attributes[] {
+    return this.own ? [...super.attributeParts(), this.own] : super.attributeParts();
   }
 }
 

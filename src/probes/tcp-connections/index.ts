@@ -26,7 +26,7 @@ import {
 } from '../../semconv';
 import type { EventProbeConfig } from '../config';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
-import { RowPartSeries, seriesOf } from '../shared/instruments';
+import { FieldSeries, seriesOf } from '../shared/instruments';
 import { seriesKeyOf } from '../shared/row-identity';
 import { peerInfo } from '../shared/endpoint-key';
 import { EventReader, socketTupleAttributes, socketTupleSummary } from '../shared/event-endpoint';
@@ -167,13 +167,13 @@ export class TcpConnectionsGroup implements ProbeGroup {
             const delta = totals[field];
             if (atStart === 0 && delta === 0 && !shownStates.has(key)) continue;
             // Sockets that predate the agent but not its baseline (opened while it started) may close below zero: clamp.
-            live.set(key, new RowPartSeries(row, key, attributes, Math.max(0, atStart + delta), row.startTime));
+            live.set(key, new FieldSeries(row, key, Math.max(0, atStart + delta), row.startTime, attributes));
             shown.add(key);
           }
           // Counters of a role that never happened (a server's client opens) are not series.
           for (const [out, counters] of [[opens, openCounters], [closes, closeCounters], [bytes, byteCounters]] as const) {
             for (const { field, suffix, attributes } of counters) {
-              if (totals[field] !== 0) out.push(new RowPartSeries(row, row.seriesKey + suffix, attributes, totals[field], row.startTime));
+              if (totals[field] !== 0) out.push(new FieldSeries(row, row.seriesKey + suffix, totals[field], row.startTime, attributes));
             }
           }
         }
