@@ -212,7 +212,8 @@ export async function runDatapath(args: string[]): Promise<DatapathResult> {
       }
     }
     // 3. Kernel cost per program: one more run of each load at pod granularity, warmed up like the runs
-    // above, with bpf_stats on for the measured part only. The failures load comes last: its nft rule stays.
+    // above, with bpf_stats on for the measured part only. The failures load comes last, so that its nft drop
+    // rule (removed after it) touches no other run.
     const REFUSED_PORT = 7601;
     const loads: Record<KernelLoad, (s: number) => Promise<unknown>> = {
       bulk: (s) => iperf(node, 'a', 'b', s, ['-A', '0,1']),
