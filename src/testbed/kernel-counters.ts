@@ -48,3 +48,33 @@ export async function nftRuleCounters(netns: string, family: string, table: stri
   }
   return out;
 }
+
+/**
+ * A u64 field of a loaded per-CPU hash map, summed over every CPU of the rows
+ * whose struct flowtel_endpoint_key has cgroup id `cgroupId`, as bpftool
+ * reads it: a witness that does not go through the agent, which tells a count
+ * our programs never made from one the agent lost on the way out. Maps are
+ * found by name, which the kernel cuts to 15 characters.
+ */
+export async function bpfMapCgroupSum(mapName: string, field: string, cgroupId: bigint): Promise<number> {
+  const maps = JSON.parse(await mustRun('bpftool', ['-j', 'map', 'show'])) as Array<{ id: number; name?: string }>;
+  const shortName = mapName.slice(0, 15);
+  const found = maps.filter((m) => m.name === shortName);
+  if (found.length === 0) throw new Error(`no loaded map named ${shortName}`);
+  let sum = 0;
+  for (const map of found) {
+    type Row = { formatted?: { key: { endpoint?: { cgroup_id: number } }; values: Array<{ value: Record<string, number> }> } };
+    const rows = JSON.parse(await mustRun('bpftool', ['-j', 'map', 'dump', 'id', String(map.id)])) as Row[];
+    for (const row of rows) {
+      const formatted = row.formatted;
+      if (!formatted?.key.endpoint) throw new Error(`bpftool printed map ${mapName} without a BTF-formatted endpoint key`);
+      // JSON numbers: exact for cgroup ids, which are inode numbers far below 2^53.
+      if (BigInt(formatted.key.endpoint.cgroup_id) !== cgroupId) continue;
+      for (const { value } of formatted.values) {
+        if (typeof value[field] !== 'number') throw new Error(`map ${mapName} has no field ${field}`);
+        sum += value[field];
+      }
+    }
+  }
+  return sum;
+}
