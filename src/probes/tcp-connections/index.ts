@@ -7,6 +7,7 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
+import { StructReader } from '../../bpf/struct-reader';
 import type { EndpointRef } from '../../k8s/attribution';
 import {
   ATTR_ERROR_TYPE,
@@ -46,8 +47,6 @@ const HANDSHAKE_BOUNDARIES_S = kernelBoundaries(16, 2 ** 24, 1e-6);
 /** 1 ms to ~38 h in octaves. */
 const DURATION_BOUNDARIES_S = kernelBoundaries(1000, 2 ** 37, 1e-6, 4);
 const IPPROTO_TCP = 6;
-/** Length of struct tcp_connections_counts.sockets (TCP_CONNECTIONS_STATES) and of its per-role arrays (TCP_CONNECTIONS_ROLES). */
-const TCP_STATE_SLOTS = 16;
 
 /** Every counter of a struct tcp_connections_counts row that the group reads. */
 function countFields(liveStates: Array<[number, string]>, roles: number[]): string[] {
@@ -80,8 +79,9 @@ export class TcpConnectionsGroup implements ProbeGroup {
     const roles = object.objectEnum('tcp_connection_role');
     const roleName = (v: number): string => (v === roles.TCP_ROLE_CLIENT ? 'client' : v === roles.TCP_ROLE_SERVER ? 'server' : 'unknown');
     const states = tcpStateNames(runtime.native);
-    // Count slots are the kernel's state values (struct tcp_connections_counts.sockets, 16 of them).
-    const liveStates = states.liveStates().filter(([value]) => value < TCP_STATE_SLOTS);
+    // Count slots are the kernel's state values: as many as struct tcp_connections_counts.sockets has u64s.
+    const sockets = new StructReader('tcp_connections_counts', object.structLayout('tcp_connections_counts'), ['sockets']).member('sockets');
+    const liveStates = states.liveStates().filter(([value]) => value < sockets.size / 8);
     const baseline = this.baseline(context, states);
 
     /** Index of the per-role arrays of struct tcp_connections_counts: 0 (not known), then enum tcp_connection_role. */
