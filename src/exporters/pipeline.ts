@@ -4,9 +4,9 @@
  * Prometheus scrape endpoint and readable console lines. Probe groups only
  * ever see the API-level meter and logger handed out here.
  */
-import type { Metadata } from '@grpc/grpc-js';
 import type { Meter } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
+import type { OtlpGrpcLogExporter } from './otlp/log-exporter';
 import type { OtlpGrpcMetricExporter } from './otlp/metric-exporter';
 import type { Resource } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter } from '@opentelemetry/sdk-logs';
@@ -49,22 +49,14 @@ export interface PipelineOptions {
  */
 /* eslint-disable @typescript-eslint/no-require-imports */
 const otlpModules = () => ({
-  grpc: require('@grpc/grpc-js') as typeof import('@grpc/grpc-js'),
-  logs: require('@opentelemetry/exporter-logs-otlp-grpc') as typeof import('@opentelemetry/exporter-logs-otlp-grpc'),
+  endpoint: require('./otlp/grpc-endpoint') as typeof import('./otlp/grpc-endpoint'),
+  logs: require('./otlp/log-exporter') as typeof import('./otlp/log-exporter'),
   metrics: require('./otlp/metric-exporter') as typeof import('./otlp/metric-exporter'),
   temporality: (require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http'))
     .AggregationTemporalityPreference,
 });
 const prometheusModule = () => require('@opentelemetry/exporter-prometheus') as typeof import('@opentelemetry/exporter-prometheus');
 /* eslint-enable @typescript-eslint/no-require-imports */
-
-function grpcMetadata(headers: Record<string, string>, grpc: typeof import('@grpc/grpc-js')): Metadata | undefined {
-  const entries = Object.entries(headers);
-  if (entries.length === 0) return undefined; // leave OTEL_EXPORTER_OTLP_HEADERS to the exporter
-  const metadata = new grpc.Metadata();
-  for (const [k, v] of entries) metadata.set(k, v);
-  return metadata;
-}
 
 export async function createTelemetryPipeline(options: PipelineOptions): Promise<TelemetryPipeline> {
   const { config, resource, version } = options;
@@ -78,18 +70,19 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   const metricProducers = [producer];
   const logExporters: LogRecordExporter[] = [];
   const destinations: string[] = [];
-  const otlpMetricExporters: OtlpGrpcMetricExporter[] = [];
+  const otlpExporters: Array<OtlpGrpcMetricExporter | OtlpGrpcLogExporter> = [];
   let chunking: ChunkingMetricExporter | undefined;
 
   if (useOtlp) {
-    const { grpc, logs, metrics, temporality: AggregationTemporalityPreference } = otlpModules();
-    const metadata = grpcMetadata(otlp.headers, grpc);
+    const { endpoint: endpoints, logs, metrics, temporality: AggregationTemporalityPreference } = otlpModules();
+    const userAgent = `flowtel/${version}`;
+    const endpointOf = (signal: 'METRICS' | 'LOGS') => endpoints.resolveGrpcEndpoint(otlp.endpoint!, signal, otlp.headers);
     const metricExporter = new metrics.OtlpGrpcMetricExporter({
-      url: otlp.endpoint,
+      endpoint: endpointOf('METRICS'),
+      userAgent,
       timeoutMillis: otlp.exportTimeoutMs,
       temporalityPreference:
         otlp.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
-      ...(metadata ? { metadata } : {}),
     });
     readers.push(
       new PeriodicExportingMetricReader({
@@ -100,8 +93,8 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
         metricProducers,
       }),
     );
-    const logExporter = new logs.OTLPLogExporter({ url: otlp.endpoint, timeoutMillis: otlp.exportTimeoutMs, ...(metadata ? { metadata } : {}) });
-    otlpMetricExporters.push(metricExporter);
+    const logExporter = new logs.OtlpGrpcLogExporter({ endpoint: endpointOf('LOGS'), userAgent, timeoutMillis: otlp.exportTimeoutMs });
+    otlpExporters.push(metricExporter, logExporter);
     logExporters.push(logExporter);
     destinations.push(`OTLP/gRPC ${otlp.endpoint} (metrics every ${otlp.exportIntervalMs} ms, ${otlp.temporality})`);
   }
@@ -134,7 +127,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
     (exporter) => new BatchLogRecordProcessor({ exporter, scheduledDelayMillis: 1000, selfObsMeterProvider: meterProvider }),
   );
   const loggerProvider = new LoggerProvider({ resource, processors, meterProvider });
-  for (const exporter of otlpMetricExporters) exporter.setSelfObsMeterProvider(meterProvider);
+  for (const exporter of otlpExporters) exporter.setSelfObsMeterProvider(meterProvider);
 
   return {
     meter: meterProvider.getMeter(INSTRUMENTATION_SCOPE, version),

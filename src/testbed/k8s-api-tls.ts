@@ -15,6 +15,9 @@ export interface TestCertificates {
   serverCert: string;
   /** PEM (PKCS#8) of the server's private key. */
   serverKey: string;
+  /** A client certificate (clientAuth) the same CA signed, and its key: for servers that ask for one. */
+  clientCert: string;
+  clientKey: string;
 }
 
 export interface CertificateOptions {
@@ -86,6 +89,7 @@ const OID = {
   subjectKeyId: '2.5.29.14',
   authorityKeyId: '2.5.29.35',
   serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
 };
 
 const name = (cn: string): Buffer => seq(set(seq(oid(OID.commonName), utf8(cn))));
@@ -125,6 +129,8 @@ interface CertSpec {
   issuerPublicKey: crypto.KeyObject;
   signingKey: crypto.KeyObject;
   ca: boolean;
+  /** A leaf's extended key usage: a TLS server's certificate, or a client's. */
+  usage?: 'serverAuth' | 'clientAuth';
   hosts: string[];
   days: number;
 }
@@ -145,7 +151,7 @@ function certificate(spec: CertSpec): string {
         extension(OID.basicConstraints, seq(), true),
         // digitalSignature only (an ECDSA TLS server key signs the handshake) -> 1000 0000, 7 unused bits.
         extension(OID.keyUsage, bitString(Buffer.from([0x80]), 7), true),
-        extension(OID.extKeyUsage, seq(oid(OID.serverAuth))),
+        extension(OID.extKeyUsage, seq(oid(OID[spec.usage ?? 'serverAuth']))),
         extension(OID.subjectAltName, subjectAltName(spec.hosts)),
         extension(OID.subjectKeyId, octets(keyId(spec.publicKey))),
         extension(OID.authorityKeyId, seq(tlv(0x80, keyId(spec.issuerPublicKey)))),
@@ -168,7 +174,7 @@ function certificate(spec: CertSpec): string {
   return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 }
 
-/** A fresh CA and a server certificate it signed, P-256 keys (fast to make, small handshakes). */
+/** A fresh CA and a server and a client certificate it signed, P-256 keys (fast to make, small handshakes). */
 export function makeTestCertificates(options: CertificateOptions = {}): TestCertificates {
   const hosts = options.hosts ?? ['127.0.0.1', 'localhost', '::1'];
   const days = options.days ?? 7;
@@ -195,5 +201,18 @@ export function makeTestCertificates(options: CertificateOptions = {}): TestCert
     hosts,
     days,
   });
-  return { caCert, serverCert, serverKey: server.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
+  const client = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const clientCert = certificate({
+    subject: 'flowtel-test-client',
+    issuer: caName,
+    publicKey: client.publicKey,
+    issuerPublicKey: ca.publicKey,
+    signingKey: ca.privateKey,
+    ca: false,
+    usage: 'clientAuth',
+    hosts,
+    days,
+  });
+  const pem = (key: crypto.KeyObject) => key.export({ format: 'pem', type: 'pkcs8' }).toString();
+  return { caCert, serverCert, serverKey: pem(server.privateKey), clientCert, clientKey: pem(client.privateKey) };
 }

@@ -96,11 +96,18 @@ export class OtlpReceiver {
   private readonly logsType: protobuf.Type;
   /** When set, Export calls fail with UNAVAILABLE (a collector that is down). */
   refuse = false;
+  /** Each Export call takes the first of these, if any, and fails with it (a collector that fails now and then). */
+  readonly failNext: Array<{ code: grpc.status; details: string }> = [];
+  /** When set, Export calls are never answered (a collector that hangs); the client's deadline ends them. */
+  stall = false;
+  /** Every Export call as it arrived: its method, metadata and message size (before any failure above). */
+  readonly calls: Array<{ path: string; metadata: Record<string, string>; bytes: number }> = [];
 
   private constructor(
     readonly port: number,
     server: grpc.Server,
     root: protobuf.Root,
+    private readonly scheme: 'http' | 'https',
   ) {
     this.server = server;
     this.metricsType = root.lookupType('flowtel.otlp.ExportMetricsServiceRequest');
@@ -108,17 +115,25 @@ export class OtlpReceiver {
   }
 
   get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.scheme}://127.0.0.1:${this.port}`;
   }
 
-  static async start(port = 0): Promise<OtlpReceiver> {
+  /** `tls`: serve over TLS with these PEMs; `clientCa` also requires a client certificate that CA signed. */
+  static async start(port = 0, tls?: { cert: string; key: string; clientCa?: string }): Promise<OtlpReceiver> {
     const root = protobuf.loadSync(protoFile());
     // Larger than gRPC's 4 MiB default so a test never loses data to the receiver's own limit.
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+    const credentials = tls
+      ? grpc.ServerCredentials.createSsl(
+          tls.clientCa ? Buffer.from(tls.clientCa) : null,
+          [{ cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) }],
+          tls.clientCa !== undefined,
+        )
+      : grpc.ServerCredentials.createInsecure();
     const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(`127.0.0.1:${port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
-    const receiver = new OtlpReceiver(bound, server, root);
+    const receiver = new OtlpReceiver(bound, server, root, tls ? 'https' : 'http');
     receiver.register(server);
     return receiver;
   }
@@ -176,8 +191,17 @@ export class OtlpReceiver {
     const handle =
       (decode: (body: Buffer) => void) =>
       (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void => {
+        const metadata: Record<string, string> = {};
+        for (const [key, value] of Object.entries(call.metadata.getMap())) metadata[key] = String(value);
+        this.calls.push({ path: call.getPath(), metadata, bytes: call.request.length });
+        if (this.stall) return;
         if (this.refuse) {
           callback({ code: grpc.status.UNAVAILABLE, details: 'test receiver refusing' });
+          return;
+        }
+        const failure = this.failNext.shift();
+        if (failure) {
+          callback(failure);
           return;
         }
         try {

@@ -25,6 +25,13 @@ export class MetricsRequestEncoder {
   private readonly w = new ProtoWriter();
   private readonly attributes = new PartedAttributeWriter();
 
+  /**
+   * `reuseBuffer`: each request is written into the buffer of the last one
+   * once that was given back with release() (see ProtoWriter.lend); without
+   * it, every request gets a buffer of its own.
+   */
+  constructor(private readonly reuseBuffer = false) {}
+
   /** True when every metric is of a kind this encoder writes (exponential histograms are left to the SDK's serializer). */
   static handles(request: ResourceMetrics): boolean {
     return request.scopeMetrics.every((scope) => scope.metrics.every((metric) => metric.dataPointType !== DataPointType.EXPONENTIAL_HISTOGRAM));
@@ -37,7 +44,12 @@ export class MetricsRequestEncoder {
     const resourceMetrics = w.begin();
     this.resourceMetrics(request);
     w.end(resourceMetrics);
-    return w.finish();
+    return this.reuseBuffer ? w.lend() : w.finish();
+  }
+
+  /** The request's bytes are no longer read (it was sent): its buffer may take the next one. */
+  release(request: Uint8Array): void {
+    this.w.giveBack(request);
   }
 
   private resourceMetrics(request: ResourceMetrics): void {

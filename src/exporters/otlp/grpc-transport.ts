@@ -1,0 +1,69 @@
+/**
+ * The OpenTelemetry exporters' transport (IExporterTransport) on our gRPC
+ * channel: one Export method, retried while the OTLP specification calls
+ * its status retryable and the export's deadline leaves room. The
+ * OpenTelemetry export delegate around it keeps its own part: serializing,
+ * the concurrency limit, the export timeout and the otel.sdk.exporter.*
+ * self-metrics.
+ */
+import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
+import { GrpcCallError, GrpcStatus, type GrpcChannel } from './grpc-channel';
+
+/** Retryable gRPC codes of the OTLP/gRPC specification (RESOURCE_EXHAUSTED only with RetryInfo, which we do not read). */
+const RETRYABLE = new Set<number>([
+  GrpcStatus.CANCELLED,
+  GrpcStatus.DEADLINE_EXCEEDED,
+  GrpcStatus.ABORTED,
+  GrpcStatus.OUT_OF_RANGE,
+  GrpcStatus.UNAVAILABLE,
+  GrpcStatus.DATA_LOSS,
+]);
+
+export interface RetryPolicy {
+  /** Retries after the first attempt. */
+  maxRetries: number;
+  /** Delay before the first retry; each next one is `multiplier` times longer, ±20% jitter. */
+  initialBackoffMs: number;
+  multiplier: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 4, initialBackoffMs: 1000, multiplier: 1.5 };
+
+export class GrpcExportTransport implements IExporterTransport {
+  constructor(
+    private readonly channel: GrpcChannel,
+    private readonly path: string,
+    /**
+     * Called with each request once no attempt reads it any more: the
+     * encoder may then write the next request into the same buffer.
+     */
+    private readonly onSent?: (request: Uint8Array) => void,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY,
+  ) {}
+
+  async send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
+    const deadline = Date.now() + timeoutMillis;
+    try {
+      let backoff = this.retry.initialBackoffMs;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return { status: 'success', data: await this.channel.call(this.path, data, deadline) };
+        } catch (err) {
+          const error = err instanceof GrpcCallError ? err : new GrpcCallError(GrpcStatus.UNKNOWN, (err as Error).message);
+          const wait = backoff * (0.8 + 0.4 * Math.random());
+          backoff *= this.retry.multiplier;
+          if (!RETRYABLE.has(error.code) || attempt >= this.retry.maxRetries || Date.now() + wait >= deadline) {
+            return { status: 'failure', error };
+          }
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
+      }
+    } finally {
+      this.onSent?.(data);
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    await this.channel.close();
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * Our OTLP/gRPC transport (node:http2) against a real gRPC server
+ * (@grpc/grpc-js, the test receiver): requests arrive whole and decode, the
+ * request buffer is reused only once a request is sent, headers, TLS with a
+ * client certificate, gzip, retries, deadlines and an absent collector.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http2 from 'node:http2';
+import net from 'node:net';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { status } from '@grpc/grpc-js';
+import { ValueType } from '@opentelemetry/api';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { LoggerProvider, BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
+import { AggregationTemporality, DataPointType, type ResourceMetrics, type SumMetricData } from '@opentelemetry/sdk-metrics';
+import { ChunkingMetricExporter } from '../../src/exporters/chunking-exporter';
+import { GrpcCallError, GrpcChannel, GrpcStatus } from '../../src/exporters/otlp/grpc-channel';
+import { resolveGrpcEndpoint, type GrpcEndpoint } from '../../src/exporters/otlp/grpc-endpoint';
+import { GrpcExportTransport, type RetryPolicy } from '../../src/exporters/otlp/grpc-transport';
+import { OtlpGrpcLogExporter } from '../../src/exporters/otlp/log-exporter';
+import { MetricsSerializer, OtlpGrpcMetricExporter } from '../../src/exporters/otlp/metric-exporter';
+import { MetricsRequestEncoder } from '../../src/exporters/otlp/metrics-request';
+import { makeTestCertificates } from '../../src/testbed/k8s-api-tls';
+import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
+import { tempDir } from '../support/tmp';
+
+const METRICS_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export';
+const FAST_RETRY: RetryPolicy = { maxRetries: 4, initialBackoffMs: 20, multiplier: 1.5 };
+const NO_RETRY: RetryPolicy = { maxRetries: 0, initialBackoffMs: 20, multiplier: 1 };
+
+/** One cumulative sum per metric name with `points` points, value = 1000 × metric + point. */
+function metricsRequest(metricNames: string[], points: number): ResourceMetrics {
+  const metrics: SumMetricData[] = metricNames.map((name, m) => ({
+    descriptor: { name, description: '', unit: 'By', valueType: ValueType.INT },
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.SUM,
+    isMonotonic: true,
+    dataPoints: Array.from({ length: points }, (_, p) => ({
+      startTime: [1_763_700_000, 0] as [number, number],
+      endTime: [1_763_700_010, 0] as [number, number],
+      attributes: { 'flowtel.test.point': p },
+      value: 1000 * m + p,
+    })),
+  }));
+  return { resource: resourceFromAttributes({ 'service.name': 'flowtel-test' }), scopeMetrics: [{ scope: { name: 'flowtel' }, metrics }] };
+}
+
+function exportOnce(exporter: { export(m: ResourceMetrics, cb: (r: ExportResult) => void): void }, request: ResourceMetrics): Promise<ExportResult> {
+  return new Promise((resolve) => exporter.export(request, resolve));
+}
+
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function plainEndpoint(receiver: OtlpReceiver, env: NodeJS.ProcessEnv = {}, headers: Record<string, string> = {}): GrpcEndpoint {
+  return resolveGrpcEndpoint(receiver.endpoint, 'METRICS', headers, env);
+}
+
+describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
+  let receiver: OtlpReceiver;
+  const closers: Array<() => Promise<void>> = [];
+
+  beforeEach(async () => {
+    receiver = await OtlpReceiver.start();
+    closers.push(() => receiver.stop());
+  });
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+
+  function transport(endpoint: GrpcEndpoint, retry: RetryPolicy = FAST_RETRY): GrpcExportTransport {
+    const t = new GrpcExportTransport(new GrpcChannel({ endpoint, userAgent: 'flowtel/test' }), METRICS_PATH, undefined, retry);
+    closers.push(() => t.shutdown());
+    return t;
+  }
+
+  it('sends every chunk of an export, each written into the buffer of the one before, and the collector decodes every point', async () => {
+    const exporter = new OtlpGrpcMetricExporter({ endpoint: plainEndpoint(receiver), userAgent: 'flowtel/test', timeoutMillis: 5000 });
+    closers.push(() => exporter.shutdown());
+    const chunking = new ChunkingMetricExporter(exporter, 50);
+    const result = await exportOnce(chunking, metricsRequest(['a', 'b', 'c'], 60));
+    assert.equal(result.code, ExportResultCode.SUCCESS, result.error?.message);
+    assert.equal(receiver.calls.length, 4, '180 points in requests of at most 50');
+    const points = receiver.metricExports.flatMap((e) => e.points);
+    assert.equal(points.length, 180);
+    // A request overwritten while it was still being sent would decode wrongly or carry another chunk's values.
+    for (const [m, name] of ['a', 'b', 'c'].entries()) {
+      const values = points.filter((p) => p.metric === name).map((p) => [p.attributes['flowtel.test.point'], p.value]);
+      assert.deepEqual(values, Array.from({ length: 60 }, (_, p) => [p, 1000 * m + p]), `metric ${name}`);
+    }
+  });
+
+  it('reuses the request buffer only after the transport gave it back', () => {
+    const serializer = new MetricsSerializer();
+    const first = serializer.serializeRequest(metricsRequest(['a'], 10))!;
+    serializer.release(first);
+    const second = serializer.serializeRequest(metricsRequest(['b'], 10))!;
+    assert.equal(second.buffer, first.buffer, 'a released buffer takes the next request');
+    const secondBytes = Buffer.from(second);
+    const third = serializer.serializeRequest(metricsRequest(['c'], 10))!;
+    assert.notEqual(third.buffer, second.buffer, 'a request still lent is not written over');
+    assert.deepEqual(Buffer.from(second), secondBytes);
+    assert.deepEqual(Buffer.from(second), Buffer.from(new MetricsRequestEncoder().encode(metricsRequest(['b'], 10))));
+  });
+
+  it('sends the configured headers and OTEL_EXPORTER_OTLP_*HEADERS (the signal\'s winning), with user agent and deadline', async () => {
+    const env = { OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=team%20a,x-both=generic', OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-both=metrics' };
+    const t = transport(plainEndpoint(receiver, env, { 'X-Config': 'from-config' }));
+    const result = await t.send(new MetricsRequestEncoder().encode(metricsRequest(['a'], 1)), 5000);
+    assert.equal(result.status, 'success');
+    const { metadata } = receiver.calls[0];
+    assert.equal(metadata['x-tenant'], 'team a');
+    assert.equal(metadata['x-both'], 'metrics');
+    assert.equal(metadata['x-config'], 'from-config');
+    assert.match(metadata['user-agent'], /^flowtel\/test/);
+    assert.equal(receiver.metricExports.length, 1);
+  });
+
+  it('retries UNAVAILABLE until it succeeds, and does not retry INVALID_ARGUMENT', async () => {
+    const t = transport(plainEndpoint(receiver));
+    const body = new MetricsRequestEncoder().encode(metricsRequest(['a'], 3));
+    receiver.failNext.push({ code: status.UNAVAILABLE, details: 'restarting' }, { code: status.UNAVAILABLE, details: 'restarting' });
+    const retried = await t.send(body, 5000);
+    assert.equal(retried.status, 'success');
+    assert.equal(receiver.calls.length, 3);
+    assert.equal(receiver.metricExports.length, 1);
+
+    receiver.failNext.push({ code: status.INVALID_ARGUMENT, details: 'bad request, 100% encoded' });
+    const refused = await t.send(body, 5000);
+    assert.equal(refused.status, 'failure');
+    const error = (refused as { error: Error }).error;
+    assert.ok(error instanceof GrpcCallError);
+    assert.equal(error.code, GrpcStatus.INVALID_ARGUMENT);
+    assert.equal(error.details, 'bad request, 100% encoded', 'grpc-message is percent-decoded');
+    assert.equal(receiver.calls.length, 4, 'no retry');
+  });
+
+  it('ends a call the collector never answers at its deadline, and the next call succeeds on a new connection', async () => {
+    const t = transport(plainEndpoint(receiver), NO_RETRY);
+    const body = new MetricsRequestEncoder().encode(metricsRequest(['a'], 1));
+    receiver.stall = true;
+    const started = Date.now();
+    const result = await t.send(body, 300);
+    const took = Date.now() - started;
+    assert.equal(result.status, 'failure');
+    assert.equal((result as unknown as { error: GrpcCallError }).error.code, GrpcStatus.DEADLINE_EXCEEDED);
+    assert.ok(took >= 250 && took < 2000, `ended after ${took} ms for a 300 ms deadline`);
+    receiver.stall = false;
+    assert.equal((await t.send(body, 5000)).status, 'success');
+    assert.equal(receiver.metricExports.length, 1);
+  });
+
+  it('reports a collector that is not listening as UNAVAILABLE, retrying within the deadline only', async () => {
+    const endpoint = resolveGrpcEndpoint(`http://127.0.0.1:${await closedPort()}`, 'METRICS', {}, {});
+    const t = transport(endpoint, { maxRetries: 4, initialBackoffMs: 200, multiplier: 2 });
+    const started = Date.now();
+    const result = await t.send(new MetricsRequestEncoder().encode(metricsRequest(['a'], 1)), 500);
+    const took = Date.now() - started;
+    assert.equal(result.status, 'failure');
+    const error = (result as unknown as { error: GrpcCallError }).error;
+    assert.equal(error.code, GrpcStatus.UNAVAILABLE);
+    assert.match(error.message, /ECONNREFUSED/);
+    assert.ok(took < 1000, `gave up after ${took} ms: a retry must not start past the 500 ms deadline`);
+  });
+
+  it('compresses with gzip when OTEL_EXPORTER_OTLP_COMPRESSION=gzip', async () => {
+    const endpoint = plainEndpoint(receiver, { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' });
+    assert.equal(endpoint.gzip, true);
+    const plain = new MetricsRequestEncoder().encode(metricsRequest(['a'], 200));
+    const result = await transport(endpoint).send(plain, 5000);
+    assert.equal(result.status, 'success');
+    assert.equal(receiver.metricExports[0].points.length, 200, 'the gRPC server decompressed and decoded the request');
+
+    // grpc-js hides its grpc-* headers and the frame, so a bare HTTP/2 server shows what went on the wire.
+    const wire = http2.createServer();
+    const seen = new Promise<{ headers: http2.IncomingHttpHeaders; body: Buffer }>((resolve) => {
+      wire.on('stream', (stream, headers) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+          stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+          stream.end();
+          resolve({ headers, body: Buffer.concat(chunks) });
+        });
+      });
+    });
+    await new Promise<void>((resolve) => wire.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise((resolve) => wire.close(() => resolve())));
+    const wireEndpoint = resolveGrpcEndpoint(`http://127.0.0.1:${(wire.address() as net.AddressInfo).port}`, 'METRICS', {}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' });
+    assert.equal((await transport(wireEndpoint).send(plain, 5000)).status, 'success');
+    const { headers, body } = await seen;
+    assert.equal(headers['grpc-encoding'], 'gzip');
+    assert.equal(body[0], 1, 'the compressed-flag byte');
+    assert.equal(body.readUInt32BE(1), body.length - 5);
+    assert.ok(body.length - 5 < plain.length, `${body.length - 5} compressed bytes for ${plain.length}`);
+    assert.deepEqual(zlib.gunzipSync(body.subarray(5)), Buffer.from(plain));
+  });
+
+  it('exports log records with the OpenTelemetry logs SDK', async () => {
+    const exporter = new OtlpGrpcLogExporter({ endpoint: resolveGrpcEndpoint(receiver.endpoint, 'LOGS', {}, {}), userAgent: 'flowtel/test', timeoutMillis: 5000 });
+    const provider = new LoggerProvider({ processors: [new BatchLogRecordProcessor({ exporter })] });
+    closers.push(() => provider.shutdown());
+    provider.getLogger('flowtel').emit({ eventName: 'flowtel.test', body: 'hello', attributes: { 'network.peer.port': 5201 } });
+    await provider.forceFlush();
+    assert.equal(receiver.logRecords.length, 1);
+    assert.equal(receiver.logRecords[0].eventName, 'flowtel.test');
+    assert.equal(receiver.logRecords[0].attributes['network.peer.port'], 5201);
+    assert.equal(receiver.calls[0].path, '/opentelemetry.proto.collector.logs.v1.LogsService/Export');
+  });
+});
+
+describe('OTLP/gRPC over TLS', () => {
+  const certs = makeTestCertificates({ hosts: ['127.0.0.1'] });
+  const dir = tempDir('otlp-tls');
+  const file = (name: string, text: string) => {
+    const p = path.join(dir, name);
+    fs.writeFileSync(p, text);
+    return p;
+  };
+  const env = {
+    OTEL_EXPORTER_OTLP_CERTIFICATE: file('ca.crt', certs.caCert),
+    OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: file('tls.crt', certs.clientCert),
+    OTEL_EXPORTER_OTLP_CLIENT_KEY: file('tls.key', certs.clientKey),
+  };
+  let receiver: OtlpReceiver;
+  before(async () => {
+    receiver = await OtlpReceiver.start(0, { cert: certs.serverCert, key: certs.serverKey, clientCa: certs.caCert });
+  });
+  after(() => receiver.stop());
+
+  async function send(environment: NodeJS.ProcessEnv): Promise<{ status: string; error?: Error }> {
+    const channel = new GrpcChannel({ endpoint: resolveGrpcEndpoint(receiver.endpoint, 'METRICS', {}, environment), userAgent: 'flowtel/test' });
+    const t = new GrpcExportTransport(channel, METRICS_PATH, undefined, NO_RETRY);
+    try {
+      return (await t.send(new MetricsRequestEncoder().encode(metricsRequest(['tls'], 2)), 3000)) as { status: string; error?: Error };
+    } finally {
+      await t.shutdown();
+    }
+  }
+
+  it('trusts the collector by OTEL_EXPORTER_OTLP_CERTIFICATE and presents the client certificate', async () => {
+    assert.match(receiver.endpoint, /^https:/);
+    const result = await send(env);
+    assert.equal(result.status, 'success', result.error?.message);
+    assert.equal(receiver.metricExports.at(-1)?.points.length, 2);
+  });
+
+  it('fails without the client certificate the collector requires, and against a CA it was not given', async () => {
+    const before = receiver.metricExports.length;
+    const noClient = await send({ OTEL_EXPORTER_OTLP_CERTIFICATE: env.OTEL_EXPORTER_OTLP_CERTIFICATE });
+    assert.equal(noClient.status, 'failure');
+    const untrusted = await send({ OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: env.OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY: env.OTEL_EXPORTER_OTLP_CLIENT_KEY });
+    assert.equal(untrusted.status, 'failure');
+    assert.match(untrusted.error!.message, /certificate/i);
+    assert.equal(receiver.metricExports.length, before, 'nothing arrived');
+  });
+});
+
+describe('OTLP/gRPC endpoint settings', () => {
+  it('names the variable, the value and what was expected for bad TLS files, a half client pair, compression and headers', () => {
+    const url = 'https://collector:4317';
+    assert.throws(
+      () => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: '/nonexistent/ca.crt' }),
+      /environment variable OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: cannot read '\/nonexistent\/ca.crt' \(ENOENT\); expected a readable PEM file/,
+    );
+    const dir = tempDir('otlp-env');
+    const cert = path.join(dir, 'tls.crt');
+    fs.writeFileSync(cert, 'x');
+    assert.throws(() => resolveGrpcEndpoint(url, 'LOGS', {}, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: cert }), /expected both or neither, got only the certificate/);
+    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }), /OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' is not supported; expected gzip or none/);
+    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', { 'trace-bin': 'x' }, {}), /OTLP header 'trace-bin': expected an ordinary text header/);
+    assert.throws(() => resolveGrpcEndpoint('unix:///run/otel.sock', 'METRICS', {}, {}), /expected an http:\/\/ or https:\/\/ URL, not unix:/);
+  });
+
+  it('takes the signal\'s own variable over the generic one, and ignores TLS files for http://', () => {
+    const endpoint = resolveGrpcEndpoint('http://collector:4317', 'LOGS', {}, {
+      OTEL_EXPORTER_OTLP_COMPRESSION: 'none',
+      OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: 'gzip',
+      OTEL_EXPORTER_OTLP_CERTIFICATE: '/nonexistent/ca.crt',
+    });
+    assert.equal(endpoint.gzip, true);
+    assert.equal(endpoint.tls, undefined);
+  });
+});
