@@ -48,6 +48,16 @@ describe('CLI: bad input exits 2 with one clear message', () => {
     assert.match(r.stderr, /exporters\.prometheus\.prot = 9000 \(number\) \(from config file .*flowtel\.yaml\): expected a known key \(one of: enabled, host, port\)/);
   });
 
+  it('an OTLP TLS file that cannot be read', () => {
+    const r = flowtel(['run', '--health-port', String(randomHealthPort())], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'https://127.0.0.1:4317',
+      OTEL_EXPORTER_OTLP_CERTIFICATE: '/nonexistent/flowtel-ca.crt',
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assertOneLine(r.stderr);
+    assert.match(r.stderr, /OTEL_EXPORTER_OTLP_CERTIFICATE = "\/nonexistent\/flowtel-ca.crt" \(from environment variable OTEL_EXPORTER_OTLP_CERTIFICATE\): expected a readable PEM file .*ENOENT/);
+  });
+
   it('wrong type in the config file', () => {
     const file = configFile('probes:\n  tcpRetransmits:\n    enabled: "yes"\n');
     const r = flowtel(['run', '--config', file]);

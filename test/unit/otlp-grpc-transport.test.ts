@@ -270,15 +270,24 @@ describe('OTLP/gRPC endpoint settings', () => {
     const url = 'https://collector:4317';
     assert.throws(
       () => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: '/nonexistent/ca.crt' }),
-      /environment variable OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: cannot read '\/nonexistent\/ca.crt' \(ENOENT\); expected a readable PEM file/,
+      {
+        name: 'ConfigError',
+        message:
+          'invalid configuration: OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE = "/nonexistent/ca.crt" (from environment variable OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE): ' +
+          'expected a readable PEM file with the CA certificates that sign the collector (reading it failed: ENOENT)',
+      },
     );
     const dir = tempDir('otlp-env');
     const cert = path.join(dir, 'tls.crt');
     fs.writeFileSync(cert, 'x');
-    assert.throws(() => resolveGrpcEndpoint(url, 'LOGS', {}, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: cert }), /expected both or neither, got only the certificate/);
-    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }), /OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' is not supported; expected gzip or none/);
-    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', { 'trace-bin': 'x' }, {}), /OTLP header 'trace-bin': expected an ordinary text header/);
-    assert.throws(() => resolveGrpcEndpoint('unix:///run/otel.sock', 'METRICS', {}, {}), /expected an http:\/\/ or https:\/\/ URL, not unix:/);
+    assert.throws(
+      () => resolveGrpcEndpoint(url, 'LOGS', {}, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: cert }),
+      /OTEL_EXPORTER_OTLP_CLIENT_KEY = \(missing\) .*expected a PEM file, set together with OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE/,
+    );
+    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }), /OTEL_EXPORTER_OTLP_COMPRESSION = "zstd" .*expected gzip or none/);
+    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', { 'trace-bin': 'x' }, {}), /exporters.otlp.headers = "trace-bin" .*expected an ordinary text header name/);
+    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_HEADERS: 'te=x' }), /"te" \(from environment variable OTEL_EXPORTER_OTLP_HEADERS\)/);
+    assert.throws(() => resolveGrpcEndpoint('unix:///run/otel.sock', 'METRICS', {}, {}), /exporters.otlp.endpoint = "unix:\/\/\/run\/otel.sock" .*expected an http:\/\/ or https:\/\/ URL/);
   });
 
   it('takes the signal\'s own variable over the generic one, and ignores TLS files for http://', () => {

@@ -11,6 +11,7 @@
  */
 import fs from 'node:fs';
 import { parseKeyPairsIntoRecord } from '@opentelemetry/core';
+import { ConfigError } from '../../config/schema';
 
 export type OtlpSignal = 'METRICS' | 'LOGS';
 
@@ -23,8 +24,6 @@ export interface GrpcEndpoint {
   headers: Record<string, string>;
   gzip: boolean;
 }
-
-export class GrpcEndpointError extends Error {}
 
 /** The signal-specific variable's value, else the generic one's (blank counts as unset); with the name that supplied it. */
 function variable(env: NodeJS.ProcessEnv, signal: OtlpSignal, suffix: string): { name: string; value: string } | undefined {
@@ -42,24 +41,30 @@ function readPemFile(env: NodeJS.ProcessEnv, signal: OtlpSignal, suffix: string,
     return fs.readFileSync(found.value);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new GrpcEndpointError(`environment variable ${found.name}: cannot read '${found.value}' (${code}); expected a readable PEM file with ${what}`);
+    throw new ConfigError(found.name, found.value, `a readable PEM file with ${what} (reading it failed: ${code})`, `environment variable ${found.name}`);
   }
 }
 
 /** Headers of both variables merged, the signal's winning, then `configured` (Flowtel's config) over both. */
 function headersOf(env: NodeJS.ProcessEnv, signal: OtlpSignal, configured: Record<string, string>): Record<string, string> {
   const merged: Record<string, string> = {};
+  const check = (key: string, source: string) => {
+    // Binary metadata would need base64 values; pseudo-headers and these are the protocol's own.
+    if (key.endsWith('-bin') || key.startsWith(':') || RESERVED_HEADERS.has(key)) {
+      throw new ConfigError('exporters.otlp.headers', key, 'an ordinary text header name (not a -bin, pseudo or gRPC protocol header)', source);
+    }
+  };
   for (const name of [`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_${signal}_HEADERS`]) {
     const raw = env[name]?.trim();
     if (!raw) continue;
-    for (const [key, value] of Object.entries(parseKeyPairsIntoRecord(raw))) merged[key.toLowerCase()] = value;
-  }
-  for (const [key, value] of Object.entries(configured)) merged[key.toLowerCase()] = value;
-  for (const key of Object.keys(merged)) {
-    // Binary metadata would need base64 values; pseudo-headers and these are the protocol's own.
-    if (key.endsWith('-bin') || key.startsWith(':') || RESERVED_HEADERS.has(key)) {
-      throw new GrpcEndpointError(`OTLP header '${key}': expected an ordinary text header (not a -bin, pseudo or gRPC protocol header)`);
+    for (const [key, value] of Object.entries(parseKeyPairsIntoRecord(raw))) {
+      check(key.toLowerCase(), `environment variable ${name}`);
+      merged[key.toLowerCase()] = value;
     }
+  }
+  for (const [key, value] of Object.entries(configured)) {
+    check(key.toLowerCase(), 'exporters.otlp.headers');
+    merged[key.toLowerCase()] = value;
   }
   return merged;
 }
@@ -67,30 +72,29 @@ function headersOf(env: NodeJS.ProcessEnv, signal: OtlpSignal, configured: Recor
 const RESERVED_HEADERS = new Set(['content-type', 'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'user-agent']);
 
 export function resolveGrpcEndpoint(endpoint: string, signal: OtlpSignal, configuredHeaders: Record<string, string>, env: NodeJS.ProcessEnv = process.env): GrpcEndpoint {
+  const expected = 'an http:// or https:// URL such as http://otel-collector:4317';
   let url: URL;
   try {
     url = new URL(endpoint);
   } catch {
-    throw new GrpcEndpointError(`OTLP endpoint '${endpoint}': expected an http:// or https:// URL such as http://otel-collector:4317`);
+    throw new ConfigError('exporters.otlp.endpoint', endpoint, expected, 'the agent configuration');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new GrpcEndpointError(`OTLP endpoint '${endpoint}': expected an http:// or https:// URL, not ${url.protocol}//`);
-  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('exporters.otlp.endpoint', endpoint, expected, 'the agent configuration');
   let tls: GrpcEndpoint['tls'];
   if (url.protocol === 'https:') {
     const ca = readPemFile(env, signal, 'CERTIFICATE', 'the CA certificates that sign the collector');
     const cert = readPemFile(env, signal, 'CLIENT_CERTIFICATE', 'the client certificate chain');
     const key = readPemFile(env, signal, 'CLIENT_KEY', 'the client private key');
     if ((cert === undefined) !== (key === undefined)) {
-      throw new GrpcEndpointError(
-        `environment variables OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY: expected both or neither, got only the ${cert ? 'certificate' : 'key'}`,
-      );
+      const [missing, other] = cert ? ['CLIENT_KEY', 'CLIENT_CERTIFICATE'] : ['CLIENT_CERTIFICATE', 'CLIENT_KEY'];
+      const name = `OTEL_EXPORTER_OTLP_${missing}`;
+      throw new ConfigError(name, undefined, `a PEM file, set together with OTEL_EXPORTER_OTLP_${other} (a client certificate needs its key)`, `environment variable ${name}`);
     }
     tls = { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}) };
   }
   const compression = variable(env, signal, 'COMPRESSION');
   if (compression && compression.value !== 'gzip' && compression.value !== 'none') {
-    throw new GrpcEndpointError(`environment variable ${compression.name}: '${compression.value}' is not supported; expected gzip or none`);
+    throw new ConfigError(compression.name, compression.value, 'gzip or none', `environment variable ${compression.name}`);
   }
   return { url, tls, headers: headersOf(env, signal, configuredHeaders), gzip: compression?.value === 'gzip' };
 }
