@@ -1,13 +1,17 @@
 /**
  * The agent's own health: events received, lost (by reason), suppressed
  * by the rate limit, and folded into summary log records. Lost events are never silent: every place that can drop
- * one counts it, and the counts are exported with the rest.
+ * one counts it, and the counts are exported with the rest. Its memory too (resident set, V8 heap by space,
+ * Buffers outside the heap): an agent on every node is judged by what it costs.
  */
-import type { BatchObservableResult, Meter } from '@opentelemetry/api';
+import v8 from 'node:v8';
+import type { BatchObservableResult, Meter, ObservableUpDownCounter } from '@opentelemetry/api';
+import type { MetricName } from '../semconv';
 import type { BpfRuntime } from '../bpf/runtime';
 import { observableCounter } from '../probes/shared/instruments';
 import {
   ATTR_FLOWTEL_LOSS_REASON,
+  ATTR_V8JS_HEAP_SPACE_NAME,
   LOSS_MAP_FULL,
   LOSS_QUEUE_FULL,
   LOSS_UNHANDLED,
@@ -17,8 +21,15 @@ import {
   METRIC_AGENT_EVENTS_LOST,
   METRIC_AGENT_EVENTS_RECEIVED,
   METRIC_AGENT_EVENTS_SUPPRESSED,
+  METRIC_AGENT_MEMORY_EXTERNAL,
   METRIC_AGENT_METRIC_EXPORTS_SKIPPED,
+  METRIC_PROCESS_MEMORY_USAGE,
+  METRIC_V8JS_HEAP_USED,
 } from '../semconv';
+
+function upDownCounter(meter: Meter, metric: MetricName): ObservableUpDownCounter {
+  return meter.createObservableUpDownCounter(metric.name, { unit: metric.unit, description: metric.description });
+}
 
 /** What the export pipeline reports about itself. */
 export interface PipelineStats {
@@ -41,6 +52,9 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline:
   const suppressed = observableCounter(meter, METRIC_AGENT_EVENTS_SUPPRESSED);
   const skipped = observableCounter(meter, METRIC_AGENT_METRIC_EXPORTS_SKIPPED);
   const aggregated = observableCounter(meter, METRIC_AGENT_EVENTS_AGGREGATED);
+  const rss = upDownCounter(meter, METRIC_PROCESS_MEMORY_USAGE);
+  const heapUsed = upDownCounter(meter, METRIC_V8JS_HEAP_USED);
+  const external = upDownCounter(meter, METRIC_AGENT_MEMORY_EXTERNAL);
   const callback = (observer: BatchObservableResult): void => {
     const losses = runtime.readLosses();
     const ring = runtime.ringStats();
@@ -53,8 +67,12 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline:
     observer.observe(collection, pipeline.lastCollectionSeconds());
     observer.observe(skipped, pipeline.skippedMetricExports());
     observer.observe(aggregated, events.folded);
+    const memory = process.memoryUsage();
+    observer.observe(rss, memory.rss);
+    observer.observe(external, memory.external);
+    for (const space of v8.getHeapSpaceStatistics()) observer.observe(heapUsed, space.space_used_size, { [ATTR_V8JS_HEAP_SPACE_NAME]: space.space_name });
   };
-  const observables = [received, lost, suppressed, collection, skipped, aggregated];
+  const observables = [received, lost, suppressed, collection, skipped, aggregated, rss, heapUsed, external];
   meter.addBatchObservableCallback(callback, observables);
   return () => meter.removeBatchObservableCallback(callback, observables);
 }

@@ -9,6 +9,7 @@ export const ATTR_SERVICE_NAME = 'service.name';
 export const ATTR_SERVICE_VERSION = 'service.version';
 export const ATTR_HOST_NAME = 'host.name';
 export const ATTR_K8S_NODE_NAME = 'k8s.node.name';
+export const ATTR_V8JS_HEAP_SPACE_NAME = 'v8js.heap.space.name';
 export const ATTR_K8S_POD_UID = 'k8s.pod.uid';
 export const ATTR_CONTAINER_ID = 'container.id';
 

@@ -52,6 +52,26 @@ export const METRIC_AGENT_EVENTS_AGGREGATED: MetricName = {
   description: 'Events folded into a summary log record (flowtel.event.count) instead of one record each.',
 };
 
+/** Semantic convention (process metrics): the agent's resident set. */
+export const METRIC_PROCESS_MEMORY_USAGE: MetricName = {
+  name: 'process.memory.usage',
+  unit: 'By',
+  description: 'The amount of physical memory in use (the agent\'s resident set).',
+};
+
+/** Semantic convention (V8 JS runtime metrics), by v8js.heap.space.name. */
+export const METRIC_V8JS_HEAP_USED: MetricName = {
+  name: 'v8js.memory.heap.used',
+  unit: 'By',
+  description: 'Heap Memory size allocated (live and not yet collected objects), by V8 heap space.',
+};
+
+export const METRIC_AGENT_MEMORY_EXTERNAL: MetricName = {
+  name: 'flowtel.agent.memory.external',
+  unit: 'By',
+  description: "Memory outside V8's heap that JavaScript objects hold (Buffers, typed arrays: process.memoryUsage().external).",
+};
+
 export const METRIC_AGENT_EVENTS_SUPPRESSED: MetricName = {
   name: 'flowtel.agent.events.suppressed',
   unit: '{event}',

@@ -369,6 +369,24 @@ describe('e2e: probe groups against the kernel', function () {
       }
     });
 
+    it("exports its own memory: the resident set as the kernel reports it, V8's heap by space, and Buffers", () => {
+      const pid = agent!.child.pid as number;
+      const kernelRss = Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+      const [rss] = receiver.latestPoints('process.memory.usage');
+      assert.ok(rss, 'no process.memory.usage point');
+      // Sampled at the last export (every second here), the kernel's figure just now: the agent is idle, so close.
+      const ratio = rss.value / kernelRss;
+      console.log(`      exported RSS ${(rss.value / 2 ** 20).toFixed(1)} MiB, kernel VmRSS ${(kernelRss / 2 ** 20).toFixed(1)} MiB`);
+      assert.ok(ratio > 0.8 && ratio < 1.25, `exported ${rss.value} B against VmRSS ${kernelRss} B`);
+      const heap = receiver.latestPoints('v8js.memory.heap.used');
+      const spaces = new Map(heap.map((p) => [p.attributes['v8js.heap.space.name'], p.value]));
+      assert.ok(spaces.has('old_space') && spaces.has('new_space'), `spaces: ${[...spaces.keys()].join(', ')}`);
+      const heapTotal = heap.reduce((sum, p) => sum + p.value, 0);
+      assert.ok(heapTotal > 4 * 2 ** 20 && heapTotal < rss.value, `heap used ${heapTotal} B of RSS ${rss.value} B`);
+      const external = receiver.latestTotal('flowtel.agent.memory.external');
+      assert.ok(external > 0 && external < rss.value, `external ${external} B of RSS ${rss.value} B`);
+    });
+
     it("shares one ring buffer and one socket storage map among all groups' objects", () => {
       // Each group's object holds an fd of every shared map; distinct map ids tell whether they are one map.
       const types = nativeAddon().kernelEnum('bpf_map_type');
