@@ -131,7 +131,7 @@ export interface CapacityResult {
   idleRss: Summary;
   ring: RingRun[];
   maxZeroLoss: number;
-  flows: Array<{ flows: number; collectMs: Summary; rssMiB: number; series: number }>;
+  flows: Array<{ flows: number; collectMs: Summary; rssMiB: number; series: number; heapMiB: Summary; externalMiB: Summary }>;
 }
 
 export async function runCapacity(args: string[]): Promise<CapacityResult> {
@@ -198,7 +198,8 @@ export async function runCapacity(args: string[]): Promise<CapacityResult> {
         .flatMap((e) => e.points.filter((p) => p.metric === 'flowtel.agent.collection.duration' && p.timeUnixNano > sinceNs))
         .map((p) => p.value * 1000);
       const series = receiver.latestPoints('k8s.pod.network.io', { 'k8s.pod.uid': node.pod('a').uid }).length;
-      flows.push({ flows: hosts * ports, collectMs: summarize(durations), rssMiB: Math.max(...rss), series });
+      const memory = exportedMemory(receiver, BigInt(firstFull) * 1_000_000n);
+      flows.push({ flows: hosts * ports, collectMs: summarize(durations), rssMiB: Math.max(...rss), series, ...memory });
       process.stdout.write(`  ${hosts * ports} flows: ${series} series, collection ${summarize(durations).median.toFixed(0)} ms (${durations.length} collections), peak RSS ${Math.max(...rss).toFixed(1)} MiB, CPU ${cpu.toFixed(1)} s\n`);
     }
     return { idleRss: summarize(idle), ring, maxZeroLoss, flows };
@@ -207,6 +208,24 @@ export async function runCapacity(args: string[]): Promise<CapacityResult> {
     await node.destroy();
     fs.rmSync(ctx.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The agent's own memory metrics over the window, one sample per collection:
+ * V8's heap in use (all spaces) and the Buffers outside it. They say which part
+ * of the resident set the flows take.
+ */
+function exportedMemory(receiver: OtlpReceiver, sinceNs: bigint): { heapMiB: Summary; externalMiB: Summary } {
+  const heapAt = new Map<bigint, number>();
+  const external: number[] = [];
+  for (const e of receiver.metricExports) {
+    for (const p of e.points) {
+      if (p.timeUnixNano <= sinceNs) continue;
+      if (p.metric === 'v8js.memory.heap.used') heapAt.set(p.timeUnixNano, (heapAt.get(p.timeUnixNano) ?? 0) + p.value / MiB);
+      else if (p.metric === 'flowtel.agent.memory.external') external.push(p.value / MiB);
+    }
+  }
+  return { heapMiB: summarize([...heapAt.values()]), externalMiB: summarize(external) };
 }
 
 export function capacityReport(r: CapacityResult, markdown: boolean): string {
@@ -229,9 +248,20 @@ export function capacityReport(r: CapacityResult, markdown: boolean): string {
       markdown,
     ),
     '',
-    `Live flows at flow granularity (flows.maxRows 262,144; one UDP datagram to each of N addresses × ports of pod B; OTLP export every 10 s). Collection time is the agent's \`flowtel.agent.collection.duration\` (every kernel-map series read and aggregated) over the collections after the first one that saw every flow (which names each new flow once); RSS is the peak of 1 s samples over ${FLOW_WINDOW_MS / 1000} s:`,
+    `Live flows at flow granularity (flows.maxRows 262,144; one UDP datagram to each of N addresses × ports of pod B; OTLP export every 10 s). Collection time is the agent's \`flowtel.agent.collection.duration\` (every kernel-map series read and aggregated) over the collections after the first one that saw every flow (which names each new flow once); RSS is the peak of 1 s samples over ${FLOW_WINDOW_MS / 1000} s; V8 heap in use and external memory (Buffers) are the agent's own \`v8js.memory.heap.used\` and \`flowtel.agent.memory.external\`, sampled at each collection (median, min–max):`,
     '',
-    table(['Flows', 'Flow series of the pod', 'Collection time per cycle', 'Agent peak RSS'], r.flows.map((x) => [x.flows.toLocaleString('en-US'), x.series.toLocaleString('en-US'), `${f(x.collectMs.median, 0)} ms (${f(x.collectMs.min, 0)}–${f(x.collectMs.max, 0)})`, `${f(x.rssMiB)} MiB`]), markdown),
+    table(
+      ['Flows', 'Flow series of the pod', 'Collection time per cycle', 'Agent peak RSS', 'V8 heap in use', 'External memory'],
+      r.flows.map((x) => [
+        x.flows.toLocaleString('en-US'),
+        x.series.toLocaleString('en-US'),
+        `${f(x.collectMs.median, 0)} ms (${f(x.collectMs.min, 0)}–${f(x.collectMs.max, 0)})`,
+        `${f(x.rssMiB)} MiB`,
+        `${f(x.heapMiB.median)} MiB (${f(x.heapMiB.min)}–${f(x.heapMiB.max)})`,
+        `${f(x.externalMiB.median)} MiB (${f(x.externalMiB.min)}–${f(x.externalMiB.max)})`,
+      ]),
+      markdown,
+    ),
     '',
     table(['Target', 'Measured', 'Met'], targets, markdown),
   ].join('\n');
