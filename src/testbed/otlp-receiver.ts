@@ -151,7 +151,7 @@ export class OtlpReceiver {
       latest ??= points[0].timeUnixNano;
       const same = points.filter((p) => p.timeUnixNano === latest);
       if (same.length === 0) break; // an older collection
-      out.push(...same.filter((p) => matches(p.attributes, match)));
+      for (const p of same) if (matches(p.attributes, match)) out.push(p);
     }
     return out;
   }
@@ -227,7 +227,7 @@ export class OtlpReceiver {
     for (const rm of request.resourceMetrics ?? []) {
       const resource = attributes(rm.resource?.attributes);
       for (const sm of rm.scopeMetrics ?? []) {
-        for (const m of sm.metrics ?? []) points.push(...metricPoints(m, resource));
+        for (const m of sm.metrics ?? []) for (const p of metricPoints(m, resource)) points.push(p);
       }
     }
     this.metricExports.push({ receivedAt: Date.now(), points });

@@ -205,6 +205,43 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
     assert.deepEqual(zlib.gunzipSync(body.subarray(5)), Buffer.from(plain));
   });
 
+  it('sends a 13 MB request whole, and refuses an answer over 4 MiB', async () => {
+    // 240,000 points: about five times the largest request the chunking exporter makes.
+    const big = new MetricsRequestEncoder().encode(metricsRequest(['big'], 240_000));
+    assert.ok(big.length > 12e6, `${big.length} bytes`);
+    const sent = await transport(plainEndpoint(receiver)).send(big, 30_000);
+    assert.equal(sent.status, 'success', (sent as { error?: Error }).error?.message);
+    assert.equal(receiver.metricExports[0].points.length, 240_000);
+
+    const flood = http2.createServer();
+    flood.on('stream', (stream) => {
+      stream.on('data', () => {});
+      stream.on('end', () => {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+        stream.end(Buffer.alloc(5 * 1024 * 1024));
+      });
+    });
+    await new Promise<void>((resolve) => flood.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise((resolve) => flood.close(() => resolve())));
+    const endpoint = resolveGrpcEndpoint(`http://127.0.0.1:${(flood.address() as net.AddressInfo).port}`, 'METRICS', {}, {});
+    const result = await transport(endpoint, NO_RETRY).send(big.subarray(0, 100), 5000);
+    assert.equal(result.status, 'failure');
+    assert.equal((result as unknown as { error: GrpcCallError }).error.code, GrpcStatus.RESOURCE_EXHAUSTED);
+  });
+
+  it('fails a call at once after shutdown, also one a retry would make', async () => {
+    const t = transport(plainEndpoint(receiver), { maxRetries: 4, initialBackoffMs: 100, multiplier: 1 });
+    const body = new MetricsRequestEncoder().encode(metricsRequest(['a'], 1));
+    receiver.failNext.push({ code: status.UNAVAILABLE, details: 'restarting' });
+    const pending = t.send(body, 5000); // fails once, then waits 100 ms to retry
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await t.shutdown();
+    const result = await pending;
+    assert.equal(result.status, 'failure');
+    assert.match((result as unknown as { error: Error }).error.message, /shut down/);
+    assert.equal(receiver.calls.length, 1, 'no call after shutdown');
+  });
+
   it('exports log records with the OpenTelemetry logs SDK', async () => {
     const exporter = new OtlpGrpcLogExporter({ endpoint: resolveGrpcEndpoint(receiver.endpoint, 'LOGS', {}, {}), userAgent: 'flowtel/test', timeoutMillis: 5000 });
     const provider = new LoggerProvider({ processors: [new BatchLogRecordProcessor({ exporter })] });

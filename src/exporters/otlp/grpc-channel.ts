@@ -105,6 +105,8 @@ function responseMessage(body: Buffer, encoding: string | undefined): Buffer {
   return zlib.gunzipSync(message);
 }
 
+const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+
 export interface GrpcChannelOptions {
   endpoint: GrpcEndpoint;
   userAgent: string;
@@ -120,6 +122,12 @@ export interface GrpcChannelOptions {
 export class GrpcChannel {
   private session: http2.ClientHttp2Session | undefined;
   private inFlight = 0;
+  /** After close(), calls fail at once: a retry that wakes after shutdown must not open a new connection. */
+  private closed = false;
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
 
   constructor(private readonly options: GrpcChannelOptions) {}
 
@@ -131,6 +139,7 @@ export class GrpcChannel {
   call(path: string, message: Uint8Array, deadline: number): Promise<Buffer> {
     const timeoutMs = Math.max(1, Math.ceil(deadline - Date.now()));
     const { endpoint, userAgent } = this.options;
+    if (this.closed) return Promise.reject(new GrpcCallError(GrpcStatus.UNAVAILABLE, 'the exporter is shut down'));
     const session = this.connect();
     const body = endpoint.gzip ? zlib.gzipSync(message) : message;
     const prefix = Buffer.allocUnsafe(5);
@@ -176,7 +185,17 @@ export class GrpcChannel {
         takeStatus(headers);
       });
       stream.on('trailers', takeStatus);
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let received = 0;
+      stream.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        // An Export answer is a few bytes; gRPC's own default limit on what a client takes in is 4 MiB.
+        if (received > MAX_RESPONSE_BYTES) {
+          failure ??= new GrpcCallError(GrpcStatus.RESOURCE_EXHAUSTED, `the answer from ${endpoint.url.host} is over ${MAX_RESPONSE_BYTES} bytes`);
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
+        chunks.push(chunk);
+      });
       stream.on('error', (err: Error) => (failure ??= err));
       stream.on('close', () => {
         clearTimeout(timer);
@@ -184,6 +203,8 @@ export class GrpcChannel {
         if (timedOut) {
           this.drop(session);
           reject(new GrpcCallError(GrpcStatus.DEADLINE_EXCEEDED, `no answer from ${endpoint.url.host} within ${timeoutMs} ms`));
+        } else if (failure instanceof GrpcCallError) {
+          reject(failure);
         } else if (status === undefined) {
           reject(this.failureWithoutStatus(httpStatus, stream.rstCode, failure));
         } else if (status !== GrpcStatus.OK) {
@@ -206,6 +227,7 @@ export class GrpcChannel {
 
   /** Closes the connection; calls in flight end first. */
   close(): Promise<void> {
+    this.closed = true;
     const session = this.session;
     this.session = undefined;
     if (!session || session.closed || session.destroyed) return Promise.resolve();

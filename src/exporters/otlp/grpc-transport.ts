@@ -52,7 +52,8 @@ export class GrpcExportTransport implements IExporterTransport {
           const error = err instanceof GrpcCallError ? err : new GrpcCallError(GrpcStatus.UNKNOWN, (err as Error).message);
           const wait = backoff * (0.8 + 0.4 * Math.random());
           backoff *= this.retry.multiplier;
-          if (!RETRYABLE.has(error.code) || attempt >= this.retry.maxRetries || Date.now() + wait >= deadline) {
+          const retry = RETRYABLE.has(error.code) && !this.channel.isClosed && attempt < this.retry.maxRetries && Date.now() + wait < deadline;
+          if (!retry) {
             return { status: 'failure', error };
           }
           await new Promise((resolve) => setTimeout(resolve, wait));
