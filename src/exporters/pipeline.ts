@@ -19,6 +19,18 @@ import { SeriesProducer } from './series-producer';
 
 export const INSTRUMENTATION_SCOPE = 'flowtel';
 
+/**
+ * Data points per OTLP metrics request: about 0.5 MB at flow granularity,
+ * well under the 4 MiB default gRPC limit of collectors. Smaller than that
+ * for memory: a request's points (and their attribute parts) are alive
+ * while it is encoded, and V8 promotes what outlives two scavenges of its
+ * 1 MiB young generation. With 5,000 points a request allocated more than a
+ * scavenge's worth, so its points were promoted and piled up in the old
+ * generation until a full GC: at 100,000 flows the heap in use peaked at
+ * 127 MiB over 70 MiB live; with 1,000 it peaked at 79 MiB.
+ */
+const POINTS_PER_REQUEST = 1000;
+
 export interface TelemetryPipeline {
   readonly meter: Meter;
   readonly logger: Logger;
@@ -86,8 +98,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
     });
     readers.push(
       new PeriodicExportingMetricReader({
-        // 5,000 points per request stays well under the 4 MiB default gRPC limit of collectors.
-        exporter: (chunking = new ChunkingMetricExporter(metricExporter, 5000)),
+        exporter: (chunking = new ChunkingMetricExporter(metricExporter, POINTS_PER_REQUEST)),
         exportIntervalMillis: otlp.exportIntervalMs,
         exportTimeoutMillis: Math.min(otlp.exportTimeoutMs, otlp.exportIntervalMs),
         metricProducers,

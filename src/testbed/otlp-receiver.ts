@@ -145,7 +145,7 @@ export class OtlpReceiver {
   latestPoints(metric: string, match: AttributeMap = {}): ReceivedDataPoint[] {
     let latest: bigint | undefined;
     const out: ReceivedDataPoint[] = [];
-    for (let i = this.metricExports.length - 1; i >= 0 && i >= this.metricExports.length - 200; i--) {
+    for (let i = this.metricExports.length - 1; i >= 0 && i >= this.metricExports.length - 5000; i--) {
       const points = this.metricExports[i].points.filter((p) => p.metric === metric);
       if (points.length === 0) continue;
       latest ??= points[0].timeUnixNano;

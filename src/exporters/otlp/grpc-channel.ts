@@ -2,9 +2,9 @@
  * gRPC unary calls over node:http2, for the OTLP exporters. Why not
  * @grpc/grpc-js: it frames every message into a new buffer (and the
  * OpenTelemetry transport copies it once more before that). At 100,000 flows
- * an export is 40 requests of about 2.6 MB, so each export left about
- * 200 MB of copies outside V8's heap, freed only by the GC that V8 starts
- * after about 64 MiB of such growth: that was the agent's RSS peak. Here the
+ * an export is about 100 MB of requests, so each export left about 200 MB of
+ * copies outside V8's heap, freed only by the GC that V8 starts after about
+ * 64 MiB of such growth: that was the agent's RSS peak. Here the
  * 5-byte gRPC prefix and the caller's buffer are written to the stream as
  * they are, and node's HTTP/2 sends DATA frames from that memory.
  *

@@ -55,10 +55,10 @@ export class ProtoWriter {
 
   /**
    * What was written, in the writer's own buffer, which the next message
-   * reuses once `giveBack` returns it. A request of a few MB in a new buffer
-   * each time is garbage outside V8's heap that lingers until a GC: with
-   * 40 requests per export of 100,000 flows, it was most of the agent's RSS
-   * peak. A message begun before the give-back goes to a new buffer.
+   * reuses once `giveBack` returns it. Each request in a new buffer is
+   * garbage outside V8's heap that lingers until a GC: at 100,000 flows that
+   * is about 100 MB per export, and it was most of the agent's RSS peak. A
+   * message begun before the give-back goes to a new buffer.
    */
   lend(): Uint8Array {
     this.lent = this.buf;
