@@ -100,8 +100,8 @@ export class OtlpReceiver {
   readonly failNext: Array<{ code: grpc.status; details: string }> = [];
   /** When set, Export calls are never answered (a collector that hangs); the client's deadline ends them. */
   stall = false;
-  /** Every Export call as it arrived: its method, metadata and message size (before any failure above). */
-  readonly calls: Array<{ path: string; metadata: Record<string, string>; bytes: number }> = [];
+  /** Every Export call as it arrived: its method, metadata, message size and the client's address:port (before any failure above). */
+  readonly calls: Array<{ path: string; metadata: Record<string, string>; bytes: number; peer: string }> = [];
 
   private constructor(
     readonly port: number,
@@ -193,7 +193,7 @@ export class OtlpReceiver {
       (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void => {
         const metadata: Record<string, string> = {};
         for (const [key, value] of Object.entries(call.metadata.getMap())) metadata[key] = String(value);
-        this.calls.push({ path: call.getPath(), metadata, bytes: call.request.length });
+        this.calls.push({ path: call.getPath(), metadata, bytes: call.request.length, peer: call.getPeer() });
         if (this.stall) return;
         if (this.refuse) {
           callback({ code: grpc.status.UNAVAILABLE, details: 'test receiver refusing' });

@@ -156,6 +156,7 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
     receiver.stall = false;
     assert.equal((await t.send(body, 5000)).status, 'success');
     assert.equal(receiver.metricExports.length, 1);
+    assert.notEqual(receiver.calls[1].peer, receiver.calls[0].peer, 'the call after the timeout came from a new connection (another client port)');
   });
 
   it('reports a collector that is not listening as UNAVAILABLE, retrying within the deadline only', async () => {
@@ -230,16 +231,99 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
   });
 
   it('fails a call at once after shutdown, also one a retry would make', async () => {
-    const t = transport(plainEndpoint(receiver), { maxRetries: 4, initialBackoffMs: 100, multiplier: 1 });
+    const t = transport(plainEndpoint(receiver), { maxRetries: 4, initialBackoffMs: 300, multiplier: 1 });
     const body = new MetricsRequestEncoder().encode(metricsRequest(['a'], 1));
     receiver.failNext.push({ code: status.UNAVAILABLE, details: 'restarting' });
-    const pending = t.send(body, 5000); // fails once, then waits 100 ms to retry
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    const started = Date.now();
+    const pending = t.send(body, 5000); // fails once, then waits about 300 ms to retry
+    while (receiver.calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     await t.shutdown();
     const result = await pending;
     assert.equal(result.status, 'failure');
-    assert.match((result as unknown as { error: Error }).error.message, /shut down/);
+    assert.ok(Date.now() - started < 1000, 'no retries after shutdown');
+    await new Promise((resolve) => setTimeout(resolve, 400));
     assert.equal(receiver.calls.length, 1, 'no call after shutdown');
+    const later = await t.send(body, 5000);
+    assert.equal(later.status, 'failure');
+    assert.match((later as unknown as { error: Error }).error.message, /shut down/);
+  });
+
+  it('ends a call at its deadline when the collector accepted the connection and never speaks HTTP/2, and lets go of the request', async () => {
+    const silent = net.createServer(() => {}); // accepts, never reads or writes
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const sockets: net.Socket[] = [];
+    silent.on('connection', (socket) => sockets.push(socket));
+    closers.push(() => new Promise((resolve) => { for (const s of sockets) s.destroy(); silent.close(() => resolve()); }));
+    const endpoint = resolveGrpcEndpoint(`http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`, 'METRICS', {}, {});
+    let released = 0;
+    const body = new MetricsRequestEncoder().encode(metricsRequest(['a'], 20_000)); // about 1 MB: more than a stream window
+    const t = new GrpcExportTransport(new GrpcChannel({ endpoint, userAgent: 'flowtel/test' }), METRICS_PATH, () => released++, NO_RETRY);
+    closers.push(() => t.shutdown());
+    const started = Date.now();
+    const result = await t.send(body, 400);
+    const took = Date.now() - started;
+    assert.equal(result.status, 'failure');
+    assert.equal((result as unknown as { error: GrpcCallError }).error.code, GrpcStatus.DEADLINE_EXCEEDED);
+    assert.ok(took < 1500, `settled after ${took} ms for a 400 ms deadline`);
+    for (let waited = 0; released === 0 && waited < 2000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(released, 1, 'the request buffer was given back once node let go of it');
+  });
+
+  it('maps what an HTTP/2 server answers to gRPC statuses: trailers-only, HTTP errors, stream resets, compressed and cut-short answers', async () => {
+    type Answer = (stream: http2.ServerHttp2Stream) => void;
+    let answer: Answer = () => {};
+    const server = http2.createServer();
+    server.on('stream', (stream) => {
+      stream.on('error', () => {}); // the resets below also end the server's side of the stream with an error
+      stream.on('data', () => {});
+      stream.on('end', () => answer(stream));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const endpoint = resolveGrpcEndpoint(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, 'METRICS', {}, {});
+    const t = transport(endpoint, NO_RETRY);
+    const body = new MetricsRequestEncoder().encode(metricsRequest(['a'], 1));
+    const outcome = async (a: Answer) => {
+      answer = a;
+      const result = await t.send(body, 3000);
+      return result.status === 'success' ? { ok: Buffer.from(result.data ?? []) } : { error: (result as unknown as { error: GrpcCallError }).error };
+    };
+    const grpcHeaders = { ':status': 200, 'content-type': 'application/grpc' };
+    const framed = (message: Buffer, compressed: boolean) => {
+      const prefix = Buffer.alloc(5);
+      prefix[0] = compressed ? 1 : 0;
+      prefix.writeUInt32BE(message.length, 1);
+      return Buffer.concat([prefix, message]);
+    };
+    const withTrailers = (headers: http2.OutgoingHttpHeaders, data: Buffer, trailers: http2.OutgoingHttpHeaders) => (stream: http2.ServerHttp2Stream) => {
+      stream.respond(headers, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers(trailers));
+      stream.end(data);
+    };
+
+    const trailersOnly = await outcome((s) => s.respond({ ...grpcHeaders, 'grpc-status': '16', 'grpc-message': 'no%20token' }, { endStream: true }));
+    assert.equal(trailersOnly.error?.code, GrpcStatus.UNAUTHENTICATED);
+    assert.equal(trailersOnly.error?.details, 'no token');
+    assert.equal(trailersOnly.error?.name, 'UNAUTHENTICATED', 'the exporter metrics take error.type from the name');
+
+    const unavailable = await outcome((s) => s.respond({ ':status': 503, 'content-type': 'text/plain' }, { endStream: true }));
+    assert.equal(unavailable.error?.code, GrpcStatus.UNAVAILABLE);
+    assert.match(unavailable.error!.message, /HTTP status 503/);
+
+    const refused = await outcome((s) => s.close(http2.constants.NGHTTP2_REFUSED_STREAM));
+    assert.equal(refused.error?.code, GrpcStatus.UNAVAILABLE);
+    const cancelled = await outcome((s) => s.close(http2.constants.NGHTTP2_CANCEL));
+    assert.equal(cancelled.error?.code, GrpcStatus.CANCELLED);
+
+    const message = Buffer.from('a response message');
+    const gzipped = await outcome(withTrailers({ ...grpcHeaders, 'grpc-encoding': 'gzip' }, framed(zlib.gzipSync(message), true), { 'grpc-status': '0' }));
+    assert.deepEqual(gzipped.ok, message);
+    const plain = await outcome(withTrailers(grpcHeaders, framed(message, false), { 'grpc-status': '0' }));
+    assert.deepEqual(plain.ok, message);
+    const cut = await outcome(withTrailers(grpcHeaders, framed(message, false).subarray(0, 10), { 'grpc-status': '0' }));
+    assert.equal(cut.error?.code, GrpcStatus.INTERNAL);
+    const noStatus = await outcome(withTrailers(grpcHeaders, Buffer.alloc(0), {}));
+    assert.equal(noStatus.error?.code, GrpcStatus.UNKNOWN);
   });
 
   it('exports log records with the OpenTelemetry logs SDK', async () => {
@@ -324,6 +408,23 @@ describe('OTLP/gRPC endpoint settings', () => {
     assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }), /OTEL_EXPORTER_OTLP_COMPRESSION = "zstd" .*expected gzip or none/);
     assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', { 'trace-bin': 'x' }, {}), /exporters.otlp.headers = "trace-bin" .*expected an ordinary text header name/);
     assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_HEADERS: 'te=x' }), /"te" \(from environment variable OTEL_EXPORTER_OTLP_HEADERS\)/);
+    assert.throws(
+      () => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY: cert }),
+      /OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE = \(missing\) .*set together with OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY/,
+    );
+    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_CERTIFICATE: cert }), /OTEL_EXPORTER_OTLP_CERTIFICATE = ".*tls.crt" .*expected PEM files node can use for TLS/);
+    const certs = makeTestCertificates();
+    const other = makeTestCertificates();
+    const write = (name: string, text: string) => {
+      fs.writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+    assert.throws(
+      () => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE: write('client.crt', certs.clientCert), OTEL_EXPORTER_OTLP_CLIENT_KEY: write('other.key', other.clientKey) }),
+      /OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY = .*expected PEM files node can use for TLS/,
+      'a key that is not the certificate\'s',
+    );
+    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', { Connection: 'close' }, {}), /exporters.otlp.headers = "connection"/);
     assert.throws(() => resolveGrpcEndpoint('unix:///run/otel.sock', 'METRICS', {}, {}), /exporters.otlp.endpoint = "unix:\/\/\/run\/otel.sock" .*expected an http:\/\/ or https:\/\/ URL/);
   });
 

@@ -50,9 +50,14 @@ export class GrpcCallError extends Error {
     readonly code: number,
     readonly details: string,
   ) {
-    super(`${grpcStatusName(code)}: ${details}`);
+    super(details);
+    // The status name: the exporter metrics label failures with it (error.type), and it leads the printed error.
+    this.name = grpcStatusName(code);
   }
 }
+
+/** An Export answer is a few bytes; gRPC's own default limit on what a client takes in is 4 MiB. */
+const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 /** The gRPC code for an HTTP status that came without grpc-status (the table in grpc/doc/http-grpc-status-mapping.md). */
 function statusOfHttp(httpStatus: number): number {
@@ -97,15 +102,13 @@ function decodeStatusMessage(raw: string | string[] | undefined): string {
 
 /** The one message of a unary answer, without its 5-byte prefix (empty when the server sent none). */
 function responseMessage(body: Buffer, encoding: string | undefined): Buffer {
-  if (body.length < 5) return Buffer.alloc(0);
-  const compressed = body[0] === 1;
+  if (body.length === 0) return body;
+  if (body.length < 5 || 5 + body.readUInt32BE(1) > body.length) throw new GrpcCallError(GrpcStatus.INTERNAL, `the answer's message is cut short (${body.length} bytes)`);
   const message = body.subarray(5, 5 + body.readUInt32BE(1));
-  if (!compressed) return message;
+  if (body[0] !== 1) return message;
   if (encoding !== 'gzip') throw new GrpcCallError(GrpcStatus.INTERNAL, `the answer is compressed with '${encoding ?? '(none named)'}', which was not offered`);
-  return zlib.gunzipSync(message);
+  return zlib.gunzipSync(message, { maxOutputLength: MAX_RESPONSE_BYTES });
 }
-
-const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 export interface GrpcChannelOptions {
   endpoint: GrpcEndpoint;
@@ -121,7 +124,8 @@ export interface GrpcChannelOptions {
  */
 export class GrpcChannel {
   private session: http2.ClientHttp2Session | undefined;
-  private inFlight = 0;
+  /** Calls in flight per connection: a connection holds the process open only while it has some. */
+  private readonly inFlight = new Map<http2.ClientHttp2Session, number>();
   /** After close(), calls fail at once: a retry that wakes after shutdown must not open a new connection. */
   private closed = false;
 
@@ -133,38 +137,63 @@ export class GrpcChannel {
 
   /**
    * Sends `message` and resolves with the answer's message; rejects with a
-   * GrpcCallError. It settles only once the stream is closed, so `message`
-   * is no longer read by then and its buffer may be reused.
+   * GrpcCallError, at the deadline at the latest. `onReleased` is called
+   * once node no longer reads `message` (its write has completed or been
+   * cancelled, and the stream is closed), which may be after the call has
+   * settled: only then may its buffer be written over.
    */
-  call(path: string, message: Uint8Array, deadline: number): Promise<Buffer> {
+  call(path: string, message: Uint8Array, deadline: number, onReleased?: () => void): Promise<Buffer> {
     const timeoutMs = Math.max(1, Math.ceil(deadline - Date.now()));
     const { endpoint, userAgent } = this.options;
-    if (this.closed) return Promise.reject(new GrpcCallError(GrpcStatus.UNAVAILABLE, 'the exporter is shut down'));
-    const session = this.connect();
+    if (this.closed) {
+      onReleased?.();
+      return Promise.reject(new GrpcCallError(GrpcStatus.UNAVAILABLE, 'the exporter is shut down'));
+    }
     const body = endpoint.gzip ? zlib.gzipSync(message) : message;
     const prefix = Buffer.allocUnsafe(5);
     prefix[0] = endpoint.gzip ? 1 : 0;
     prefix.writeUInt32BE(body.length, 1);
-    const stream = session.request({
-      ...endpoint.headers,
-      ':method': 'POST',
-      ':path': path,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'grpc-timeout': `${timeoutMs}m`,
-      'grpc-accept-encoding': 'identity,gzip',
-      ...(endpoint.gzip ? { 'grpc-encoding': 'gzip' } : {}),
-      'user-agent': userAgent,
-    });
-    this.inFlight++;
-    session.ref();
+    let session: http2.ClientHttp2Session;
+    let stream: http2.ClientHttp2Stream;
+    try {
+      session = this.connect();
+      stream = session.request({
+        ...endpoint.headers,
+        ':method': 'POST',
+        ':path': path,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'grpc-timeout': `${timeoutMs}m`,
+        'grpc-accept-encoding': 'identity,gzip',
+        ...(endpoint.gzip ? { 'grpc-encoding': 'gzip' } : {}),
+        'user-agent': userAgent,
+      });
+    } catch (err) {
+      // TLS material node cannot use, a header it refuses: nothing was sent.
+      onReleased?.();
+      return Promise.reject(new GrpcCallError(GrpcStatus.INTERNAL, `cannot start a call to ${endpoint.url.host}: ${(err as Error).message}`));
+    }
+    this.track(session, +1);
+    // Released when both have happened; a stream closed early (the server answered before reading everything) may
+    // still have our bytes in a socket write.
+    let releaseWaits = 2;
+    const released = () => {
+      if (--releaseWaits === 0) onReleased?.();
+    };
     return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (error: GrpcCallError | undefined, answer?: Buffer) => {
+        if (settled) return;
+        settled = true;
+        if (error) reject(error);
+        else resolve(answer!);
+      };
       let httpStatus: number | undefined;
       let encoding: string | undefined;
       let status: number | undefined;
       let details = '';
       let failure: Error | undefined;
-      let timedOut = false;
+      let received = 0;
       const chunks: Buffer[] = [];
       const takeStatus = (headers: http2.IncomingHttpHeaders) => {
         const raw = headers['grpc-status'];
@@ -173,10 +202,11 @@ export class GrpcChannel {
         details = decodeStatusMessage(headers['grpc-message']);
       };
       const timer = setTimeout(() => {
-        timedOut = true;
-        // A stream still waiting for its connection (a collector that never answers the SYN) ends with the connection.
-        if (stream.pending) session.destroy();
-        else stream.close(http2.constants.NGHTTP2_CANCEL);
+        // Ends the call now, whatever the socket is doing: closing the stream alone waits for a write in progress,
+        // which a collector that stopped reading (or a dropped connection) holds up for as long as TCP retries.
+        // The connection goes too, so the next call connects afresh.
+        settle(new GrpcCallError(GrpcStatus.DEADLINE_EXCEEDED, `no answer from ${endpoint.url.host} within ${timeoutMs} ms`));
+        this.drop(session);
       }, timeoutMs);
       stream.on('response', (headers) => {
         httpStatus = Number(headers[':status']);
@@ -185,10 +215,8 @@ export class GrpcChannel {
         takeStatus(headers);
       });
       stream.on('trailers', takeStatus);
-      let received = 0;
       stream.on('data', (chunk: Buffer) => {
         received += chunk.length;
-        // An Export answer is a few bytes; gRPC's own default limit on what a client takes in is 4 MiB.
         if (received > MAX_RESPONSE_BYTES) {
           failure ??= new GrpcCallError(GrpcStatus.RESOURCE_EXHAUSTED, `the answer from ${endpoint.url.host} is over ${MAX_RESPONSE_BYTES} bytes`);
           stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -199,28 +227,25 @@ export class GrpcChannel {
       stream.on('error', (err: Error) => (failure ??= err));
       stream.on('close', () => {
         clearTimeout(timer);
-        if (--this.inFlight === 0) session.unref();
-        if (timedOut) {
-          this.drop(session);
-          reject(new GrpcCallError(GrpcStatus.DEADLINE_EXCEEDED, `no answer from ${endpoint.url.host} within ${timeoutMs} ms`));
-        } else if (failure instanceof GrpcCallError) {
-          reject(failure);
-        } else if (status === undefined) {
-          reject(this.failureWithoutStatus(httpStatus, stream.rstCode, failure));
-        } else if (status !== GrpcStatus.OK) {
-          reject(new GrpcCallError(status, details));
-        } else {
+        this.track(session, -1);
+        released();
+        if (failure instanceof GrpcCallError) settle(failure);
+        else if (status === undefined) settle(this.failureWithoutStatus(httpStatus, stream.rstCode, failure));
+        else if (status !== GrpcStatus.OK) settle(new GrpcCallError(status, details));
+        else {
           try {
-            resolve(responseMessage(Buffer.concat(chunks), encoding));
+            settle(undefined, responseMessage(Buffer.concat(chunks), encoding));
           } catch (err) {
-            reject(err instanceof GrpcCallError ? err : new GrpcCallError(GrpcStatus.INTERNAL, `the answer cannot be read: ${(err as Error).message}`));
+            settle(err instanceof GrpcCallError ? err : new GrpcCallError(GrpcStatus.INTERNAL, `the answer cannot be read: ${(err as Error).message}`));
           }
         }
       });
-      // One write of both: the 5-byte prefix alone would go out as its own segment.
+      // One write of both: the 5-byte prefix alone would go out as its own segment. The message's write callback
+      // comes when node is done with its memory, also when the write is cancelled.
       stream.cork();
       stream.write(prefix);
-      stream.end(body);
+      stream.write(body, released);
+      stream.end();
       stream.uncork();
     });
   }
@@ -237,11 +262,25 @@ export class GrpcChannel {
   private failureWithoutStatus(httpStatus: number | undefined, rstCode: number | undefined, failure: Error | undefined): GrpcCallError {
     const host = this.options.endpoint.url.host;
     if (httpStatus !== undefined && httpStatus !== 200) return new GrpcCallError(statusOfHttp(httpStatus), `${host} answered HTTP status ${httpStatus}, not gRPC`);
-    // The server reset the stream (RST_STREAM); a failed connection (refused, TLS) closes it with an error of its own.
-    const reset = (failure as NodeJS.ErrnoException | undefined)?.code === 'ERR_HTTP2_STREAM_ERROR';
-    if (reset && rstCode) return new GrpcCallError(statusOfReset(rstCode), `${host} reset the stream (HTTP/2 error ${rstCode})`);
-    if (httpStatus === undefined) return new GrpcCallError(GrpcStatus.UNAVAILABLE, `cannot reach ${host}: ${failure?.message.trim() ?? 'the connection closed'}`);
+    // A failed connection (refused, reset, TLS) ends the stream with an error of its own: the transport is lost.
+    const streamError = (failure as NodeJS.ErrnoException | undefined)?.code === 'ERR_HTTP2_STREAM_ERROR';
+    if (failure && !streamError) return new GrpcCallError(GrpcStatus.UNAVAILABLE, `cannot reach ${host}: ${failure.message.trim()}`);
+    // The server reset the stream (RST_STREAM); node raises no error for some codes (CANCEL).
+    if (rstCode && rstCode !== http2.constants.NGHTTP2_NO_ERROR) return new GrpcCallError(statusOfReset(rstCode), `${host} reset the stream (HTTP/2 error ${rstCode})`);
+    if (httpStatus === undefined) return new GrpcCallError(GrpcStatus.UNAVAILABLE, `${host} closed the stream without answering`);
     return new GrpcCallError(GrpcStatus.UNKNOWN, `${host} ended the call without a grpc-status`);
+  }
+
+  /** Counts calls on `session`; it holds the process open only while it has some. */
+  private track(session: http2.ClientHttp2Session, delta: number): void {
+    const count = (this.inFlight.get(session) ?? 0) + delta;
+    if (count > 0) {
+      if (delta > 0 && count === 1) session.ref();
+      this.inFlight.set(session, count);
+      return;
+    }
+    this.inFlight.delete(session);
+    if (!session.destroyed) session.unref();
   }
 
   private connect(): http2.ClientHttp2Session {

@@ -9,7 +9,9 @@
  * agent that silently sends without its client certificate is only found
  * out when the collector refuses it.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import tls from 'node:tls';
 import { parseKeyPairsIntoRecord } from '@opentelemetry/core';
 import { ConfigError } from '../../config/schema';
 
@@ -34,11 +36,11 @@ function variable(env: NodeJS.ProcessEnv, signal: OtlpSignal, suffix: string): {
   return undefined;
 }
 
-function readPemFile(env: NodeJS.ProcessEnv, signal: OtlpSignal, suffix: string, what: string): Buffer | undefined {
+function readPemFile(env: NodeJS.ProcessEnv, signal: OtlpSignal, suffix: string, what: string): { name: string; path: string; pem: Buffer } | undefined {
   const found = variable(env, signal, suffix);
   if (!found) return undefined;
   try {
-    return fs.readFileSync(found.value);
+    return { name: found.name, path: found.value, pem: fs.readFileSync(found.value) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new ConfigError(found.name, found.value, `a readable PEM file with ${what} (reading it failed: ${code})`, `environment variable ${found.name}`);
@@ -69,7 +71,34 @@ function headersOf(env: NodeJS.ProcessEnv, signal: OtlpSignal, configured: Recor
   return merged;
 }
 
-const RESERVED_HEADERS = new Set(['content-type', 'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'user-agent']);
+/** gRPC's own headers, and the connection-specific ones HTTP/2 forbids (RFC 9113, 8.2.2). */
+const RESERVED_HEADERS = new Set([
+  'content-type',
+  'te',
+  'grpc-timeout',
+  'grpc-encoding',
+  'grpc-accept-encoding',
+  'user-agent',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+
+/** Node parses the files the way a connection will: a PEM it cannot read, or a key that is not the certificate's, stops the agent now. */
+function usableTls(material: NonNullable<GrpcEndpoint['tls']>, files: Array<{ name: string; path: string } | undefined>): void {
+  try {
+    // Node skips a CA file with no certificate in it (every collector would then fail the handshake): parse its first.
+    if (material.ca) new crypto.X509Certificate(material.ca);
+    tls.createSecureContext(material);
+  } catch (err) {
+    const given = files.filter((f): f is { name: string; path: string } => f !== undefined);
+    const names = given.map((f) => f.name).join(', ');
+    throw new ConfigError(names, given.map((f) => f.path).join(', '), `PEM files node can use for TLS (${(err as Error).message})`, `environment variables ${names}`);
+  }
+}
 
 export function resolveGrpcEndpoint(endpoint: string, signal: OtlpSignal, configuredHeaders: Record<string, string>, env: NodeJS.ProcessEnv = process.env): GrpcEndpoint {
   const expected = 'an http:// or https:// URL such as http://otel-collector:4317';
@@ -86,11 +115,12 @@ export function resolveGrpcEndpoint(endpoint: string, signal: OtlpSignal, config
     const cert = readPemFile(env, signal, 'CLIENT_CERTIFICATE', 'the client certificate chain');
     const key = readPemFile(env, signal, 'CLIENT_KEY', 'the client private key');
     if ((cert === undefined) !== (key === undefined)) {
-      const [missing, other] = cert ? ['CLIENT_KEY', 'CLIENT_CERTIFICATE'] : ['CLIENT_CERTIFICATE', 'CLIENT_KEY'];
-      const name = `OTEL_EXPORTER_OTLP_${missing}`;
-      throw new ConfigError(name, undefined, `a PEM file, set together with OTEL_EXPORTER_OTLP_${other} (a client certificate needs its key)`, `environment variable ${name}`);
+      const present = (cert ?? key)!.name;
+      const name = cert ? present.replace(/CLIENT_CERTIFICATE$/, 'CLIENT_KEY') : present.replace(/CLIENT_KEY$/, 'CLIENT_CERTIFICATE');
+      throw new ConfigError(name, undefined, `a PEM file, set together with ${present} (a client certificate needs its key)`, `environment variable ${name}`);
     }
-    tls = { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}) };
+    tls = { ...(ca ? { ca: ca.pem } : {}), ...(cert && key ? { cert: cert.pem, key: key.pem } : {}) };
+    usableTls(tls, [ca, cert, key]);
   }
   const compression = variable(env, signal, 'COMPRESSION');
   if (compression && compression.value !== 'gzip' && compression.value !== 'none') {

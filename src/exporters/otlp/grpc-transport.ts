@@ -27,6 +27,9 @@ export interface RetryPolicy {
   multiplier: number;
 }
 
+/** The least time left for which a retry is still started (or a quarter of the export timeout, if less). */
+const MIN_ATTEMPT_MS = 1000;
+
 export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 4, initialBackoffMs: 1000, multiplier: 1.5 };
 
 export class GrpcExportTransport implements IExporterTransport {
@@ -43,24 +46,31 @@ export class GrpcExportTransport implements IExporterTransport {
 
   async send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
     const deadline = Date.now() + timeoutMillis;
+    // `data` goes back to the encoder once this send is over and no attempt's write still reads it (an attempt
+    // that timed out may settle before node has let go of its bytes).
+    let holds = 1;
+    const release = () => {
+      if (--holds === 0) this.onSent?.(data);
+    };
     try {
       let backoff = this.retry.initialBackoffMs;
       for (let attempt = 0; ; attempt++) {
         try {
-          return { status: 'success', data: await this.channel.call(this.path, data, deadline) };
+          holds++;
+          return { status: 'success', data: await this.channel.call(this.path, data, deadline, release) };
         } catch (err) {
           const error = err instanceof GrpcCallError ? err : new GrpcCallError(GrpcStatus.UNKNOWN, (err as Error).message);
           const wait = backoff * (0.8 + 0.4 * Math.random());
           backoff *= this.retry.multiplier;
-          const retry = RETRYABLE.has(error.code) && !this.channel.isClosed && attempt < this.retry.maxRetries && Date.now() + wait < deadline;
-          if (!retry) {
-            return { status: 'failure', error };
-          }
+          // An attempt needs time to succeed: one started with a few ms left would only time out (and drop the connection).
+          const room = deadline - Date.now() - wait;
+          const retry = RETRYABLE.has(error.code) && !this.channel.isClosed && attempt < this.retry.maxRetries && room >= Math.min(MIN_ATTEMPT_MS, timeoutMillis / 4);
+          if (!retry) return { status: 'failure', error };
           await new Promise((resolve) => setTimeout(resolve, wait));
         }
       }
     } finally {
-      this.onSent?.(data);
+      release();
     }
   }
 
