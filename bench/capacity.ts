@@ -59,6 +59,12 @@ const RING_WORKLOADS = [
 ] as const;
 type RingWorkload = (typeof RING_WORKLOADS)[number];
 
+/** Live-flow sizes: addresses × ports of pod B. */
+const FLOW_SIZES: ReadonlyArray<readonly [number, number]> = [
+  [10, 1000],
+  [100, 1000],
+];
+
 interface RingRun {
   workload: RingWorkload['name'];
   offered: number;
@@ -168,10 +174,9 @@ export async function runCapacity(args: string[]): Promise<CapacityResult> {
       await mustRun('ip', ['netns', 'exec', node.pod('b').netns, 'ip', 'addr', 'add', `${prefix}.${host}/32`, 'dev', 'eth0']);
     }
     const flows: CapacityResult['flows'] = [];
-    for (const [hosts, ports] of [
-      [10, 1000],
-      [100, 1000],
-    ]) {
+    // --flow-sizes none skips the live-flow part (ring and idle only, for quick comparisons).
+    const sizes = args.includes('--flow-sizes') && args[args.indexOf('--flow-sizes') + 1] === 'none' ? [] : FLOW_SIZES;
+    for (const [hosts, ports] of sizes) {
       // Exports every 10 s: one OTLP export of 200,000 points takes seconds to reach this process's receiver
       // (it decodes every point with protobufjs), and the agent skips exporting a collection that would overlap
       // the previous export.
@@ -274,7 +279,7 @@ export async function runCapacityBenchmark(args: string[]): Promise<number> {
     {
       title: 'Userspace capacity',
       name: 'capacity',
-      rerun: '`npx tsc -p tsconfig.json && npm run bench -- capacity` (as root; `--repeated-rates 25000,50000,...`, `--distinct-rates ...`).',
+      rerun: '`npx tsc -p tsconfig.json && npm run bench -- capacity` (as root; `--repeated-rates 25000,50000,...`, `--distinct-rates ...`, `--flow-sizes none` to skip the live flows).',
     },
     (markdown) => capacityReport(result, markdown),
   );
