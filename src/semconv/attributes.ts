@@ -9,7 +9,6 @@ export const ATTR_SERVICE_NAME = 'service.name';
 export const ATTR_SERVICE_VERSION = 'service.version';
 export const ATTR_HOST_NAME = 'host.name';
 export const ATTR_K8S_NODE_NAME = 'k8s.node.name';
-export const ATTR_V8JS_HEAP_SPACE_NAME = 'v8js.heap.space.name';
 export const ATTR_K8S_POD_UID = 'k8s.pod.uid';
 export const ATTR_CONTAINER_ID = 'container.id';
 
@@ -109,3 +108,6 @@ export const PEER_PREFIX = 'peer.';
 export const ATTR_FLOWTEL_PEER_KIND = 'flowtel.peer.kind';
 /** Which watched resource a Kubernetes self-metric is about (pods, pods (cluster), services, nodes). */
 export const ATTR_FLOWTEL_K8S_RESOURCE = 'flowtel.k8s.resource';
+
+/** V8 JS runtime metrics (the agent's own memory). */
+export const ATTR_V8JS_HEAP_SPACE_NAME = 'v8js.heap.space.name';

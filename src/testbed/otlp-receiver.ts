@@ -94,8 +94,6 @@ export class OtlpReceiver {
   private server: grpc.Server | undefined;
   private readonly metricsType: protobuf.Type;
   private readonly logsType: protobuf.Type;
-  /** When set, Export calls fail with UNAVAILABLE (a collector that is down). */
-  refuse = false;
   /** Each Export call takes the first of these, if any, and fails with it (a collector that fails now and then). */
   readonly failNext: Array<{ code: grpc.status; details: string }> = [];
   /** When set, Export calls are never answered (a collector that hangs); the client's deadline ends them. */
@@ -195,10 +193,6 @@ export class OtlpReceiver {
         for (const [key, value] of Object.entries(call.metadata.getMap())) metadata[key] = String(value);
         this.calls.push({ path: call.getPath(), metadata, bytes: call.request.length, peer: call.getPeer() });
         if (this.stall) return;
-        if (this.refuse) {
-          callback({ code: grpc.status.UNAVAILABLE, details: 'test receiver refusing' });
-          return;
-        }
         const failure = this.failNext.shift();
         if (failure) {
           callback(failure);

@@ -86,9 +86,24 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
     const exporter = new OtlpGrpcMetricExporter({ endpoint: plainEndpoint(receiver), userAgent: 'flowtel/test', timeoutMillis: 5000 });
     closers.push(() => exporter.shutdown());
     const chunking = new ChunkingMetricExporter(exporter, 50);
-    const result = await exportOnce(chunking, metricsRequest(['a', 'b', 'c'], 60));
+    // The buffers the requests were written into, seen as the exporter's serializer hands them over.
+    const buffers: ArrayBufferLike[] = [];
+    const serialize = MetricsSerializer.prototype.serializeRequest;
+    MetricsSerializer.prototype.serializeRequest = function (this: MetricsSerializer, request: ResourceMetrics) {
+      const bytes = serialize.call(this, request);
+      if (bytes) buffers.push(bytes.buffer);
+      return bytes;
+    };
+    let result: ExportResult;
+    try {
+      result = await exportOnce(chunking, metricsRequest(['a', 'b', 'c'], 60));
+    } finally {
+      MetricsSerializer.prototype.serializeRequest = serialize;
+    }
     assert.equal(result.code, ExportResultCode.SUCCESS, result.error?.message);
     assert.equal(receiver.calls.length, 4, '180 points in requests of at most 50');
+    assert.equal(buffers.length, 4);
+    assert.equal(new Set(buffers).size, 1, 'each request went into the buffer the transport gave back');
     const points = receiver.metricExports.flatMap((e) => e.points);
     assert.equal(points.length, 180);
     // A request overwritten while it was still being sent would decode wrongly or carry another chunk's values.

@@ -110,6 +110,12 @@ function responseMessage(body: Buffer, encoding: string | undefined): Buffer {
   return zlib.gunzipSync(message, { maxOutputLength: MAX_RESPONSE_BYTES });
 }
 
+/** A message as it goes on the wire: the 5-byte prefix and the (compressed, if the endpoint says so) body. */
+export interface GrpcFrame {
+  readonly prefix: Buffer;
+  readonly body: Uint8Array;
+}
+
 export interface GrpcChannelOptions {
   endpoint: GrpcEndpoint;
   userAgent: string;
@@ -135,24 +141,30 @@ export class GrpcChannel {
 
   constructor(private readonly options: GrpcChannelOptions) {}
 
+  /** `message` framed for this endpoint, once for every attempt to send it (compressing is the costly part). */
+  frame(message: Uint8Array): GrpcFrame {
+    const gzip = this.options.endpoint.gzip;
+    const body = gzip ? zlib.gzipSync(message) : message;
+    const prefix = Buffer.allocUnsafe(5);
+    prefix[0] = gzip ? 1 : 0;
+    prefix.writeUInt32BE(body.length, 1);
+    return { prefix, body };
+  }
+
   /**
-   * Sends `message` and resolves with the answer's message; rejects with a
+   * Sends `frame` and resolves with the answer's message; rejects with a
    * GrpcCallError, at the deadline at the latest. `onReleased` is called
-   * once node no longer reads `message` (its write has completed or been
-   * cancelled, and the stream is closed), which may be after the call has
-   * settled: only then may its buffer be written over.
+   * once node no longer reads the frame's body (its write has completed or
+   * been cancelled, and the stream is closed), which may be after the call
+   * has settled: only then may its buffer be written over.
    */
-  call(path: string, message: Uint8Array, deadline: number, onReleased?: () => void): Promise<Buffer> {
+  call(path: string, frame: GrpcFrame, deadline: number, onReleased?: () => void): Promise<Buffer> {
     const timeoutMs = Math.max(1, Math.ceil(deadline - Date.now()));
     const { endpoint, userAgent } = this.options;
     if (this.closed) {
       onReleased?.();
       return Promise.reject(new GrpcCallError(GrpcStatus.UNAVAILABLE, 'the exporter is shut down'));
     }
-    const body = endpoint.gzip ? zlib.gzipSync(message) : message;
-    const prefix = Buffer.allocUnsafe(5);
-    prefix[0] = endpoint.gzip ? 1 : 0;
-    prefix.writeUInt32BE(body.length, 1);
     let session: http2.ClientHttp2Session;
     let stream: http2.ClientHttp2Stream;
     try {
@@ -243,8 +255,8 @@ export class GrpcChannel {
       // One write of both: the 5-byte prefix alone would go out as its own segment. The message's write callback
       // comes when node is done with its memory, also when the write is cancelled.
       stream.cork();
-      stream.write(prefix);
-      stream.write(body, released);
+      stream.write(frame.prefix);
+      stream.write(frame.body, released);
       stream.end();
       stream.uncork();
     });

@@ -52,12 +52,13 @@ export class GrpcExportTransport implements IExporterTransport {
     const release = () => {
       if (--holds === 0) this.onSent?.(data);
     };
+    const frame = this.channel.frame(data);
     try {
       let backoff = this.retry.initialBackoffMs;
       for (let attempt = 0; ; attempt++) {
         try {
           holds++;
-          return { status: 'success', data: await this.channel.call(this.path, data, deadline, release) };
+          return { status: 'success', data: await this.channel.call(this.path, frame, deadline, release) };
         } catch (err) {
           const error = err instanceof GrpcCallError ? err : new GrpcCallError(GrpcStatus.UNKNOWN, (err as Error).message);
           const wait = backoff * (0.8 + 0.4 * Math.random());

@@ -25,13 +25,6 @@ export class MetricsRequestEncoder {
   private readonly w = new ProtoWriter();
   private readonly attributes = new PartedAttributeWriter();
 
-  /**
-   * `reuseBuffer`: each request is written into the buffer of the last one
-   * once that was given back with release() (see ProtoWriter.lend); without
-   * it, every request gets a buffer of its own.
-   */
-  constructor(private readonly reuseBuffer = false) {}
-
   /** True when every metric is of a kind this encoder writes (exponential histograms are left to the SDK's serializer). */
   static handles(request: ResourceMetrics): boolean {
     return request.scopeMetrics.every((scope) => scope.metrics.every((metric) => metric.dataPointType !== DataPointType.EXPONENTIAL_HISTOGRAM));
@@ -44,7 +37,8 @@ export class MetricsRequestEncoder {
     const resourceMetrics = w.begin();
     this.resourceMetrics(request);
     w.end(resourceMetrics);
-    return this.reuseBuffer ? w.lend() : w.finish();
+    // Written into the last request's buffer once release() gave that back (see ProtoWriter.lend).
+    return w.lend();
   }
 
   /** The request's bytes are no longer read (it was sent): its buffer may take the next one. */

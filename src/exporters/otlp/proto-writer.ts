@@ -23,7 +23,7 @@ export class ProtoWriter {
   private lastTimeLow = 0;
   private lastTimeHigh = 0;
 
-  constructor(private readonly initialSize = 64 * 1024) {
+  constructor(initialSize = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(initialSize);
   }
 
@@ -41,24 +41,12 @@ export class ProtoWriter {
   }
 
   /**
-   * What was written, handed over without a copy; the next message starts
-   * in a new buffer, sized for one like this (the requests of an export are
-   * alike, so it seldom grows). Pages of the new buffer not written to are
-   * not resident.
-   */
-  finish(): Uint8Array {
-    const out = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(Math.max(this.initialSize, this.pos + (this.pos >>> 3)));
-    this.pos = 0;
-    return out;
-  }
-
-  /**
-   * What was written, in the writer's own buffer, which the next message
-   * reuses once `giveBack` returns it. Each request in a new buffer is
-   * garbage outside V8's heap that lingers until a GC: at 100,000 flows that
-   * is about 100 MB per export, and it was most of the agent's RSS peak. A
-   * message begun before the give-back goes to a new buffer.
+   * What was written, handed over without a copy in the writer's own buffer,
+   * which the next message reuses once `giveBack` returns it. Each request in
+   * a new buffer is garbage outside V8's heap that lingers until a GC: at
+   * 100,000 flows that is about 100 MB per export, and it was most of the
+   * agent's RSS peak. A message begun before the give-back (or by a caller
+   * that keeps what it got) goes to a new buffer of the same size.
    */
   lend(): Uint8Array {
     this.lent = this.buf;
