@@ -14,7 +14,7 @@ import { planChunks } from '../src/exporters/chunking-exporter';
 import { MetricsSerializer } from '../src/exporters/otlp/metric-exporter';
 import { SeriesProducer } from '../src/exporters/series-producer';
 import type { EndpointRef, LocalEndpoint } from '../src/k8s/attribution';
-import type { SeriesTotals } from '../src/probes/shared/endpoint-counters';
+import type { CounterRows, SeriesTotals } from '../src/probes/shared/endpoint-counters';
 import { counterSums } from '../src/probes/shared/instruments';
 import { RowIdentity } from '../src/probes/shared/row-identity';
 import type { AttributeParts } from '../src/probes/series';
@@ -28,7 +28,7 @@ const POINTS_PER_REQUEST = 5000;
 type Field = 'bytes' | 'packets';
 
 /** Flow rows of PODS pods, each to its own external peer address and port, half of them each direction. */
-function flowRows(): Array<SeriesTotals<Field> & AttributeParts> {
+function flowRows(): CounterRows<Field> {
   const pods: LocalEndpoint[] = Array.from({ length: PODS }, (_, p) =>
     Object.freeze({
       key: `pod/uid-${p}`,
@@ -49,7 +49,8 @@ function flowRows(): Array<SeriesTotals<Field> & AttributeParts> {
   const directions = ['transmit', 'receive'].map((d) => Object.freeze({ key: d, attributes: Object.freeze({ 'network.io.direction': d }) }));
   const external = Object.freeze({ attributes: Object.freeze({ 'flowtel.peer.kind': 'external' }), stale: false });
   const start = hrTime();
-  return Array.from({ length: FLOWS }, (_, i) => {
+  const fields = ['bytes', 'packets'] as const;
+  const rows = Array.from({ length: FLOWS }, (_, i): SeriesTotals<Field> & AttributeParts => {
     const endpoint = pods[i % PODS];
     const ref: EndpointRef = { cgroupId: BigInt(1000 + (i % PODS)), netnsIno: 4026531840 };
     const address = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
@@ -62,9 +63,11 @@ function flowRows(): Array<SeriesTotals<Field> & AttributeParts> {
       },
       attributeParts: () => identity.attributeParts(),
       totals: { bytes: i * 1500, packets: i },
+      total: (field: number) => (field === 0 ? i * 1500 : i),
       startTime: start,
     };
   });
+  return { fields, length: rows.length, at: (index) => rows[index], [Symbol.iterator]: () => rows[Symbol.iterator]() };
 }
 
 interface EncoderResult {

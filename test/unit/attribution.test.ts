@@ -112,7 +112,9 @@ function counterTable(
   attribution: CgroupAttribution,
   options: { gracePeriodMs: number; idleFlowEvictMs?: number; now: () => number },
 ) {
-  return new EndpointCounterTable({ object, mapName: 'm', keyStruct: 'k', valueStruct: 'v', fields: ['events', 'segments'] as const, attribution, possibleCpus, ...options });
+  const table = new EndpointCounterTable({ object, mapName: 'm', keyStruct: 'k', valueStruct: 'v', fields: ['events', 'segments'] as const, attribution, possibleCpus, ...options });
+  // Each collection's series as an array, read before the next collection (they are views of the table's columns).
+  return { collect: () => [...table.collect()] };
 }
 
 describe('per-endpoint counter table', () => {
@@ -339,6 +341,34 @@ describe('flow rows: cached identities', () => {
     table.collect();
     assert.equal(map.deleted, 1, 'idle for 5 s: deleted from the kernel map');
     assert.equal(table.collect().length, 0, 'and its series ends');
+  });
+
+  it('keeps every flow on its own totals while thousands of rows come and go (the columns grow, shrink and move)', () => {
+    const { pod, map, table, clock } = flowTable();
+    const peerOf = (n: number) => `10.1.${n >> 8}.${n & 255}`;
+    const key = (n: number) => FakeFlowMap.key(ino(pod), peerOf(n), 443);
+    const segmentsByPeer = () => Object.fromEntries(Object.entries(byPeer(table.collect())).map(([peer, row]) => [peer, row.segments]));
+    for (let n = 0; n < 3000; n++) map.rows.set(key(n), [1, n]);
+    let seen = segmentsByPeer();
+    assert.equal(Object.keys(seen).length, 3000);
+    for (let n = 0; n < 3000; n += 250) assert.equal(seen[peerOf(n)], n, `flow ${n}`);
+    // All but every tenth flow stop moving and are evicted; the rest keep counting.
+    clock.set(1_000);
+    for (let n = 0; n < 3000; n += 10) map.rows.set(key(n), [2, n + 1]);
+    segmentsByPeer();
+    clock.set(6_000);
+    for (let n = 0; n < 3000; n += 10) map.rows.set(key(n), [3, n + 2]);
+    segmentsByPeer();
+    assert.equal(map.deleted, 2700, 'the idle flows were deleted from the kernel map');
+    seen = segmentsByPeer();
+    assert.equal(Object.keys(seen).length, 300, 'their series ended; the moving ones stay');
+    for (let n = 0; n < 3000; n += 10) assert.equal(seen[peerOf(n)], n + 2, `flow ${n} after the others went`);
+    // New flows take new slots next to the moved ones.
+    for (let n = 3000; n < 3100; n++) map.rows.set(key(n), [1, n]);
+    seen = segmentsByPeer();
+    assert.equal(Object.keys(seen).length, 400);
+    assert.equal(seen[peerOf(3050)], 3050);
+    assert.equal(seen[peerOf(2990)], 2992);
   });
 
   it('keeps each row on its own series when the map returns rows in another order, or another row in a place', () => {

@@ -83,7 +83,7 @@ export class FlowsGroup implements ProbeGroup {
     // The node's overflow counters count from the moment the programs were attached.
     const overflowStart = hrTime();
     this.stopCallback = context.series.register(() => {
-      const rows = [...table.collect(), ...overflowTable.collect()];
+      const rows = [table.collect(), overflowTable.collect()];
       const bytes: Array<NumberSeries & { startTime: HrTime }> = [];
       const packets: Array<NumberSeries & { startTime: HrTime }> = [];
       const overflow = object.mapReadAll(OVERFLOW_NODE);

@@ -12,25 +12,36 @@
  *   series ends.
  */
 import type { Attributes, HrTime } from '@opentelemetry/api';
-import { hrTime } from '@opentelemetry/core';
 import type { NativeBpfObject, StructLayoutInfo } from '../../bpf/native';
 import { MapRowsReader } from '../../bpf/map-rows-reader';
 import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
-import type { CgroupAttribution, LocalEndpoint } from '../../k8s/attribution';
-import { AttributesOf, type AttributeParts } from '../series';
-import { GoneRows, RowIdentityReader, type DescribeRow, type RowIdentity } from './row-identity';
+import type { CgroupAttribution, EndpointRef, LocalEndpoint } from '../../k8s/attribution';
+import type { AttributeParts } from '../series';
+import { CounterSeriesStore, resized } from './counter-series';
+import { EndpointKeyReader } from './endpoint-key';
+import { FixedKeySet } from './fixed-key-set';
+import { GoneRows, keyFieldView, NO_GROUP, refKey, type DescribeRow, type RowDescription } from './row-identity';
 
-export interface SeriesTotals<F extends string> {
-  endpoint: LocalEndpoint;
+export interface SeriesTotals<F extends string> extends AttributeParts {
+  readonly endpoint: LocalEndpoint;
   /** The group's own classification of the row (from describe), e.g. which statistic it is. */
-  tag?: string;
+  readonly tag?: string;
   /** Same identity the table aggregates by: endpoint, peer and group key. */
-  seriesKey: string;
+  readonly seriesKey: string;
   /** Endpoint, peer and group attributes together. */
-  attributes: Attributes;
-  totals: Record<F, number>;
+  readonly attributes: Attributes;
+  readonly totals: Record<F, number>;
+  /** One total by the field's index in the table's `fields` (no record made). */
+  total(field: number): number;
   /** When this series began accumulating (its rows may be older: a series ends and restarts with its pod's metadata). */
   readonly startTime: HrTime;
+}
+
+/** The series of one collection, each made when read; valid until the table's next collect(). */
+export interface CounterRows<F extends string> extends Iterable<SeriesTotals<F>> {
+  readonly length: number;
+  readonly fields: readonly F[];
+  at(index: number): SeriesTotals<F>;
 }
 
 export interface EndpointCounterTableOptions<F extends string> {
@@ -56,184 +67,382 @@ export interface EndpointCounterTableOptions<F extends string> {
   now?: () => number;
 }
 
-/** Where a series gets its name: a row's identity (attributes built on read). */
-interface SeriesSource extends AttributeParts {
-  readonly endpoint: LocalEndpoint;
-  readonly tag?: string;
-  readonly attributes: Attributes;
-}
-
-/**
- * A series' running totals, reused from collection to collection (`pass`
- * says when it was last reset). Its attributes are its source's (the row
- * identity that last touched it), built when read by the exporter.
- */
-class Accumulator<F extends string> extends AttributesOf<SeriesSource> implements SeriesTotals<F> {
-  endpoint: LocalEndpoint;
-  tag?: string;
-  pass = 0;
-  /** The last collection in which a row that stays in the map counted into it. */
-  livePass = 0;
-
-  constructor(
-    readonly seriesKey: string,
-    source: SeriesSource,
-    readonly totals: Record<F, number>,
-    readonly startTime: HrTime,
-  ) {
-    super(source);
-    this.endpoint = source.endpoint;
-  }
-}
-
 /** A kernel row to delete: its endpoint is gone, or (a flow) it has been idle. */
 interface ExpiredRow {
-  identity: RowIdentity;
+  ref: EndpointRef;
+  series: number;
   gone: boolean;
   totals: number[];
 }
 
-/** A row's running state, kept on its cache entry (one lookup per row per collection). */
-interface RowState<F extends string> {
-  /** The identity `acc` was looked up for; a rebuilt identity may belong to another series. */
-  identity: RowIdentity;
-  acc: Accumulator<F>;
-  /** Sum of the row's counters at `changedAt`: a flow row that stops moving is evicted when idle. */
-  activity: number;
-  changedAt: number;
-}
+/** Rows the tables' columns start with. */
+const INITIAL_ROWS = 64;
 
 export class EndpointCounterTable<F extends string> {
-  private readonly rows: RowIdentityReader<RowState<F>>;
   private readonly reader: MapRowsReader;
   private readonly gone: GoneRows;
+  private readonly endpointKey: EndpointKeyReader;
+  private readonly keyFields: StructReader<string> | undefined;
   private readonly valueOffsets: number[];
+  private readonly series: CounterSeriesStore;
+  private readonly now: () => number;
+  private pass = 0;
+
+  /*
+   * The kernel rows, by their key bytes, and each row's state in columns
+   * indexed by its slot (see FixedKeySet).
+   */
+  private readonly rowKeys: FixedKeySet;
+  /** The row's series; -1 until named. */
+  private rowSeries = new Int32Array(INITIAL_ROWS);
+  /** The row's group (an index into `groups`); -1: describe skips the row, which depends on the key alone. */
+  private rowGroup = new Int32Array(INITIAL_ROWS);
+  /** The attribution generation the row's series was named in: a newer one may name its endpoint differently. */
+  private rowGeneration = new Int32Array(INITIAL_ROWS);
+  private rowSeenIn = new Int32Array(INITIAL_ROWS);
+  /** The row's endpoint ref (an index into `refs`). */
+  private rowRef = new Int32Array(INITIAL_ROWS);
+  /** Sum of the row's counters at `rowChangedAt`: a flow row that stops moving is evicted when idle. */
+  private rowActivity = new Float64Array(INITIAL_ROWS);
+  private rowChangedAt = new Float64Array(INITIAL_ROWS);
+  /**
+   * Row slots by their position in the last read and in this one. A map that
+   * did not change returns its rows in the same order, so most rows are found
+   * by comparing their key bytes with the row at the same position, without
+   * hashing them (100,000 times a collection).
+   */
+  private lastByPosition = new Int32Array(0);
+  private lastCount = 0;
+  private byPosition = new Int32Array(0);
+
+  /** Endpoint refs, one per cgroup (or netns) that has rows, with their endpoint as last resolved. */
+  private refs: EndpointRef[] = [];
+  private refIds = new Map<bigint, number>();
+  private refEndpoints: LocalEndpoint[] = [];
+  private refGenerations: number[] = [];
+
+  /** Group descriptions, by id: bounded by the group's key space (directions, reasons). */
+  private readonly groups: RowDescription[] = [];
+  private readonly groupIds = new Map<string, number>();
+
   /**
    * Totals of deleted rows, by series, so a series never goes backwards while
    * it lasts: rows of the node's many cgroups share a series, and one of them
    * may be deleted (its cgroup gone, its flow idle) while others still count.
    * `forever`: the node's (or unknown) series at pod granularity never ends.
    */
-  private readonly retired = new Map<string, { source: SeriesSource; totals: Record<string, number>; forever: boolean }>();
-  private readonly accumulators = new Map<string, Accumulator<F>>();
-  private readonly now: () => number;
-  private pass = 0;
-  private startTime: HrTime | undefined;
+  private retired = new Map<number, { totals: number[]; forever: boolean }>();
+  /** Series touched by the current collection, in order: what collect() returns. */
+  private touched = new Int32Array(INITIAL_ROWS);
+  private touchedCount = 0;
 
   constructor(private readonly options: EndpointCounterTableOptions<F>) {
     const { object } = options;
-    this.rows = new RowIdentityReader(object, options.keyStruct, options.keyFields, options.attribution, options.describe);
+    const layout = object.structLayout(options.keyStruct);
+    this.rowKeys = new FixedKeySet(layout.size, INITIAL_ROWS);
+    this.endpointKey = new EndpointKeyReader(options.keyStruct, layout);
+    this.keyFields = options.keyFields?.length ? new StructReader(options.keyStruct, layout, options.keyFields) : undefined;
     this.reader = new MapRowsReader(object, options.mapName);
     this.gone = new GoneRows(options.attribution, options.gracePeriodMs);
     if (options.valueStruct) {
-      const layout = object.structLayout(options.valueStruct);
-      this.valueOffsets = options.fields.map((f) => counterOffset(options.valueStruct!, layout, f));
+      const valueLayout = object.structLayout(options.valueStruct);
+      this.valueOffsets = options.fields.map((f) => counterOffset(options.valueStruct!, valueLayout, f));
     } else {
       if (options.fields.length !== 1) throw new Error(`${options.mapName}: a scalar value has exactly one field`);
       this.valueOffsets = [0];
     }
+    this.series = new CounterSeriesStore(options.fields.length, this.groups, this.endpointKey, options.attribution);
     this.now = options.now ?? Date.now;
   }
 
   /**
-   * Current totals per series. The returned objects are reused by the next
-   * collection: read them before calling collect() again.
+   * Current totals per series, made one at a time when read. Valid until
+   * the next collect(), which reuses the series' columns.
    */
-  collect(): Array<SeriesTotals<F>> {
-    const { fields, possibleCpus, idleFlowEvictMs } = this.options;
+  collect(): CounterRows<F> {
+    const { fields, possibleCpus, idleFlowEvictMs, signed, attribution } = this.options;
     const rows = this.reader.read();
     const perCpuStride = rows.valueStride / possibleCpus;
-    const out: Array<Accumulator<F>> = [];
+    const series = this.series;
     const expired: Buffer[] = [];
     const expiredRows: ExpiredRow[] = [];
     const now = this.now();
     const pass = ++this.pass;
+    const generation = attribution.endpointGeneration;
     const values = new Array<number>(fields.length);
-    // Series that begin in this collection share one start time (one array, not one per new flow).
-    this.startTime = undefined;
+    this.touchedCount = 0;
+    series.begin();
     this.gone.begin();
-    this.rows.begin();
+    if (this.byPosition.length < rows.count) this.byPosition = new Int32Array(Math.max(INITIAL_ROWS, rows.count * 2));
 
-    for (const [key, entry] of this.retired) {
-      const acc = this.accumulator(key, entry.source, out);
-      for (const field of fields) acc.totals[field] = entry.totals[field];
+    for (const [slot, kept] of this.retired) {
+      this.touch(slot);
+      for (let f = 0; f < fields.length; f++) series.add(slot, f, kept.totals[f]);
     }
     for (let i = 0; i < rows.count; i++) {
       const keyOffset = i * rows.keySize;
-      const entry = this.rows.entry(rows.keys, keyOffset);
-      const identity = entry.identity;
-      if (!identity) continue;
-      let state = entry.state;
-      if (state === undefined || state.identity !== identity) {
-        // New row, or its identity was rebuilt (it may belong to another series now): look its series up once.
-        const previous = state;
-        state = entry.state = { identity, acc: this.accumulator(identity.seriesKey, identity, out), activity: previous?.activity ?? -1, changedAt: previous?.changedAt ?? now };
+      const row = this.rowAt(i, rows.keys, keyOffset, now);
+      const group = this.rowGroup[row];
+      if (group < 0) continue;
+      const ref = this.rowRef[row];
+      const endpoint = this.endpointOf(ref, generation);
+      let slot = this.rowSeries[row];
+      // Named again when the endpoint may resolve differently (a new generation, or unknown: it may be indexed by now).
+      if (slot < 0 || this.rowGeneration[row] !== generation || endpoint.kind === 'unknown') {
+        slot = this.rowSeries[row] = series.seriesOf(rows.keys, keyOffset, endpoint, group);
+        this.rowGeneration[row] = generation;
       }
-      const acc = this.touch(state.acc, identity, out);
+      this.touch(slot);
+      series.setEndpoint(slot, endpoint);
       let activity = 0;
       for (let f = 0; f < fields.length; f++) {
-        const value = sumPerCpu(rows.values, i * rows.valueStride + this.valueOffsets[f], possibleCpus, perCpuStride, this.options.signed);
+        const value = sumPerCpu(rows.values, i * rows.valueStride + this.valueOffsets[f], possibleCpus, perCpuStride, signed);
         values[f] = value;
-        acc.totals[fields[f]] += value;
+        series.add(slot, f, value);
         activity += Math.abs(value);
       }
-      const gone = this.gone.expired(identity.ref, identity.endpoint, now);
-      const idle = identity.flow && idleFlowEvictMs !== undefined && idleFor(state, activity, now) >= idleFlowEvictMs;
+      const gone = this.gone.expired(this.refs[ref], endpoint, now);
+      const idle = idleFlowEvictMs !== undefined && series.isFlow(slot) && this.idleFor(row, activity, now) >= idleFlowEvictMs;
       if (gone || idle) {
         expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
-        expiredRows.push({ identity, gone, totals: values.slice() });
-      } else acc.livePass = pass;
+        expiredRows.push({ ref: this.refs[ref], series: slot, gone, totals: values.slice() });
+      } else series.markLive(slot, pass);
     }
     this.gone.end();
-    this.rows.end();
-    if (this.accumulators.size > out.length) {
-      for (const [key, acc] of this.accumulators) if (acc.pass !== pass) this.accumulators.delete(key);
-    }
     if (expired.length) this.retire(expired, expiredRows);
     // A series ends when its last row is deleted (a pod's, an idle flow's).
-    for (const [key, entry] of this.retired) {
-      if (!entry.forever && this.accumulators.get(key)?.livePass !== pass) this.retired.delete(key);
-    }
-    return out;
+    for (const [slot, kept] of this.retired) if (!kept.forever && !series.liveInPass(slot, pass)) this.retired.delete(slot);
+    this.forgetUnseenRows(rows.count);
+    if (series.size > this.touchedCount) this.forgetUntouchedSeries();
+    return new CounterRowsView<F>(fields, series, this.touched.subarray(0, this.touchedCount));
   }
 
-  /** The series' accumulator (created on first use), touched for this collection. */
-  private accumulator(seriesKey: string, source: SeriesSource, out: Array<Accumulator<F>>): Accumulator<F> {
-    let acc = this.accumulators.get(seriesKey);
-    if (!acc) {
-      acc = new Accumulator(seriesKey, source, zero(this.options.fields), (this.startTime ??= hrTime()));
-      this.accumulators.set(seriesKey, acc);
+  /** The slot of the row read at `position` (its key at `keys[offset..]`), added on first sight. */
+  private rowAt(position: number, keys: Buffer, offset: number, now: number): number {
+    let row = position < this.lastCount ? this.lastByPosition[position] : -1;
+    if (row < 0 || !this.rowKeys.matches(row, keys, offset)) {
+      row = this.rowKeys.find(keys, offset);
+      if (row < 0) row = this.addRow(keys, offset, now);
     }
-    return this.touch(acc, source, out);
+    this.byPosition[position] = row;
+    this.rowSeenIn[row] = this.pass;
+    return row;
   }
 
-  /**
-   * Resets the accumulator and adds it to `out` the first time a collection
-   * touches it. It takes the attributes of the first row that touches it in a
-   * collection, so a series renamed by new metadata keeps its key and totals.
-   */
-  private touch(acc: Accumulator<F>, source: SeriesSource, out: Array<Accumulator<F>>): Accumulator<F> {
-    if (acc.pass !== this.pass) {
-      acc.pass = this.pass;
-      acc.endpoint = source.endpoint;
-      acc.source = source;
-      if (source.tag !== undefined) acc.tag = source.tag;
-      for (const field of this.options.fields) acc.totals[field] = 0;
-      out.push(acc);
+  private addRow(keys: Buffer, offset: number, now: number): number {
+    const row = this.rowKeys.add(keys, offset);
+    if (this.rowSeries.length < this.rowKeys.capacity) this.resizeRows(this.rowKeys.capacity);
+    this.rowSeries[row] = -1;
+    this.rowGroup[row] = this.groupOf(keys, offset);
+    this.rowGeneration[row] = -1;
+    this.rowRef[row] = this.refOf(this.endpointKey.ref(keys, offset));
+    this.rowActivity[row] = -1;
+    this.rowChangedAt[row] = now;
+    return row;
+  }
+
+  /** Touches a series for this collection: the first touch zeroes its totals and adds it to the output. */
+  private touch(slot: number): void {
+    if (!this.series.touch(slot, this.pass)) return;
+    if (this.touchedCount === this.touched.length) this.touched = resized(this.touched, this.touched.length * 2);
+    this.touched[this.touchedCount++] = slot;
+  }
+
+  /** The ref's endpoint, resolved again when attribution may name it differently. */
+  private endpointOf(ref: number, generation: number): LocalEndpoint {
+    let endpoint = this.refEndpoints[ref];
+    if (this.refGenerations[ref] !== generation || endpoint.kind === 'unknown') {
+      endpoint = this.refEndpoints[ref] = this.options.attribution.resolveRef(this.refs[ref]);
+      this.refGenerations[ref] = generation;
     }
-    return acc;
+    return endpoint;
+  }
+
+  private refOf(ref: EndpointRef): number {
+    const key = refKey(ref);
+    let id = this.refIds.get(key);
+    if (id === undefined) {
+      id = this.refs.length;
+      this.refIds.set(key, id);
+      this.refs.push(ref);
+      this.refEndpoints.push(this.options.attribution.resolveRef(ref));
+      this.refGenerations.push(this.options.attribution.endpointGeneration);
+    }
+    return id;
+  }
+
+  /** The row's group id, from its key fields; -1 when describe skips the row. */
+  private groupOf(keys: Buffer, offset: number): number {
+    const group = this.options.describe ? this.options.describe(keyFieldView(this.keyFields, keys, offset)) : NO_GROUP;
+    if (!group) return -1;
+    let id = this.groupIds.get(group.key);
+    if (id === undefined) {
+      // Frozen: series share it, and exporters cache its encoding (see CounterSeriesStore.attributeParts).
+      Object.freeze(group.attributes);
+      id = this.groups.length;
+      this.groups.push(group);
+      this.groupIds.set(group.key, id);
+    }
+    return id;
   }
 
   private retire(keys: Buffer[], rows: ExpiredRow[]): void {
-    this.options.object.mapDeleteKeys(this.options.mapName, Buffer.concat(keys));
-    const { fields } = this.options;
-    for (const { identity, gone, totals } of rows) {
-      if (gone) this.options.attribution.forgetRef(identity.ref);
-      const forever = identity.endpoint.kind !== 'pod' && !identity.flow;
-      const kept = this.retired.get(identity.seriesKey) ?? { source: identity, totals: zero(fields), forever };
-      fields.forEach((field, f) => (kept.totals[field] += totals[f]));
-      this.retired.set(identity.seriesKey, kept);
+    const { object, mapName, attribution, fields } = this.options;
+    object.mapDeleteKeys(mapName, Buffer.concat(keys));
+    for (const { ref, series, gone, totals } of rows) {
+      if (gone) attribution.forgetRef(ref);
+      let kept = this.retired.get(series);
+      if (!kept) {
+        const forever = this.series.endpoint(series).kind !== 'pod' && !this.series.isFlow(series);
+        this.retired.set(series, (kept = { totals: new Array<number>(fields.length).fill(0), forever }));
+      }
+      for (let f = 0; f < fields.length; f++) kept.totals[f] += totals[f];
     }
+  }
+
+  /** Forgets rows not in this read (deleted from the map) and the refs only they used. */
+  private forgetUnseenRows(count: number): void {
+    const last = this.lastByPosition;
+    this.lastByPosition = this.byPosition;
+    this.lastCount = count;
+    this.byPosition = last;
+    if (this.rowKeys.size === count) return;
+    const pass = this.pass;
+    const moved = this.rowKeys.compact((row) => this.rowSeenIn[row] === pass);
+    const refs: EndpointRef[] = [];
+    const refIds = new Map<bigint, number>();
+    const refEndpoints: LocalEndpoint[] = [];
+    const refGenerations: number[] = [];
+    for (let row = 0; row < moved.length; row++) {
+      const to = moved[row];
+      if (to < 0) continue;
+      const ref = this.rowRef[row];
+      const key = refKey(this.refs[ref]);
+      let id = refIds.get(key);
+      if (id === undefined) {
+        id = refs.length;
+        refIds.set(key, id);
+        refs.push(this.refs[ref]);
+        refEndpoints.push(this.refEndpoints[ref]);
+        refGenerations.push(this.refGenerations[ref]);
+      }
+      this.rowSeries[to] = this.rowSeries[row];
+      this.rowGroup[to] = this.rowGroup[row];
+      this.rowGeneration[to] = this.rowGeneration[row];
+      this.rowSeenIn[to] = this.rowSeenIn[row];
+      this.rowRef[to] = id;
+      this.rowActivity[to] = this.rowActivity[row];
+      this.rowChangedAt[to] = this.rowChangedAt[row];
+    }
+    this.refs = refs;
+    this.refIds = refIds;
+    this.refEndpoints = refEndpoints;
+    this.refGenerations = refGenerations;
+    // Every row of this read was seen, so each position still has its row.
+    for (let i = 0; i < count; i++) this.lastByPosition[i] = moved[this.lastByPosition[i]];
+    if (this.rowSeries.length > this.rowKeys.capacity) this.resizeRows(this.rowKeys.capacity);
+  }
+
+  /** Forgets series no row or retired total touched in this collection (their rows went, or were named anew). */
+  private forgetUntouchedSeries(): void {
+    const moved = this.series.compact(this.pass);
+    for (let row = 0; row < this.rowKeys.size; row++) {
+      const slot = this.rowSeries[row];
+      // A skipped row has no series; a row whose series went is named again when next read.
+      if (slot >= 0) this.rowSeries[row] = moved[slot];
+    }
+    for (let i = 0; i < this.touchedCount; i++) this.touched[i] = moved[this.touched[i]];
+    const retired = new Map<number, { totals: number[]; forever: boolean }>();
+    for (const [slot, kept] of this.retired) retired.set(moved[slot], kept);
+    this.retired = retired;
+  }
+
+  private resizeRows(capacity: number): void {
+    this.rowSeries = resized(this.rowSeries, capacity);
+    this.rowGroup = resized(this.rowGroup, capacity);
+    this.rowGeneration = resized(this.rowGeneration, capacity);
+    this.rowSeenIn = resized(this.rowSeenIn, capacity);
+    this.rowRef = resized(this.rowRef, capacity);
+    this.rowActivity = resized(this.rowActivity, capacity);
+    this.rowChangedAt = resized(this.rowChangedAt, capacity);
+  }
+
+  /** How long a row's counters have not moved (0 when they just did). */
+  private idleFor(row: number, activity: number, now: number): number {
+    if (this.rowActivity[row] !== activity) {
+      this.rowActivity[row] = activity;
+      this.rowChangedAt[row] = now;
+      return 0;
+    }
+    return now - this.rowChangedAt[row];
+  }
+
+}
+
+/** A collection's series of one table, each made when read. */
+class CounterRowsView<F extends string> implements CounterRows<F> {
+  constructor(
+    readonly fields: readonly F[],
+    private readonly series: CounterSeriesStore,
+    private readonly slots: Int32Array,
+  ) {}
+
+  get length(): number {
+    return this.slots.length;
+  }
+
+  at(index: number): SeriesTotals<F> {
+    return new SeriesRow(this.fields, this.series, this.slots[index]);
+  }
+
+  *[Symbol.iterator](): Iterator<SeriesTotals<F>> {
+    for (let i = 0; i < this.slots.length; i++) yield this.at(i);
+  }
+}
+
+/** One series as read: a view of its columns, with its totals, key and attributes made on first read. */
+class SeriesRow<F extends string> implements SeriesTotals<F> {
+  private totalsRecord: Record<F, number> | undefined;
+
+  constructor(
+    private readonly fields: readonly F[],
+    private readonly series: CounterSeriesStore,
+    private readonly slot: number,
+  ) {}
+
+  get endpoint(): LocalEndpoint {
+    return this.series.endpoint(this.slot);
+  }
+
+  get tag(): string | undefined {
+    return this.series.tag(this.slot);
+  }
+
+  get seriesKey(): string {
+    return this.series.seriesKey(this.slot);
+  }
+
+  get startTime(): HrTime {
+    return this.series.startTime(this.slot);
+  }
+
+  get totals(): Record<F, number> {
+    if (this.totalsRecord) return this.totalsRecord;
+    const totals = {} as Record<F, number>;
+    this.fields.forEach((field, f) => (totals[field] = this.series.total(this.slot, f)));
+    return (this.totalsRecord = totals);
+  }
+
+  total(field: number): number {
+    return this.series.total(this.slot, field);
+  }
+
+  get attributes(): Attributes {
+    return Object.assign({}, ...this.attributeParts());
+  }
+
+  attributeParts(): readonly Attributes[] {
+    return this.series.attributeParts(this.slot);
   }
 }
 
@@ -249,18 +458,3 @@ function counterOffset(structName: string, layout: StructLayoutInfo, field: stri
   return member.offset + index * 8;
 }
 
-/** How long a row's counters have not moved (0 when they just did). */
-function idleFor<F extends string>(state: RowState<F>, activity: number, now: number): number {
-  if (state.activity !== activity) {
-    state.activity = activity;
-    state.changedAt = now;
-    return 0;
-  }
-  return now - state.changedAt;
-}
-
-function zero<F extends string>(fields: readonly F[]): Record<F, number> {
-  const out = {} as Record<F, number>;
-  for (const f of fields) out[f] = 0;
-  return out;
-}

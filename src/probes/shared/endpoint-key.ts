@@ -35,6 +35,20 @@ export class EndpointKeyReader {
     return fields && peerInfo(fields.address, fields.serverPort, fields.protocol, fields.family);
   }
 
+  /**
+   * Copies the peer's fields (server port, protocol, family, address: PACKED_PEER_SIZE bytes)
+   * into `target` at `at`, for keys built from them; read back with packedPeer(). Returns the
+   * family: 0 at pod granularity (no peer; the bytes are copied all the same).
+   */
+  packPeer(buf: Buffer, offset: number, target: Buffer, at: number): number {
+    target.writeUInt16LE(this.reader.uint(buf, offset, 'endpoint.server_port'), at);
+    target.writeUInt8(this.reader.uint(buf, offset, 'endpoint.protocol'), at + 2);
+    const family = this.reader.uint(buf, offset, 'endpoint.family');
+    target.writeUInt8(family, at + 3);
+    this.reader.bytes(buf, offset, 'endpoint.peer_addr').copy(target, at + 4);
+    return family;
+  }
+
   /** The peer's fields alone, without its key and attributes (rows kept by the thousand build those when needed). */
   peerFields(buf: Buffer, offset: number): PeerFields | undefined {
     const family = this.reader.uint(buf, offset, 'endpoint.family');
@@ -47,6 +61,9 @@ export class EndpointKeyReader {
     };
   }
 }
+
+/** Bytes of a peer packed by EndpointKeyReader.packPeer: server port (u16), protocol, family, address (16). */
+export const PACKED_PEER_SIZE = 20;
 
 export interface PeerFields {
   address: string;

@@ -1,7 +1,7 @@
 import type { Attributes, HrTime, Meter, ObservableCounter } from '@opentelemetry/api';
 import type { MetricName } from '../../semconv';
 import { AttributesOf, type AttributeSource, type NumberSeries, type SeriesList, type SeriesSnapshot } from '../series';
-import type { SeriesTotals } from './endpoint-counters';
+import type { CounterRows } from './endpoint-counters';
 
 /** An ObservableCounter with the name, unit and description from src/semconv (agent self-metrics). */
 export function observableCounter(meter: Meter, metric: MetricName): ObservableCounter {
@@ -37,35 +37,51 @@ export class FieldSeries extends AttributesOf<AttributeSource> implements Number
 
 /**
  * One field of counter-table rows as series, made when read. The rows are
- * the table's own running totals, valid until its next collect(); `extra`
+ * the tables' own running totals, valid until their next collect(); `extra`
  * series follow the rows.
  */
 class FieldSeriesList<F extends string> implements SeriesList {
+  private readonly fieldIndexes: number[];
+  private readonly rowCount: number;
+
   constructor(
-    private readonly rows: Array<SeriesTotals<F>>,
-    private readonly field: F,
+    private readonly tables: ReadonlyArray<CounterRows<F>>,
+    field: F,
     private readonly extra: TimedSeries[],
-  ) {}
+  ) {
+    this.fieldIndexes = tables.map((rows) => {
+      const index = rows.fields.indexOf(field);
+      if (index < 0) throw new Error(`counter rows have no field '${field}' (have: ${rows.fields.join(', ')})`);
+      return index;
+    });
+    this.rowCount = tables.reduce((n, rows) => n + rows.length, 0);
+  }
 
   get length(): number {
-    return this.rows.length + this.extra.length;
+    return this.rowCount + this.extra.length;
   }
 
   at(index: number): TimedSeries {
-    const row = this.rows[index];
-    if (row === undefined) return this.extra[index - this.rows.length];
-    return new FieldSeries(row, row.seriesKey, row.totals[this.field], row.startTime);
+    if (index >= this.rowCount) return this.extra[index - this.rowCount];
+    let t = 0;
+    while (index >= this.tables[t].length) index -= this.tables[t++].length;
+    const row = this.tables[t].at(index);
+    return new FieldSeries(row, row.seriesKey, row.total(this.fieldIndexes[t]), row.startTime);
   }
 }
 
 type TimedSeries = NumberSeries & { startTime: HrTime };
 
-/** One field of counter-table rows as series, followed by `extra` series of the group's own (e.g. overflow totals). */
-export function seriesOf<F extends string>(rows: Array<SeriesTotals<F>>, field: F, extra: TimedSeries[] = []): SeriesList {
-  return new FieldSeriesList(rows, field, extra);
+/** One field of counter-table rows (of one table, or several in order) as series, followed by `extra` series of the group's own (e.g. overflow totals). */
+export function seriesOf<F extends string>(rows: CounterRows<F> | ReadonlyArray<CounterRows<F>>, field: F, extra: TimedSeries[] = []): SeriesList {
+  return new FieldSeriesList(isRowsList(rows) ? rows : [rows], field, extra);
+}
+
+function isRowsList<F extends string>(rows: CounterRows<F> | ReadonlyArray<CounterRows<F>>): rows is ReadonlyArray<CounterRows<F>> {
+  return Array.isArray(rows);
 }
 
 /** One monotonic sum per (metric, field) of counter-table rows: what every counter group registers. */
-export function counterSums<F extends string>(rows: Array<SeriesTotals<F>>, metrics: ReadonlyArray<readonly [MetricName, F]>): SeriesSnapshot {
+export function counterSums<F extends string>(rows: CounterRows<F>, metrics: ReadonlyArray<readonly [MetricName, F]>): SeriesSnapshot {
   return { sums: metrics.map(([metric, field]) => ({ metric, monotonic: true, series: seriesOf(rows, field) })) };
 }

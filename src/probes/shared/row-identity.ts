@@ -1,8 +1,9 @@
 /**
  * Who a kernel map row belongs to: its local endpoint, its peer (flow
  * granularity) and the group's own key fields, as one series identity and
- * one attribute set. Shared by counter tables and histogram tables so both
- * name a row the same way.
+ * one attribute set, for histogram tables. Counter tables keep their rows
+ * in columns (counter-series.ts) and name them with the same functions
+ * (seriesKeyOf, peerAttributes), so both name a row the same way.
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { NativeBpfObject } from '../../bpf/native';
@@ -78,16 +79,10 @@ export function seriesKeyOf(endpointKey: string, peerKey: string | undefined, gr
   return [endpointKey, peerKey ?? '', groupKey].join('|');
 }
 
-/**
- * A cached map row. `state` belongs to the table reading the map (running
- * per-row state, found with the same single lookup); it survives a rebuild
- * of the identity, so the table compares `state`'s own record of the
- * identity it was set up for.
- */
-export interface RowEntry<S> {
+/** A cached map row. */
+interface RowEntry {
   /** undefined: the group's describe skips the row (that depends on the key alone, so it never changes). */
   identity: RowIdentity | undefined;
-  state: S | undefined;
   generation: number;
   seenIn: number;
   /** The row's key bytes as a latin1 string: its key in the cache. */
@@ -95,7 +90,23 @@ export interface RowEntry<S> {
 }
 
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
-const NO_GROUP: RowDescription = Object.freeze({ key: '', attributes: NO_ATTRIBUTES });
+/** The key fields of the row at `keys[offset..]`, as describe() reads them. */
+export function keyFieldView(keyFields: StructReader<string> | undefined, keys: Buffer, offset: number): KeyFieldView {
+  const need = (): StructReader<string> => {
+    if (!keyFields) throw new Error('the table was given no keyFields');
+    return keyFields;
+  };
+  return {
+    uint: (field) => need().uint(keys, offset, field),
+    int: (field) => {
+      const member = need().member(field);
+      return member.size === 4 ? keys.readInt32LE(offset + member.offset) : need().uint(keys, offset, field);
+    },
+  };
+}
+
+/** The description of a row when the group has no describe (every row of an endpoint is one series). */
+export const NO_GROUP: RowDescription = Object.freeze({ key: '', attributes: NO_ATTRIBUTES });
 
 /** True when the key bytes at `offset` are those of `rowId` (a latin1 string of key bytes). */
 function sameKey(rowId: string, keys: Buffer, offset: number): boolean {
@@ -104,7 +115,7 @@ function sameKey(rowId: string, keys: Buffer, offset: number): boolean {
 }
 
 /** An endpoint ref as one number: the cgroup id above the 32-bit netns inode. */
-function refKey(ref: EndpointRef): bigint {
+export function refKey(ref: EndpointRef): bigint {
   return (ref.cgroupId << 32n) | BigInt(ref.netnsIno);
 }
 
@@ -116,11 +127,11 @@ function refKey(ref: EndpointRef): bigint {
  * or its peer's Kubernetes identity changed. Call begin() before reading a
  * map and end() after; rows not read in between are forgotten.
  */
-export class RowIdentityReader<S = never> {
+export class RowIdentityReader {
   private readonly endpointKey: EndpointKeyReader;
   private readonly keyFields: StructReader<string> | undefined;
   private readonly keySize: number;
-  private readonly cache = new Map<string, RowEntry<S>>();
+  private readonly cache = new Map<string, RowEntry>();
   /** Shared by every row of an endpoint (a pod's flows): one object per cgroup, not per row. */
   private readonly refs = new Map<bigint, EndpointRef>();
   /** Group descriptions by key: every row of a direction shares one. */
@@ -135,8 +146,8 @@ export class RowIdentityReader<S = never> {
    * found by comparing their key bytes with the entry at the same position,
    * without making the key string and hashing it (100,000 times a collection).
    */
-  private lastByPosition: Array<RowEntry<S>> = [];
-  private byPosition: Array<RowEntry<S>> = [];
+  private lastByPosition: RowEntry[] = [];
+  private byPosition: RowEntry[] = [];
 
   constructor(
     object: NativeBpfObject,
@@ -178,13 +189,8 @@ export class RowIdentityReader<S = never> {
 
   /** undefined when the group's describe skips the row. The identity is shared: do not modify it. */
   read(keys: Buffer, offset: number): RowIdentity | undefined {
-    return this.entry(keys, offset).identity;
-  }
-
-  /** The row's cache entry: its identity and the caller's per-row state. */
-  entry(keys: Buffer, offset: number): RowEntry<S> {
     const position = offset / this.keySize;
-    let row: RowEntry<S> | undefined = this.lastByPosition[position];
+    let row: RowEntry | undefined = this.lastByPosition[position];
     let rowId: string;
     if (row !== undefined && sameKey(row.rowId, keys, offset)) rowId = row.rowId;
     else {
@@ -192,7 +198,7 @@ export class RowIdentityReader<S = never> {
       row = this.cache.get(rowId);
     }
     if (row === undefined || !this.current(row)) {
-      row = this.build(keys, offset, row?.state, rowId);
+      row = this.build(keys, offset, rowId);
       this.cache.set(rowId, row);
     }
     this.byPosition[position] = row;
@@ -200,20 +206,20 @@ export class RowIdentityReader<S = never> {
       row.seenIn = this.pass;
       this.readThisPass++;
     }
-    return row;
+    return row.identity;
   }
 
-  private current(row: RowEntry<S>): boolean {
+  private current(row: RowEntry): boolean {
     if (!row.identity) return true;
     // Unknown endpoints are not cached by attribution either: their cgroup may be indexed by now.
     if (row.identity.endpoint.kind === 'unknown') return false;
     return row.generation === this.attribution.endpointGeneration && !row.identity.peerIdentity?.stale;
   }
 
-  private build(keys: Buffer, offset: number, state: S | undefined, rowId: string): RowEntry<S> {
+  private build(keys: Buffer, offset: number, rowId: string): RowEntry {
     const generation = this.attribution.endpointGeneration;
-    const group = this.describe ? this.describe(this.fieldView(keys, offset)) : NO_GROUP;
-    if (!group) return { identity: undefined, state, generation, seenIn: 0, rowId };
+    const group = this.describe ? this.describe(keyFieldView(this.keyFields, keys, offset)) : NO_GROUP;
+    if (!group) return { identity: undefined, generation, seenIn: 0, rowId };
     const ref = this.shared(this.endpointKey.ref(keys, offset));
     const endpoint = this.attribution.resolveRef(ref);
     const peer = this.endpointKey.peerFields(keys, offset);
@@ -229,7 +235,7 @@ export class RowIdentityReader<S = never> {
     const description = this.sharedGroup(group);
     const seriesKey = seriesKeyOf(endpoint.keyId, peerKey, description.key);
     const identity = new RowIdentity(ref, endpoint, description, address, peer?.serverPort ?? 0, peer?.protocol ?? 0, peer?.family ?? 0, peerIdentity, seriesKey);
-    return { identity, state, generation, seenIn: 0, rowId };
+    return { identity, generation, seenIn: 0, rowId };
   }
 
   private shared(ref: EndpointRef): EndpointRef {
@@ -250,19 +256,6 @@ export class RowIdentityReader<S = never> {
     return group;
   }
 
-  private fieldView(keys: Buffer, offset: number): KeyFieldView {
-    const need = (): StructReader<string> => {
-      if (!this.keyFields) throw new Error('the table was given no keyFields');
-      return this.keyFields;
-    };
-    return {
-      uint: (field) => need().uint(keys, offset, field),
-      int: (field) => {
-        const member = need().member(field);
-        return member.size === 4 ? keys.readInt32LE(offset + member.offset) : need().uint(keys, offset, field);
-      },
-    };
-  }
 }
 
 /**
