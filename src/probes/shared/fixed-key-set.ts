@@ -47,8 +47,11 @@ export class FixedKeySet {
 
   /** True when the key in `slot` is the keySize bytes of `source` at `offset`. */
   matches(slot: number, source: Buffer, offset: number): boolean {
+    // A loop, not Buffer.compare(): that is a call into C++, and this runs for every row of every read.
+    const keys = this.keys;
     const at = slot * this.keySize;
-    return this.keys.compare(source, offset, offset + this.keySize, at, at + this.keySize) === 0;
+    for (let i = this.keySize - 1; i >= 0; i--) if (keys[at + i] !== source[offset + i]) return false;
+    return true;
   }
 
   /** The slot of the key at `source[offset..]`, or -1. */

@@ -18,12 +18,17 @@ export function observableCounter(meter: Meter, metric: MetricName): ObservableC
 export class FieldSeries extends AttributesOf<AttributeSource> implements NumberSeries {
   constructor(
     row: AttributeSource,
-    readonly key: string,
+    /** The key, or a row that makes it when asked: exporters of series lists never ask (they carry their start time). */
+    private readonly keyOrRow: string | { readonly seriesKey: string },
     readonly value: number,
     readonly startTime: HrTime,
     private readonly own?: Readonly<Attributes>,
   ) {
     super(row);
+  }
+
+  get key(): string {
+    return typeof this.keyOrRow === 'string' ? this.keyOrRow : this.keyOrRow.seriesKey;
   }
 
   override get attributes(): Attributes {
@@ -66,7 +71,7 @@ class FieldSeriesList<F extends string> implements SeriesList {
     let t = 0;
     while (index >= this.tables[t].length) index -= this.tables[t++].length;
     const row = this.tables[t].at(index);
-    return new FieldSeries(row, row.seriesKey, row.total(this.fieldIndexes[t]), row.startTime);
+    return new FieldSeries(row, row, row.total(this.fieldIndexes[t]), row.startTime);
   }
 }
 
