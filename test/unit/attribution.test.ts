@@ -113,8 +113,8 @@ function counterTable(
   options: { gracePeriodMs: number; idleFlowEvictMs?: number; now: () => number },
 ) {
   const table = new EndpointCounterTable({ object, mapName: 'm', keyStruct: 'k', valueStruct: 'v', fields: ['events', 'segments'] as const, attribution, possibleCpus, ...options });
-  // Each collection's series as an array, read before the next collection (they are views of the table's columns).
-  return { collect: () => [...table.collect()] };
+  // Each collection's series as an array (`rows`: as the table hands them over, read lazily).
+  return { collect: () => [...table.collect()], rows: () => table.collect() };
 }
 
 describe('per-endpoint counter table', () => {
@@ -156,12 +156,13 @@ class FakeFlowMap {
   rows = new Map<string, number[]>(); // key hex -> per-CPU [events, segments]
   deleted = 0;
   readonly cpus = 1;
-  static key(cgroupId: bigint, peer: string, port: number): string {
+  /** A flow row's key; `family` 10 is a dual-stack (AF_INET6) socket's view of the same IPv4 peer. */
+  static key(cgroupId: bigint, peer: string, port: number, family = 2): string {
     const key = Buffer.alloc(32);
     key.writeBigUInt64LE(cgroupId, 0);
     key.writeUInt16LE(port, 12);
     key.writeUInt8(6, 14);
-    key.writeUInt8(2, 15); // AF_INET
+    key.writeUInt8(family, 15);
     key.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...peer.split('.').map(Number)], 16);
     return key.toString('hex');
   }
@@ -369,6 +370,86 @@ describe('flow rows: cached identities', () => {
     assert.equal(Object.keys(seen).length, 400);
     assert.equal(seen[peerOf(3050)], 3050);
     assert.equal(seen[peerOf(2990)], 2992);
+  });
+
+  it('gives rows that were unknown their own series once their cgroups are indexed', () => {
+    const { root, map, table, clock } = flowTable();
+    // Two pods' containers created after the index's walk: both unknown at first, so one series.
+    const container = (uid: string, id: string) =>
+      path.join(root, `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice/cri-containerd-${id}.scope`);
+    const p = container('11111111-1111-4111-8111-111111111111', 'e'.repeat(64));
+    const q = container('22222222-2222-4222-8222-222222222222', 'f'.repeat(64));
+    fs.mkdirSync(p, { recursive: true });
+    fs.mkdirSync(q, { recursive: true });
+    map.rows.set(FakeFlowMap.key(ino(p), '10.0.0.1', 443), [1, 10]);
+    map.rows.set(FakeFlowMap.key(ino(q), '10.0.0.1', 443), [2, 20]);
+    const first = table.collect();
+    assert.deepEqual(
+      first.map((r) => [r.attributes['flowtel.attribution'], r.totals]),
+      [['unknown', { events: 3, segments: 30 }]],
+    );
+    clock.set(10_000); // the index may walk again: both are found
+    const byContainer = Object.fromEntries(table.collect().map((r) => [String(r.attributes['container.id']), r.totals]));
+    assert.deepEqual(byContainer, { ['e'.repeat(64)]: { events: 1, segments: 10 }, ['f'.repeat(64)]: { events: 2, segments: 20 } });
+  });
+
+  it('counts an IPv4 peer seen by a dual-stack socket and by an IPv4 socket as one series', () => {
+    const { pod, map, table } = flowTable();
+    map.rows.set(FakeFlowMap.key(ino(pod), '10.0.0.5', 443, 2), [1, 10]);
+    map.rows.set(FakeFlowMap.key(ino(pod), '10.0.0.5', 443, 10), [2, 20]);
+    const rows = table.collect();
+    assert.equal(rows.length, 1, 'one series, as its attributes and series key are one');
+    assert.deepEqual(rows[0].totals, { events: 3, segments: 30 });
+    assert.equal(rows[0].attributes['network.type'], 'ipv4');
+  });
+
+  it('keeps the series of a collection readable after the next one, each with its own attributes and totals', () => {
+    const { pod, map, table } = flowTable();
+    const table2 = table as unknown as { rows: () => Iterable<{ attributes: Attributes; totals: Record<string, number>; seriesKey: string }> };
+    const peerOf = (n: number) => `10.1.${n >> 8}.${n & 255}`;
+    const key = (n: number) => FakeFlowMap.key(ino(pod), peerOf(n), 443);
+    for (let n = 0; n < 100; n++) map.rows.set(key(n), [1, n]);
+    const first = table2.rows();
+    // The next collection drops most flows (their series go, the rest move) and adds new ones (the columns grow).
+    for (let n = 0; n < 100; n++) if (n % 10 !== 0) map.rows.delete(key(n));
+    for (let n = 100; n < 400; n++) map.rows.set(key(n), [1, n]);
+    for (let n = 0; n < 100; n += 10) map.rows.set(key(n), [1, n + 1000]);
+    const second = [...table2.rows()];
+    assert.equal(second.length, 310);
+    // An export of the first collection still being sent reads each of its series as that series.
+    const firstRead = [...first];
+    assert.equal(firstRead.length, 100);
+    for (const row of firstRead) {
+      const [, , high, low] = String(row.attributes['network.peer.address']).split('.').map(Number);
+      const n = high * 256 + low;
+      const expected = n % 10 === 0 ? n + 1000 : n; // a series still counting reads its newer total
+      assert.equal(row.totals.segments, expected, `flow ${n} of the first collection`);
+      assert.ok(row.seriesKey.includes(`${peerOf(n)}|443|6`), row.seriesKey);
+    }
+  });
+
+  it('keeps a series of several rows whole for an earlier collection read after the columns grew in the middle of the next', () => {
+    const { root, pod, map, table, clock } = flowTable();
+    const table2 = table as unknown as { rows: () => Iterable<{ attributes: Attributes; totals: Record<string, number> }> };
+    const kubelet = path.join(root, 'system.slice/kubelet.service');
+    const containerd = path.join(root, 'system.slice/containerd.service');
+    fs.mkdirSync(kubelet);
+    fs.mkdirSync(containerd);
+    clock.set(10_000); // the index walks again and finds both: they are the node, one series
+    const rowOf = (dir: string) => FakeFlowMap.key(ino(dir), '10.0.0.1', 6443);
+    map.rows.set(rowOf(kubelet), [1, 10]);
+    map.rows.set(rowOf(containerd), [2, 20]);
+    const first = table2.rows();
+    // Next collection: kubelet's row, then 200 new flows (the series columns grow), then containerd's row.
+    map.rows.delete(rowOf(containerd));
+    for (let n = 0; n < 200; n++) map.rows.set(FakeFlowMap.key(ino(pod), `10.2.0.${n}`, 80), [1, 1]);
+    map.rows.set(rowOf(kubelet), [3, 30]);
+    map.rows.set(rowOf(containerd), [4, 40]);
+    const second = [...table2.rows()];
+    const apiServer = (rows: Iterable<{ attributes: Attributes; totals: Record<string, number> }>) =>
+      [...rows].filter((r) => r.attributes['network.peer.address'] === '10.0.0.1').map((r) => r.totals);
+    assert.deepEqual(apiServer(second), [{ events: 7, segments: 70 }]);
+    assert.deepEqual(apiServer(first), [{ events: 7, segments: 70 }], 'the first collection reads the whole newer total, not the part summed before the columns grew');
   });
 
   it('keeps each row on its own series when the map returns rows in another order, or another row in a place', () => {

@@ -28,35 +28,132 @@ const PEER_AT = 8;
 const SERIES_KEY_SIZE = PEER_AT + PACKED_PEER_SIZE;
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
 
+/**
+ * Every column of the series, by slot. What an exporter reads goes through
+ * one of these: a collection's series (CounterRows) keep the columns they
+ * were made from. The store never moves a series within a columns object:
+ * it grows and compacts into new ones, so series read after the next
+ * collection (an export still being sent when the next one starts, a
+ * Prometheus scrape in between) still read their own series, with totals
+ * no older than that collection's.
+ */
+export class SeriesColumns {
+  readonly totals: Float64Array;
+  readonly touchedIn: Int32Array;
+  /** The last collection in which a row that stays in the kernel map counted into the series. */
+  readonly liveIn: Int32Array;
+  /** [seconds, nanoseconds] of the series' start. */
+  readonly start: Float64Array;
+  readonly group: Int32Array;
+  readonly serverPort: Uint16Array;
+  readonly protocol: Uint8Array;
+  /** The address family of the first row of a flow series (the peer attributes' network type); 0: no peer. */
+  readonly family: Uint8Array;
+  /** The endpoint of the last row that counted into the series (its attributes may be newer than the key's). */
+  readonly endpoints: LocalEndpoint[] = [];
+  /** Peer address strings, shared by the series of one peer. */
+  readonly addresses: Array<string | undefined> = [];
+
+  constructor(
+    readonly capacity: number,
+    readonly fieldCount: number,
+    private readonly groups: readonly RowDescription[],
+    private readonly attribution: CgroupAttribution,
+  ) {
+    this.totals = new Float64Array(capacity * fieldCount);
+    this.touchedIn = new Int32Array(capacity);
+    this.liveIn = new Int32Array(capacity);
+    this.start = new Float64Array(capacity * 2);
+    this.group = new Int32Array(capacity);
+    this.serverPort = new Uint16Array(capacity);
+    this.protocol = new Uint8Array(capacity);
+    this.family = new Uint8Array(capacity);
+  }
+
+  /** Copies series `from` of `source` into slot `to`. */
+  copyFrom(source: SeriesColumns, from: number, to: number): void {
+    const fields = this.fieldCount;
+    for (let f = 0; f < fields; f++) this.totals[to * fields + f] = source.totals[from * fields + f];
+    this.touchedIn[to] = source.touchedIn[from];
+    this.liveIn[to] = source.liveIn[from];
+    this.start[to * 2] = source.start[from * 2];
+    this.start[to * 2 + 1] = source.start[from * 2 + 1];
+    this.group[to] = source.group[from];
+    this.serverPort[to] = source.serverPort[from];
+    this.protocol[to] = source.protocol[from];
+    this.family[to] = source.family[from];
+    this.endpoints[to] = source.endpoints[from];
+    this.addresses[to] = source.addresses[from];
+  }
+
+  total(slot: number, field: number): number {
+    return this.totals[slot * this.fieldCount + field];
+  }
+
+  isFlow(slot: number): boolean {
+    return this.addresses[slot] !== undefined;
+  }
+
+  tag(slot: number): string | undefined {
+    return this.groups[this.group[slot]].tag;
+  }
+
+  startTime(slot: number): HrTime {
+    return [this.start[slot * 2], this.start[slot * 2 + 1]];
+  }
+
+  /** The key the series is aggregated and exported under (see seriesKeyOf); made on each call. */
+  seriesKey(slot: number): string {
+    const address = this.addresses[slot];
+    const peerKey = address === undefined ? undefined : peerKeyOf(address, this.serverPort[slot], this.protocol[slot]);
+    return seriesKeyOf(this.endpoints[slot].keyId, peerKey, this.groups[this.group[slot]].key);
+  }
+
+  /**
+   * The attributes as parts, in merge order: endpoint, peer, peer identity,
+   * group. The endpoint's, the peer identity's and the group's are frozen and
+   * shared by many series (an exporter encodes those once); the peer's own is
+   * made on each call, and its Kubernetes identity looked up then (it may
+   * have changed since the series began).
+   */
+  attributeParts(slot: number): readonly Attributes[] {
+    const endpoint = this.endpoints[slot];
+    const group = this.groups[this.group[slot]];
+    const address = this.addresses[slot];
+    if (address === undefined) return [endpoint.attributes, group.attributes];
+    const peer = peerAttributes(address, this.serverPort[slot], this.protocol[slot], this.family[slot]);
+    return [endpoint.attributes, peer, this.attribution.peer(address).attributes ?? NO_ATTRIBUTES, group.attributes];
+  }
+}
+
 export class CounterSeriesStore {
   private readonly keys = new FixedKeySet(SERIES_KEY_SIZE);
-  /** fieldCount totals per series. */
-  private totals = new Float64Array(0);
-  private touchedIn = new Int32Array(0);
-  /** The last collection in which a row that stays in the kernel map counted into the series. */
-  private liveIn = new Int32Array(0);
-  /** [seconds, nanoseconds] of the series' start, per series. */
-  private start = new Float64Array(0);
-  /** The endpoint of the last row that counted into the series (its attributes may be newer than the key's). */
-  private endpoints: LocalEndpoint[] = [];
-  /** Peer address strings, shared by the series of one peer. */
-  private addresses: Array<string | undefined> = [];
+  private cols: SeriesColumns;
   private readonly addressStrings = new Map<string, string>();
   private readonly endpointIds = new Map<string, number>();
   private nextEndpointId = 1;
   private readonly scratch = Buffer.alloc(SERIES_KEY_SIZE);
   /** Series that begin in one collection share one start time. */
   private startOfThisPass: HrTime | undefined;
+  /** Columns this collection outgrew: series of earlier collections may read them, so they get its final totals. */
+  private outgrown: SeriesColumns[] = [];
 
   constructor(
     readonly fieldCount: number,
     private readonly groups: readonly RowDescription[],
     private readonly endpointKey: EndpointKeyReader,
     private readonly attribution: CgroupAttribution,
-  ) {}
+  ) {
+    this.cols = new SeriesColumns(this.keys.capacity, fieldCount, groups, attribution);
+  }
 
   get size(): number {
     return this.keys.size;
+  }
+
+  /** The columns as they are now: what this collection's series are read from. */
+  get columns(): SeriesColumns {
+    return this.cols;
   }
 
   /** Call before a collection touches series. */
@@ -73,117 +170,100 @@ export class CounterSeriesStore {
     const found = this.keys.find(key, 0);
     if (found >= 0) return found;
     const slot = this.keys.add(key, 0);
-    if (this.touchedIn.length < this.keys.capacity) this.resize(this.keys.capacity);
-    this.totals.fill(0, slot * this.fieldCount, (slot + 1) * this.fieldCount);
-    this.touchedIn[slot] = 0;
-    this.liveIn[slot] = 0;
+    if (this.cols.capacity < this.keys.capacity) {
+      this.outgrown.push(this.cols);
+      this.moveTo(this.keys.capacity, null);
+    }
+    const cols = this.cols;
+    cols.totals.fill(0, slot * this.fieldCount, (slot + 1) * this.fieldCount);
+    cols.touchedIn[slot] = 0;
+    cols.liveIn[slot] = 0;
     const start = (this.startOfThisPass ??= hrTime());
-    this.start[slot * 2] = start[0];
-    this.start[slot * 2 + 1] = start[1];
-    this.endpoints[slot] = endpoint;
-    this.addresses[slot] = family === 0 ? undefined : this.sharedAddress(formatAddress(key.subarray(PEER_AT + 4, PEER_AT + PACKED_PEER_SIZE)));
+    cols.start[slot * 2] = start[0];
+    cols.start[slot * 2 + 1] = start[1];
+    cols.group[slot] = group;
+    cols.serverPort[slot] = key.readUInt16LE(PEER_AT);
+    cols.protocol[slot] = key[PEER_AT + 2];
+    cols.family[slot] = family;
+    cols.endpoints[slot] = endpoint;
+    cols.addresses[slot] = family === 0 ? undefined : this.sharedAddress(formatAddress(key.subarray(PEER_AT + 4, PEER_AT + PACKED_PEER_SIZE)));
     return slot;
   }
 
   /** True the first time `pass` touches the series: its totals are then zeroed, to be summed again. */
   touch(slot: number, pass: number): boolean {
-    if (this.touchedIn[slot] === pass) return false;
-    this.touchedIn[slot] = pass;
+    const cols = this.cols;
+    if (cols.touchedIn[slot] === pass) return false;
+    cols.touchedIn[slot] = pass;
     // A loop, not fill(): a call into C++ per series costs more than two stores.
-    for (let at = slot * this.fieldCount, end = at + this.fieldCount; at < end; at++) this.totals[at] = 0;
+    for (let at = slot * this.fieldCount, end = at + this.fieldCount; at < end; at++) cols.totals[at] = 0;
     return true;
   }
 
   add(slot: number, field: number, value: number): void {
-    this.totals[slot * this.fieldCount + field] += value;
-  }
-
-  total(slot: number, field: number): number {
-    return this.totals[slot * this.fieldCount + field];
+    this.cols.totals[slot * this.fieldCount + field] += value;
   }
 
   setEndpoint(slot: number, endpoint: LocalEndpoint): void {
-    this.endpoints[slot] = endpoint;
+    this.cols.endpoints[slot] = endpoint;
   }
 
   markLive(slot: number, pass: number): void {
-    this.liveIn[slot] = pass;
+    this.cols.liveIn[slot] = pass;
   }
 
   liveInPass(slot: number, pass: number): boolean {
-    return this.liveIn[slot] === pass;
+    return this.cols.liveIn[slot] === pass;
   }
 
   endpoint(slot: number): LocalEndpoint {
-    return this.endpoints[slot];
+    return this.cols.endpoints[slot];
   }
 
   isFlow(slot: number): boolean {
-    return this.addresses[slot] !== undefined;
-  }
-
-  tag(slot: number): string | undefined {
-    return this.group(slot).tag;
-  }
-
-  startTime(slot: number): HrTime {
-    return [this.start[slot * 2], this.start[slot * 2 + 1]];
-  }
-
-  /** The key the series is aggregated and exported under (see seriesKeyOf); made on each call. */
-  seriesKey(slot: number): string {
-    const address = this.addresses[slot];
-    const keys = this.keys.bytes;
-    const at = this.keys.offsetOf(slot) + PEER_AT;
-    const peerKey = address === undefined ? undefined : peerKeyOf(address, keys.readUInt16LE(at), keys[at + 2]);
-    return seriesKeyOf(this.endpoints[slot].keyId, peerKey, this.group(slot).key);
+    return this.cols.isFlow(slot);
   }
 
   /**
-   * The attributes as parts, in merge order: endpoint, peer, peer identity,
-   * group. The endpoint's, the peer identity's and the group's are frozen and
-   * shared by many series (an exporter encodes those once); the peer's own is
-   * made on each call.
+   * Call when a collection has summed every row (before compact()). Columns
+   * it outgrew were left with the totals of the rows summed before they were
+   * replaced: a series of several rows would read lower there than it was.
    */
-  attributeParts(slot: number): readonly Attributes[] {
-    const endpoint = this.endpoints[slot];
-    const group = this.group(slot);
-    const address = this.addresses[slot];
-    if (address === undefined) return [endpoint.attributes, group.attributes];
-    const keys = this.keys.bytes;
-    const at = this.keys.offsetOf(slot) + PEER_AT;
-    const peer = peerAttributes(address, keys.readUInt16LE(at), keys[at + 2], keys[at + 3]);
-    return [endpoint.attributes, peer, this.attribution.peer(address).attributes ?? NO_ATTRIBUTES, group.attributes];
+  end(touched: Int32Array, count: number): void {
+    for (const old of this.outgrown) {
+      for (let i = 0; i < count; i++) {
+        const slot = touched[i];
+        if (slot >= old.capacity) continue;
+        for (let f = 0; f < this.fieldCount; f++) old.totals[slot * this.fieldCount + f] = this.cols.total(slot, f);
+      }
+    }
+    this.outgrown = [];
   }
 
   /**
-   * Drops every series not touched in `pass` and moves the others down;
-   * returns where each old slot went (-1: dropped), for the caller's own
-   * references to series.
+   * Drops every series not touched in `pass`; returns where each old slot
+   * went (-1: dropped), for the caller's own references to series. The
+   * survivors go to new columns: series of earlier collections keep reading
+   * the old ones.
    */
   compact(pass: number): Int32Array {
-    const moved = this.keys.compact((slot) => this.touchedIn[slot] === pass);
-    const fields = this.fieldCount;
-    for (let slot = 0; slot < moved.length; slot++) {
-      const to = moved[slot];
-      if (to < 0 || to === slot) continue;
-      this.totals.copyWithin(to * fields, slot * fields, (slot + 1) * fields);
-      this.touchedIn[to] = this.touchedIn[slot];
-      this.liveIn[to] = this.liveIn[slot];
-      this.start[to * 2] = this.start[slot * 2];
-      this.start[to * 2 + 1] = this.start[slot * 2 + 1];
-      this.endpoints[to] = this.endpoints[slot];
-      this.addresses[to] = this.addresses[slot];
-    }
-    this.endpoints.length = this.keys.size;
-    this.addresses.length = this.keys.size;
-    if (this.touchedIn.length > this.keys.capacity) this.resize(this.keys.capacity);
+    const touchedIn = this.cols.touchedIn;
+    const moved = this.keys.compact((slot) => touchedIn[slot] === pass);
+    this.moveTo(this.keys.capacity, moved);
     this.forgetUnusedIds();
     return moved;
   }
 
-  private group(slot: number): RowDescription {
-    return this.groups[this.keys.bytes.readUInt32LE(this.keys.offsetOf(slot) + GROUP_AT)];
+  /** New columns of `capacity` with every series (moved: to where `moved` says). */
+  private moveTo(capacity: number, moved: Int32Array | null): void {
+    const from = this.cols;
+    const to = new SeriesColumns(capacity, this.fieldCount, this.groups, this.attribution);
+    const count = moved ? moved.length : this.keys.size;
+    for (let slot = 0; slot < count; slot++) {
+      const target = moved ? moved[slot] : slot;
+      if (target >= 0 && slot < from.capacity) to.copyFrom(from, slot, target);
+    }
+    this.cols = to;
   }
 
   private endpointId(keyId: string): number {
@@ -206,14 +286,7 @@ export class CounterSeriesStore {
     for (let slot = 0; slot < this.keys.size; slot++) usedIds.add(keys.readUInt32LE(this.keys.offsetOf(slot) + ENDPOINT_AT));
     for (const [keyId, id] of this.endpointIds) if (!usedIds.has(id)) this.endpointIds.delete(keyId);
     this.addressStrings.clear();
-    for (const address of this.addresses) if (address !== undefined) this.addressStrings.set(address, address);
-  }
-
-  private resize(capacity: number): void {
-    this.totals = resized(this.totals, capacity * this.fieldCount);
-    this.touchedIn = resized(this.touchedIn, capacity);
-    this.liveIn = resized(this.liveIn, capacity);
-    this.start = resized(this.start, capacity * 2);
+    for (const address of this.cols.addresses) if (address !== undefined) this.addressStrings.set(address, address);
   }
 }
 

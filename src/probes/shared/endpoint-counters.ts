@@ -17,7 +17,7 @@ import { MapRowsReader } from '../../bpf/map-rows-reader';
 import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
 import type { CgroupAttribution, EndpointRef, LocalEndpoint } from '../../k8s/attribution';
 import type { AttributeParts } from '../series';
-import { CounterSeriesStore, resized } from './counter-series';
+import { CounterSeriesStore, resized, type SeriesColumns } from './counter-series';
 import { EndpointKeyReader } from './endpoint-key';
 import { FixedKeySet } from './fixed-key-set';
 import { GoneRows, keyFieldView, NO_GROUP, refKey, type DescribeRow, type RowDescription } from './row-identity';
@@ -120,6 +120,7 @@ export class EndpointCounterTable<F extends string> {
   private refIds = new Map<bigint, number>();
   private refEndpoints: LocalEndpoint[] = [];
   private refGenerations: number[] = [];
+  private refCheckedIn: number[] = [];
 
   /** Group descriptions, by id: bounded by the group's key space (directions, reasons). */
   private readonly groups: RowDescription[] = [];
@@ -187,10 +188,11 @@ export class EndpointCounterTable<F extends string> {
       const ref = this.rowRef[row];
       const endpoint = this.endpointOf(ref, generation);
       let slot = this.rowSeries[row];
-      // Named again when the endpoint may resolve differently (a new generation, or unknown: it may be indexed by now).
-      if (slot < 0 || this.rowGeneration[row] !== generation || endpoint.kind === 'unknown') {
+      // Named again when the endpoint may resolve differently: a new generation, or it was unknown (rowGeneration -1).
+      if (slot < 0 || this.rowGeneration[row] !== generation) {
         slot = this.rowSeries[row] = series.seriesOf(rows.keys, keyOffset, endpoint, group);
-        this.rowGeneration[row] = generation;
+        // An unknown endpoint is not cached by attribution either: its cgroup may be indexed by the next collection.
+        this.rowGeneration[row] = endpoint.kind === 'unknown' ? -1 : generation;
       }
       this.touch(slot);
       series.setEndpoint(slot, endpoint);
@@ -209,12 +211,14 @@ export class EndpointCounterTable<F extends string> {
       } else series.markLive(slot, pass);
     }
     this.gone.end();
+    series.end(this.touched, this.touchedCount);
     if (expired.length) this.retire(expired, expiredRows);
     // A series ends when its last row is deleted (a pod's, an idle flow's).
     for (const [slot, kept] of this.retired) if (!kept.forever && !series.liveInPass(slot, pass)) this.retired.delete(slot);
     this.forgetUnseenRows(rows.count);
     if (series.size > this.touchedCount) this.forgetUntouchedSeries();
-    return new CounterRowsView<F>(fields, series, this.touched.subarray(0, this.touchedCount));
+    // Its own copy of the slots: series read after the next collection still read this one's (see SeriesColumns).
+    return new CounterRowsView<F>(fields, series.columns, this.touched.slice(0, this.touchedCount));
   }
 
   /** The slot of the row read at `position` (its key at `keys[offset..]`), added on first sight. */
@@ -248,12 +252,13 @@ export class EndpointCounterTable<F extends string> {
     this.touched[this.touchedCount++] = slot;
   }
 
-  /** The ref's endpoint, resolved again when attribution may name it differently. */
+  /** The ref's endpoint, resolved again when attribution may name it differently (once per collection while unknown). */
   private endpointOf(ref: number, generation: number): LocalEndpoint {
     let endpoint = this.refEndpoints[ref];
-    if (this.refGenerations[ref] !== generation || endpoint.kind === 'unknown') {
+    if (this.refGenerations[ref] !== generation || (endpoint.kind === 'unknown' && this.refCheckedIn[ref] !== this.pass)) {
       endpoint = this.refEndpoints[ref] = this.options.attribution.resolveRef(this.refs[ref]);
       this.refGenerations[ref] = generation;
+      this.refCheckedIn[ref] = this.pass;
     }
     return endpoint;
   }
@@ -267,6 +272,7 @@ export class EndpointCounterTable<F extends string> {
       this.refs.push(ref);
       this.refEndpoints.push(this.options.attribution.resolveRef(ref));
       this.refGenerations.push(this.options.attribution.endpointGeneration);
+      this.refCheckedIn.push(this.pass);
     }
     return id;
   }
@@ -313,6 +319,7 @@ export class EndpointCounterTable<F extends string> {
     const refIds = new Map<bigint, number>();
     const refEndpoints: LocalEndpoint[] = [];
     const refGenerations: number[] = [];
+    const refCheckedIn: number[] = [];
     for (let row = 0; row < moved.length; row++) {
       const to = moved[row];
       if (to < 0) continue;
@@ -325,6 +332,7 @@ export class EndpointCounterTable<F extends string> {
         refs.push(this.refs[ref]);
         refEndpoints.push(this.refEndpoints[ref]);
         refGenerations.push(this.refGenerations[ref]);
+        refCheckedIn.push(this.refCheckedIn[ref]);
       }
       this.rowSeries[to] = this.rowSeries[row];
       this.rowGroup[to] = this.rowGroup[row];
@@ -338,6 +346,7 @@ export class EndpointCounterTable<F extends string> {
     this.refIds = refIds;
     this.refEndpoints = refEndpoints;
     this.refGenerations = refGenerations;
+    this.refCheckedIn = refCheckedIn;
     // Every row of this read was seen, so each position still has its row.
     for (let i = 0; i < count; i++) this.lastByPosition[i] = moved[this.lastByPosition[i]];
     if (this.rowSeries.length > this.rowKeys.capacity) this.resizeRows(this.rowKeys.capacity);
@@ -379,11 +388,11 @@ export class EndpointCounterTable<F extends string> {
 
 }
 
-/** A collection's series of one table, each made when read. */
+/** A collection's series of one table, each made when read from the columns they were summed in. */
 class CounterRowsView<F extends string> implements CounterRows<F> {
   constructor(
     readonly fields: readonly F[],
-    private readonly series: CounterSeriesStore,
+    private readonly series: SeriesColumns,
     private readonly slots: Int32Array,
   ) {}
 
@@ -406,12 +415,12 @@ class SeriesRow<F extends string> implements SeriesTotals<F> {
 
   constructor(
     private readonly fields: readonly F[],
-    private readonly series: CounterSeriesStore,
+    private readonly series: SeriesColumns,
     private readonly slot: number,
   ) {}
 
   get endpoint(): LocalEndpoint {
-    return this.series.endpoint(this.slot);
+    return this.series.endpoints[this.slot];
   }
 
   get tag(): string | undefined {

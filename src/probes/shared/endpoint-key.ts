@@ -36,15 +36,17 @@ export class EndpointKeyReader {
   }
 
   /**
-   * Copies the peer's fields (server port, protocol, family, address: PACKED_PEER_SIZE bytes)
-   * into `target` at `at`, for keys built from them; read back with packedPeer(). Returns the
-   * family: 0 at pod granularity (no peer; the bytes are copied all the same).
+   * Copies the peer's identity (server port, protocol, whether there is a peer, address:
+   * PACKED_PEER_SIZE bytes) into `target` at `at`, for keys built from it. The family itself is
+   * left out, as peerKeyOf leaves it out: a dual-stack socket reports an IPv4 peer as AF_INET6
+   * with a mapped address, and is the same peer as an AF_INET socket's. Returns the family: 0 at
+   * pod granularity (no peer).
    */
   packPeer(buf: Buffer, offset: number, target: Buffer, at: number): number {
     target.writeUInt16LE(this.reader.uint(buf, offset, 'endpoint.server_port'), at);
     target.writeUInt8(this.reader.uint(buf, offset, 'endpoint.protocol'), at + 2);
     const family = this.reader.uint(buf, offset, 'endpoint.family');
-    target.writeUInt8(family, at + 3);
+    target.writeUInt8(family === 0 ? 0 : 1, at + 3);
     this.reader.bytes(buf, offset, 'endpoint.peer_addr').copy(target, at + 4);
     return family;
   }
@@ -62,7 +64,7 @@ export class EndpointKeyReader {
   }
 }
 
-/** Bytes of a peer packed by EndpointKeyReader.packPeer: server port (u16), protocol, family, address (16). */
+/** Bytes of a peer packed by EndpointKeyReader.packPeer: server port (u16), protocol, has-a-peer, address (16). */
 export const PACKED_PEER_SIZE = 20;
 
 export interface PeerFields {

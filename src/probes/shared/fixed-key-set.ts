@@ -11,6 +11,8 @@
 
 /** The index is at most half full: linear probing stays short. */
 const INDEX_LOAD = 2;
+/** The least room a set has: it grows by doubling, which needs something to double. */
+const MIN_CAPACITY = 4;
 
 export class FixedKeySet {
   private keys: Buffer;
@@ -23,8 +25,9 @@ export class FixedKeySet {
     initialCapacity = 64,
   ) {
     if (!Number.isInteger(keySize) || keySize <= 0) throw new Error(`FixedKeySet: keySize must be a positive integer, got ${keySize}`);
-    this.keys = Buffer.alloc(initialCapacity * keySize);
-    this.index = new Int32Array(indexSizeFor(initialCapacity));
+    const capacity = Math.max(MIN_CAPACITY, initialCapacity);
+    this.keys = Buffer.alloc(capacity * keySize);
+    this.index = new Int32Array(indexSizeFor(capacity));
   }
 
   get size(): number {
