@@ -253,7 +253,7 @@ export function capacityReport(r: CapacityResult, markdown: boolean): string {
       markdown,
     ),
     '',
-    `Live flows at flow granularity (flows.maxRows 262,144; one UDP datagram to each of N addresses × ports of pod B; OTLP export every 10 s). Collection time is the agent's \`flowtel.agent.collection.duration\` (every kernel-map series read and aggregated) over the collections after the first one that saw every flow (which names each new flow once); RSS is the peak of 1 s samples over ${FLOW_WINDOW_MS / 1000} s; V8 heap in use and external memory (Buffers) are the agent's own \`v8js.memory.heap.used\` and \`flowtel.agent.memory.external\`, sampled at each collection (median, min–max):`,
+    `Live flows at flow granularity (flows.maxRows 262,144; one UDP datagram to each of N addresses × ports of pod B; OTLP export every 10 s). Collection time is the agent's \`flowtel.agent.collection.duration\` (every kernel-map series read and aggregated) over the collections after the first one that saw every flow (which names each new flow once); RSS is the peak of 1 s samples over ${FLOW_WINDOW_MS / 1000} s; V8 heap in use and external memory (Buffers and typed arrays: map reads, the counter tables' columns, requests) are the agent's own \`v8js.memory.heap.used\` and \`flowtel.agent.memory.external\`, sampled at each collection (median, min–max):`,
     '',
     table(
       ['Flows', 'Flow series of the pod', 'Collection time per cycle', 'Agent peak RSS', 'V8 heap in use', 'External memory'],

@@ -50,15 +50,17 @@ export class SeriesColumns {
   /** The address family of the first row of a flow series (the peer attributes' network type); 0: no peer. */
   readonly family: Uint8Array;
   /** The endpoint of the last row that counted into the series (its attributes may be newer than the key's). */
-  readonly endpoints: LocalEndpoint[] = [];
+  readonly endpoints: LocalEndpoint[];
   /** Peer address strings, shared by the series of one peer. */
-  readonly addresses: Array<string | undefined> = [];
+  readonly addresses: Array<string | undefined>;
 
+  /** Empty columns of `capacity`, or (`from`) a copy of every series of smaller ones. */
   constructor(
     readonly capacity: number,
     readonly fieldCount: number,
     private readonly groups: readonly RowDescription[],
     private readonly attribution: CgroupAttribution,
+    from?: SeriesColumns,
   ) {
     this.totals = new Float64Array(capacity * fieldCount);
     this.touchedIn = new Int32Array(capacity);
@@ -68,6 +70,18 @@ export class SeriesColumns {
     this.serverPort = new Uint16Array(capacity);
     this.protocol = new Uint8Array(capacity);
     this.family = new Uint8Array(capacity);
+    this.endpoints = from ? from.endpoints.slice() : [];
+    this.addresses = from ? from.addresses.slice() : [];
+    if (from) {
+      this.totals.set(from.totals);
+      this.touchedIn.set(from.touchedIn);
+      this.liveIn.set(from.liveIn);
+      this.start.set(from.start);
+      this.group.set(from.group);
+      this.serverPort.set(from.serverPort);
+      this.protocol.set(from.protocol);
+      this.family.set(from.family);
+    }
   }
 
   /** Copies series `from` of `source` into slot `to`. */
@@ -135,8 +149,10 @@ export class CounterSeriesStore {
   private readonly scratch = Buffer.alloc(SERIES_KEY_SIZE);
   /** Series that begin in one collection share one start time. */
   private startOfThisPass: HrTime | undefined;
-  /** Columns this collection outgrew: series of earlier collections may read them, so they get its final totals. */
-  private outgrown: SeriesColumns[] = [];
+  /** The columns at the start of this collection: series of earlier collections may read them. */
+  private passColumns: SeriesColumns | undefined;
+  /** The columns this collection started with, if it outgrew them: they get its final totals. */
+  private outgrown: SeriesColumns | undefined;
 
   constructor(
     readonly fieldCount: number,
@@ -159,6 +175,7 @@ export class CounterSeriesStore {
   /** Call before a collection touches series. */
   begin(): void {
     this.startOfThisPass = undefined;
+    this.passColumns = this.cols;
   }
 
   /** The series of a row (key bytes at `offset`) of `endpoint` and group `group`, created on first use. */
@@ -171,8 +188,9 @@ export class CounterSeriesStore {
     if (found >= 0) return found;
     const slot = this.keys.add(key, 0);
     if (this.cols.capacity < this.keys.capacity) {
-      this.outgrown.push(this.cols);
-      this.moveTo(this.keys.capacity, null);
+      // Columns grown within this collection (the first one of many new flows doubles them often) are read by nothing else.
+      if (this.cols === this.passColumns) this.outgrown = this.cols;
+      this.cols = new SeriesColumns(this.keys.capacity, this.fieldCount, this.groups, this.attribution, this.cols);
     }
     const cols = this.cols;
     cols.totals.fill(0, slot * this.fieldCount, (slot + 1) * this.fieldCount);
@@ -230,14 +248,16 @@ export class CounterSeriesStore {
    * replaced: a series of several rows would read lower there than it was.
    */
   end(touched: Int32Array, count: number): void {
-    for (const old of this.outgrown) {
+    const old = this.outgrown;
+    if (old) {
       for (let i = 0; i < count; i++) {
         const slot = touched[i];
         if (slot >= old.capacity) continue;
         for (let f = 0; f < this.fieldCount; f++) old.totals[slot * this.fieldCount + f] = this.cols.total(slot, f);
       }
     }
-    this.outgrown = [];
+    this.outgrown = undefined;
+    this.passColumns = undefined;
   }
 
   /**
@@ -249,21 +269,12 @@ export class CounterSeriesStore {
   compact(pass: number): Int32Array {
     const touchedIn = this.cols.touchedIn;
     const moved = this.keys.compact((slot) => touchedIn[slot] === pass);
-    this.moveTo(this.keys.capacity, moved);
+    const from = this.cols;
+    const to = new SeriesColumns(this.keys.capacity, this.fieldCount, this.groups, this.attribution);
+    for (let slot = 0; slot < moved.length; slot++) if (moved[slot] >= 0) to.copyFrom(from, slot, moved[slot]);
+    this.cols = to;
     this.forgetUnusedIds();
     return moved;
-  }
-
-  /** New columns of `capacity` with every series (moved: to where `moved` says). */
-  private moveTo(capacity: number, moved: Int32Array | null): void {
-    const from = this.cols;
-    const to = new SeriesColumns(capacity, this.fieldCount, this.groups, this.attribution);
-    const count = moved ? moved.length : this.keys.size;
-    for (let slot = 0; slot < count; slot++) {
-      const target = moved ? moved[slot] : slot;
-      if (target >= 0 && slot < from.capacity) to.copyFrom(from, slot, target);
-    }
-    this.cols = to;
   }
 
   private endpointId(keyId: string): number {
