@@ -206,6 +206,8 @@ export async function runCapacity(args: string[]): Promise<CapacityResult> {
       const memory = exportedMemory(receiver, BigInt(firstFull) * 1_000_000n);
       flows.push({ flows: hosts * ports, collectMs: summarize(durations), rssMiB: Math.max(...rss), series, ...memory });
       process.stdout.write(`  ${hosts * ports} flows: ${series} series, collection ${summarize(durations).median.toFixed(0)} ms (${durations.length} collections), peak RSS ${Math.max(...rss).toFixed(1)} MiB, CPU ${cpu.toFixed(1)} s\n`);
+      // Where the peak is, for whoever attacks it next: RSS each second from when the flows were sent.
+      process.stdout.write(`    RSS (MiB, 1 s apart): ${rss.map((x) => x.toFixed(0)).join(' ')}\n`);
     }
     return { idleRss: summarize(idle), ring, maxZeroLoss, flows };
   } finally {

@@ -69,6 +69,7 @@ Napi::Function BpfObject::Define(Napi::Env env) {
           InstanceMethod("mapInfo", &BpfObject::MapInfo),
           InstanceMethod("mapReadAll", &BpfObject::MapReadAll),
           InstanceMethod("mapReadInto", &BpfObject::MapReadInto),
+          InstanceMethod("mapReadEach", &BpfObject::MapReadEach),
           InstanceMethod("mapDeleteKeys", &BpfObject::MapDeleteKeys),
           InstanceMethod("mapUpdate", &BpfObject::MapUpdate),
           InstanceMethod("objectEnum", &BpfObject::ObjectEnum),
@@ -364,6 +365,34 @@ Napi::Value BpfObject::MapReadInto(const Napi::CallbackInfo &info) {
   out.Set("count", Napi::Number::New(env, static_cast<double>(count)));
   out.Set("complete", Napi::Boolean::New(env, walk.done()));
   return out;
+}
+
+// Walks the whole map through the caller's keys and values Buffers, calling
+// onBatch(count) after each fill; the next fill overwrites them. A table of
+// 100,000 flows then needs Buffers of a few thousand rows, not of every row
+// (about 9 MB at 100,000 flows on two CPUs). Returns the rows read in all.
+Napi::Value BpfObject::MapReadEach(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "map name");
+  const char *usage = "mapReadEach(name, keys, values, onBatch): keys and values must be Buffers, onBatch a function";
+  Napi::Buffer<uint8_t> keys = BufferArg(info, 1, usage);
+  Napi::Buffer<uint8_t> values = BufferArg(info, 2, usage);
+  if (info.Length() < 4 || !info[3].IsFunction()) throw Napi::TypeError::New(env, usage);
+  Napi::Function on_batch = info[3].As<Napi::Function>();
+  std::string subject = path_ + ": map " + name;
+  BatchWalk walk(env, FindMap(env, name), subject);
+  size_t room = std::min(keys.Length() / walk.key_size(), values.Length() / walk.stride());
+  if (room == 0) ThrowMessage(env, subject, "mapReadEach: the Buffers have no room for one row");
+  double total = 0;
+  while (!walk.done()) {
+    size_t count = walk.Read(keys.Data(), values.Data(), room);
+    if (count == 0 && !walk.done())
+      ThrowMessage(env, subject, "a hash bucket holds more rows than the Buffers (" + std::to_string(room) + " rows)");
+    total += static_cast<double>(count);
+    // A throw in onBatch comes back here as a C++ exception (NAPI_CPP_EXCEPTIONS) and ends the walk.
+    if (count > 0) on_batch.Call({Napi::Number::New(env, static_cast<double>(count))});
+  }
+  return Napi::Number::New(env, total);
 }
 
 // Deletes the given packed keys; keys already gone are not an error.

@@ -31,6 +31,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value MapInfo(const Napi::CallbackInfo &info);
   Napi::Value MapReadAll(const Napi::CallbackInfo &info);
   Napi::Value MapReadInto(const Napi::CallbackInfo &info);
+  Napi::Value MapReadEach(const Napi::CallbackInfo &info);
   Napi::Value MapDeleteKeys(const Napi::CallbackInfo &info);
   void MapUpdate(const Napi::CallbackInfo &info);
   // BTF of the object itself.

@@ -9,6 +9,11 @@ import type { MapRows, NativeBpfObject } from './native';
 
 /** Rows the Buffers start with, and the least they shrink to. */
 const MIN_ROWS = 64;
+/**
+ * Rows per batch of forEach(): enough that a walk of 100,000 rows is a few
+ * dozen calls, few enough that the Buffers stay a few hundred KB.
+ */
+const BATCH_ROWS = 4096;
 
 export class MapRowsReader {
   private readonly keySize: number;
@@ -16,6 +21,7 @@ export class MapRowsReader {
   private rows = 0;
   private keys = Buffer.alloc(0);
   private values = Buffer.alloc(0);
+  private batch: MapRows | undefined;
 
   constructor(
     private readonly object: NativeBpfObject,
@@ -29,6 +35,26 @@ export class MapRowsReader {
   /** Rows the Buffers have room for now. */
   get roomRows(): number {
     return this.rows;
+  }
+
+  /**
+   * Every row of the map, in batches: onBatch gets rows whose Buffers the
+   * next batch overwrites, and `first`, the position of the batch's first
+   * row in the walk. Returns the number of rows. For maps of many rows: the
+   * Buffers are one batch, not the whole map.
+   */
+  forEach(onBatch: (rows: MapRows, first: number) => void): number {
+    if (this.batch === undefined) {
+      // Not from Node's shared pool: these live as long as the table.
+      this.batch = { count: 0, keys: Buffer.allocUnsafeSlow(BATCH_ROWS * this.keySize), values: Buffer.allocUnsafeSlow(BATCH_ROWS * this.valueStride), keySize: this.keySize, valueStride: this.valueStride };
+    }
+    const batch = this.batch;
+    let first = 0;
+    return this.object.mapReadEach(this.mapName, batch.keys, batch.values, (count) => {
+      batch.count = count;
+      onBatch(batch, first);
+      first += count;
+    });
   }
 
   /** Every row of the map. Valid until the next read(), which overwrites the Buffers. */

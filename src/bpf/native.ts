@@ -54,6 +54,12 @@ export interface NativeBpfObject {
    * Prefer MapRowsReader, which keeps and sizes the Buffers.
    */
   mapReadInto(name: string, keys: Buffer, values: Buffer): { count: number; complete: boolean };
+  /**
+   * Walks every row through the given Buffers, calling onBatch(count) after
+   * each fill (rows 0..count-1 are valid until onBatch returns); returns the
+   * rows read in all. Prefer MapRowsReader.forEach.
+   */
+  mapReadEach(name: string, keys: Buffer, values: Buffer, onBatch: (count: number) => void): number;
   mapDeleteKeys(name: string, keys: Buffer): number;
   /** Writes one entry of a non-per-CPU map. */
   mapUpdate(name: string, key: Buffer, value: Buffer): void;

@@ -147,6 +147,58 @@ describe('native addon (real kernel)', () => {
     assert.ok(after.room < full.room / 4, `room for ${after.room} rows after the map emptied (was ${full.room})`);
   });
 
+  it('walks a map through small Buffers, one batch at a time, every row once and with its own value', () => {
+    object = new (nativeAddon().BpfObject)(path.join(packageRoot(), 'bpf', '.output', 'tcp_connections.bpf.o'));
+    const rows = 10_000;
+    object.setMapMaxEntries('tcp_connections_handshake', rows);
+    object.load();
+    const info = object.mapInfo('tcp_connections_handshake');
+    const keyOf = (i: number) => {
+      const key = Buffer.alloc(info.keySize);
+      key.writeUInt32LE((i * 2654435761) >>> 0, 0);
+      key.writeUInt32LE(i, 4);
+      return key;
+    };
+    for (let i = 0; i < rows; i++) object.mapUpdate('tcp_connections_handshake', keyOf(i), Buffer.alloc(info.valueSize, i & 0xff));
+
+    const room = 300;
+    const keys = Buffer.alloc(room * info.keySize);
+    const values = Buffer.alloc(room * info.valueStride);
+    const seen = new Set<string>();
+    const batches: number[] = [];
+    const total = object.mapReadEach('tcp_connections_handshake', keys, values, (count) => {
+      batches.push(count);
+      for (let i = 0; i < count; i++) {
+        seen.add(keys.toString('hex', i * info.keySize, (i + 1) * info.keySize));
+        assert.equal(values[i * info.valueStride], keys.readUInt32LE(i * info.keySize + 4) & 0xff, 'the value is its own row\'s');
+      }
+    });
+    assert.equal(total, rows);
+    assert.equal(seen.size, rows, 'every row once');
+    assert.ok(batches.length >= rows / room, `${batches.length} batches of at most ${room}`);
+    assert.ok(Math.max(...batches) <= room);
+
+    // A throw in the callback ends the walk and reaches the caller; Buffers with no room for a row are refused.
+    assert.throws(() => object!.mapReadEach('tcp_connections_handshake', keys, values, () => {
+      throw new Error('stop here');
+    }), /stop here/);
+    assert.throws(() => object!.mapReadEach('tcp_connections_handshake', Buffer.alloc(1), values, () => undefined), /no room for one row/);
+    assert.throws(() => object!.mapReadEach('tcp_connections_handshake', keys, values, 'x' as unknown as () => void), /onBatch a function/);
+
+    // The reader's batches: positions follow on from batch to batch.
+    const reader = new MapRowsReader(object, 'tcp_connections_handshake');
+    let next = 0;
+    const fromReader = new Set<string>();
+    const count = reader.forEach((batch, first) => {
+      assert.equal(first, next, 'each batch starts where the one before ended');
+      next += batch.count;
+      for (let i = 0; i < batch.count; i++) fromReader.add(batch.keys.toString('hex', i * batch.keySize, (i + 1) * batch.keySize));
+    });
+    assert.equal(count, rows);
+    assert.equal(next, rows);
+    assert.equal(fromReader.size, rows);
+  });
+
   it('reports the errno and the libbpf log when attaching to a missing cgroup', () => {
     object = new (nativeAddon().BpfObject)(OBJECT);
     object.load();

@@ -1,7 +1,8 @@
 /**
  * Gives a fake BPF object that serves mapReadAll the rest of the map-reading
- * API the agent's tables use (mapInfo, mapReadInto), answering as the addon
- * does: the rows that fit, and complete only when room was left over.
+ * API the agent's tables use (mapInfo, mapReadInto, mapReadEach), answering as
+ * the addon does: the rows that fit, complete only when room was left over;
+ * batches of at most the Buffers' room.
  */
 import type { MapRows, NativeBpfObject } from '../../src/bpf/native';
 
@@ -19,6 +20,17 @@ export function withReadInto(object: NativeBpfObject): NativeBpfObject {
       all.keys.copy(keys, 0, 0, count * all.keySize);
       all.values.copy(values, 0, 0, count * all.valueStride);
       return { count, complete: all.count < room };
+    },
+    mapReadEach: (name: string, keys: Buffer, values: Buffer, onBatch: (count: number) => void) => {
+      const all = readAll(name);
+      const room = Math.min(keys.length / all.keySize, values.length / all.valueStride);
+      for (let first = 0; first < all.count; first += room) {
+        const count = Math.min(room, all.count - first);
+        all.keys.copy(keys, 0, first * all.keySize, (first + count) * all.keySize);
+        all.values.copy(values, 0, first * all.valueStride, (first + count) * all.valueStride);
+        onBatch(count);
+      }
+      return all.count;
     },
   });
 }

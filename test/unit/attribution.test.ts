@@ -344,32 +344,32 @@ describe('flow rows: cached identities', () => {
     assert.equal(table.collect().length, 0, 'and its series ends');
   });
 
-  it('keeps every flow on its own totals while thousands of rows come and go (the columns grow, shrink and move)', () => {
+  it('keeps every flow on its own totals while thousands of rows come and go (read in several batches; the columns grow, shrink and move)', () => {
     const { pod, map, table, clock } = flowTable();
     const peerOf = (n: number) => `10.1.${n >> 8}.${n & 255}`;
     const key = (n: number) => FakeFlowMap.key(ino(pod), peerOf(n), 443);
     const segmentsByPeer = () => Object.fromEntries(Object.entries(byPeer(table.collect())).map(([peer, row]) => [peer, row.segments]));
-    for (let n = 0; n < 3000; n++) map.rows.set(key(n), [1, n]);
+    for (let n = 0; n < 9000; n++) map.rows.set(key(n), [1, n]);
     let seen = segmentsByPeer();
-    assert.equal(Object.keys(seen).length, 3000);
-    for (let n = 0; n < 3000; n += 250) assert.equal(seen[peerOf(n)], n, `flow ${n}`);
+    assert.equal(Object.keys(seen).length, 9000);
+    for (let n = 0; n < 9000; n += 750) assert.equal(seen[peerOf(n)], n, `flow ${n}`);
     // All but every tenth flow stop moving and are evicted; the rest keep counting.
     clock.set(1_000);
-    for (let n = 0; n < 3000; n += 10) map.rows.set(key(n), [2, n + 1]);
+    for (let n = 0; n < 9000; n += 10) map.rows.set(key(n), [2, n + 1]);
     segmentsByPeer();
     clock.set(6_000);
-    for (let n = 0; n < 3000; n += 10) map.rows.set(key(n), [3, n + 2]);
+    for (let n = 0; n < 9000; n += 10) map.rows.set(key(n), [3, n + 2]);
     segmentsByPeer();
-    assert.equal(map.deleted, 2700, 'the idle flows were deleted from the kernel map');
+    assert.equal(map.deleted, 8100, 'the idle flows were deleted from the kernel map');
     seen = segmentsByPeer();
-    assert.equal(Object.keys(seen).length, 300, 'their series ended; the moving ones stay');
-    for (let n = 0; n < 3000; n += 10) assert.equal(seen[peerOf(n)], n + 2, `flow ${n} after the others went`);
+    assert.equal(Object.keys(seen).length, 900, 'their series ended; the moving ones stay');
+    for (let n = 0; n < 9000; n += 10) assert.equal(seen[peerOf(n)], n + 2, `flow ${n} after the others went`);
     // New flows take new slots next to the moved ones.
-    for (let n = 3000; n < 3100; n++) map.rows.set(key(n), [1, n]);
+    for (let n = 9000; n < 9100; n++) map.rows.set(key(n), [1, n]);
     seen = segmentsByPeer();
-    assert.equal(Object.keys(seen).length, 400);
-    assert.equal(seen[peerOf(3050)], 3050);
-    assert.equal(seen[peerOf(2990)], 2992);
+    assert.equal(Object.keys(seen).length, 1000);
+    assert.equal(seen[peerOf(9050)], 9050);
+    assert.equal(seen[peerOf(8990)], 8992);
   });
 
   it('gives rows that were unknown their own series once their cgroups are indexed', () => {

@@ -12,7 +12,7 @@
  *   series ends.
  */
 import type { Attributes, HrTime } from '@opentelemetry/api';
-import type { NativeBpfObject, StructLayoutInfo } from '../../bpf/native';
+import type { MapRows, NativeBpfObject, StructLayoutInfo } from '../../bpf/native';
 import { MapRowsReader } from '../../bpf/map-rows-reader';
 import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
 import type { CgroupAttribution, EndpointRef, LocalEndpoint } from '../../k8s/attribution';
@@ -73,6 +73,17 @@ interface ExpiredRow {
   series: number;
   gone: boolean;
   totals: number[];
+}
+
+/** What one collection carries from row to row. */
+interface Collection {
+  now: number;
+  generation: number;
+  /** Scratch: the fields of the row being summed. */
+  values: number[];
+  /** Rows to delete from the map once the read is done (deleting while walking would skip rows). */
+  expiredKeys: Buffer[];
+  expiredRows: ExpiredRow[];
 }
 
 /** Rows the tables' columns start with. */
@@ -161,64 +172,75 @@ export class EndpointCounterTable<F extends string> {
    * the next collect(), which reuses the series' columns.
    */
   collect(): CounterRows<F> {
-    const { fields, possibleCpus, idleFlowEvictMs, signed, attribution } = this.options;
-    const rows = this.reader.read();
-    const perCpuStride = rows.valueStride / possibleCpus;
+    const { fields } = this.options;
     const series = this.series;
-    const expired: Buffer[] = [];
-    const expiredRows: ExpiredRow[] = [];
-    const now = this.now();
     const pass = ++this.pass;
-    const generation = attribution.endpointGeneration;
-    const values = new Array<number>(fields.length);
+    const collection: Collection = {
+      now: this.now(),
+      generation: this.options.attribution.endpointGeneration,
+      values: new Array<number>(fields.length),
+      expiredKeys: [],
+      expiredRows: [],
+    };
     this.touchedCount = 0;
     series.begin();
     this.gone.begin();
-    if (this.byPosition.length < rows.count) this.byPosition = new Int32Array(Math.max(INITIAL_ROWS, rows.count * 2));
 
     for (const [slot, kept] of this.retired) {
       this.touch(slot);
       for (let f = 0; f < fields.length; f++) series.add(slot, f, kept.totals[f]);
     }
-    for (let i = 0; i < rows.count; i++) {
-      const keyOffset = i * rows.keySize;
-      const row = this.rowAt(i, rows.keys, keyOffset, now);
-      const group = this.rowGroup[row];
-      if (group < 0) continue;
-      const ref = this.rowRef[row];
-      const endpoint = this.endpointOf(ref, generation);
-      let slot = this.rowSeries[row];
-      // Named again when the endpoint may resolve differently: a new generation, or it was unknown (rowGeneration -1).
-      if (slot < 0 || this.rowGeneration[row] !== generation) {
-        slot = this.rowSeries[row] = series.seriesOf(rows.keys, keyOffset, endpoint, group);
-        // An unknown endpoint is not cached by attribution either: its cgroup may be indexed by the next collection.
-        this.rowGeneration[row] = endpoint.kind === 'unknown' ? -1 : generation;
-      }
-      this.touch(slot);
-      series.setEndpoint(slot, endpoint);
-      let activity = 0;
-      for (let f = 0; f < fields.length; f++) {
-        const value = sumPerCpu(rows.values, i * rows.valueStride + this.valueOffsets[f], possibleCpus, perCpuStride, signed);
-        values[f] = value;
-        series.add(slot, f, value);
-        activity += Math.abs(value);
-      }
-      const gone = this.gone.expired(this.refs[ref], endpoint, now);
-      const idle = idleFlowEvictMs !== undefined && series.isFlow(slot) && this.idleFor(row, activity, now) >= idleFlowEvictMs;
-      if (gone || idle) {
-        expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
-        expiredRows.push({ ref: this.refs[ref], series: slot, gone, totals: values.slice() });
-      } else series.markLive(slot, pass);
-    }
+    // The map is read in batches through small Buffers: its rows are summed as they come.
+    const count = this.reader.forEach((rows, first) => {
+      if (this.byPosition.length < first + rows.count) this.byPosition = resized(this.byPosition, Math.max(INITIAL_ROWS, (first + rows.count) * 2));
+      for (let i = 0; i < rows.count; i++) this.sumRow(rows, i, first + i, collection);
+    });
     this.gone.end();
     series.end(this.touched, this.touchedCount);
-    if (expired.length) this.retire(expired, expiredRows);
+    if (collection.expiredKeys.length) this.retire(collection.expiredKeys, collection.expiredRows);
     // A series ends when its last row is deleted (a pod's, an idle flow's).
     for (const [slot, kept] of this.retired) if (!kept.forever && !series.liveInPass(slot, pass)) this.retired.delete(slot);
-    this.forgetUnseenRows(rows.count);
+    this.forgetUnseenRows(count);
     if (series.size > this.touchedCount) this.forgetUntouchedSeries();
     // Its own copy of the slots: series read after the next collection still read this one's (see SeriesColumns).
     return new CounterRowsView<F>(fields, series.columns, this.touched.slice(0, this.touchedCount));
+  }
+
+  /** Adds row `i` of a batch (`position` in the whole read) into its series, and notes it for deletion when it expired. */
+  private sumRow(rows: MapRows, i: number, position: number, collection: Collection): void {
+    const { fields, possibleCpus, idleFlowEvictMs, signed } = this.options;
+    const { now, generation, values } = collection;
+    const series = this.series;
+    const keyOffset = i * rows.keySize;
+    const row = this.rowAt(position, rows.keys, keyOffset, now);
+    const group = this.rowGroup[row];
+    if (group < 0) return;
+    const ref = this.rowRef[row];
+    const endpoint = this.endpointOf(ref, generation);
+    let slot = this.rowSeries[row];
+    // Named again when the endpoint may resolve differently: a new generation, or it was unknown (rowGeneration -1).
+    if (slot < 0 || this.rowGeneration[row] !== generation) {
+      slot = this.rowSeries[row] = series.seriesOf(rows.keys, keyOffset, endpoint, group);
+      // An unknown endpoint is not cached by attribution either: its cgroup may be indexed by the next collection.
+      this.rowGeneration[row] = endpoint.kind === 'unknown' ? -1 : generation;
+    }
+    this.touch(slot);
+    series.setEndpoint(slot, endpoint);
+    const perCpuStride = rows.valueStride / possibleCpus;
+    let activity = 0;
+    for (let f = 0; f < fields.length; f++) {
+      const value = sumPerCpu(rows.values, i * rows.valueStride + this.valueOffsets[f], possibleCpus, perCpuStride, signed);
+      values[f] = value;
+      series.add(slot, f, value);
+      activity += Math.abs(value);
+    }
+    const gone = this.gone.expired(this.refs[ref], endpoint, now);
+    const idle = idleFlowEvictMs !== undefined && series.isFlow(slot) && this.idleFor(row, activity, now) >= idleFlowEvictMs;
+    if (gone || idle) {
+      // A copy: the next batch overwrites the Buffer.
+      collection.expiredKeys.push(Buffer.from(rows.keys.subarray(keyOffset, keyOffset + rows.keySize)));
+      collection.expiredRows.push({ ref: this.refs[ref], series: slot, gone, totals: values.slice() });
+    } else series.markLive(slot, this.pass);
   }
 
   /** The slot of the row read at `position` (its key at `keys[offset..]`), added on first sight. */
