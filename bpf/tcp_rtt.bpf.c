@@ -51,7 +51,14 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	bool first = tp->bytes_received == 0 && tp->bytes_acked <= 1;
 
 	/* rcv_tstamp is tcp_jiffies32, the low 32 bits of jiffies; tcp_probe runs before tcp_ack updates it. */
-	if (!first && (__u32)bpf_jiffies64() / window == tp->rcv_tstamp / window)
+	__u32 now = (__u32)bpf_jiffies64();
+	__u32 previous = tp->rcv_tstamp;
+
+	/*
+	 * A busy connection's previous segment came in this very jiffy: same
+	 * window, decided without the two divisions (the common case under load).
+	 */
+	if (!first && (now == previous || now / window == previous / window))
 		return 0;
 
 	__u32 srtt_us = tp->srtt_us >> 3;
