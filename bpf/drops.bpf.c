@@ -97,9 +97,7 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 		value->bytes += length;
 	}
 
-	__u64 now = bpf_ktime_get_ns();
-
-	struct drop_event *e = flowtel_event_reserve(FLOWTEL_EVENT_DROP, sizeof(*e), now);
+	struct drop_event *e = flowtel_event_reserve(FLOWTEL_EVENT_DROP, sizeof(*e), 0);
 
 	if (!e)
 		return 0;

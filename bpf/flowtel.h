@@ -75,6 +75,7 @@ struct flowtel_histogram {
 struct flowtel_rate_window {
 	__u64 window_start_ns;
 	__u64 emitted;
+	__u64 checked_jiffies;	/* the tick in which the window was last checked against the clock */
 };
 
 /*

@@ -78,17 +78,31 @@ static __always_inline void flowtel_count_loss(__u32 reason)
 		*slot += 1;
 }
 
-/* True when this CPU may emit one more event in the current second. */
-static __always_inline bool flowtel_event_allowed(__u64 now)
+/*
+ * True when this CPU may emit one more event in the current second. The clock
+ * is read at most once per tick (the first event of a tick checks whether the
+ * second is over), so a window ends at most a tick late, and a flood of events
+ * over the limit (resets, drops) costs a jiffies read per suppressed event, not
+ * a clocksource read. (bpf_ktime_get_coarse_ns would do the same, but tracing
+ * programs may not call it.)
+ */
+static __always_inline bool flowtel_event_allowed(void)
 {
 	__u32 zero = 0;
 	struct flowtel_rate_window *w = bpf_map_lookup_elem(&flowtel_rate, &zero);
+	__u64 tick;
 
 	if (!w)
 		return false;
-	if (now - w->window_start_ns >= 1000000000ULL) {
-		w->window_start_ns = now;
-		w->emitted = 0;
+	tick = bpf_jiffies64();
+	if (tick != w->checked_jiffies) {
+		__u64 now = bpf_ktime_get_ns();
+
+		w->checked_jiffies = tick;
+		if (now - w->window_start_ns >= 1000000000ULL) {
+			w->window_start_ns = now;
+			w->emitted = 0;
+		}
 	}
 	if (w->emitted >= flowtel_events_per_cpu_per_sec) {
 		flowtel_count_loss(FLOWTEL_LOSS_RATE_LIMITED);
@@ -110,13 +124,17 @@ static __always_inline void flowtel_fill_header(struct flowtel_event_header *h, 
 /*
  * Reserves an event of `size` bytes with its header filled, or returns NULL:
  * over the rate limit (counted as rate-limited) or ring full (counted as lost).
+ * `now` is the event's bpf_ktime_get_ns() time if the caller has read it
+ * already, else 0: then it is read only for an event that is allowed.
  */
 static __always_inline void *flowtel_event_reserve(__u16 kind, __u16 size, __u64 now)
 {
 	struct flowtel_event_header *h;
 
-	if (!flowtel_event_allowed(now))
+	if (!flowtel_event_allowed())
 		return NULL;
+	if (!now)
+		now = bpf_ktime_get_ns();
 	h = bpf_ringbuf_reserve(&flowtel_events, size, 0);
 	if (!h) {
 		flowtel_count_loss(FLOWTEL_LOSS_RINGBUF_FULL);

@@ -67,9 +67,7 @@ static __always_inline void record(const struct sock *sk, const struct sk_buff *
 	}
 	flowtel_counter_add(&tcp_resets_count, &key, 1);
 
-	__u64 now = bpf_ktime_get_ns();
-
-	struct tcp_reset_event *e = flowtel_event_reserve(FLOWTEL_EVENT_TCP_RESET, sizeof(*e), now);
+	struct tcp_reset_event *e = flowtel_event_reserve(FLOWTEL_EVENT_TCP_RESET, sizeof(*e), 0);
 
 	if (!e)
 		return;

@@ -65,9 +65,7 @@ int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
 	}
 	count(&key, segments);
 
-	__u64 now = bpf_ktime_get_ns();
-
-	struct tcp_retransmit_event *e = flowtel_event_reserve(FLOWTEL_EVENT_TCP_RETRANSMIT, sizeof(*e), now);
+	struct tcp_retransmit_event *e = flowtel_event_reserve(FLOWTEL_EVENT_TCP_RETRANSMIT, sizeof(*e), 0);
 
 	if (!e)
 		return 0;
