@@ -5,10 +5,9 @@
  * Buffers outside the heap): an agent on every node is judged by what it costs.
  */
 import v8 from 'node:v8';
-import type { BatchObservableResult, Meter, ObservableUpDownCounter } from '@opentelemetry/api';
-import type { MetricName } from '../semconv';
+import type { BatchObservableResult, Meter } from '@opentelemetry/api';
 import type { BpfRuntime } from '../bpf/runtime';
-import { observableCounter } from '../probes/shared/instruments';
+import { observableCounter, observableUpDownCounter } from '../probes/shared/instruments';
 import {
   ATTR_FLOWTEL_LOSS_REASON,
   ATTR_V8JS_HEAP_SPACE_NAME,
@@ -26,10 +25,6 @@ import {
   METRIC_PROCESS_MEMORY_USAGE,
   METRIC_V8JS_HEAP_USED,
 } from '../semconv';
-
-function upDownCounter(meter: Meter, metric: MetricName): ObservableUpDownCounter {
-  return meter.createObservableUpDownCounter(metric.name, { unit: metric.unit, description: metric.description });
-}
 
 /** What the export pipeline reports about itself. */
 export interface PipelineStats {
@@ -52,9 +47,9 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline:
   const suppressed = observableCounter(meter, METRIC_AGENT_EVENTS_SUPPRESSED);
   const skipped = observableCounter(meter, METRIC_AGENT_METRIC_EXPORTS_SKIPPED);
   const aggregated = observableCounter(meter, METRIC_AGENT_EVENTS_AGGREGATED);
-  const rss = upDownCounter(meter, METRIC_PROCESS_MEMORY_USAGE);
-  const heapUsed = upDownCounter(meter, METRIC_V8JS_HEAP_USED);
-  const external = upDownCounter(meter, METRIC_AGENT_MEMORY_EXTERNAL);
+  const rss = observableUpDownCounter(meter, METRIC_PROCESS_MEMORY_USAGE);
+  const heapUsed = observableUpDownCounter(meter, METRIC_V8JS_HEAP_USED);
+  const external = observableUpDownCounter(meter, METRIC_AGENT_MEMORY_EXTERNAL);
   const callback = (observer: BatchObservableResult): void => {
     const losses = runtime.readLosses();
     const ring = runtime.ringStats();

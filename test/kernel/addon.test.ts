@@ -21,6 +21,26 @@ describe('native addon (real kernel)', () => {
     object = undefined;
   });
 
+  /**
+   * Loads tcp_connections.bpf.o with a handshake map of `rows` rows, each key spread over the buckets and
+   * carrying its row number at byte 4, each value filled with the row number's low byte.
+   */
+  function filledHandshakeMap(rows: number) {
+    const loaded = new (nativeAddon().BpfObject)(path.join(packageRoot(), 'bpf', '.output', 'tcp_connections.bpf.o'));
+    object = loaded;
+    loaded.setMapMaxEntries('tcp_connections_handshake', rows);
+    loaded.load();
+    const info = loaded.mapInfo('tcp_connections_handshake');
+    const keyOf = (i: number) => {
+      const key = Buffer.alloc(info.keySize);
+      key.writeUInt32LE((i * 2654435761) >>> 0, 0);
+      key.writeUInt32LE(i, 4);
+      return key;
+    };
+    for (let i = 0; i < rows; i++) loaded.mapUpdate('tcp_connections_handshake', keyOf(i), Buffer.alloc(info.valueSize, i & 0xff));
+    return { loaded, info, keyOf };
+  }
+
   it('reads kernel enums from vmlinux BTF', () => {
     const reasons = nativeAddon().kernelEnum('skb_drop_reason');
     assert.ok(Object.keys(reasons).length > 50);
@@ -102,26 +122,16 @@ describe('native addon (real kernel)', () => {
   });
 
   it('reads into Buffers it keeps: grows them to the map, reports a short read, shrinks them when the map empties', () => {
-    object = new (nativeAddon().BpfObject)(path.join(packageRoot(), 'bpf', '.output', 'tcp_connections.bpf.o'));
     const rows = 5_000;
-    object.setMapMaxEntries('tcp_connections_handshake', rows);
-    object.load();
-    const info = object.mapInfo('tcp_connections_handshake');
-    const keyOf = (i: number) => {
-      const key = Buffer.alloc(info.keySize);
-      key.writeUInt32LE((i * 2654435761) >>> 0, 0);
-      key.writeUInt32LE(i, 4);
-      return key;
-    };
-    for (let i = 0; i < rows; i++) object.mapUpdate('tcp_connections_handshake', keyOf(i), Buffer.alloc(info.valueSize, i & 0xff));
+    const { loaded, info, keyOf } = filledHandshakeMap(rows);
 
     // Too little room: some rows, never more than fit, and not complete.
-    const short = object.mapReadInto('tcp_connections_handshake', Buffer.alloc(100 * info.keySize), Buffer.alloc(100 * info.valueStride));
+    const short = loaded.mapReadInto('tcp_connections_handshake', Buffer.alloc(100 * info.keySize), Buffer.alloc(100 * info.valueStride));
     assert.equal(short.complete, false);
     assert.ok(short.count <= 100, `${short.count} rows in room for 100`);
-    assert.throws(() => object!.mapReadInto('tcp_connections_handshake', Buffer.alloc(8), 'x' as unknown as Buffer), /keys and values must be Buffers/);
+    assert.throws(() => loaded.mapReadInto('tcp_connections_handshake', Buffer.alloc(8), 'x' as unknown as Buffer), /keys and values must be Buffers/);
 
-    const reader = new MapRowsReader(object, 'tcp_connections_handshake');
+    const reader = new MapRowsReader(loaded, 'tcp_connections_handshake');
     const readKeys = () => {
       const read = reader.read();
       const keys = new Set<string>();
@@ -140,7 +150,7 @@ describe('native addon (real kernel)', () => {
 
     const keep = 10;
     const gone = Buffer.concat(Array.from({ length: rows - keep }, (_, i) => keyOf(i + keep)));
-    assert.equal(object.mapDeleteKeys('tcp_connections_handshake', gone), rows - keep);
+    assert.equal(loaded.mapDeleteKeys('tcp_connections_handshake', gone), rows - keep);
     const after = readKeys();
     assert.equal(after.count, keep);
     assert.deepEqual([...after.keys].sort(), Array.from({ length: keep }, (_, i) => keyOf(i).toString('hex')).sort());
@@ -148,25 +158,15 @@ describe('native addon (real kernel)', () => {
   });
 
   it('walks a map through small Buffers, one batch at a time, every row once and with its own value', () => {
-    object = new (nativeAddon().BpfObject)(path.join(packageRoot(), 'bpf', '.output', 'tcp_connections.bpf.o'));
     const rows = 10_000;
-    object.setMapMaxEntries('tcp_connections_handshake', rows);
-    object.load();
-    const info = object.mapInfo('tcp_connections_handshake');
-    const keyOf = (i: number) => {
-      const key = Buffer.alloc(info.keySize);
-      key.writeUInt32LE((i * 2654435761) >>> 0, 0);
-      key.writeUInt32LE(i, 4);
-      return key;
-    };
-    for (let i = 0; i < rows; i++) object.mapUpdate('tcp_connections_handshake', keyOf(i), Buffer.alloc(info.valueSize, i & 0xff));
+    const { loaded, info } = filledHandshakeMap(rows);
 
     const room = 300;
     const keys = Buffer.alloc(room * info.keySize);
     const values = Buffer.alloc(room * info.valueStride);
     const seen = new Set<string>();
     const batches: number[] = [];
-    const total = object.mapReadEach('tcp_connections_handshake', keys, values, (count) => {
+    const total = loaded.mapReadEach('tcp_connections_handshake', keys, values, (count) => {
       batches.push(count);
       for (let i = 0; i < count; i++) {
         seen.add(keys.toString('hex', i * info.keySize, (i + 1) * info.keySize));
@@ -179,14 +179,14 @@ describe('native addon (real kernel)', () => {
     assert.ok(Math.max(...batches) <= room);
 
     // A throw in the callback ends the walk and reaches the caller; Buffers with no room for a row are refused.
-    assert.throws(() => object!.mapReadEach('tcp_connections_handshake', keys, values, () => {
+    assert.throws(() => loaded.mapReadEach('tcp_connections_handshake', keys, values, () => {
       throw new Error('stop here');
     }), /stop here/);
-    assert.throws(() => object!.mapReadEach('tcp_connections_handshake', Buffer.alloc(1), values, () => undefined), /no room for one row/);
-    assert.throws(() => object!.mapReadEach('tcp_connections_handshake', keys, values, 'x' as unknown as () => void), /onBatch a function/);
+    assert.throws(() => loaded.mapReadEach('tcp_connections_handshake', Buffer.alloc(1), values, () => undefined), /no room for one row/);
+    assert.throws(() => loaded.mapReadEach('tcp_connections_handshake', keys, values, 'x' as unknown as () => void), /onBatch a function/);
 
     // The reader's batches: positions follow on from batch to batch.
-    const reader = new MapRowsReader(object, 'tcp_connections_handshake');
+    const reader = new MapRowsReader(loaded, 'tcp_connections_handshake');
     let next = 0;
     const fromReader = new Set<string>();
     const count = reader.forEach((batch, first) => {

@@ -151,8 +151,6 @@ export class CounterSeriesStore {
   private startOfThisPass: HrTime | undefined;
   /** The columns at the start of this collection: series of earlier collections may read them. */
   private passColumns: SeriesColumns | undefined;
-  /** The columns this collection started with, if it outgrew them: they get its final totals. */
-  private outgrown: SeriesColumns | undefined;
 
   constructor(
     readonly fieldCount: number,
@@ -187,11 +185,7 @@ export class CounterSeriesStore {
     const found = this.keys.find(key, 0);
     if (found >= 0) return found;
     const slot = this.keys.add(key, 0);
-    if (this.cols.capacity < this.keys.capacity) {
-      // Columns grown within this collection (the first one of many new flows doubles them often) are read by nothing else.
-      if (this.cols === this.passColumns) this.outgrown = this.cols;
-      this.cols = new SeriesColumns(this.keys.capacity, this.fieldCount, this.groups, this.attribution, this.cols);
-    }
+    if (this.cols.capacity < this.keys.capacity) this.cols = new SeriesColumns(this.keys.capacity, this.fieldCount, this.groups, this.attribution, this.cols);
     const cols = this.cols;
     cols.totals.fill(0, slot * this.fieldCount, (slot + 1) * this.fieldCount);
     cols.touchedIn[slot] = 0;
@@ -248,15 +242,15 @@ export class CounterSeriesStore {
    * replaced: a series of several rows would read lower there than it was.
    */
   end(touched: Int32Array, count: number): void {
-    const old = this.outgrown;
-    if (old) {
+    // Columns grown in between (the first collection of many new flows doubles them often) are read by nothing else.
+    const old = this.passColumns;
+    if (old && old !== this.cols) {
       for (let i = 0; i < count; i++) {
         const slot = touched[i];
         if (slot >= old.capacity) continue;
         for (let f = 0; f < this.fieldCount; f++) old.totals[slot * this.fieldCount + f] = this.cols.total(slot, f);
       }
     }
-    this.outgrown = undefined;
     this.passColumns = undefined;
   }
 

@@ -86,6 +86,15 @@ interface Collection {
   expiredRows: ExpiredRow[];
 }
 
+/** An endpoint ref of the table's rows, and its endpoint as resolved in `generation` (unknown: again each collection). */
+interface RefEntry {
+  readonly ref: EndpointRef;
+  readonly key: bigint;
+  endpoint: LocalEndpoint;
+  generation: number;
+  checkedIn: number;
+}
+
 /** Rows the tables' columns start with. */
 const INITIAL_ROWS = 64;
 
@@ -126,12 +135,9 @@ export class EndpointCounterTable<F extends string> {
   private lastCount = 0;
   private byPosition = new Int32Array(0);
 
-  /** Endpoint refs, one per cgroup (or netns) that has rows, with their endpoint as last resolved. */
-  private refs: EndpointRef[] = [];
+  /** Endpoint refs, one per cgroup (or netns) that has rows, with their endpoint as last resolved; rows hold their index. */
+  private refs: RefEntry[] = [];
   private refIds = new Map<bigint, number>();
-  private refEndpoints: LocalEndpoint[] = [];
-  private refGenerations: number[] = [];
-  private refCheckedIn: number[] = [];
 
   /** Group descriptions, by id: bounded by the group's key space (directions, reasons). */
   private readonly groups: RowDescription[] = [];
@@ -234,12 +240,12 @@ export class EndpointCounterTable<F extends string> {
       series.add(slot, f, value);
       activity += Math.abs(value);
     }
-    const gone = this.gone.expired(this.refs[ref], endpoint, now);
+    const gone = this.gone.expired(this.refs[ref].ref, endpoint, now);
     const idle = idleFlowEvictMs !== undefined && series.isFlow(slot) && this.idleFor(row, activity, now) >= idleFlowEvictMs;
     if (gone || idle) {
       // A copy: the next batch overwrites the Buffer.
       collection.expiredKeys.push(Buffer.from(rows.keys.subarray(keyOffset, keyOffset + rows.keySize)));
-      collection.expiredRows.push({ ref: this.refs[ref], series: slot, gone, totals: values.slice() });
+      collection.expiredRows.push({ ref: this.refs[ref].ref, series: slot, gone, totals: values.slice() });
     } else series.markLive(slot, this.pass);
   }
 
@@ -276,13 +282,13 @@ export class EndpointCounterTable<F extends string> {
 
   /** The ref's endpoint, resolved again when attribution may name it differently (once per collection while unknown). */
   private endpointOf(ref: number, generation: number): LocalEndpoint {
-    let endpoint = this.refEndpoints[ref];
-    if (this.refGenerations[ref] !== generation || (endpoint.kind === 'unknown' && this.refCheckedIn[ref] !== this.pass)) {
-      endpoint = this.refEndpoints[ref] = this.options.attribution.resolveRef(this.refs[ref]);
-      this.refGenerations[ref] = generation;
-      this.refCheckedIn[ref] = this.pass;
+    const entry = this.refs[ref];
+    if (entry.generation !== generation || (entry.endpoint.kind === 'unknown' && entry.checkedIn !== this.pass)) {
+      entry.endpoint = this.options.attribution.resolveRef(entry.ref);
+      entry.generation = generation;
+      entry.checkedIn = this.pass;
     }
-    return endpoint;
+    return entry.endpoint;
   }
 
   private refOf(ref: EndpointRef): number {
@@ -291,10 +297,8 @@ export class EndpointCounterTable<F extends string> {
     if (id === undefined) {
       id = this.refs.length;
       this.refIds.set(key, id);
-      this.refs.push(ref);
-      this.refEndpoints.push(this.options.attribution.resolveRef(ref));
-      this.refGenerations.push(this.options.attribution.endpointGeneration);
-      this.refCheckedIn.push(this.pass);
+      const { attribution } = this.options;
+      this.refs.push({ ref, key, endpoint: attribution.resolveRef(ref), generation: attribution.endpointGeneration, checkedIn: this.pass });
     }
     return id;
   }
@@ -337,24 +341,19 @@ export class EndpointCounterTable<F extends string> {
     if (this.rowKeys.size === count) return;
     const pass = this.pass;
     const moved = this.rowKeys.compact((row) => this.rowSeenIn[row] === pass);
-    const refs: EndpointRef[] = [];
+    // The refs that surviving rows use, in order of first use; refMoved[old index] is the new one (-1: not yet kept).
+    const refs: RefEntry[] = [];
     const refIds = new Map<bigint, number>();
-    const refEndpoints: LocalEndpoint[] = [];
-    const refGenerations: number[] = [];
-    const refCheckedIn: number[] = [];
+    const refMoved = new Int32Array(this.refs.length).fill(-1);
     for (let row = 0; row < moved.length; row++) {
       const to = moved[row];
       if (to < 0) continue;
       const ref = this.rowRef[row];
-      const key = refKey(this.refs[ref]);
-      let id = refIds.get(key);
-      if (id === undefined) {
-        id = refs.length;
-        refIds.set(key, id);
+      let id = refMoved[ref];
+      if (id < 0) {
+        id = refMoved[ref] = refs.length;
         refs.push(this.refs[ref]);
-        refEndpoints.push(this.refEndpoints[ref]);
-        refGenerations.push(this.refGenerations[ref]);
-        refCheckedIn.push(this.refCheckedIn[ref]);
+        refIds.set(this.refs[ref].key, id);
       }
       this.rowSeries[to] = this.rowSeries[row];
       this.rowGroup[to] = this.rowGroup[row];
@@ -366,9 +365,6 @@ export class EndpointCounterTable<F extends string> {
     }
     this.refs = refs;
     this.refIds = refIds;
-    this.refEndpoints = refEndpoints;
-    this.refGenerations = refGenerations;
-    this.refCheckedIn = refCheckedIn;
     // Every row of this read was seen, so each position still has its row.
     for (let i = 0; i < count; i++) this.lastByPosition[i] = moved[this.lastByPosition[i]];
     if (this.rowSeries.length > this.rowKeys.capacity) this.resizeRows(this.rowKeys.capacity);
