@@ -78,16 +78,4 @@ struct flowtel_rate_window {
 	__u64 checked_jiffies;	/* the tick in which the window was last checked against the clock */
 };
 
-/*
- * Per-socket state of tcp-connections, in the socket storage map
- * flowtel_sockets that every object declares and the agent shares like the
- * ring buffer (one map, whichever groups run).
- */
-struct flowtel_socket_state {
-	__u64 connect_ns;	/* SYN_SENT entered */
-	__u64 established_ns;	/* ESTABLISHED entered; 0 once closed */
-	__u8 role;		/* enum tcp_connection_role */
-	__u8 pad[7];
-};
-
 #endif

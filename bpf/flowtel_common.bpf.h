@@ -25,14 +25,6 @@ struct {
 	__type(value, __u64);
 } flowtel_losses SEC(".maps");
 
-/* Shared by every object like the two maps above (see struct flowtel_socket_state). */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct flowtel_socket_state);
-} flowtel_sockets SEC(".maps");
-
 /* Per-CPU fixed one-second window for event rate limiting. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -354,7 +346,6 @@ static __always_inline void flowtel_hist_add(struct flowtel_histogram *h, __u64 
 		__sync_fetch_and_add(&h->buckets[bucket], 1);
 }
 
-/* Looks up a histogram row, creating it when absent; NULL (counted as map_full) when the map is full. */
 /*
  * The map row of `key`, created from `zero` when absent (another CPU may
  * create it at the same time: BPF_NOEXIST, then look up again). NULL, and

@@ -1,9 +1,8 @@
 /**
  * Owns the loaded BPF objects of all probe groups. The first object loaded
- * creates the shared maps (the one ring buffer, the loss counters, the
- * per-socket storage); every later object reuses their fds, so user space
- * drains one ring and reads one loss table whatever the number of groups,
- * and a socket carries one storage element, not one per group.
+ * creates the shared maps (the one ring buffer and the loss counters); every
+ * later object reuses their fds, so user space drains one ring and reads one
+ * loss table whatever the number of groups.
  */
 import path from 'node:path';
 import { nativeAddon, type NativeAddon, type NativeBpfObject, type NativeRingBufferConsumer } from './native';
@@ -12,14 +11,7 @@ import { StructReader, sumPerCpu } from './struct-reader';
 
 export const SHARED_RING_MAP = 'flowtel_events';
 export const SHARED_LOSS_MAP = 'flowtel_losses';
-/*
- * Socket storage of tcp-connections and tcp-rtt. Creating a socket's first
- * storage element also allocates the socket's storage container: under
- * connection churn two maps, one per group, cost tcp_probe ~400 ns per new
- * socket for a second element.
- */
-export const SHARED_SOCKET_MAP = 'flowtel_sockets';
-const SHARED_MAPS = [SHARED_RING_MAP, SHARED_LOSS_MAP, SHARED_SOCKET_MAP] as const;
+const SHARED_MAPS = [SHARED_RING_MAP, SHARED_LOSS_MAP] as const;
 const RING_FRAME_HEADER = 4;
 
 export interface ProbeObjectSpec {

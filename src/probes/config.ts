@@ -20,6 +20,14 @@ export interface DropsConfig extends EventProbeConfig {
   denyReasons: string[];
 }
 
+export interface TcpConnectionsConfig extends EventProbeConfig {
+  /**
+   * Sockets whose connect or establishment time the kernel keeps until they close (handshake
+   * and duration histograms, closes and bytes); a socket that finds no room is counted as lost (map_full).
+   */
+  maxTrackedSockets: number;
+}
+
 export interface TcpRttConfig extends CommonProbeConfig {
   /** Each socket's srtt is sampled at most this often (its first segment always). */
   sampleIntervalMs: number;
@@ -33,7 +41,7 @@ export interface ProbesConfig {
   tcpRetransmits: EventProbeConfig;
   tcpResets: EventProbeConfig;
   drops: DropsConfig;
-  tcpConnections: EventProbeConfig;
+  tcpConnections: TcpConnectionsConfig;
   tcpRtt: TcpRttConfig;
   flows: FlowsConfig;
 }

@@ -35,6 +35,15 @@ export async function bpfRecursionMisses(name: string): Promise<number> {
   return programs.filter((p) => p.name === name).reduce((sum, p) => sum + (p.recursion_misses ?? 0), 0);
 }
 
+/** Entries in the loaded map named `mapName` (at most 15 characters, as the kernel keeps them), as bpftool dumps them. */
+export async function bpfMapEntryCount(mapName: string): Promise<number> {
+  if (mapName.length > 15) throw new Error(`map name ${mapName} is longer than the 15 characters the kernel keeps`);
+  const maps = JSON.parse(await mustRun('bpftool', ['-j', 'map', 'show'])) as Array<{ id: number; name?: string }>;
+  const found = maps.filter((m) => m.name === mapName);
+  if (found.length !== 1) throw new Error(`${found.length} loaded maps named ${mapName}, expected 1`);
+  return (JSON.parse(await mustRun('bpftool', ['-j', 'map', 'dump', 'id', String(found[0].id)])) as unknown[]).length;
+}
+
 /** Packets counted by the rules of an nft chain that carry a comment, keyed by the comment. */
 export async function nftRuleCounters(netns: string, family: string, table: string): Promise<Record<string, { packets: number; bytes: number }>> {
   const text = await mustRun('ip', ['netns', 'exec', netns, 'nft', '-j', 'list', 'table', family, table]);

@@ -14,7 +14,7 @@ import { TestNode } from '../../src/testbed/test-node';
 import { defaultConfig } from '../../src/config/config';
 import { AgentProcess, freshExport, startAgentWithReceiver, sleep, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
-import { NFT_TABLE, iperf, netClient, nftRule, serveInPod, waitForClosedConnections } from '../support/traffic';
+import { NFT_TABLE, holdConnections, iperf, netClient, nftRule, serveInPod, waitForClosedConnections } from '../support/traffic';
 
 describe('e2e: probe groups against the kernel', function () {
   this.timeout(180_000);
@@ -28,7 +28,7 @@ describe('e2e: probe groups against the kernel', function () {
     requireKernel(this);
     node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }, { name: 'c' }, { name: 'd' }] });
     // Connections that exist before the agent starts: the live counts must include them.
-    preexisting = await holdConnections('d', 'c', 7040, 3);
+    preexisting = await holdConnections(node, 'd', 'c', 7040, 3);
     ({ agent, receiver } = await startAgentWithReceiver(['--cgroup-root', cgroupRoot(), '--node-name', 'test-node']));
   });
 
@@ -38,26 +38,6 @@ describe('e2e: probe groups against the kernel', function () {
     await receiver?.stop();
     await node?.destroy();
   });
-
-  /** Pod `from` holds `count` connections to a server in pod `to`; resolves once they are established. */
-  async function holdConnections(from: string, to: string, port: number, count: number) {
-    const server = node.spawnInPod(to, 'python3', [
-      '-c',
-      `import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("0.0.0.0",${port}));s.listen(8);print("ready",flush=True)\nc=[s.accept() for _ in range(${count})]\ntime.sleep(600)`,
-    ]);
-    let ready = '';
-    server.stdout?.on('data', (d: Buffer) => (ready += d.toString()));
-    await waitFor('holding server', () => (ready.includes('ready') ? true : undefined));
-    const client = node.spawnInPod(from, 'python3', [
-      '-c',
-      `import socket,time\nc=[socket.create_connection(("${node.pod(to).ip}",${port})) for _ in range(${count})]\nprint("held",flush=True)\ntime.sleep(600)`,
-    ]);
-    let held = '';
-    client.stdout?.on('data', (d: Buffer) => (held += d.toString()));
-    await waitFor('connections held', () => (held.includes('held') ? true : undefined));
-    client.once('exit', () => server.kill('SIGKILL'));
-    return client;
-  }
 
   /** Established TCP sockets in a pod, as the kernel lists them. */
   async function socketsInKernel(pod: string, state: 'established' | 'listening'): Promise<number> {
@@ -244,7 +224,7 @@ describe('e2e: probe groups against the kernel', function () {
     });
 
     it('counts live connections while they are open', async () => {
-      const holder = await holdConnections('a', 'b', 7004, 3);
+      const holder = await holdConnections(node, 'a', 'b', 7004, 3);
       await settled();
       const kernelCount = await establishedInKernel('a');
       assert.equal(kernelCount, 3);
@@ -387,7 +367,7 @@ describe('e2e: probe groups against the kernel', function () {
       assert.ok(external > 0 && external < rss.value, `external ${external} B of RSS ${rss.value} B`);
     });
 
-    it("shares one ring buffer and one socket storage map among all groups' objects", () => {
+    it("shares one ring buffer among all groups' objects", () => {
       // Each group's object holds an fd of every shared map; distinct map ids tell whether they are one map.
       const types = nativeAddon().kernelEnum('bpf_map_type');
       const mapIdsOfType = (type: number) => {
@@ -405,7 +385,6 @@ describe('e2e: probe groups against the kernel', function () {
         return ids.size;
       };
       assert.equal(mapIdsOfType(types.BPF_MAP_TYPE_RINGBUF), 1, 'ring buffers');
-      assert.equal(mapIdsOfType(types.BPF_MAP_TYPE_SK_STORAGE), 1, 'socket storage maps (tcp-connections and tcp-rtt share one)');
     });
   });
 

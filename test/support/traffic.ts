@@ -78,6 +78,30 @@ export async function serveInPod(node: TestNode, pod: string, port: number, coun
   return child;
 }
 
+/**
+ * Pod `from` holds `count` connections to a server in pod `to`; resolves once
+ * they are established. Killing the returned client closes them all (and
+ * ends the server).
+ */
+export async function holdConnections(node: TestNode, from: string, to: string, port: number, count: number) {
+  const server = node.spawnInPod(to, 'python3', [
+    '-c',
+    `import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("0.0.0.0",${port}));s.listen(${Math.max(8, count)});print("ready",flush=True)\nc=[s.accept() for _ in range(${count})]\ntime.sleep(600)`,
+  ]);
+  let ready = '';
+  server.stdout?.on('data', (d: Buffer) => (ready += d.toString()));
+  await waitFor('holding server', () => (ready.includes('ready') ? true : undefined));
+  const client = node.spawnInPod(from, 'python3', [
+    '-c',
+    `import socket,time\nc=[socket.create_connection(("${node.pod(to).ip}",${port})) for _ in range(${count})]\nprint("held",flush=True)\ntime.sleep(600)`,
+  ]);
+  let held = '';
+  client.stdout?.on('data', (d: Buffer) => (held += d.toString()));
+  await waitFor('connections held', () => (held.includes('held') ? true : undefined));
+  client.once('exit', () => server.kill('SIGKILL'));
+  return client;
+}
+
 /** Adds an nft rule to the input or output chain of a pod's test table (creating the table and chain once). */
 export async function nftRule(node: TestNode, pod: string, hook: 'input' | 'output', rule: string): Promise<void> {
   const netns = node.pod(pod).netns;

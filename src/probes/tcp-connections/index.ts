@@ -25,7 +25,7 @@ import {
   METRIC_TCP_CONNECTION_OPENS,
   METRIC_TCP_HANDSHAKE_DURATION,
 } from '../../semconv';
-import type { EventProbeConfig } from '../config';
+import type { TcpConnectionsConfig } from '../config';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { FieldSeries, seriesOf } from '../shared/instruments';
 import { seriesKeyOf } from '../shared/row-identity';
@@ -42,6 +42,8 @@ import { ephemeralPorts, setCommonGlobals } from '../shared/globals';
 
 const COUNTS = 'tcp_connections_counts';
 const FAILURES = 'tcp_connections_failures';
+/** Its own prefix: the kernel keeps 15 characters of a map name, and tools find maps by name. */
+const TRACKED_SOCKETS = 'tracked_sockets';
 /** 16 µs to ~16.8 s in quarter octaves. */
 const HANDSHAKE_BOUNDARIES_S = kernelBoundaries(16, 2 ** 24, 1e-6);
 /** 1 ms to ~38 h in octaves. */
@@ -61,7 +63,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
   readonly objectSpec: ProbeObjectSpec;
   private stopCallbacks: Array<() => void> = [];
 
-  constructor(private readonly config: EventProbeConfig) {
+  constructor(private readonly config: TcpConnectionsConfig) {
     this.objectSpec = {
       group: this.name,
       objectFile: 'tcp_connections.bpf.o',
@@ -69,6 +71,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
       configure: (object) => {
         setCommonGlobals(object, config);
         object.setMapMaxEntries(COUNTS, config.maxRows);
+        object.setMapMaxEntries(TRACKED_SOCKETS, config.maxTrackedSockets);
       },
     };
   }
