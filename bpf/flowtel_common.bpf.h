@@ -162,6 +162,17 @@ static __always_inline void flowtel_event_submit(void *event, __u16 size)
 }
 
 /*
+ * The kernel's bpf_rdonly_cast kfunc (the installed libbpf's bpf_helpers.h
+ * does not declare it): `obj` as a read-only pointer to the kernel type of
+ * BTF id `btf_id`. The verifier turns it into a plain move, where
+ * bpf_skc_to_tcp_sock is a helper call that also checks the socket's kind.
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+/* A struct sock that is known to be a full TCP socket, as a struct tcp_sock to read fields of. */
+#define flowtel_tcp_sock(sk) ((struct tcp_sock *)bpf_rdonly_cast((sk), bpf_core_type_id_kernel(struct tcp_sock)))
+
+/*
  * Field reads below are plain loads, not bpf_probe_read: every caller is a
  * tp_btf program whose socket/skb arguments are BTF-typed, so the verifier
  * checks the loads and vmlinux.h's preserve_access_index keeps them CO-RE.

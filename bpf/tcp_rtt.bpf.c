@@ -42,7 +42,8 @@ struct {
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	/* tcp_probe fires in tcp_rcv_established: always a full TCP socket, no need to check its kind. */
+	struct tcp_sock *tp = flowtel_tcp_sock(sk);
 	__u32 window = tcp_rtt_sample_interval_jiffies;
 
 	if (!tp || window == 0)
