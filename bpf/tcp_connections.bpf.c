@@ -53,6 +53,14 @@ struct {
 	__type(value, struct flowtel_histogram);
 } tcp_connections_duration SEC(".maps");
 
+/* Kernel-side only: user space never reads tracked_sockets. */
+struct tcp_connections_socket {
+	__u64 connect_ns;	/* SYN_SENT entered; 0 for a server socket */
+	__u64 established_ns;	/* ESTABLISHED entered; 0 before */
+	__u8 role;		/* enum tcp_connection_role */
+	__u8 pad[7];
+};
+
 /*
  * What each socket needs remembered between transitions (struct
  * tcp_connections_socket), keyed by the socket's kernel address, from

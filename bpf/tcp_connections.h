@@ -46,18 +46,6 @@ struct tcp_connections_hist_key {
 	__u8 pad[7];
 };
 
-/*
- * What tcp-connections remembers of a socket between its transitions, in
- * the map tracked_sockets, keyed by the socket's address: from SYN_SENT
- * (client) or ESTABLISHED (server) until CLOSE, which deletes it.
- */
-struct tcp_connections_socket {
-	__u64 connect_ns;	/* SYN_SENT entered; 0 for a server socket */
-	__u64 established_ns;	/* ESTABLISHED entered; 0 before */
-	__u8 role;		/* enum tcp_connection_role */
-	__u8 pad[7];
-};
-
 struct tcp_connect_failed_event {
 	struct flowtel_event_header header;
 	struct flowtel_tuple tuple;
