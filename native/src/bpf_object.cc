@@ -68,7 +68,6 @@ Napi::Function BpfObject::Define(Napi::Env env) {
           InstanceMethod("detach", &BpfObject::Detach),
           InstanceMethod("mapInfo", &BpfObject::MapInfo),
           InstanceMethod("mapReadAll", &BpfObject::MapReadAll),
-          InstanceMethod("mapReadInto", &BpfObject::MapReadInto),
           InstanceMethod("mapReadEach", &BpfObject::MapReadEach),
           InstanceMethod("mapDeleteKeys", &BpfObject::MapDeleteKeys),
           InstanceMethod("mapUpdate", &BpfObject::MapUpdate),
@@ -343,27 +342,6 @@ Napi::Value BpfObject::MapReadAll(const Napi::CallbackInfo &info) {
   out.Set("values", HandOver(env, std::move(values), total * stride));
   out.Set("keySize", Napi::Number::New(env, static_cast<double>(key_size)));
   out.Set("valueStride", Napi::Number::New(env, static_cast<double>(stride)));
-  return out;
-}
-
-// Reads every entry into the caller's keys and values Buffers, which a
-// caller keeps from one collection to the next: a map of 100,000 flows is
-// megabytes per read, and new Buffers each time stay in memory until V8
-// collects them. Returns { count, complete }; complete is false when the
-// Buffers had no room for the rest (read again with larger ones).
-Napi::Value BpfObject::MapReadInto(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  std::string name = StringArg(info, 0, "map name");
-  const char *usage = "mapReadInto(name, keys, values): keys and values must be Buffers";
-  Napi::Buffer<uint8_t> keys = BufferArg(info, 1, usage);
-  Napi::Buffer<uint8_t> values = BufferArg(info, 2, usage);
-  std::string subject = path_ + ": map " + name;
-  BatchWalk walk(env, FindMap(env, name), subject);
-  size_t room = std::min(keys.Length() / walk.key_size(), values.Length() / walk.stride());
-  size_t count = walk.Read(keys.Data(), values.Data(), room);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("count", Napi::Number::New(env, static_cast<double>(count)));
-  out.Set("complete", Napi::Boolean::New(env, walk.done()));
   return out;
 }
 

@@ -30,7 +30,6 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   void Detach(const Napi::CallbackInfo &info);
   Napi::Value MapInfo(const Napi::CallbackInfo &info);
   Napi::Value MapReadAll(const Napi::CallbackInfo &info);
-  Napi::Value MapReadInto(const Napi::CallbackInfo &info);
   Napi::Value MapReadEach(const Napi::CallbackInfo &info);
   Napi::Value MapDeleteKeys(const Napi::CallbackInfo &info);
   void MapUpdate(const Napi::CallbackInfo &info);

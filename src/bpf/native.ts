@@ -49,12 +49,6 @@ export interface NativeBpfObject {
   mapInfo(name: string): MapInfo;
   mapReadAll(name: string): MapRows;
   /**
-   * Reads every row into the given Buffers (keys at keySize, values at
-   * valueStride); complete is false when they had no room for the rest.
-   * Prefer MapRowsReader, which keeps and sizes the Buffers.
-   */
-  mapReadInto(name: string, keys: Buffer, values: Buffer): { count: number; complete: boolean };
-  /**
    * Walks every row through the given Buffers, calling onBatch(count) after
    * each fill (rows 0..count-1 are valid until onBatch returns); returns the
    * rows read in all. Prefer MapRowsReader.forEach.

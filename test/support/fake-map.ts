@@ -1,25 +1,16 @@
 /**
  * Gives a fake BPF object that serves mapReadAll the rest of the map-reading
- * API the agent's tables use (mapInfo, mapReadInto, mapReadEach), answering as
- * the addon does: the rows that fit, complete only when room was left over;
- * batches of at most the Buffers' room.
+ * API the agent's tables use (mapInfo, mapReadEach), answering as the addon
+ * does: batches of at most the Buffers' room.
  */
 import type { MapRows, NativeBpfObject } from '../../src/bpf/native';
 
-export function withReadInto(object: NativeBpfObject): NativeBpfObject {
+export function withBatchReads(object: NativeBpfObject): NativeBpfObject {
   const readAll = (name: string): MapRows => object.mapReadAll(name);
   return Object.assign(object, {
     mapInfo: (name: string) => {
       const { keySize, valueStride } = readAll(name);
       return { name, fd: -1, type: 1, keySize, valueSize: valueStride, maxEntries: 1 << 20, perCpu: false, valueStride };
-    },
-    mapReadInto: (name: string, keys: Buffer, values: Buffer) => {
-      const all = readAll(name);
-      const room = Math.min(keys.length / all.keySize, values.length / all.valueStride);
-      const count = Math.min(room, all.count);
-      all.keys.copy(keys, 0, 0, count * all.keySize);
-      all.values.copy(values, 0, 0, count * all.valueStride);
-      return { count, complete: all.count < room };
     },
     mapReadEach: (name: string, keys: Buffer, values: Buffer, onBatch: (count: number) => void) => {
       const all = readAll(name);

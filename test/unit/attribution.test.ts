@@ -11,7 +11,7 @@ import { CgroupAttribution, type PodMetadataSource } from '../../src/k8s/attribu
 import { CgroupIndex } from '../../src/k8s/cgroup-index';
 import { EndpointCounterTable } from '../../src/probes/shared/endpoint-counters';
 import { KernelHistogramTable } from '../../src/probes/shared/kernel-histogram';
-import { withReadInto } from '../support/fake-map';
+import { withBatchReads } from '../support/fake-map';
 import { tempDir } from '../support/tmp';
 
 const UID = '3f0a6a5e-1b7c-4d2e-9f10-2a3b4c5d6e7f';
@@ -78,7 +78,7 @@ class FakeCounterMap {
       },
       v: { size: 16, members: { events: { offset: 0, size: 8 }, segments: { offset: 8, size: 8 } } },
     };
-    return withReadInto({
+    return withBatchReads({
       structLayout: (name: string) => layouts[name],
       mapReadAll: (): MapRows => {
         const entries = [...this.rows.entries()];
@@ -168,7 +168,7 @@ class FakeFlowMap {
   }
   object(): NativeBpfObject {
     const base = new FakeCounterMap().object();
-    return withReadInto({
+    return withBatchReads({
       structLayout: base.structLayout,
       mapReadAll: (): MapRows => {
         const entries = [...this.rows.entries()];
@@ -195,7 +195,7 @@ class FakeHistogramMap {
   object(): NativeBpfObject {
     const base = new FakeCounterMap().object();
     const histogram: StructLayoutInfo = { size: 48, members: { count: { offset: 0, size: 8 }, sum: { offset: 8, size: 8 }, buckets: { offset: 16, size: 32 } } };
-    return withReadInto({
+    return withBatchReads({
       structLayout: (name: string) => (name === 'flowtel_histogram' ? histogram : base.structLayout(name)),
       mapReadAll: (): MapRows => {
         const entries = [...this.rows.entries()];
@@ -512,6 +512,35 @@ describe('kernel histogram table', () => {
     assert.deepEqual(apiServer(), [{ node: 'node', count: 4, sum: 6, counts: [2, 2] }], 'exported once more with its final totals');
     assert.equal(map.deleted, 2);
     assert.deepEqual(apiServer(), [], 'the series ended with its last row');
+  });
+
+  it('deletes exactly the rows of a removed cgroup when they span several batches of the map walk', () => {
+    // Expired keys are gathered while the walk goes on; each must be a copy, not a view of the batch the next one overwrites.
+    const { root } = tree();
+    const kubelet = path.join(root, 'system.slice/kubelet.service');
+    const containerd = path.join(root, 'system.slice/containerd.service');
+    fs.mkdirSync(kubelet);
+    fs.mkdirSync(containerd);
+    let now = 0;
+    const index = new CgroupIndex({ root, staleAfterMs: 0, now: () => now });
+    const attribution = new CgroupAttribution(index, 'worker-1');
+    const map = new FakeHistogramMap();
+    const perCgroup = 5000; // 10,000 rows of 80 bytes: three batches of at most 4,096
+    const peer = (n: number) => `10.1.${n >> 8}.${n & 255}`;
+    for (let n = 0; n < perCgroup; n++) {
+      map.rows.set(FakeFlowMap.key(ino(kubelet), peer(n), 443), { count: 1, sum: 1, buckets: [1, 0, 0, 0] });
+      map.rows.set(FakeFlowMap.key(ino(containerd), peer(n), 443), { count: 1, sum: 1, buckets: [1, 0, 0, 0] });
+    }
+    const kubeletKeys = [...map.rows.keys()].filter((_, i) => i % 2 === 0);
+    const table = new KernelHistogramTable({ object: map.object(), mapName: 'm', keyStruct: 'k', attribution, boundaries: [1.5], scale: 1, gracePeriodMs: 1000, now: () => now });
+    table.collect();
+    fs.rmdirSync(containerd);
+    now = 10;
+    table.collect(); // containerd is seen gone: its grace period starts
+    now = 2000;
+    table.collect();
+    assert.equal(map.deleted, perCgroup, "every one of containerd's rows deleted");
+    assert.deepEqual([...map.rows.keys()].sort(), kubeletKeys.sort(), "kubelet's rows all kept");
   });
 });
 

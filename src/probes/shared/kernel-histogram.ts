@@ -69,7 +69,6 @@ export class KernelHistogramTable {
 
   collect(): HistogramSeries[] {
     const { object, mapName, boundaries, scale } = this.options;
-    const rows = this.reader.read();
     const bucketsOffset = this.value.member('buckets').offset;
     const series = new Map<string, HistogramSeries>();
     for (const [key, kept] of this.retired) series.set(key, copyOf(kept.series));
@@ -78,27 +77,30 @@ export class KernelHistogramTable {
     const now = (this.options.now ?? Date.now)();
     this.gone.begin();
     this.rows.begin();
-    for (let i = 0; i < rows.count; i++) {
-      const keyOffset = i * rows.keySize;
-      const identity = this.rows.read(rows.keys, keyOffset);
-      if (!identity) continue;
-      const base = i * rows.valueStride;
-      const row = new RowHistogram(identity, identity.seriesKey, this.value.uint(rows.values, base, 'count'), this.value.uint(rows.values, base, 'sum') * scale, new Array<number>(boundaries.length + 1).fill(0));
-      for (let b = 0; b < this.exportIndex.length; b++) {
-        const n = readU64(rows.values, base + bucketsOffset + b * 8);
-        if (n) row.counts[this.exportIndex[b]] += n;
+    this.reader.forEach((rows, first) => {
+      for (let i = 0; i < rows.count; i++) {
+        const keyOffset = i * rows.keySize;
+        const identity = this.rows.read(rows.keys, keyOffset, first + i);
+        if (!identity) continue;
+        const base = i * rows.valueStride;
+        const row = new RowHistogram(identity, identity.seriesKey, this.value.uint(rows.values, base, 'count'), this.value.uint(rows.values, base, 'sum') * scale, new Array<number>(boundaries.length + 1).fill(0));
+        for (let b = 0; b < this.exportIndex.length; b++) {
+          const n = readU64(rows.values, base + bucketsOffset + b * 8);
+          if (n) row.counts[this.exportIndex[b]] += n;
+        }
+        if (!this.gone.expired(identity.ref, identity.endpoint, now)) {
+          live.add(identity.seriesKey);
+        } else {
+          // A copy: the next batch overwrites the Buffer.
+          expired.push(Buffer.from(rows.keys.subarray(keyOffset, keyOffset + rows.keySize)));
+          this.options.attribution.forgetRef(identity.ref);
+          const kept = this.retired.get(identity.seriesKey);
+          if (kept) addTo(kept.series, row);
+          else this.retired.set(identity.seriesKey, { series: copyOf(row), forever: identity.endpoint.kind !== 'pod' && !identity.flow });
+        }
+        addInto(series, row);
       }
-      if (!this.gone.expired(identity.ref, identity.endpoint, now)) {
-        live.add(identity.seriesKey);
-      } else {
-        expired.push(rows.keys.subarray(keyOffset, keyOffset + rows.keySize));
-        this.options.attribution.forgetRef(identity.ref);
-        const kept = this.retired.get(identity.seriesKey);
-        if (kept) addTo(kept.series, row);
-        else this.retired.set(identity.seriesKey, { series: copyOf(row), forever: identity.endpoint.kind !== 'pod' && !identity.flow });
-      }
-      addInto(series, row);
-    }
+    });
     this.gone.end();
     this.rows.end();
     if (expired.length) object.mapDeleteKeys(mapName, Buffer.concat(expired));

@@ -187,9 +187,11 @@ export class RowIdentityReader {
     }
   }
 
-  /** undefined when the group's describe skips the row. The identity is shared: do not modify it. */
-  read(keys: Buffer, offset: number): RowIdentity | undefined {
-    const position = offset / this.keySize;
+  /**
+   * The identity of the row whose key is at `offset` in `keys`, the row at `position` in the walk of the map.
+   * undefined when the group's describe skips the row. The identity is shared: do not modify it.
+   */
+  read(keys: Buffer, offset: number, position: number): RowIdentity | undefined {
     let row: RowEntry | undefined = this.lastByPosition[position];
     let rowId: string;
     if (row !== undefined && sameKey(row.rowId, keys, offset)) rowId = row.rowId;
