@@ -55,10 +55,8 @@ struct {
 
 /* Kernel-side only: user space never reads tracked_sockets. */
 struct tcp_connections_socket {
-	__u64 connect_ns;	/* SYN_SENT entered; 0 for a server socket */
+	__u64 connect_ns;	/* SYN_SENT entered: a client; 0: a server */
 	__u64 established_ns;	/* ESTABLISHED entered; 0 before */
-	__u8 role;		/* enum tcp_connection_role */
-	__u8 pad[7];
 };
 
 /*
@@ -114,13 +112,13 @@ static __always_inline __u64 socket_key(struct sock *sk)
 	return (__u64)sk;
 }
 
-static __always_inline void socket_track(struct sock *sk, __u64 connect_ns, __u64 established_ns, __u8 role)
+/* connect_ns for a client (from SYN_SENT), established_ns for a server (from ESTABLISHED). */
+static __always_inline void socket_track(struct sock *sk, __u64 connect_ns, __u64 established_ns)
 {
 	__u64 key = socket_key(sk);
 	struct tcp_connections_socket value = {
 		.connect_ns = connect_ns,
 		.established_ns = established_ns,
-		.role = role,
 	};
 
 	if (bpf_map_update_elem(&tracked_sockets, &key, &value, BPF_ANY))
@@ -205,7 +203,7 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	now = bpf_ktime_get_ns();
 	if (newstate == TCP_SYN_SENT) {
-		socket_track(sk, now, 0, TCP_ROLE_CLIENT);
+		socket_track(sk, now, 0);
 		return 0;
 	}
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
@@ -221,13 +219,12 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	}
 	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
-		struct tcp_sock *tp = (struct tcp_sock *)sk;
-		__u32 srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+		__u32 srtt_us = flowtel_tcp_sock(sk)->srtt_us >> 3;
 
 		if (counts)
 			counts->opened[TCP_ROLE_SERVER] += 1;
 		hist_add(&tcp_connections_handshake, endpoint, TCP_ROLE_SERVER, srtt_us);
-		socket_track(sk, 0, now, TCP_ROLE_SERVER);
+		socket_track(sk, 0, now);
 		return 0;
 	}
 	if (newstate != TCP_CLOSE)
@@ -239,13 +236,13 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	if (oldstate == TCP_SYN_SENT) {
 		record_failure(sk, endpoint, st ? st->connect_ns : 0, now);
 	} else if (st && st->established_ns) {
-		struct tcp_sock *tp = (struct tcp_sock *)sk;
-		__u8 role = st->role < TCP_CONNECTIONS_ROLES ? st->role : 0;
+		struct tcp_sock *tp = flowtel_tcp_sock(sk);
+		__u8 role = st->connect_ns ? TCP_ROLE_CLIENT : TCP_ROLE_SERVER;
 
 		if (counts) {
 			counts->closed[role] += 1;
-			counts->bytes_sent[role] += BPF_CORE_READ(tp, bytes_acked);
-			counts->bytes_received[role] += BPF_CORE_READ(tp, bytes_received);
+			counts->bytes_sent[role] += tp->bytes_acked;
+			counts->bytes_received[role] += tp->bytes_received;
 		}
 		hist_add(&tcp_connections_duration, endpoint, role, (now - st->established_ns) / 1000);
 	}

@@ -46,7 +46,7 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	struct tcp_sock *tp = flowtel_tcp_sock(sk);
 	__u32 window = tcp_rtt_sample_interval_jiffies;
 
-	if (!tp || window == 0)
+	if (window == 0)
 		return 0;
 	/* Neither data received nor any acked but the SYN: the first segment of the connection. */
 	bool first = tp->bytes_received == 0 && tp->bytes_acked <= 1;

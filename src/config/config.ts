@@ -191,7 +191,7 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
         // QUEUE_PURGE: a socket freeing its own queues at close, not a network drop (one per closed connection).
         denyReasons: ['NOT_SPECIFIED', 'QUEUE_PURGE'],
       },
-      // 65,536 sockets: 6 MiB of kernel memory, allocated when the group loads (docs/telemetry.md).
+      // 65,536 sockets: 5.5 MiB of kernel memory, allocated when the group loads (docs/telemetry.md).
       tcpConnections: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384, maxTrackedSockets: 65536 },
       tcpRtt: { enabled: true, granularity: 'pod', sampleIntervalMs: 50, maxRows: 4096 },
       flows: { enabled: true, granularity: 'pod', maxRows: 65536, idleFlowTimeoutMs: 300_000 },

@@ -157,8 +157,11 @@ describe('e2e: probe groups against the kernel', function () {
         ['flowtel.tcp.connection.closes', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'server' }],
         ['flowtel.tcp.connection.bytes', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'server', 'network.io.direction': 'receive' }],
         ['flowtel.tcp.connection.bytes', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client', 'network.io.direction': 'transmit' }],
+        // A histogram's total is its sum: seconds of B's server-side handshakes (the SYN-ACK round trips).
+        ['flowtel.tcp.handshake.duration', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'server' }],
       );
       const handshakeBefore = histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' })?.count ?? 0;
+      const serverHandshakesBefore = histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'server' })?.count ?? 0;
       const kernelBefore = await nstat(a.netns, ['TcpActiveOpens', 'TcpAttemptFails']);
       await nftRule(node, 'b', 'input', `tcp dport ${SILENT_PORT} counter drop comment "silent"`);
 
@@ -185,6 +188,10 @@ describe('e2e: probe groups against the kernel', function () {
       assert.equal(c.delta(5), 0, 'B had no failed connects');
       const handshake = histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' });
       assert.equal((handshake?.count ?? 0) - handshakeBefore, K);
+      // The server's handshake is the child socket's first srtt: a veth round trip, more than 0 and far below 100 ms.
+      const serverHandshakes = (histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'server' })?.count ?? 0) - serverHandshakesBefore;
+      assert.equal(serverHandshakes, K, "B's server handshakes");
+      assert.ok(c.delta(10) > 0 && c.delta(10) / K < 0.1, `B's server handshakes took ${c.delta(10)} s in all`);
       assert.equal(c.delta(6), K);
       assert.equal(c.delta(7), K, 'B closed K connections as the server');
       // The kernel's own per-socket totals count sequence space: bytes_received takes the FIN (one per
