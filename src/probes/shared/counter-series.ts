@@ -294,10 +294,3 @@ export class CounterSeriesStore {
     for (const address of this.cols.addresses) if (address !== undefined) this.addressStrings.set(address, address);
   }
 }
-
-/** A copy of `array` with `length` elements (cut, or zero-filled). */
-export function resized<T extends Int32Array | Float64Array>(array: T, length: number): T {
-  const next = new (array.constructor as new (length: number) => T)(length);
-  next.set(array.length > length ? array.subarray(0, length) : array);
-  return next;
-}

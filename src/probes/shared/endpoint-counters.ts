@@ -17,7 +17,7 @@ import { MapRowsReader } from '../../bpf/map-rows-reader';
 import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
 import type { CgroupAttribution, EndpointRef, LocalEndpoint } from '../../k8s/attribution';
 import type { AttributeParts } from '../series';
-import { CounterSeriesStore, resized, type SeriesColumns } from './counter-series';
+import { CounterSeriesStore, type SeriesColumns } from './counter-series';
 import { EndpointKeyReader } from './endpoint-key';
 import { FixedKeySet } from './fixed-key-set';
 import { GoneRows, keyFieldView, NO_GROUP, refKey, type DescribeRow, type RowDescription } from './row-identity';
@@ -100,6 +100,8 @@ const INITIAL_ROWS = 64;
 
 export class EndpointCounterTable<F extends string> {
   private readonly reader: MapRowsReader;
+  /** Bytes between one CPU's value of a row and the next one's. */
+  private readonly perCpuStride: number;
   private readonly gone: GoneRows;
   private readonly endpointKey: EndpointKeyReader;
   private readonly keyFields: StructReader<string> | undefined;
@@ -161,6 +163,7 @@ export class EndpointCounterTable<F extends string> {
     this.endpointKey = new EndpointKeyReader(options.keyStruct, layout);
     this.keyFields = options.keyFields?.length ? new StructReader(options.keyStruct, layout, options.keyFields) : undefined;
     this.reader = new MapRowsReader(object, options.mapName);
+    this.perCpuStride = object.mapInfo(options.mapName).valueStride / options.possibleCpus;
     this.gone = new GoneRows(options.attribution, options.gracePeriodMs);
     if (options.valueStruct) {
       const valueLayout = object.structLayout(options.valueStruct);
@@ -174,8 +177,9 @@ export class EndpointCounterTable<F extends string> {
   }
 
   /**
-   * Current totals per series, made one at a time when read. Valid until
-   * the next collect(), which reuses the series' columns.
+   * Current totals per series, made one at a time when read. They stay this
+   * collection's after the next one (an export still in flight reads them):
+   * see SeriesColumns.
    */
   collect(): CounterRows<F> {
     const { fields } = this.options;
@@ -216,6 +220,7 @@ export class EndpointCounterTable<F extends string> {
   private sumRow(rows: MapRows, i: number, position: number, collection: Collection): void {
     const { fields, possibleCpus, idleFlowEvictMs, signed } = this.options;
     const { now, generation, values } = collection;
+    const perCpuStride = this.perCpuStride;
     const series = this.series;
     const keyOffset = i * rows.keySize;
     const row = this.rowAt(position, rows.keys, keyOffset, now);
@@ -232,7 +237,6 @@ export class EndpointCounterTable<F extends string> {
     }
     this.touch(slot);
     series.setEndpoint(slot, endpoint);
-    const perCpuStride = rows.valueStride / possibleCpus;
     let activity = 0;
     for (let f = 0; f < fields.length; f++) {
       const value = sumPerCpu(rows.values, i * rows.valueStride + this.valueOffsets[f], possibleCpus, perCpuStride, signed);
@@ -485,3 +489,9 @@ function counterOffset(structName: string, layout: StructLayoutInfo, field: stri
   return member.offset + index * 8;
 }
 
+/** A copy of `array` with `length` elements (cut, or zero-filled). */
+function resized<T extends Int32Array | Float64Array>(array: T, length: number): T {
+  const next = new (array.constructor as new (length: number) => T)(length);
+  next.set(array.length > length ? array.subarray(0, length) : array);
+  return next;
+}
