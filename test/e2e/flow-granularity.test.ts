@@ -6,32 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import { bpfMapCgroupSum, bpfRecursionMisses, retransmissions } from '../../src/testbed/kernel-counters';
-import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
-import { TestNode } from '../../src/testbed/test-node';
+import type { OtlpReceiver } from '../../src/testbed/otlp-receiver';
+import type { TestNode } from '../../src/testbed/test-node';
 import { freshExport } from '../support/agent-process';
-import { requireKernel } from '../support/kernel';
-import { startScenario, type Scenario } from '../support/scenario';
+import { PROBE_GROUPS, onlyGroupConfig, useScenario } from '../support/scenario';
 import { IPERF_PORT, dropOutputPercent, dropPercent, iperf, netClient, waitForClosedConnections } from '../support/traffic';
 
 const PODS = [{ name: 'a' }, { name: 'b' }];
-const GROUPS = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'];
 
 describe('e2e: flow granularity', function () {
   this.timeout(120_000);
   let node: TestNode;
   let receiver: OtlpReceiver;
-  let scenario: Scenario | undefined;
-
-  before(async function () {
-    requireKernel(this);
-    scenario = await startScenario(PODS, `probes:\n${GROUPS.map((g) => `  ${g}:\n    granularity: flow\n`).join('')}`);
-    ({ node, receiver } = scenario);
-  });
-
-  after(async function () {
-    this.timeout(30_000);
-    await scenario?.teardown();
-  });
+  useScenario(PODS, `probes:\n${PROBE_GROUPS.map((g) => `  ${g}:\n    granularity: flow\n`).join('')}`, (s) => ({ node, receiver } = s));
 
   it("puts A's bytes, retransmits and refused connects on the series of peer B and server port", async () => {
     const a = node.pod('a');
@@ -97,21 +84,9 @@ describe('e2e: flows that do not fit the kernel map', function () {
   this.timeout(90_000);
   let node: TestNode;
   let receiver: OtlpReceiver;
-  let scenario: Scenario | undefined;
   const MAX_ROWS = 16;
   const DATAGRAMS = 40;
-
-  before(async function () {
-    requireKernel(this);
-    const others = GROUPS.filter((g) => g !== 'flows').map((g) => `  ${g}:\n    enabled: false\n`).join('');
-    scenario = await startScenario(PODS, `probes:\n${others}  flows:\n    granularity: flow\n    maxRows: ${MAX_ROWS}\n`);
-    ({ node, receiver } = scenario);
-  });
-
-  after(async function () {
-    this.timeout(30_000);
-    await scenario?.teardown();
-  });
+  useScenario(PODS, onlyGroupConfig('flows', { granularity: 'flow', maxRows: MAX_ROWS }), (s) => ({ node, receiver } = s));
 
   it('counts the overflow as lost rows and still exports every packet', async () => {
     const a = node.pod('a');

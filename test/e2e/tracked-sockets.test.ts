@@ -9,12 +9,10 @@ import { bpfMapEntryCount } from '../../src/testbed/kernel-counters';
 import type { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import type { TestNode } from '../../src/testbed/test-node';
 import { freshExport } from '../support/agent-process';
-import { requireKernel } from '../support/kernel';
-import { startScenario, type Scenario } from '../support/scenario';
+import { onlyGroupConfig, useScenario } from '../support/scenario';
 import { holdConnections, netClient, serveInPod, waitForClosedConnections } from '../support/traffic';
 
 const PODS = [{ name: 'a' }, { name: 'b' }];
-const OTHER_GROUPS = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpRtt', 'flows'];
 const TABLE = 'tracked_sockets';
 const TABLE_SIZE = 16;
 /** Connections held open at once: both ends are on this node, so twice as many sockets, more than the table holds. */
@@ -26,19 +24,7 @@ describe('e2e: tcp-connections with a full table of tracked sockets', function (
   this.timeout(120_000);
   let node: TestNode;
   let receiver: OtlpReceiver;
-  let scenario: Scenario | undefined;
-
-  before(async function () {
-    requireKernel(this);
-    const others = OTHER_GROUPS.map((g) => `  ${g}:\n    enabled: false\n`).join('');
-    scenario = await startScenario(PODS, `probes:\n${others}  tcpConnections:\n    maxTrackedSockets: ${TABLE_SIZE}\n`);
-    ({ node, receiver } = scenario);
-  });
-
-  after(async function () {
-    this.timeout(30_000);
-    await scenario?.teardown();
-  });
+  useScenario(PODS, onlyGroupConfig('tcpConnections', { maxTrackedSockets: TABLE_SIZE }), (s) => ({ node, receiver } = s));
 
   const lost = () => receiver.latestTotal('flowtel.agent.events.lost', { 'flowtel.loss.reason': 'map_full' });
   const closes = (pod: string, role: 'client' | 'server') =>

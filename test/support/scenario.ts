@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { TestNode, type TestPodSpec } from '../../src/testbed/test-node';
 import { startAgentWithReceiver, type AgentProcess } from './agent-process';
-import { cgroupRoot } from './kernel';
+import { cgroupRoot, requireKernel } from './kernel';
 import { tempDir } from './tmp';
 
 export interface Scenario {
@@ -34,4 +34,31 @@ export async function startScenario(pods: TestPodSpec[], configYaml: string): Pr
     await node.destroy();
     throw err;
   }
+}
+
+/** Every probe group, by its key under `probes:` in the config. */
+export const PROBE_GROUPS = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'] as const;
+
+/** A `probes:` config that turns every group off but `group`, which gets `settings` (a YAML mapping). */
+export function onlyGroupConfig(group: (typeof PROBE_GROUPS)[number], settings: Record<string, string | number>): string {
+  const others = PROBE_GROUPS.filter((g) => g !== group).map((g) => `  ${g}:\n    enabled: false\n`);
+  const own = Object.entries(settings).map(([key, value]) => `    ${key}: ${value}\n`);
+  return `probes:\n${others.join('')}  ${group}:\n${own.join('')}`;
+}
+
+/**
+ * Starts a scenario before the enclosing describe's tests (which need the
+ * kernel) and tears it down after them; `onStart` receives it.
+ */
+export function useScenario(pods: TestPodSpec[], configYaml: string, onStart: (scenario: Scenario) => void): void {
+  let scenario: Scenario | undefined;
+  before(async function () {
+    requireKernel(this);
+    scenario = await startScenario(pods, configYaml);
+    onStart(scenario);
+  });
+  after(async function () {
+    this.timeout(30_000);
+    await scenario?.teardown();
+  });
 }

@@ -472,22 +472,28 @@ describe('flow rows: cached identities', () => {
 });
 
 describe('kernel histogram table', () => {
-  it('keeps a series shared by node cgroups whole when one of its rows is deleted, and ends it with its last row', () => {
+  /** Two node cgroups (kubelet, containerd), a fake histogram map and its table, on a clock the test moves. */
+  function nodeCgroupsTable() {
     const { root } = tree();
     const kubelet = path.join(root, 'system.slice/kubelet.service');
     const containerd = path.join(root, 'system.slice/containerd.service');
     fs.mkdirSync(kubelet);
     fs.mkdirSync(containerd);
-    let now = 0;
-    const index = new CgroupIndex({ root, staleAfterMs: 0, now: () => now });
+    const clock = { now: 0 };
+    const index = new CgroupIndex({ root, staleAfterMs: 0, now: () => clock.now });
     const attribution = new CgroupAttribution(index, 'worker-1');
     const map = new FakeHistogramMap();
+    // Export boundary 1.5: kernel buckets 0 and 1 below it, 2 and 3 above.
+    const table = new KernelHistogramTable({ object: map.object(), mapName: 'm', keyStruct: 'k', attribution, boundaries: [1.5], scale: 1, gracePeriodMs: 1000, now: () => clock.now });
+    return { kubelet, containerd, clock, map, table };
+  }
+
+  it('keeps a series shared by node cgroups whole when one of its rows is deleted, and ends it with its last row', () => {
+    const { kubelet, containerd, clock, map, table } = nodeCgroupsTable();
     const rowOf = (dir: string) => FakeFlowMap.key(ino(dir), '10.0.0.1', 6443);
     const kubeletRow = rowOf(kubelet);
     map.rows.set(kubeletRow, { count: 2, sum: 3, buckets: [1, 0, 1, 0] });
     map.rows.set(rowOf(containerd), { count: 1, sum: 2, buckets: [0, 0, 0, 1] });
-    // Export boundary 1.5: kernel buckets 0 and 1 below it, 2 and 3 above.
-    const table = new KernelHistogramTable({ object: map.object(), mapName: 'm', keyStruct: 'k', attribution, boundaries: [1.5], scale: 1, gracePeriodMs: 1000, now: () => now });
     const apiServer = () =>
       table
         .collect()
@@ -496,19 +502,19 @@ describe('kernel histogram table', () => {
     assert.deepEqual(apiServer(), [{ node: 'node', count: 3, sum: 5, counts: [1, 2] }], 'both cgroups are the node: one series');
 
     fs.rmdirSync(containerd);
-    now = 10;
+    clock.now = 10;
     apiServer(); // containerd is seen gone: its grace period starts
-    now = 2000;
+    clock.now = 2000;
     assert.deepEqual(apiServer(), [{ node: 'node', count: 3, sum: 5, counts: [1, 2] }], "containerd's row is deleted, its totals kept");
     assert.equal(map.deleted, 1);
     map.rows.set(kubeletRow, { count: 3, sum: 4, buckets: [1, 1, 1, 0] });
-    now = 3000;
+    clock.now = 3000;
     assert.deepEqual(apiServer(), [{ node: 'node', count: 4, sum: 6, counts: [2, 2] }], 'the series did not go backwards');
 
     fs.rmdirSync(kubelet);
-    now = 4000;
+    clock.now = 4000;
     apiServer();
-    now = 6000;
+    clock.now = 6000;
     assert.deepEqual(apiServer(), [{ node: 'node', count: 4, sum: 6, counts: [2, 2] }], 'exported once more with its final totals');
     assert.equal(map.deleted, 2);
     assert.deepEqual(apiServer(), [], 'the series ended with its last row');
@@ -516,15 +522,7 @@ describe('kernel histogram table', () => {
 
   it('deletes exactly the rows of a removed cgroup when they span several batches of the map walk', () => {
     // Expired keys are gathered while the walk goes on; each must be a copy, not a view of the batch the next one overwrites.
-    const { root } = tree();
-    const kubelet = path.join(root, 'system.slice/kubelet.service');
-    const containerd = path.join(root, 'system.slice/containerd.service');
-    fs.mkdirSync(kubelet);
-    fs.mkdirSync(containerd);
-    let now = 0;
-    const index = new CgroupIndex({ root, staleAfterMs: 0, now: () => now });
-    const attribution = new CgroupAttribution(index, 'worker-1');
-    const map = new FakeHistogramMap();
+    const { kubelet, containerd, clock, map, table } = nodeCgroupsTable();
     const perCgroup = 5000; // 10,000 rows of 80 bytes: three batches of at most 4,096
     const peer = (n: number) => `10.1.${n >> 8}.${n & 255}`;
     for (let n = 0; n < perCgroup; n++) {
@@ -532,12 +530,11 @@ describe('kernel histogram table', () => {
       map.rows.set(FakeFlowMap.key(ino(containerd), peer(n), 443), { count: 1, sum: 1, buckets: [1, 0, 0, 0] });
     }
     const kubeletKeys = [...map.rows.keys()].filter((_, i) => i % 2 === 0);
-    const table = new KernelHistogramTable({ object: map.object(), mapName: 'm', keyStruct: 'k', attribution, boundaries: [1.5], scale: 1, gracePeriodMs: 1000, now: () => now });
     table.collect();
     fs.rmdirSync(containerd);
-    now = 10;
+    clock.now = 10;
     table.collect(); // containerd is seen gone: its grace period starts
-    now = 2000;
+    clock.now = 2000;
     table.collect();
     assert.equal(map.deleted, perCgroup, "every one of containerd's rows deleted");
     assert.deepEqual([...map.rows.keys()].sort(), kubeletKeys.sort(), "kubelet's rows all kept");
