@@ -54,6 +54,9 @@ export class SeriesColumns {
   /** Peer address strings, shared by the series of one peer. */
   readonly addresses: Array<string | undefined>;
 
+  /** The typed-array columns, each with its width in elements per series: copies walk this one list. */
+  private readonly numeric: ReadonlyArray<readonly [Float64Array | Int32Array | Uint16Array | Uint8Array, number]>;
+
   /** Empty columns of `capacity`, or (`from`) a copy of every series of smaller ones. */
   constructor(
     readonly capacity: number,
@@ -70,32 +73,28 @@ export class SeriesColumns {
     this.serverPort = new Uint16Array(capacity);
     this.protocol = new Uint8Array(capacity);
     this.family = new Uint8Array(capacity);
+    this.numeric = [
+      [this.totals, fieldCount],
+      [this.touchedIn, 1],
+      [this.liveIn, 1],
+      [this.start, 2],
+      [this.group, 1],
+      [this.serverPort, 1],
+      [this.protocol, 1],
+      [this.family, 1],
+    ];
     this.endpoints = from ? from.endpoints.slice() : [];
     this.addresses = from ? from.addresses.slice() : [];
-    if (from) {
-      this.totals.set(from.totals);
-      this.touchedIn.set(from.touchedIn);
-      this.liveIn.set(from.liveIn);
-      this.start.set(from.start);
-      this.group.set(from.group);
-      this.serverPort.set(from.serverPort);
-      this.protocol.set(from.protocol);
-      this.family.set(from.family);
-    }
+    if (from) this.numeric.forEach(([column], c) => column.set(from.numeric[c][0]));
   }
 
   /** Copies series `from` of `source` into slot `to`. */
   copyFrom(source: SeriesColumns, from: number, to: number): void {
-    const fields = this.fieldCount;
-    for (let f = 0; f < fields; f++) this.totals[to * fields + f] = source.totals[from * fields + f];
-    this.touchedIn[to] = source.touchedIn[from];
-    this.liveIn[to] = source.liveIn[from];
-    this.start[to * 2] = source.start[from * 2];
-    this.start[to * 2 + 1] = source.start[from * 2 + 1];
-    this.group[to] = source.group[from];
-    this.serverPort[to] = source.serverPort[from];
-    this.protocol[to] = source.protocol[from];
-    this.family[to] = source.family[from];
+    for (let c = 0; c < this.numeric.length; c++) {
+      const [column, width] = this.numeric[c];
+      const sourceColumn = source.numeric[c][0];
+      for (let i = 0; i < width; i++) column[to * width + i] = sourceColumn[from * width + i];
+    }
     this.endpoints[to] = source.endpoints[from];
     this.addresses[to] = source.addresses[from];
   }
