@@ -38,7 +38,7 @@ describe('native addon (real kernel)', () => {
       return key;
     };
     for (let i = 0; i < rows; i++) loaded.mapUpdate('tcp_connections_handshake', keyOf(i), Buffer.alloc(info.valueSize, i & 0xff));
-    return { loaded, info };
+    return { loaded, info, keyOf };
   }
 
   it('reads kernel enums from vmlinux BTF', () => {
@@ -99,21 +99,10 @@ describe('native addon (real kernel)', () => {
     // Hash-map batches hold whole buckets only, so most batches come back short
     // of the size asked for; an earlier reader took a short batch for the end
     // and returned a few thousand of 100,000 flow rows.
-    object = new (nativeAddon().BpfObject)(path.join(packageRoot(), 'bpf', '.output', 'tcp_connections.bpf.o'));
     const rows = 20_000;
-    object.setMapMaxEntries('tcp_connections_handshake', rows);
-    object.load();
-    const info = object.mapInfo('tcp_connections_handshake');
-    const value = Buffer.alloc(info.valueSize);
-    const written = new Set<string>();
-    for (let i = 0; i < rows; i++) {
-      const key = Buffer.alloc(info.keySize);
-      key.writeUInt32LE(i * 2654435761 >>> 0, 0); // spread over the buckets
-      key.writeUInt32LE(i, 4);
-      object.mapUpdate('tcp_connections_handshake', key, value);
-      written.add(key.toString('hex'));
-    }
-    const read = object.mapReadAll('tcp_connections_handshake');
+    const { loaded, keyOf } = filledHandshakeMap(rows);
+    const written = Array.from({ length: rows }, (_, i) => keyOf(i).toString('hex'));
+    const read = loaded.mapReadAll('tcp_connections_handshake');
     assert.equal(read.count, rows);
     const seen = new Set<string>();
     for (let i = 0; i < read.count; i++) seen.add(read.keys.toString('hex', i * read.keySize, (i + 1) * read.keySize));
