@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { nativeAddon } from '../../src/bpf/native';
+import { defaultConfig } from '../../src/config/config';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
 import { nftRuleCounters, retransmissions } from '../../src/testbed/kernel-counters';
@@ -156,7 +157,7 @@ describe('e2e: tcp-retransmits against the kernel', function () {
     // Every retransmit call is either an event or suppressed by the limit (other node traffic included).
     assert.ok(received + suppressed >= events, `received ${received} + suppressed ${suppressed} < events ${events}`);
     // And the limit is per second: a window that never reopened would have let through one second's worth per CPU, in all.
-    const oneWindow = 100 * nativeAddon().possibleCpus();
+    const oneWindow = defaultConfig('.').probes.tcpRetransmits.maxEventsPerSecondPerCpu * nativeAddon().possibleCpus();
     const delivered = receiver!.eventsMatching('flowtel.tcp.retransmit', { 'k8s.pod.uid': node!.pod('a').uid });
     process.stdout.write(`      pod A's retransmit events delivered ${delivered}, one window for every CPU ${oneWindow}, suppressed node-wide ${suppressed}\n`);
     assert.ok(delivered > oneWindow, `${delivered} of pod A's retransmits delivered as events, no more than one window's ${oneWindow}`);
