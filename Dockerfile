@@ -42,6 +42,10 @@ USER 0:0
 # A 1 MiB young generation: about 50 MB less resident memory for an agent on
 # every node, at no measured cost to collection time. One V8 worker thread for
 # background GC and compilation: about 2 MB less (thread stacks and their
-# buffers) for an agent that should stay on one core anyway (docs/performance.md).
-ENTRYPOINT ["node", "--max-semi-space-size=1", "--v8-pool-size=1", "/opt/flowtel/dist/src/cli/main.js"]
+# buffers) for an agent that should stay on one core anyway. No allocation-site
+# pretenuring: V8 otherwise learns from the first collection of many new flows
+# (objects that live) to allocate the export's objects (which do not) straight
+# into the old generation, where they piled up to 20-30 MiB more resident memory
+# until the next full GC (docs/performance.md, userspace capacity, tenth pass).
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--v8-pool-size=1", "--no-allocation-site-pretenuring", "/opt/flowtel/dist/src/cli/main.js"]
 CMD ["run"]

@@ -71,6 +71,8 @@ describe('container image', () => {
     for (const [name, value] of Object.entries(AGENT_ENV)) assert.ok(runtime.lines.includes(`ENV ${name}=${value}`), `the image sets ${name}=${value}, as tests and benchmarks do`);
     const start = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).scripts.start as string;
     for (const [name, value] of Object.entries(AGENT_ENV)) assert.ok(start.includes(`${name}=${value} node`), `npm start sets ${name}=${value}`);
+    const startNode = start.slice(start.indexOf(' node ')).split(' ');
+    for (const flag of AGENT_NODE_FLAGS) assert.ok(startNode.includes(flag), `npm start runs node with ${flag}, as tests and benchmarks do`);
 
     const ignored = fs.readFileSync(path.join(REPO, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
     for (const local of ['node_modules', 'dist', 'native/build', 'bpf/.output', '.git']) assert.ok(ignored.includes(local), `.dockerignore has ${local}`);

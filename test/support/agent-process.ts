@@ -9,7 +9,7 @@ import { OtlpReceiver, type MetricsExport } from '../../src/testbed/otlp-receive
 
 export const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 /** Node flags the agent ships with (Dockerfile ENTRYPOINT, npm start): tests and benchmarks run it the same way. */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1'];
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1', '--no-allocation-site-pretenuring'];
 
 /**
  * Environment the agent ships with (Dockerfile ENV, npm start). A fixed glibc
