@@ -43,9 +43,9 @@ USER 0:0
 # every node, at no measured cost to collection time. One V8 worker thread for
 # background GC and compilation: about 2 MB less (thread stacks and their
 # buffers) for an agent that should stay on one core anyway. No allocation-site
-# pretenuring: V8 otherwise learns from the first collection of many new flows
-# (objects that live) to allocate the export's objects (which do not) straight
-# into the old generation, where they piled up to 20-30 MiB more resident memory
-# until the next full GC (docs/performance.md, userspace capacity, tenth pass).
+# pretenuring: with it, after the first collection of many new flows, the
+# export's short-lived objects went to the old generation and piled up there,
+# 20-30 MiB more resident memory until the next full GC, which V8 sometimes put
+# off for 20 s (docs/performance.md, userspace capacity, tenth pass).
 ENTRYPOINT ["node", "--max-semi-space-size=1", "--v8-pool-size=1", "--no-allocation-site-pretenuring", "/opt/flowtel/dist/src/cli/main.js"]
 CMD ["run"]
