@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { nativeAddon } from '../../src/bpf/native';
 import { mustRun } from '../../src/testbed/exec';
-import { nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
+import { bpfProgRecursionMisses, nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
 import { defaultConfig } from '../../src/config/config';
@@ -178,8 +178,11 @@ describe('e2e: probe groups against the kernel', function () {
         `      refused ${c.delta(0)}, timed_out ${c.delta(1)}, client opens ${c.delta(2)}, server opens in B ${c.delta(3)}; ` +
           `kernel TcpActiveOpens +${kernelAfter.TcpActiveOpens - kernelBefore.TcpActiveOpens}, TcpAttemptFails +${kernelAfter.TcpAttemptFails - kernelBefore.TcpAttemptFails}`,
       );
-      assert.equal(c.delta(0), N);
-      assert.equal(c.delta(1), M);
+      // What a count that falls short needs to be told apart (seen once in 32 runs: 2 of 3 timeouts): a run the
+      // kernel skipped, or a failure counted but not exported.
+      const events = (type: string) => receiver.eventsMatching('flowtel.tcp.connection.failure', { 'k8s.pod.uid': a.uid, 'error.type': type });
+      const why = async () => `log records: ${events('refused')} refused, ${events('timed_out')} timed out; inet_sock_set_state recursion misses ${await bpfProgRecursionMisses('inet_sock_set_state')}`;
+      if (c.delta(0) !== N || c.delta(1) !== M) assert.fail(`refused ${c.delta(0)} of ${N}, timed out ${c.delta(1)} of ${M}; ${await why()}`);
       assert.equal(kernelAfter.TcpAttemptFails - kernelBefore.TcpAttemptFails, N + M, 'kernel agrees on the failures');
       assert.equal(c.delta(2), K);
       assert.equal(kernelAfter.TcpActiveOpens - kernelBefore.TcpActiveOpens, N + M + K, 'kernel agrees on the attempts');
@@ -201,7 +204,6 @@ describe('e2e: probe groups against the kernel', function () {
       const liveAfter = total('flowtel.tcp.connections', { 'k8s.pod.uid': a.uid, 'network.connection.state': 'established' });
       assert.equal(liveAfter, liveBefore, 'live connections back to the baseline');
       // Repeats within the aggregation window arrive as one record plus a summary (flowtel.event.count), up to a window later.
-      const events = (type: string) => receiver.eventsMatching('flowtel.tcp.connection.failure', { 'k8s.pod.uid': a.uid, 'error.type': type });
       await waitFor('the failures as log records', () => (events('refused') >= N && events('timed_out') >= M ? true : undefined));
       assert.equal(events('refused'), N);
       assert.equal(events('timed_out'), M);
