@@ -44,17 +44,6 @@ export async function bpfMapEntryCount(mapName: string): Promise<number> {
   return (JSON.parse(await mustRun('bpftool', ['-j', 'map', 'dump', 'id', String(found[0].id)])) as unknown[]).length;
 }
 
-/**
- * Runs of the loaded program named `progName` that the kernel skipped because the program was already running on
- * that CPU (an interrupt fired its hook again): bpftool's recursion_misses, absent while 0.
- */
-export async function bpfProgRecursionMisses(progName: string): Promise<number> {
-  const progs = JSON.parse(await mustRun('bpftool', ['-j', 'prog', 'show'])) as Array<{ name?: string; recursion_misses?: number }>;
-  const found = progs.filter((p) => p.name === progName);
-  if (found.length !== 1) throw new Error(`${found.length} loaded programs named ${progName}, expected 1`);
-  return found[0].recursion_misses ?? 0;
-}
-
 /** Packets counted by the rules of an nft chain that carry a comment, keyed by the comment. */
 export async function nftRuleCounters(netns: string, family: string, table: string): Promise<Record<string, { packets: number; bytes: number }>> {
   const text = await mustRun('ip', ['netns', 'exec', netns, 'nft', '-j', 'list', 'table', family, table]);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { nativeAddon } from '../../src/bpf/native';
 import { mustRun } from '../../src/testbed/exec';
-import { bpfProgRecursionMisses, nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
+import { bpfRecursionMisses, nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
 import { defaultConfig } from '../../src/config/config';
@@ -181,7 +181,7 @@ describe('e2e: probe groups against the kernel', function () {
       // What a count that falls short needs to be told apart (seen once in 32 runs: 2 of 3 timeouts): a run the
       // kernel skipped, or a failure counted but not exported.
       const events = (type: string) => receiver.eventsMatching('flowtel.tcp.connection.failure', { 'k8s.pod.uid': a.uid, 'error.type': type });
-      const why = async () => `log records: ${events('refused')} refused, ${events('timed_out')} timed out; inet_sock_set_state recursion misses ${await bpfProgRecursionMisses('inet_sock_set_state')}`;
+      const why = async () => `log records: ${events('refused')} refused, ${events('timed_out')} timed out; inet_sock_set_state recursion misses ${await bpfRecursionMisses('inet_sock_set_state')}`;
       if (c.delta(0) !== N || c.delta(1) !== M) assert.fail(`refused ${c.delta(0)} of ${N}, timed out ${c.delta(1)} of ${M}; ${await why()}`);
       assert.equal(kernelAfter.TcpAttemptFails - kernelBefore.TcpAttemptFails, N + M, 'kernel agrees on the failures');
       assert.equal(c.delta(2), K);
