@@ -156,14 +156,24 @@ class FakeFlowMap {
   rows = new Map<string, number[]>(); // key hex -> per-CPU [events, segments]
   deleted = 0;
   readonly cpus = 1;
-  /** A flow row's key; `family` 10 is a dual-stack (AF_INET6) socket's view of the same IPv4 peer. */
+  /**
+   * A flow row's key; `family` 10 with an IPv4 peer is a dual-stack (AF_INET6) socket's view of that peer. An IPv6
+   * peer (`fd00::9`: one `::`, no embedded IPv4) is written as it is, with family 10.
+   */
   static key(cgroupId: bigint, peer: string, port: number, family = 2): string {
     const key = Buffer.alloc(32);
     key.writeBigUInt64LE(cgroupId, 0);
     key.writeUInt16LE(port, 12);
     key.writeUInt8(6, 14);
-    key.writeUInt8(family, 15);
-    key.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...peer.split('.').map(Number)], 16);
+    if (peer.includes(':')) {
+      const [head, tail] = peer.split('::').map((part) => (part ? part.split(':') : []));
+      const groups = [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
+      key.writeUInt8(10, 15);
+      groups.forEach((g, i) => key.writeUInt16BE(parseInt(g, 16), 16 + i * 2));
+    } else {
+      key.writeUInt8(family, 15);
+      key.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...peer.split('.').map(Number)], 16);
+    }
     return key.toString('hex');
   }
   object(): NativeBpfObject {
@@ -317,6 +327,40 @@ describe('flow rows: cached identities', () => {
     assert.deepEqual(apiServer().map((r) => r.totals), [{ events: 9, segments: 90 }]);
     assert.equal(map.deleted, 2, "kubelet's row idled too");
     assert.deepEqual(apiServer(), [], 'the series ended with its last row');
+  });
+
+  it('keeps every column of the series that stay when an ended one is compacted away', () => {
+    const { pod, map, table, clock } = flowTable();
+    // The idle flow comes first, so the two that stay move down a slot each when it goes.
+    map.rows.set(FakeFlowMap.key(ino(pod), '10.0.0.7', 443), [1, 1]);
+    // An IPv4 peer and an IPv6 one (the family column decides its network type), on different server ports.
+    const stays = { '10.0.0.8': FakeFlowMap.key(ino(pod), '10.0.0.8', 53), 'fd00::9': FakeFlowMap.key(ino(pod), 'fd00::9', 8080) };
+    const segmentsPer = { '10.0.0.8': 8, 'fd00::9': 9 } as const;
+    let moved = 0;
+    const move = () => {
+      moved++;
+      for (const [peer, key] of Object.entries(stays)) map.rows.set(key, [moved, segmentsPer[peer as keyof typeof stays] * moved]);
+    };
+    const byPeerSeries = () =>
+      Object.fromEntries(table.collect().map((r) => [String(r.attributes['network.peer.address']), { attributes: r.attributes, start: r.startTime, totals: r.totals }]));
+    move();
+    const before = byPeerSeries();
+    assert.deepEqual(Object.keys(before).sort(), ['10.0.0.7', '10.0.0.8', 'fd00::9']);
+    assert.equal(before['fd00::9'].attributes['network.type'], 'ipv6');
+    // 10.0.0.7 never moves: evicted after 5 s idle, exported once more with its final totals, then its series ends.
+    for (const at of [1_000, 6_000, 7_000, 8_000]) {
+      clock.set(at);
+      move();
+      table.collect();
+    }
+    assert.equal(map.deleted, 1, 'the idle row was evicted');
+    const after = byPeerSeries();
+    assert.deepEqual(Object.keys(after).sort(), ['10.0.0.8', 'fd00::9'], 'the idle series ended');
+    for (const peer of Object.keys(stays) as Array<keyof typeof stays>) {
+      assert.deepEqual(after[peer].attributes, before[peer].attributes, `${peer}: the same attributes (port, network type, peer)`);
+      assert.deepEqual(after[peer].start, before[peer].start, `${peer}: the same start time`);
+      assert.deepEqual(after[peer].totals, { events: moved, segments: segmentsPer[peer] * moved }, `${peer}: its own totals`);
+    }
   });
 
   it('names a row whose cgroup appears after its first collection, and evicts flows that stop moving', () => {

@@ -54,7 +54,7 @@ export class SeriesColumns {
   /** Peer address strings, shared by the series of one peer. */
   readonly addresses: Array<string | undefined>;
 
-  /** The typed-array columns, each with its width in elements per series: copies walk this one list. */
+  /** The typed-array columns, each with its width in elements per series: growing copies through this list (see copyMoved). */
   private readonly numeric: ReadonlyArray<readonly [Float64Array | Int32Array | Uint16Array | Uint8Array, number]>;
 
   /** Empty columns of `capacity`, or (`from`) a copy of every series of smaller ones. */
@@ -88,15 +88,29 @@ export class SeriesColumns {
     if (from) this.numeric.forEach(([column], c) => column.set(from.numeric[c][0]));
   }
 
-  /** Copies series `from` of `source` into slot `to`. */
-  copyFrom(source: SeriesColumns, from: number, to: number): void {
-    for (let c = 0; c < this.numeric.length; c++) {
-      const [column, width] = this.numeric[c];
-      const sourceColumn = source.numeric[c][0];
-      for (let i = 0; i < width; i++) column[to * width + i] = sourceColumn[from * width + i];
+  /**
+   * Copies every series of `source` that `moved` keeps (moved[old slot] is its new slot, -1: dropped). Each column
+   * by name, not through `numeric`: through that list a compaction of 100,000 series took 14.4 ms against 3.9 with
+   * one series dropped, 7.3 against 2.2 with every other one (warmed up, median of 15). A column added to `numeric`
+   * must be added here too: the attribution tests fail when any column an exported series reads is left out.
+   */
+  copyMoved(source: SeriesColumns, moved: Int32Array): void {
+    const fields = this.fieldCount;
+    for (let from = 0; from < moved.length; from++) {
+      const to = moved[from];
+      if (to < 0) continue;
+      for (let f = 0; f < fields; f++) this.totals[to * fields + f] = source.totals[from * fields + f];
+      this.touchedIn[to] = source.touchedIn[from];
+      this.liveIn[to] = source.liveIn[from];
+      this.start[to * 2] = source.start[from * 2];
+      this.start[to * 2 + 1] = source.start[from * 2 + 1];
+      this.group[to] = source.group[from];
+      this.serverPort[to] = source.serverPort[from];
+      this.protocol[to] = source.protocol[from];
+      this.family[to] = source.family[from];
+      this.endpoints[to] = source.endpoints[from];
+      this.addresses[to] = source.addresses[from];
     }
-    this.endpoints[to] = source.endpoints[from];
-    this.addresses[to] = source.addresses[from];
   }
 
   total(slot: number, field: number): number {
@@ -264,7 +278,7 @@ export class CounterSeriesStore {
     const moved = this.keys.compact((slot) => touchedIn[slot] === pass);
     const from = this.cols;
     const to = new SeriesColumns(this.keys.capacity, this.fieldCount, this.groups, this.attribution);
-    for (let slot = 0; slot < moved.length; slot++) if (moved[slot] >= 0) to.copyFrom(from, slot, moved[slot]);
+    to.copyMoved(from, moved);
     this.cols = to;
     this.forgetUnusedIds();
     return moved;
