@@ -16,7 +16,8 @@ const BATCH_BYTES = 512 * 1024;
 
 export class MapRowsReader {
   private readonly keySize: number;
-  private readonly valueStride: number;
+  /** Bytes per value in a batch (every CPU's value of a per-CPU map). */
+  readonly valueStride: number;
   private readonly batchRows: number;
   private batch: MapRows | undefined;
 

@@ -163,7 +163,7 @@ export class EndpointCounterTable<F extends string> {
     this.endpointKey = new EndpointKeyReader(options.keyStruct, layout);
     this.keyFields = options.keyFields?.length ? new StructReader(options.keyStruct, layout, options.keyFields) : undefined;
     this.reader = new MapRowsReader(object, options.mapName);
-    this.perCpuStride = object.mapInfo(options.mapName).valueStride / options.possibleCpus;
+    this.perCpuStride = this.reader.valueStride / options.possibleCpus;
     this.gone = new GoneRows(options.attribution, options.gracePeriodMs);
     if (options.valueStruct) {
       const valueLayout = object.structLayout(options.valueStruct);
