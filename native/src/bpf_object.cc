@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -74,6 +75,7 @@ Napi::Function BpfObject::Define(Napi::Env env) {
           InstanceMethod("objectEnum", &BpfObject::ObjectEnum),
           InstanceMethod("structLayout", &BpfObject::ObjectStructLayout),
           InstanceMethod("programNames", &BpfObject::ProgramNames),
+          InstanceMethod("programRecursionMisses", &BpfObject::ProgramRecursionMisses),
           InstanceMethod("close", &BpfObject::Close),
       });
 }
@@ -440,6 +442,26 @@ Napi::Value BpfObject::ProgramNames(const Napi::CallbackInfo &info) {
     out.Set(i++, entry);
   }
   return out;
+}
+
+// The kernel's count of this program's runs it skipped because the program
+// was already running on that CPU (an interrupt hit its tracepoint while it
+// ran): runs our counts never see, so the agent exports them as lost.
+Napi::Value BpfObject::ProgramRecursionMisses(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "program name");
+  struct bpf_program *prog = FindProgram(env, name);
+  std::string subject = path_ + ": program " + name;
+  int fd = bpf_program__fd(prog);
+  if (fd < 0) ThrowMessage(env, subject, "not loaded");
+  struct bpf_prog_info prog_info;
+  std::memset(&prog_info, 0, sizeof(prog_info));
+  uint32_t length = sizeof(prog_info);
+  if (bpf_obj_get_info_by_fd(fd, &prog_info, &length) != 0) ThrowErrno(env, subject, "get info", errno);
+  // A kernel older than the field (5.12) returns a shorter struct: the count is not known there.
+  if (length < offsetof(struct bpf_prog_info, recursion_misses) + sizeof(prog_info.recursion_misses))
+    ThrowMessage(env, subject, "the kernel does not report recursion misses");
+  return Napi::Number::New(env, static_cast<double>(prog_info.recursion_misses));
 }
 
 void BpfObject::Close(const Napi::CallbackInfo &) { DestroyAll(); }

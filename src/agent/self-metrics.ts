@@ -9,9 +9,11 @@ import type { BatchObservableResult, Meter } from '@opentelemetry/api';
 import type { BpfRuntime } from '../bpf/runtime';
 import { observableCounter, observableUpDownCounter } from '../probes/shared/instruments';
 import {
+  ATTR_FLOWTEL_BPF_PROGRAM,
   ATTR_FLOWTEL_LOSS_REASON,
   ATTR_V8JS_HEAP_SPACE_NAME,
   LOSS_MAP_FULL,
+  LOSS_PROGRAM_SKIPPED,
   LOSS_QUEUE_FULL,
   LOSS_UNHANDLED,
   LOSS_RING_BUFFER_FULL,
@@ -58,6 +60,10 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline:
     observer.observe(lost, losses.mapFull, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_MAP_FULL });
     observer.observe(lost, ring?.droppedRecords ?? 0, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_QUEUE_FULL });
     observer.observe(lost, runtime.unhandledEvents, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_UNHANDLED });
+    // One series per program: which program was skipped says which counts fell short.
+    for (const [program, misses] of runtime.readRecursionMisses()) {
+      observer.observe(lost, misses, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_PROGRAM_SKIPPED, [ATTR_FLOWTEL_BPF_PROGRAM]: program });
+    }
     observer.observe(suppressed, losses.rateLimited);
     observer.observe(collection, pipeline.lastCollectionSeconds());
     observer.observe(skipped, pipeline.skippedMetricExports());

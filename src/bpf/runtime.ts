@@ -32,6 +32,8 @@ export interface LoadedProbeObject {
   readonly group: string;
   readonly object: NativeBpfObject;
   readonly linkIds: number[];
+  /** The programs attached by section (tracing programs: the ones the kernel can skip as recursive). */
+  readonly programs: readonly string[];
 }
 
 /** Called for every ring-buffer record; `offset` is where the record starts in `buffer`. */
@@ -62,6 +64,8 @@ export class BpfRuntime {
   private header: StructReader<'kind' | 'size'> | undefined;
   private lossIndex: { ringBufferFull: number; mapFull: number; rateLimited: number } | undefined;
   private unhandled = 0;
+  /** Recursion misses of programs whose group was unloaded, so that each program's exported total never goes down. */
+  private readonly retiredRecursionMisses = new Map<string, number>();
   private warnedHandlerFailure = false;
   private readonly cpus: number;
 
@@ -100,7 +104,7 @@ export class BpfRuntime {
       throw err;
     }
     if (this.sharedFds === undefined) this.adoptSharedMaps(object);
-    const entry = { group: spec.group, object, linkIds };
+    const entry = { group: spec.group, object, linkIds, programs: [...spec.programs] };
     this.loaded.set(spec.group, entry);
     return entry;
   }
@@ -111,6 +115,10 @@ export class BpfRuntime {
     if (!entry) return;
     this.loaded.delete(group);
     for (const id of entry.linkIds) entry.object.detach(id);
+    for (const program of entry.programs) {
+      const total = (this.retiredRecursionMisses.get(program) ?? 0) + entry.object.programRecursionMisses(program);
+      this.retiredRecursionMisses.set(program, total);
+    }
     const next = this.loaded.values().next().value as LoadedProbeObject | undefined;
     if (next) {
       // Every object holds its own fd of the shared maps: hand ownership on.
@@ -163,6 +171,21 @@ export class BpfRuntime {
       mapFull: totals.get(this.lossIndex.mapFull) ?? 0,
       rateLimited: totals.get(this.lossIndex.rateLimited) ?? 0,
     };
+  }
+
+  /**
+   * Runs of each tracing program the kernel skipped because the program was
+   * already running on that CPU (running totals by program name, including
+   * programs of groups unloaded since). Only programs attached by section are
+   * asked: the cgroup_skb programs run without that check and are never
+   * skipped.
+   */
+  readRecursionMisses(): Map<string, number> {
+    const totals = new Map(this.retiredRecursionMisses);
+    for (const entry of this.loaded.values()) {
+      for (const program of entry.programs) totals.set(program, (totals.get(program) ?? 0) + entry.object.programRecursionMisses(program));
+    }
+    return totals;
   }
 
   /** Detaches every program and stops the consumer (queued batches still arrive); maps stay readable. */

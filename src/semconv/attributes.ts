@@ -39,7 +39,7 @@ export const ATTR_FLOWTEL_TCP_STATE = 'flowtel.tcp.state';
 export const ATTR_FLOWTEL_TCP_SEGMENTS = 'flowtel.tcp.segments';
 /** The cgroup v2 id of the socket (log records only: unbounded). */
 export const ATTR_FLOWTEL_CGROUP_ID = 'flowtel.cgroup.id';
-/** Why events were lost: ring_buffer_full, map_full, queue_full. */
+/** Why events were lost: ring_buffer_full, map_full, queue_full, unhandled, program_skipped. */
 export const ATTR_FLOWTEL_LOSS_REASON = 'flowtel.loss.reason';
 
 export const ATTRIBUTION_POD = 'pod';
@@ -51,6 +51,10 @@ export const LOSS_MAP_FULL = 'map_full';
 export const LOSS_QUEUE_FULL = 'queue_full';
 /** A record the agent could not handle: an event kind no group registered, or a handler that failed. */
 export const LOSS_UNHANDLED = 'unhandled';
+/** A run of one of our tracing programs that the kernel skipped: the program was already running on that CPU. */
+export const LOSS_PROGRAM_SKIPPED = 'program_skipped';
+/** Which of the agent's BPF programs a loss belongs to (program_skipped only). */
+export const ATTR_FLOWTEL_BPF_PROGRAM = 'flowtel.bpf.program';
 
 /** Reset reason name from the kernel's enum sk_rst_reason, without SK_RST_REASON_ (sent resets only). */
 export const ATTR_FLOWTEL_TCP_RESET_REASON = 'flowtel.tcp.reset.reason';

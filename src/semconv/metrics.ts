@@ -30,7 +30,7 @@ export const METRIC_AGENT_EVENTS_RECEIVED: MetricName = {
 export const METRIC_AGENT_EVENTS_LOST: MetricName = {
   name: 'flowtel.agent.events.lost',
   unit: '{event}',
-  description: 'Kernel events or counts lost, by reason (ring_buffer_full, map_full, queue_full).',
+  description: 'Kernel events or counts lost, by reason (ring_buffer_full, map_full, queue_full, unhandled, program_skipped).',
 };
 
 export const METRIC_AGENT_COLLECTION_DURATION: MetricName = {
