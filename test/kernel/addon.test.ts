@@ -4,7 +4,17 @@ import path from 'node:path';
 import { u64 } from '../../src/bpf/le-bytes';
 import { MapRowsReader } from '../../src/bpf/map-rows-reader';
 import { nativeAddon, packageRoot, type NativeBpfObject } from '../../src/bpf/native';
+import { bpfRecursionMisses } from '../../src/testbed/kernel-counters';
 import { requireKernel } from '../support/kernel';
+import {
+  buildRecursionFixture,
+  RECURSING_PROGRAM,
+  RECURSION_FIXTURE_OBJECT,
+  thisProcessTgid,
+  TRIGGER_PROGRAM,
+  triggerRecursion,
+  withPrintEventRestored,
+} from './fixtures/recursion';
 
 const OBJECT = path.join(packageRoot(), 'bpf', '.output', 'tcp_retransmits.bpf.o');
 
@@ -174,6 +184,33 @@ describe('native addon (real kernel)', () => {
     object.setProgramAutoload('tcp_retransmit_skb', false);
     object.load();
     assert.throws(() => object!.attach('tcp_retransmit_skb'), /program tcp_retransmit_skb \(tp_btf\/tcp_retransmit_skb\): attach: .*\(errno \d+\)/);
+  });
+
+  it('reads how many runs of a program the kernel skipped as recursive, as bpftool does', async () => {
+    const dir = await buildRecursionFixture();
+    await withPrintEventRestored(async () => {
+      object = new (nativeAddon().BpfObject)(path.join(dir, RECURSION_FIXTURE_OBJECT));
+      object.setGlobal('trigger_tgid', thisProcessTgid());
+      object.load();
+      object.attach(RECURSING_PROGRAM);
+      object.attach(TRIGGER_PROGRAM);
+      assert.equal(object.programRecursionMisses(RECURSING_PROGRAM), 0);
+      triggerRecursion(7);
+      assert.equal(object.programRecursionMisses(RECURSING_PROGRAM), 7);
+      assert.equal(await bpfRecursionMisses(RECURSING_PROGRAM), 7);
+      // The trigger is a tracepoint program that nothing nests inside.
+      assert.equal(object.programRecursionMisses(TRIGGER_PROGRAM), 0);
+      object.close();
+      object = undefined;
+    });
+  });
+
+  it('names a program that was left out of the load when asked for its recursion misses', () => {
+    object = new (nativeAddon().BpfObject)(OBJECT);
+    object.setProgramAutoload('tcp_retransmit_skb', false);
+    object.load();
+    assert.throws(() => object!.programRecursionMisses('tcp_retransmit_skb'), /tcp_retransmits\.bpf\.o: program tcp_retransmit_skb: not loaded/);
+    assert.throws(() => object!.programRecursionMisses('no_such_program'), /no program named 'no_such_program'/);
   });
 
   it('refuses to use a closed object', () => {
