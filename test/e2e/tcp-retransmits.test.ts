@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { nativeAddon } from '../../src/bpf/native';
 import { defaultConfig } from '../../src/config/config';
-import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
+import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
 import { nftRuleCounters, retransmissions } from '../../src/testbed/kernel-counters';
 import { AgentProcess, startAgentWithReceiver, waitFor } from '../support/agent-process';
@@ -144,9 +144,15 @@ describe('e2e: tcp-retransmits against the kernel', function () {
   });
 
   it('lost no events, and counted the rate-limited ones', () => {
+    const skipped = (p: ReceivedDataPoint) => p.attributes['flowtel.loss.reason'] === 'program_skipped';
     const lost = receiver!.latestPoints('flowtel.agent.events.lost');
-    assert.equal(lost.length, 4, 'one series per loss reason');
-    for (const p of lost) assert.equal(p.value, 0, `lost ${p.value} events (${String(p.attributes['flowtel.loss.reason'])})`);
+    assert.equal(lost.filter((p) => !skipped(p)).length, 4, 'one series per loss reason');
+    for (const p of lost.filter((p) => !skipped(p))) assert.equal(p.value, 0, `lost ${p.value} events (${String(p.attributes['flowtel.loss.reason'])})`);
+    // Runs the kernel skipped (an interrupt's retransmit nested in one being counted) are its doing, not the agent's:
+    // they are exported by program, and the probe-groups test checks them against bpftool.
+    const retransmitSkipped = lost.filter(skipped).find((p) => p.attributes['flowtel.bpf.program'] === 'tcp_retransmit_skb');
+    assert.ok(retransmitSkipped, 'no program_skipped series for tcp_retransmit_skb');
+    process.stdout.write(`      tcp_retransmit_skb runs the kernel skipped as recursive: ${retransmitSkipped.value}\n`);
     const received = receiver!.latestTotal('flowtel.agent.events.received');
     const suppressed = receiver!.latestTotal('flowtel.agent.events.suppressed');
     const events = receiver!.latestTotal('flowtel.tcp.retransmit.events');
