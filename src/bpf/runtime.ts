@@ -115,10 +115,7 @@ export class BpfRuntime {
     if (!entry) return;
     this.loaded.delete(group);
     for (const id of entry.linkIds) entry.object.detach(id);
-    for (const program of entry.programs) {
-      const total = (this.retiredRecursionMisses.get(program) ?? 0) + entry.object.programRecursionMisses(program);
-      this.retiredRecursionMisses.set(program, total);
-    }
+    this.retireRecursionMisses(entry);
     const next = this.loaded.values().next().value as LoadedProbeObject | undefined;
     if (next) {
       // Every object holds its own fd of the shared maps: hand ownership on.
@@ -186,6 +183,18 @@ export class BpfRuntime {
       for (const program of entry.programs) totals.set(program, (totals.get(program) ?? 0) + entry.object.programRecursionMisses(program));
     }
     return totals;
+  }
+
+  /** Keeps the skipped runs of an object about to close; a failure to read them must not keep it loaded. */
+  private retireRecursionMisses(entry: LoadedProbeObject): void {
+    for (const program of entry.programs) {
+      try {
+        const total = (this.retiredRecursionMisses.get(program) ?? 0) + entry.object.programRecursionMisses(program);
+        this.retiredRecursionMisses.set(program, total);
+      } catch (err) {
+        process.emitWarning(`skipped runs of ${program} are not kept past its unload: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** Detaches every program and stops the consumer (queued batches still arrive); maps stay readable. */
