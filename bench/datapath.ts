@@ -110,16 +110,22 @@ interface BulkRun {
 }
 
 const WARM_UP_SECONDS = 1;
+/** A port nobody listens on in pod B: datagrams to it are dropped (NO_SOCKET). */
+const WARM_UP_DROP_PORT = 9;
 
 /**
  * Unmeasured warm-up before every measured run, the same for each configuration: a second of the run's load,
- * then, for an agent, its next export. A node agent runs for days, so its start-up work (the first collection
- * and export, reading the kernel symbol table at the first drop) is not a cost of each 5 s of traffic; it was
- * most of the agent's CPU in these runs (docs/performance.md). Returns the CPU seconds the process used so
- * far, start-up included, which the report gives on its own.
+ * three datagrams to a closed UDP port of pod B, then, for an agent, its next export. A node agent runs for
+ * days, so its start-up work (the first collection and export, reading the kernel symbol table at the first
+ * drop) is not a cost of each 5 s of traffic; it was most of the agent's CPU in these runs
+ * (docs/performance.md). The datagrams make that first drop happen here: bulk TCP alone drops a packet only now
+ * and then, and a symbol table read in the measured run (about 0.24 CPU-s) put that run's agent CPU at 2.1–2.8%
+ * instead of 0.4–0.6%. Returns the CPU seconds the process used so far, start-up included, which the report
+ * gives on its own.
  */
 async function warmUp(running: Running, ctx: BenchContext, load: () => Promise<unknown>): Promise<number> {
   await load();
+  await netClient(ctx.node, 'a', ['udp', ctx.node.pod('b').ip, WARM_UP_DROP_PORT, 3]);
   if (!running.pid) return 0;
   if (!running.agent) return cpuSeconds(running.pid);
   const loadEnded = Date.now();
@@ -251,6 +257,21 @@ export async function runDatapath(args: string[]): Promise<DatapathResult> {
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const range = (s: Summary, f: (x: number) => string) => `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
 
+/**
+ * How far the no-agent runs of one load may spread before its ratios are not judged against a target. The
+ * agent cannot make a run faster than its baseline, yet with no-agent runs from 22 to 29 Gbit/s one run
+ * measured ratios from 75% to 122%: then a median over or under a target says nothing about the agent.
+ */
+const MAX_BASELINE_SPREAD = 0.15;
+
+/** 'yes' or 'no', or why the target is not judged when the no-agent runs spread too far. */
+function verdict(met: boolean, baseline: Summary, unit: string): string {
+  if (baseline.min < baseline.max * (1 - MAX_BASELINE_SPREAD)) {
+    return `not judged: no-agent runs ranged ${baseline.min.toFixed(unit === 'Gbit/s' ? 2 : 0)}–${baseline.max.toFixed(unit === 'Gbit/s' ? 2 : 0)} ${unit}, more than ${MAX_BASELINE_SPREAD * 100}% apart`;
+  }
+  return met ? 'yes' : 'no';
+}
+
 export function datapathReport(r: DatapathResult, markdown: boolean): string {
   const labels: Record<Config, string> = {
     baseline: 'no agent',
@@ -262,10 +283,14 @@ export function datapathReport(r: DatapathResult, markdown: boolean): string {
   const cell = (x?: { ns: number; runs: number }) => (x && x.runs ? `${(x.ns / x.runs).toFixed(0)} ns (${x.runs.toLocaleString('en-US')} runs)` : 'not run');
   const kernelRows = PROGRAMS.map((p) => [p, ...KERNEL_LOADS.map((load) => cell(r.kernel[load].get(p)))]);
   const targets = [
-    ['Bulk throughput, pod granularity ≥ 98% (aim 99%)', pct(r.bulk.pod.ratio.median), r.bulk.pod.ratio.median >= 0.98 ? 'yes' : 'no'],
-    ['Bulk throughput, flow granularity ≥ 97%', pct(r.bulk.flow.ratio.median), r.bulk.flow.ratio.median >= 0.97 ? 'yes' : 'no'],
-    ['Flowtel beats the bpftrace peer on throughput ratio', `${pct(r.bulk.pod.ratio.median)} vs ${pct(r.bulk.bpftrace.ratio.median)}`, r.bulk.pod.ratio.median > r.bulk.bpftrace.ratio.median ? 'yes' : 'no'],
-    ['Connection churn ≥ 95% of baseline', pct(r.churn.ratio), r.churn.ratio >= 0.95 ? 'yes' : 'no'],
+    ['Bulk throughput, pod granularity ≥ 98% (aim 99%)', pct(r.bulk.pod.ratio.median), verdict(r.bulk.pod.ratio.median >= 0.98, r.bulk.baseline.gbps, 'Gbit/s')],
+    ['Bulk throughput, flow granularity ≥ 97%', pct(r.bulk.flow.ratio.median), verdict(r.bulk.flow.ratio.median >= 0.97, r.bulk.baseline.gbps, 'Gbit/s')],
+    [
+      'Flowtel beats the bpftrace peer on throughput ratio',
+      `${pct(r.bulk.pod.ratio.median)} vs ${pct(r.bulk.bpftrace.ratio.median)}`,
+      verdict(r.bulk.pod.ratio.median > r.bulk.bpftrace.ratio.median, r.bulk.baseline.gbps, 'Gbit/s'),
+    ],
+    ['Connection churn ≥ 95% of baseline', pct(r.churn.ratio), verdict(r.churn.ratio >= 0.95, r.churn.baseline, 'conn/s')],
     ['Agent CPU ≤ 2% of a core per 1,000 connections/s', `${r.churn.agentCpuPer1000.toFixed(2)}%`, r.churn.agentCpuPer1000 <= 2 ? 'yes' : 'no'],
     ...PROGRAMS.map((p) => {
       const measured = KERNEL_LOADS.map((load) => r.kernel[load].get(p)).filter((x) => x && x.runs >= MIN_RUNS_FOR_MEAN);
@@ -278,7 +303,7 @@ export function datapathReport(r: DatapathResult, markdown: boolean): string {
     '',
     table(['Configuration', 'Gbit/s', 'Ratio to baseline', 'Agent CPU (user+sys, % of a core)'], bulkRows, markdown),
     '',
-    `Each measured run follows an unmeasured warm-up, the same for every configuration: ${WARM_UP_SECONDS} s of the run's load and, for an agent, its next export. An agent's start-up up to then (loading, the first collection and export, the kernel symbol table at the first drop) took ${range(r.startupCpuSeconds, (x) => x.toFixed(2))} CPU-s, once per agent, not per run of traffic.`,
+    `Each measured run follows an unmeasured warm-up, the same for every configuration: ${WARM_UP_SECONDS} s of the run's load, three datagrams to a closed UDP port of pod B (a drop, so that an agent reads the kernel symbol table before the run, not in it) and, for an agent, its next export. An agent's start-up up to then (loading, the first collection and export, the kernel symbol table at the first drop) took ${range(r.startupCpuSeconds, (x) => x.toFixed(2))} CPU-s, once per agent, not per run of traffic.`,
     '',
     `Connection churn: connect, 4-byte request, 4-byte reply, close, from pod A to pod B for ${r.seconds} s per run: ${range(r.churn.baseline, (x) => x.toFixed(0))} conn/s without the agent, ${range(r.churn.agent, (x) => x.toFixed(0))} with it (ratio ${pct(r.churn.ratio)}); agent CPU ${r.churn.agentCpuPer1000.toFixed(2)}% of a core per 1,000 conn/s.`,
     '',
