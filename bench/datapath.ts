@@ -76,9 +76,13 @@ async function start(config: Config, ctx: BenchContext): Promise<Running> {
       pid: child.pid,
       agent: false,
       stop: async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGINT');
+        // In one run bpftrace let a SIGINT pass and ran on; the benchmark waited ten minutes, until it was sent another.
+        const timer = setTimeout(() => child.kill('SIGKILL'), BPFTRACE_STOP_TIMEOUT_MS);
         await exited;
+        clearTimeout(timer);
       },
     };
   }
@@ -92,6 +96,9 @@ async function start(config: Config, ctx: BenchContext): Promise<Running> {
   await sleep(500);
   return { pid: agent.child.pid, agent: true, stop: async () => void (await agent.stop()) };
 }
+
+/** How long bpftrace gets to exit after SIGINT before it is killed. */
+const BPFTRACE_STOP_TIMEOUT_MS = 10_000;
 
 /** Runs `measure` with `config` started, and stops it whatever happens: a leaked bpftrace or agent slows every later run. */
 async function withRunning<T>(config: Config, ctx: BenchContext, measure: (running: Running) => Promise<T>): Promise<T> {
