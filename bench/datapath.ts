@@ -272,12 +272,15 @@ const range = (s: Summary, f: (x: number) => string) => `${f(s.median)} (${f(s.m
 const MAX_BASELINE_SPREAD = 0.15;
 
 /** 'yes' or 'no', or why the target is not judged when the no-agent runs spread too far. */
-function verdict(met: boolean, baseline: Summary, unit: string): string {
+function verdict(met: boolean, baseline: Summary, unit: { name: string; decimals: number }): string {
   if (baseline.min < baseline.max * (1 - MAX_BASELINE_SPREAD)) {
-    return `not judged: no-agent runs ranged ${baseline.min.toFixed(unit === 'Gbit/s' ? 2 : 0)}–${baseline.max.toFixed(unit === 'Gbit/s' ? 2 : 0)} ${unit}, more than ${MAX_BASELINE_SPREAD * 100}% apart`;
+    const [min, max] = [baseline.min, baseline.max].map((x) => x.toFixed(unit.decimals));
+    return `not judged: no-agent runs ranged ${min}–${max} ${unit.name}, more than ${MAX_BASELINE_SPREAD * 100}% apart`;
   }
   return met ? 'yes' : 'no';
 }
+const GBPS = { name: 'Gbit/s', decimals: 2 };
+const CONN_PER_SECOND = { name: 'conn/s', decimals: 0 };
 
 export function datapathReport(r: DatapathResult, markdown: boolean): string {
   const labels: Record<Config, string> = {
@@ -290,14 +293,14 @@ export function datapathReport(r: DatapathResult, markdown: boolean): string {
   const cell = (x?: { ns: number; runs: number }) => (x && x.runs ? `${(x.ns / x.runs).toFixed(0)} ns (${x.runs.toLocaleString('en-US')} runs)` : 'not run');
   const kernelRows = PROGRAMS.map((p) => [p, ...KERNEL_LOADS.map((load) => cell(r.kernel[load].get(p)))]);
   const targets = [
-    ['Bulk throughput, pod granularity ≥ 98% (aim 99%)', pct(r.bulk.pod.ratio.median), verdict(r.bulk.pod.ratio.median >= 0.98, r.bulk.baseline.gbps, 'Gbit/s')],
-    ['Bulk throughput, flow granularity ≥ 97%', pct(r.bulk.flow.ratio.median), verdict(r.bulk.flow.ratio.median >= 0.97, r.bulk.baseline.gbps, 'Gbit/s')],
+    ['Bulk throughput, pod granularity ≥ 98% (aim 99%)', pct(r.bulk.pod.ratio.median), verdict(r.bulk.pod.ratio.median >= 0.98, r.bulk.baseline.gbps, GBPS)],
+    ['Bulk throughput, flow granularity ≥ 97%', pct(r.bulk.flow.ratio.median), verdict(r.bulk.flow.ratio.median >= 0.97, r.bulk.baseline.gbps, GBPS)],
     [
       'Flowtel beats the bpftrace peer on throughput ratio',
       `${pct(r.bulk.pod.ratio.median)} vs ${pct(r.bulk.bpftrace.ratio.median)}`,
-      verdict(r.bulk.pod.ratio.median > r.bulk.bpftrace.ratio.median, r.bulk.baseline.gbps, 'Gbit/s'),
+      verdict(r.bulk.pod.ratio.median > r.bulk.bpftrace.ratio.median, r.bulk.baseline.gbps, GBPS),
     ],
-    ['Connection churn ≥ 95% of baseline', pct(r.churn.ratio), verdict(r.churn.ratio >= 0.95, r.churn.baseline, 'conn/s')],
+    ['Connection churn ≥ 95% of baseline', pct(r.churn.ratio), verdict(r.churn.ratio >= 0.95, r.churn.baseline, CONN_PER_SECOND)],
     ['Agent CPU ≤ 2% of a core per 1,000 connections/s', `${r.churn.agentCpuPer1000.toFixed(2)}%`, r.churn.agentCpuPer1000 <= 2 ? 'yes' : 'no'],
     ...PROGRAMS.map((p) => {
       const measured = KERNEL_LOADS.map((load) => r.kernel[load].get(p)).filter((x) => x && x.runs >= MIN_RUNS_FOR_MEAN);
