@@ -11,6 +11,7 @@ import { CgroupAttribution, type PodMetadataSource } from '../../src/k8s/attribu
 import { CgroupIndex } from '../../src/k8s/cgroup-index';
 import { EndpointCounterTable } from '../../src/probes/shared/endpoint-counters';
 import { KernelHistogramTable } from '../../src/probes/shared/kernel-histogram';
+import type { DescribeRow } from '../../src/probes/shared/row-identity';
 import { withBatchReads } from '../support/fake-map';
 import { tempDir } from '../support/tmp';
 
@@ -110,7 +111,7 @@ function counterTable(
   object: NativeBpfObject,
   possibleCpus: number,
   attribution: CgroupAttribution,
-  options: { gracePeriodMs: number; idleFlowEvictMs?: number; now: () => number },
+  options: { gracePeriodMs: number; idleFlowEvictMs?: number; now: () => number; keyFields?: readonly string[]; describe?: DescribeRow },
 ) {
   const table = new EndpointCounterTable({ object, mapName: 'm', keyStruct: 'k', valueStruct: 'v', fields: ['events', 'segments'] as const, attribution, possibleCpus, ...options });
   // Each collection's series as an array (`rows`: as the table hands them over, read lazily).
@@ -256,7 +257,8 @@ class FakeMetadata implements PodMetadataSource {
 }
 
 describe('flow rows: cached identities', () => {
-  function flowTable() {
+  /** `describe`: rows described by the group's own function (each its group, a column of its own). */
+  function flowTable(describe?: { keyFields: readonly string[]; describe: DescribeRow }) {
     const { root, pod } = tree();
     let now = 0;
     const index = new CgroupIndex({ root, minRescanIntervalMs: 10_000, now: () => now });
@@ -265,7 +267,7 @@ describe('flow rows: cached identities', () => {
     const metadata = new FakeMetadata();
     attribution.useMetadata(metadata);
     const map = new FakeFlowMap();
-    const table = counterTable(map.object(), map.cpus, attribution, { gracePeriodMs: 60_000, idleFlowEvictMs: 5_000, now: () => now });
+    const table = counterTable(map.object(), map.cpus, attribution, { gracePeriodMs: 60_000, idleFlowEvictMs: 5_000, now: () => now, ...describe });
     const clock = { set: (ms: number) => (now = ms) };
     return { root, pod, map, table, metadata, clock };
   }
@@ -330,7 +332,11 @@ describe('flow rows: cached identities', () => {
   });
 
   it('keeps every column of the series that stay when an ended one is compacted away', () => {
-    const { pod, map, table, clock } = flowTable();
+    // Each server port its own group (the group column), as a group's describe would classify rows.
+    const { pod, map, table, clock } = flowTable({
+      keyFields: ['endpoint.server_port'],
+      describe: (key) => ({ key: `port ${key.uint('endpoint.server_port')}`, attributes: { 'test.group': `port ${key.uint('endpoint.server_port')}` } }),
+    });
     // The idle flow comes first, so the two that stay move down a slot each when it goes.
     map.rows.set(FakeFlowMap.key(ino(pod), '10.0.0.7', 443), [1, 1]);
     // An IPv4 peer and an IPv6 one (the family column decides its network type), on different server ports.
@@ -347,6 +353,7 @@ describe('flow rows: cached identities', () => {
     const before = byPeerSeries();
     assert.deepEqual(Object.keys(before).sort(), ['10.0.0.7', '10.0.0.8', 'fd00::9']);
     assert.equal(before['fd00::9'].attributes['network.type'], 'ipv6');
+    assert.equal(before['fd00::9'].attributes['test.group'], 'port 8080', "the row's group describes it");
     // 10.0.0.7 never moves: evicted after 5 s idle, exported once more with its final totals, then its series ends.
     for (const at of [1_000, 6_000, 7_000, 8_000]) {
       clock.set(at);
@@ -357,7 +364,7 @@ describe('flow rows: cached identities', () => {
     const after = byPeerSeries();
     assert.deepEqual(Object.keys(after).sort(), ['10.0.0.8', 'fd00::9'], 'the idle series ended');
     for (const peer of Object.keys(stays) as Array<keyof typeof stays>) {
-      assert.deepEqual(after[peer].attributes, before[peer].attributes, `${peer}: the same attributes (port, network type, peer)`);
+      assert.deepEqual(after[peer].attributes, before[peer].attributes, `${peer}: the same attributes (port, network type, peer, group)`);
       assert.deepEqual(after[peer].start, before[peer].start, `${peer}: the same start time`);
       assert.deepEqual(after[peer].totals, { events: moved, segments: segmentsPer[peer] * moved }, `${peer}: its own totals`);
     }
