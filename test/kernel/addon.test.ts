@@ -6,15 +6,7 @@ import { MapRowsReader } from '../../src/bpf/map-rows-reader';
 import { nativeAddon, packageRoot, type NativeBpfObject } from '../../src/bpf/native';
 import { bpfRecursionMisses } from '../../src/testbed/kernel-counters';
 import { requireKernel } from '../support/kernel';
-import {
-  buildRecursionFixture,
-  RECURSING_PROGRAM,
-  RECURSION_FIXTURE_OBJECT,
-  thisProcessTgid,
-  TRIGGER_PROGRAM,
-  triggerRecursion,
-  withPrintEventRestored,
-} from './fixtures/recursion';
+import * as fixture from './fixtures/recursion';
 
 const OBJECT = path.join(packageRoot(), 'bpf', '.output', 'tcp_retransmits.bpf.o');
 
@@ -187,19 +179,19 @@ describe('native addon (real kernel)', () => {
   });
 
   it('reads how many runs of a program the kernel skipped as recursive, as bpftool does', async () => {
-    const dir = await buildRecursionFixture();
-    await withPrintEventRestored(async () => {
-      object = new (nativeAddon().BpfObject)(path.join(dir, RECURSION_FIXTURE_OBJECT));
-      object.setGlobal('trigger_tgid', thisProcessTgid());
-      object.load();
-      object.attach(RECURSING_PROGRAM);
-      object.attach(TRIGGER_PROGRAM);
-      assert.equal(object.programRecursionMisses(RECURSING_PROGRAM), 0);
-      triggerRecursion(7);
-      assert.equal(object.programRecursionMisses(RECURSING_PROGRAM), 7);
-      assert.equal(await bpfRecursionMisses(RECURSING_PROGRAM), 7);
+    const dir = await fixture.buildRecursionFixture();
+    await fixture.withPrintEventRestored(async () => {
+      const loaded = new (nativeAddon().BpfObject)(path.join(dir, fixture.RECURSION_FIXTURE.objectFile));
+      object = loaded;
+      fixture.RECURSION_FIXTURE.configure(loaded);
+      loaded.load();
+      for (const program of fixture.RECURSION_FIXTURE.programs) loaded.attach(program);
+      assert.equal(loaded.programRecursionMisses(fixture.RECURSING_PROGRAM), 0);
+      fixture.triggerRecursion(7);
+      assert.equal(loaded.programRecursionMisses(fixture.RECURSING_PROGRAM), 7);
+      assert.equal(await bpfRecursionMisses(fixture.RECURSING_PROGRAM), 7);
       // The trigger is a tracepoint program that nothing nests inside.
-      assert.equal(object.programRecursionMisses(TRIGGER_PROGRAM), 0);
+      assert.equal(loaded.programRecursionMisses(fixture.TRIGGER_PROGRAM), 0);
       object.close();
       object = undefined;
     });
