@@ -359,8 +359,9 @@ describe('e2e: probe groups against the kernel', function () {
     });
 
     it("exports, per tracing program, the runs the kernel skipped as recursive: bpftool's recursion_misses", async () => {
-      // Rare under these loads (a softirq on the tracepoint of a program it interrupted), so usually 0 here; the
-      // addon test makes the kernel skip runs on purpose and checks the count read from the kernel.
+      // Rare under these loads (a softirq on the tracepoint of a program it interrupted), so usually 0 here. The
+      // kernel tests make the kernel skip runs on purpose and check the count through the addon, the runtime and
+      // the self-metrics (test/kernel/recursion-misses.test.ts); this checks the agent's own six programs.
       const programs = ['inet_sock_set_state', 'kfree_skb', 'tcp_probe', 'tcp_receive_reset', 'tcp_retransmit_skb', 'tcp_send_reset'];
       const kernelBefore = await Promise.all(programs.map((name) => bpfRecursionMisses(name)));
       await settled();
