@@ -3,11 +3,18 @@
 # system packages (toolchain, libbpf, test tools), npm dependencies, the
 # native addon, the BPF objects and the TypeScript. Idempotent: steps whose
 # output is up to date are skipped, so `npm start` / `npm test` stay quick.
+#
+#   scripts/setup.sh           what the agent needs (npm start)
+#   scripts/setup.sh --test    and what the tests need: qemu and the tools that
+#                              fetch Debian kernels and build their initramfs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3
-          iproute2 nftables iperf3 util-linux procps unzip)
+          iproute2 nftables iperf3 util-linux procps unzip xz-utils zstd)
+# The kernel matrix (test/kernels/): qemu boots Debian kernels whose packages apt fetches.
+TEST_PACKAGES=(qemu-system-x86 seabios kmod busybox-static cpio)
+if [ "${1:-}" = "--test" ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -1,0 +1,51 @@
+#!/bin/bash
+# PID 1 of a kernel-matrix VM once its root is up (the host's root, read-only,
+# under a tmpfs overlay; see initramfs-init.sh). Mounts what a Kubernetes node
+# has (cgroup v2 at /sys/fs/cgroup, bpffs, tracefs), lets the guest kernel's
+# own modules load, runs the command the host left in the results share with
+# its output on the second serial port (the host streams it), writes the exit
+# code next to it and powers off.
+RESULTS=/flowtel-vm
+OUT=/dev/ttyS1
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+# Fresh /run and /tmp: the host's copies (netns names, sockets, pid files) mean nothing here.
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t bpf bpf /sys/fs/bpf
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+
+stty -F "$OUT" raw -echo 2>/dev/null
+exec > "$OUT" 2>&1
+
+power_off() {
+  sync
+  echo o > /proc/sysrq-trigger
+  sleep 60
+}
+
+hostname "flowtel-vm-$(uname -r)"
+ip link set lo up
+ulimit -l unlimited
+# What the tests need from modules; the kernel would also load most on demand through modprobe.
+modprobe -a -q veth bridge nf_tables nft_ct nft_reject_inet nf_reject_ipv4 nf_reject_ipv6 sch_tbf sch_netem 2>/dev/null
+
+if [ ! -r "$RESULTS/command" ]; then
+  echo "guest-init: no command in the results share"
+  power_off
+fi
+set -a
+# shellcheck disable=SC1091
+[ -r "$RESULTS/env" ] && . "$RESULTS/env"
+set +a
+cd "${FLOWTEL_VM_CWD:-/}" || { echo "guest-init: no directory ${FLOWTEL_VM_CWD}"; power_off; }
+echo "guest-init: $(uname -r) up after $(cut -d' ' -f1 /proc/uptime) s"
+bash "$RESULTS/command"
+echo $? > "$RESULTS/exit-code"
+power_off
