@@ -6,6 +6,14 @@
  *
  * kfree_skb is very hot: the per-reason filter is the first thing checked,
  * so unwanted reasons (NOT_SPECIFIED by default) cost one array lookup.
+ *
+ * The tracepoint's arguments by kernel: (skb, location) before 5.17, which
+ * gives no reason and no way to tell a drop from a free: no program for it;
+ * (skb, location, reason) from 5.17: kfree_skb__no_rx_sk; rx_sk, the socket a
+ * received packet was dropped for, from 6.11: kfree_skb. The agent loads the
+ * one whose arguments match this kernel's tracepoint. Reasons are integers
+ * here: their numbering differs by kernel, and the agent fills the filter
+ * from this kernel's enum skb_drop_reason.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -72,8 +80,7 @@ static __always_inline void drop_endpoint(struct drops_key *key, struct sk_buff 
 	flowtel_endpoint_set_peer(&key->endpoint, &oriented);
 }
 
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
+static __always_inline int on_free(struct sk_buff *skb, void *location, __u32 reason, struct sock *rx_sk)
 {
 	__u32 index = reason;
 	__u8 *wanted = bpf_map_lookup_elem(&drops_reason_filter, &index);
@@ -113,4 +120,17 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	flowtel_event_submit(e, sizeof(*e));
 	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, __u32 reason, struct sock *rx_sk)
+{
+	return on_free(skb, location, reason, rx_sk);
+}
+
+/* Before 6.11: a received packet's socket is known only once skb->sk is set. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(kfree_skb__no_rx_sk, struct sk_buff *skb, void *location, __u32 reason)
+{
+	return on_free(skb, location, reason, NULL);
 }

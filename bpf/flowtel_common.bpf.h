@@ -162,15 +162,33 @@ static __always_inline void flowtel_event_submit(void *event, __u16 size)
 }
 
 /*
- * The kernel's bpf_rdonly_cast kfunc (the installed libbpf's bpf_helpers.h
- * does not declare it): `obj` as a read-only pointer to the kernel type of
- * BTF id `btf_id`. The verifier turns it into a plain move, where
- * bpf_skc_to_tcp_sock is a helper call that also checks the socket's kind.
+ * The kernel's bpf_rdonly_cast kfunc (Linux 6.2+; the installed libbpf's
+ * bpf_helpers.h does not declare it): `obj` as a read-only pointer to the
+ * kernel type of BTF id `btf_id`. The verifier turns it into a plain move,
+ * where bpf_skc_to_tcp_sock (5.9+) is a helper call that also checks the
+ * socket's kind. Weak, so that an object whose programs using it are not
+ * loaded (kernels before 6.2) still loads: the agent picks, per hook, the
+ * program variant this kernel can run (src/bpf/program-variants.ts).
  */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
-/* A struct sock that is known to be a full TCP socket, as a struct tcp_sock to read fields of. */
-#define flowtel_tcp_sock(sk) ((struct tcp_sock *)bpf_rdonly_cast((sk), bpf_core_type_id_kernel(struct tcp_sock)))
+/*
+ * A struct sock known to be a full TCP socket, as a struct tcp_sock to read
+ * fields of. `kfunc` is a constant at every call site: each program variant is
+ * compiled with one of the two casts only, so a variant for kernels without
+ * the kfunc does not call it. NULL only from the helper, for a socket that is
+ * not a full TCP socket.
+ */
+static __always_inline struct tcp_sock *flowtel_tcp_sock(struct sock *sk, bool kfunc)
+{
+	if (kfunc)
+		return (struct tcp_sock *)bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+	return bpf_skc_to_tcp_sock(sk);
+}
+
+/* The two casts, as the constant argument of program bodies shared by variants. */
+#define FLOWTEL_CAST_KFUNC true
+#define FLOWTEL_CAST_HELPER false
 
 /*
  * Field reads below are plain loads, not bpf_probe_read: every caller is a
@@ -353,6 +371,12 @@ static __always_inline void flowtel_hist_add(struct flowtel_histogram *h, __u64 
 
 	__sync_fetch_and_add(&h->count, 1);
 	__sync_fetch_and_add(&h->sum, v);
+	/*
+	 * Check the very register the access uses: clang may keep the bucket in
+	 * two registers and bound only one, and verifiers before 6.2 or so do not
+	 * carry the bound across (6.1 refused the access at 2000 of 1296 bytes).
+	 */
+	barrier_var(bucket);
 	if (bucket < FLOWTEL_HIST_BUCKETS)
 		__sync_fetch_and_add(&h->buckets[bucket], 1);
 }

@@ -8,6 +8,11 @@
  * Every transition also moves one socket from one state count to another,
  * so user space gets live connections by state without walking sockets.
  * All counts of an endpoint share one row (struct tcp_connections_counts).
+ *
+ * Two programs on the one hook, of which the agent loads the one this kernel
+ * can run: inet_sock_set_state reads TCP fields through the bpf_rdonly_cast
+ * kfunc (6.2+), inet_sock_set_state__skc_cast through the bpf_skc_to_tcp_sock
+ * helper (5.9+).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -164,8 +169,7 @@ static __always_inline void record_failure(struct sock *sk, const struct flowtel
 	emit_failure(sk, endpoint, error, connect_ns ? now - connect_ns : 0, now);
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+static __always_inline int on_state_change(struct sock *sk, int oldstate, int newstate, bool kfunc)
 {
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
@@ -219,7 +223,8 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	}
 	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
-		__u32 srtt_us = flowtel_tcp_sock(sk)->srtt_us >> 3;
+		struct tcp_sock *tp = flowtel_tcp_sock(sk, kfunc);
+		__u32 srtt_us = tp ? tp->srtt_us >> 3 : 0;
 
 		if (counts)
 			counts->opened[TCP_ROLE_SERVER] += 1;
@@ -236,13 +241,15 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	if (oldstate == TCP_SYN_SENT) {
 		record_failure(sk, endpoint, st ? st->connect_ns : 0, now);
 	} else if (st && st->established_ns) {
-		struct tcp_sock *tp = flowtel_tcp_sock(sk);
+		struct tcp_sock *tp = flowtel_tcp_sock(sk, kfunc);
 		__u8 role = st->connect_ns ? TCP_ROLE_CLIENT : TCP_ROLE_SERVER;
 
 		if (counts) {
 			counts->closed[role] += 1;
-			counts->bytes_sent[role] += tp->bytes_acked;
-			counts->bytes_received[role] += tp->bytes_received;
+			if (tp) {
+				counts->bytes_sent[role] += tp->bytes_acked;
+				counts->bytes_received[role] += tp->bytes_received;
+			}
 		}
 		hist_add(&tcp_connections_duration, endpoint, role, (now - st->established_ns) / 1000);
 	}
@@ -250,4 +257,16 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	if (st)
 		socket_forget(sk);
 	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	return on_state_change(sk, oldstate, newstate, FLOWTEL_CAST_KFUNC);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_sock_set_state__skc_cast, struct sock *sk, int oldstate, int newstate)
+{
+	return on_state_change(sk, oldstate, newstate, FLOWTEL_CAST_HELPER);
 }

@@ -4,6 +4,13 @@
  * and received (tcp_receive_reset), per local endpoint, plus a rate-limited
  * event per reset. A reset sent for a segment that matched no socket (a port
  * nobody listens on) has no socket: it belongs to the receiving netns.
+ *
+ * tcp_send_reset gained its reason argument in Linux 6.10, when it also began
+ * to fire for resets that answer a segment with no full socket (a closed port,
+ * a TIME_WAIT or request socket). Before, tcp_send_reset__no_reason runs and
+ * counts reason 0, which the agent names "unknown". The agent loads the one
+ * whose arguments match this kernel's tracepoint. The reason is declared as an
+ * integer: enum sk_rst_reason is missing from the vmlinux.h of older hosts.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -84,9 +91,16 @@ static __always_inline void record(const struct sock *sk, const struct sk_buff *
 }
 
 SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, enum sk_rst_reason reason)
+int BPF_PROG(tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, __u32 reason)
 {
 	record(sk, skb, reason, FLOWTEL_DIRECTION_TRANSMIT);
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tcp_send_reset__no_reason, const struct sock *sk, const struct sk_buff *skb)
+{
+	record(sk, skb, 0, FLOWTEL_DIRECTION_TRANSMIT);
 	return 0;
 }
 

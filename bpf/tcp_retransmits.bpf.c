@@ -11,6 +11,11 @@
  * and in TCPRetransFail too when that fails (an output hook drops it, the
  * device refuses it); the tracepoint then reports err != 0. We count what
  * was sent.
+ *
+ * Before Linux 6.17 the tracepoint has no err argument and fires only for
+ * retransmits that were sent, so the same count comes from every call:
+ * tcp_retransmit_skb__sent is that program. The agent loads the one whose
+ * arguments match this kernel's tracepoint.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -43,12 +48,8 @@ static __always_inline void count(const struct tcp_retransmits_key *key, __u32 s
 	}
 }
 
-SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
+static __always_inline int on_retransmit_sent(struct sock *sk, struct sk_buff *skb)
 {
-	if (err != 0)
-		return 0;
-
 	struct tcp_skb_cb *cb = (struct tcp_skb_cb *)&skb->cb[0];
 	__u32 segments = BPF_CORE_READ(cb, tcp_gso_segs);
 	struct tcp_retransmits_key key = {};
@@ -79,4 +80,18 @@ int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	flowtel_event_submit(e, sizeof(*e));
 	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb, int err)
+{
+	if (err != 0)
+		return 0;
+	return on_retransmit_sent(sk, skb);
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tcp_retransmit_skb__sent, struct sock *sk, struct sk_buff *skb)
+{
+	return on_retransmit_sent(sk, skb);
 }

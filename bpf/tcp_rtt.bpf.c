@@ -18,6 +18,10 @@
  * lookup per segment, and its creation about 1.3 us per socket under churn.
  * (tcp_mstamp would not do: it is refreshed by sends too, and a sender that
  * writes at the start of every window would never be sampled again.)
+ *
+ * Two programs on the one hook, of which the agent loads the one this kernel
+ * can run: tcp_probe reads the socket through the bpf_rdonly_cast kfunc (6.2+),
+ * tcp_probe__skc_cast through the bpf_skc_to_tcp_sock helper (5.9+).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -39,14 +43,13 @@ struct {
 	__type(value, struct flowtel_histogram);
 } tcp_rtt_histograms SEC(".maps");
 
-SEC("tp_btf/tcp_probe")
-int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
+static __always_inline int sample(struct sock *sk, bool kfunc)
 {
-	/* tcp_probe fires in tcp_rcv_established: always a full TCP socket, no need to check its kind. */
-	struct tcp_sock *tp = flowtel_tcp_sock(sk);
+	/* tcp_probe fires in tcp_rcv_established: always a full TCP socket (the helper checks anyway). */
+	struct tcp_sock *tp = flowtel_tcp_sock(sk, kfunc);
 	__u32 window = tcp_rtt_sample_interval_jiffies;
 
-	if (window == 0)
+	if (window == 0 || !tp)
 		return 0;
 	/* Neither data received nor any acked but the SYN: the first segment of the connection. */
 	bool first = tp->bytes_received == 0 && tp->bytes_acked <= 1;
@@ -80,4 +83,16 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	if (h)
 		flowtel_hist_add(h, srtt_us);
 	return 0;
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
+{
+	return sample(sk, FLOWTEL_CAST_KFUNC);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tcp_probe__skc_cast, struct sock *sk, const struct sk_buff *skb)
+{
+	return sample(sk, FLOWTEL_CAST_HELPER);
 }

@@ -37,6 +37,9 @@ static Napi::Object InitFlowtelBpf(Napi::Env env, Napi::Object exports) {
   exports.Set("RingBufferConsumer", RingBufferConsumer::Define(env));
   exports.Set("kernelEnum", Napi::Function::New(env, flowtel::KernelEnum));
   exports.Set("kernelEnumWithMember", Napi::Function::New(env, flowtel::KernelEnumWithMember));
+  exports.Set("kernelTracepointArgs", Napi::Function::New(env, flowtel::KernelTracepointArgs));
+  exports.Set("kernelHasFunction", Napi::Function::New(env, flowtel::KernelHasFunction));
+  exports.Set("kernelStructMembers", Napi::Function::New(env, flowtel::KernelStructMembers));
   exports.Set("possibleCpus", Napi::Function::New(env, flowtel::PossibleCpus));
   exports.Set("releaseFreedMemory", Napi::Function::New(env, flowtel::ReleaseFreedMemory));
   exports.Set("libbpfVersion", Napi::String::New(env, libbpf_version_string()));

@@ -39,6 +39,38 @@ void AddMembers(Napi::Env env, const struct btf *btf, const std::string &subject
   }
 }
 
+// A C spelling of a type for messages: "struct sock *", "int", "enum sk_rst_reason".
+std::string DescribeType(const struct btf *btf, __u32 id, int depth = 0) {
+  if (id == 0) return "void";
+  if (depth > 8) return "?";
+  const struct btf_type *t = btf__type_by_id(btf, id);
+  if (t == nullptr) return "?";
+  std::string name = btf__name_by_offset(btf, t->name_off);
+  switch (btf_kind(t)) {
+    case BTF_KIND_PTR:
+      return DescribeType(btf, t->type, depth + 1) + " *";
+    case BTF_KIND_CONST:
+    case BTF_KIND_VOLATILE:
+    case BTF_KIND_RESTRICT:
+    case BTF_KIND_TYPE_TAG:
+      return DescribeType(btf, t->type, depth + 1);
+    case BTF_KIND_STRUCT:
+      return "struct " + name;
+    case BTF_KIND_UNION:
+      return "union " + name;
+    case BTF_KIND_ENUM:
+    case BTF_KIND_ENUM64:
+      return "enum " + name;
+    default:
+      return name.empty() ? "?" : name;
+  }
+}
+
+std::string StringArgument(const Napi::CallbackInfo &info, const char *usage) {
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(info.Env(), usage);
+  return info[0].As<Napi::String>();
+}
+
 }  // namespace
 
 Napi::Object EnumValues(Napi::Env env, const struct btf *btf, const std::string &subject,
@@ -124,6 +156,46 @@ Napi::Value KernelEnum(const Napi::CallbackInfo &info) {
   if (info.Length() < 1 || !info[0].IsString())
     throw Napi::TypeError::New(env, "kernelEnum(name): name must be a string");
   return EnumValues(env, KernelBtf(env), "vmlinux BTF", info[0].As<Napi::String>());
+}
+
+// A tracepoint's BTF prototype is the typedef btf_trace_<name>: a pointer to a
+// function whose first parameter is the tracepoint's private data, not an argument.
+Napi::Value KernelTracepointArgs(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArgument(info, "kernelTracepointArgs(name): name must be a string");
+  const struct btf *btf = KernelBtf(env);
+  int id = FindType(btf, "btf_trace_" + name, BTF_KIND_TYPEDEF);
+  if (id < 0) return env.Null();
+  const struct btf_type *t = btf__type_by_id(btf, id);
+  const struct btf_type *ptr = btf__type_by_id(btf, t->type);
+  if (ptr == nullptr || !btf_is_ptr(ptr))
+    ThrowMessage(env, "vmlinux BTF", "btf_trace_" + name + " is not a pointer to a function");
+  const struct btf_type *proto = btf__type_by_id(btf, ptr->type);
+  if (proto == nullptr || !btf_is_func_proto(proto))
+    ThrowMessage(env, "vmlinux BTF", "btf_trace_" + name + " is not a pointer to a function");
+  const struct btf_param *params = btf_params(proto);
+  Napi::Array out = Napi::Array::New(env);
+  for (__u16 i = 1; i < btf_vlen(proto); i++) out.Set(i - 1, DescribeType(btf, params[i].type));
+  return out;
+}
+
+Napi::Value KernelHasFunction(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArgument(info, "kernelHasFunction(name): name must be a string");
+  return Napi::Boolean::New(env, FindType(KernelBtf(env), name, BTF_KIND_FUNC) >= 0);
+}
+
+Napi::Value KernelStructMembers(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArgument(info, "kernelStructMembers(name): name must be a string");
+  const struct btf *btf = KernelBtf(env);
+  int id = FindType(btf, name, BTF_KIND_STRUCT);
+  if (id < 0) return env.Null();
+  const struct btf_type *t = btf__type_by_id(btf, id);
+  const struct btf_member *m = btf_members(t);
+  Napi::Array out = Napi::Array::New(env);
+  for (__u16 i = 0; i < btf_vlen(t); i++, m++) out.Set(i, btf__name_by_offset(btf, m->name_off));
+  return out;
 }
 
 }  // namespace flowtel

@@ -26,5 +26,13 @@ void ReleaseKernelBtf();
 Napi::Value KernelEnum(const Napi::CallbackInfo &info);
 // JS: kernelEnumWithMember(member) -> {NAME: value} of the enum holding `member`
 Napi::Value KernelEnumWithMember(const Napi::CallbackInfo &info);
+// JS: kernelTracepointArgs(name) -> the C types of the arguments a tp_btf
+// program of tracepoint `name` gets on this kernel, or null without it
+Napi::Value KernelTracepointArgs(const Napi::CallbackInfo &info);
+// JS: kernelHasFunction(name) -> whether the kernel's BTF has a function
+// `name` (a kfunc is callable only if it is one)
+Napi::Value KernelHasFunction(const Napi::CallbackInfo &info);
+// JS: kernelStructMembers(name) -> the member names of struct `name`, or null
+Napi::Value KernelStructMembers(const Napi::CallbackInfo &info);
 
 }  // namespace flowtel

@@ -17,9 +17,18 @@ std::string log_tail;
 
 int CaptureLibbpfPrint(enum libbpf_print_level level, const char *format, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  char line[1024];
-  int n = vsnprintf(line, sizeof(line), format, args);
-  if (n < 0) return 0;
+  // One call can print a whole verifier log, whose end says what was refused: format it all, keep the tail.
+  va_list again;
+  va_copy(again, args);
+  int n = vsnprintf(nullptr, 0, format, args);
+  if (n < 0) {
+    va_end(again);
+    return 0;
+  }
+  std::string line(static_cast<size_t>(n) + 1, '\0');
+  vsnprintf(line.data(), line.size(), format, again);
+  va_end(again);
+  line.resize(static_cast<size_t>(n));
   std::lock_guard<std::mutex> lock(log_mutex);
   log_tail.append(line);
   if (log_tail.size() > kMaxLogBytes) log_tail.erase(0, log_tail.size() - kMaxLogBytes);
@@ -52,6 +61,8 @@ void ThrowErrno(Napi::Env env, const std::string &subject, const std::string &wh
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("errno", Napi::Number::New(env, err));
   error.Set("subject", Napi::String::New(env, subject));
+  // Apart from the message, so callers can tell a verifier refusal from a map that could not be created.
+  error.Set("libbpfLog", Napi::String::New(env, log));
   throw error;
 }
 

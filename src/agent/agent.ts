@@ -1,28 +1,25 @@
 /**
  * Agent lifecycle: export pipeline, attribution, BPF runtime, probe groups,
  * self-metrics; and the reverse on stop. A probe group that cannot load is
- * disabled with one warning naming its hook; the others run.
+ * disabled with one warning naming the cause (./group-loader); the others run.
  */
+import os from 'node:os';
 import { KernelClock } from '../bpf/clock';
+import { detectKernelHz } from '../bpf/kernel-hz';
 import { BpfRuntime } from '../bpf/runtime';
 import type { FlowtelConfig } from '../config/config';
 import { agentResource } from '../exporters/resource';
 import { createTelemetryPipeline, type TelemetryPipeline } from '../exporters/pipeline';
 import { CgroupAttribution } from '../k8s/attribution';
 import { CgroupIndex } from '../k8s/cgroup-index';
-import { ConfigError } from '../config/schema';
 import type { KubernetesMetadata } from '../k8s/metadata';
 import { NetnsIndex } from '../k8s/netns-index';
 import { registerKubernetesMetrics } from '../k8s/self-metrics';
-import { DropsGroup } from '../probes/drops';
-import { FlowsGroup } from '../probes/flows';
-import { TcpConnectionsGroup } from '../probes/tcp-connections';
-import { TcpResetsGroup } from '../probes/tcp-resets';
-import { TcpRetransmitsGroup } from '../probes/tcp-retransmits';
-import { TcpRttGroup } from '../probes/tcp-rtt';
+import { PROBE_GROUPS } from '../probes/catalog';
 import { networkEventLogger } from '../probes/shared/emit';
 import { EventAggregator } from '../probes/shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../probes/types';
+import { loadGroups, statusLogLine, type GroupStatus } from './group-loader';
 import { AgentLog } from './log';
 import { HealthServer } from './health';
 import { registerSelfMetrics } from './self-metrics';
@@ -32,25 +29,6 @@ export interface AgentOptions {
   version: string;
   log?: AgentLog;
   consoleOut?: NodeJS.WritableStream;
-}
-
-/** The enabled groups, each built by a factory so a group that fails to build is disabled alone. */
-function groupFactories(config: FlowtelConfig): Array<{ name: string; hooks: string[]; build: () => ProbeGroup }> {
-  const p = config.probes;
-  const all = [
-    { name: 'tcp-retransmits', enabled: p.tcpRetransmits.enabled, hooks: ['tp_btf/tcp_retransmit_skb'], build: () => new TcpRetransmitsGroup(p.tcpRetransmits) },
-    { name: 'tcp-resets', enabled: p.tcpResets.enabled, hooks: ['tp_btf/tcp_send_reset', 'tp_btf/tcp_receive_reset'], build: () => new TcpResetsGroup(p.tcpResets) },
-    { name: 'drops', enabled: p.drops.enabled, hooks: ['tp_btf/kfree_skb'], build: () => new DropsGroup(p.drops) },
-    {
-      name: 'tcp-connections',
-      enabled: p.tcpConnections.enabled,
-      hooks: ['tp_btf/inet_sock_set_state'],
-      build: () => new TcpConnectionsGroup(p.tcpConnections),
-    },
-    { name: 'tcp-rtt', enabled: p.tcpRtt.enabled, hooks: ['tp_btf/tcp_probe'], build: () => new TcpRttGroup(p.tcpRtt) },
-    { name: 'flows', enabled: p.flows.enabled, hooks: ['cgroup_skb/ingress', 'cgroup_skb/egress'], build: () => new FlowsGroup(p.flows, config.cgroupRoot) },
-  ];
-  return all.filter((g) => g.enabled);
 }
 
 export class Agent {
@@ -106,27 +84,18 @@ export class Agent {
       runtime.close();
       await pipeline.shutdown();
     };
-    const started: ProbeGroup[] = [];
-    for (const factory of groupFactories(config)) {
-      let group: ProbeGroup | undefined;
-      try {
-        group = factory.build();
-        group.start(runtime.load(group.objectSpec), context);
-        started.push(group);
-      } catch (err) {
-        // A group may have registered its series before failing: they would read an unloaded object.
-        group?.stop();
-        runtime.unload(factory.name);
-        // A configuration mistake is the operator's to fix, not a kernel limitation.
-        if (err instanceof ConfigError) {
-          await abandonStart();
-          throw err;
-        }
-        log.warn(`probe group ${factory.name} disabled: cannot load hook ${factory.hooks.join(', ')} on this kernel`, {
-          group: factory.name,
-          error: firstLine(err),
-        });
-      }
+    let loaded: ReturnType<typeof loadGroups>;
+    try {
+      loaded = loadGroups(PROBE_GROUPS, config, runtime, context, { kernelHz: await detectKernelHz() });
+    } catch (err) {
+      // A configuration mistake is the operator's to fix, not a kernel limitation.
+      await abandonStart();
+      throw err;
+    }
+    const { started, statuses } = loaded;
+    for (const status of statuses) {
+      const line = statusLogLine(status);
+      if (line) log.warn(line, { group: status.group, state: status.state });
     }
     if (started.length === 0) {
       await abandonStart();
@@ -136,11 +105,12 @@ export class Agent {
     runtime.startEvents();
     // Start-up parsed the kernel's BTF once per object and freed it; give those pages back.
     runtime.native.releaseFreedMemory();
-    const stopServices = registerSelfMetrics(pipeline.meter, runtime, pipeline, events);
+    const stopServices = registerSelfMetrics(pipeline.meter, runtime, pipeline, events, statuses);
     const stopKubernetesMetrics = kubernetes ? registerKubernetesMetrics(pipeline.meter, kubernetes) : () => {};
     log.info('flowtel running', {
       node: config.nodeName,
       groups: started.map((g) => g.name).join(','),
+      kernel: os.release(),
       cgroupRoot: config.cgroupRoot,
       exporting: pipeline.destinations.join('; '),
       kubernetes: kubernetes ? 'on' : 'off (cgroup attribution only)',
@@ -153,7 +123,7 @@ export class Agent {
       const newPollErrors = (ring?.pollErrors ?? 0) > pollErrorsSeen;
       pollErrorsSeen = ring?.pollErrors ?? 0;
       // Kubernetes trouble degrades names, not data: it does not make the agent unready.
-      return { ready: ring?.running === true && !newPollErrors, detail: { groups: started.map((g) => g.name), ringBuffer: ring, kubernetes: k8s ?? 'off' } };
+      return { ready: ring?.running === true && !newPollErrors, detail: { groups: readinessGroups(statuses), ringBuffer: ring, kubernetes: k8s ?? 'off' } };
     });
     return new Agent(pipeline, runtime, events, started, async () => {
       stopServices();
@@ -210,6 +180,13 @@ function startKubernetes(config: FlowtelConfig, log: AgentLog): KubernetesMetada
   });
   metadata.start();
   return metadata;
+}
+
+/** Each group's state for /readyz: what runs, with which programs, and why the others do not. */
+function readinessGroups(statuses: readonly GroupStatus[]): Record<string, unknown> {
+  return Object.fromEntries(
+    statuses.map((s) => [s.group, { state: s.state, ...(s.reasons.length ? { reasons: s.reasons } : {}), ...(s.programs.length ? { programs: s.programs } : {}) }]),
+  );
 }
 
 function firstLine(err: unknown): string {

@@ -7,10 +7,14 @@
 import v8 from 'node:v8';
 import type { BatchObservableResult, Meter } from '@opentelemetry/api';
 import type { BpfRuntime } from '../bpf/runtime';
+import type { GroupStatus } from './group-loader';
 import { observableCounter, observableUpDownCounter } from '../probes/shared/instruments';
 import {
   ATTR_FLOWTEL_BPF_PROGRAM,
   ATTR_FLOWTEL_LOSS_REASON,
+  ATTR_FLOWTEL_PROBE_GROUP,
+  ATTR_FLOWTEL_PROBE_GROUP_REASON,
+  ATTR_FLOWTEL_PROBE_GROUP_STATE,
   ATTR_V8JS_HEAP_SPACE_NAME,
   LOSS_MAP_FULL,
   LOSS_PROGRAM_SKIPPED,
@@ -24,6 +28,7 @@ import {
   METRIC_AGENT_EVENTS_SUPPRESSED,
   METRIC_AGENT_MEMORY_EXTERNAL,
   METRIC_AGENT_METRIC_EXPORTS_SKIPPED,
+  METRIC_AGENT_PROBE_GROUPS,
   METRIC_PROCESS_MEMORY_USAGE,
   METRIC_V8JS_HEAP_USED,
 } from '../semconv';
@@ -39,7 +44,17 @@ export interface AggregationStats {
   readonly folded: number;
 }
 
-export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline: PipelineStats, events: AggregationStats): () => void {
+export function registerSelfMetrics(
+  meter: Meter,
+  runtime: BpfRuntime,
+  pipeline: PipelineStats,
+  events: AggregationStats,
+  groups: readonly GroupStatus[] = [],
+): () => void {
+  const probeGroups = meter.createObservableGauge(METRIC_AGENT_PROBE_GROUPS.name, {
+    unit: METRIC_AGENT_PROBE_GROUPS.unit,
+    description: METRIC_AGENT_PROBE_GROUPS.description,
+  });
   const collection = meter.createObservableGauge(METRIC_AGENT_COLLECTION_DURATION.name, {
     unit: METRIC_AGENT_COLLECTION_DURATION.unit,
     description: METRIC_AGENT_COLLECTION_DURATION.description,
@@ -65,6 +80,13 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline:
       observer.observe(lost, misses, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_PROGRAM_SKIPPED, [ATTR_FLOWTEL_BPF_PROGRAM]: program });
     }
     observer.observe(suppressed, losses.rateLimited);
+    for (const group of groups) {
+      observer.observe(probeGroups, 1, {
+        [ATTR_FLOWTEL_PROBE_GROUP]: group.group,
+        [ATTR_FLOWTEL_PROBE_GROUP_STATE]: group.state,
+        ...(group.reasons.length ? { [ATTR_FLOWTEL_PROBE_GROUP_REASON]: group.reasons.join('; ') } : {}),
+      });
+    }
     observer.observe(collection, pipeline.lastCollectionSeconds());
     observer.observe(skipped, pipeline.skippedMetricExports());
     observer.observe(aggregated, events.folded);
@@ -73,7 +95,7 @@ export function registerSelfMetrics(meter: Meter, runtime: BpfRuntime, pipeline:
     observer.observe(external, memory.external);
     for (const space of v8.getHeapSpaceStatistics()) observer.observe(heapUsed, space.space_used_size, { [ATTR_V8JS_HEAP_SPACE_NAME]: space.space_name });
   };
-  const observables = [received, lost, suppressed, collection, skipped, aggregated, rss, heapUsed, external];
+  const observables = [probeGroups, received, lost, suppressed, collection, skipped, aggregated, rss, heapUsed, external];
   meter.addBatchObservableCallback(callback, observables);
   return () => meter.removeBatchObservableCallback(callback, observables);
 }

@@ -95,6 +95,12 @@ export interface NativeAddon {
   ) => NativeRingBufferConsumer;
   kernelEnum(name: string): Record<string, number>;
   kernelEnumWithMember(member: string): Record<string, number>;
+  /** The C types of the arguments a tp_btf program of this tracepoint gets on this kernel; null if the kernel has no such tracepoint. */
+  kernelTracepointArgs(name: string): string[] | null;
+  /** Whether the kernel's BTF has a function of this name (kfuncs are callable only if so). */
+  kernelHasFunction(name: string): boolean;
+  /** The member names of a kernel struct; null if the kernel has no such struct. */
+  kernelStructMembers(name: string): string[] | null;
   possibleCpus(): number;
   /**
    * Frees the cached vmlinux BTF (a later kernelEnum parses it again) and

@@ -5,6 +5,7 @@
  * loss table whatever the number of groups.
  */
 import path from 'node:path';
+import { kernelFactsFrom, planHooks, unchosenPrograms, type ChosenProgram, type HookSpec } from './hooks';
 import { nativeAddon, type NativeAddon, type NativeBpfObject, type NativeRingBufferConsumer } from './native';
 import { u64 } from './le-bytes';
 import { StructReader, sumPerCpu } from './struct-reader';
@@ -18,10 +19,10 @@ export interface ProbeObjectSpec {
   group: string;
   /** File name under the BPF object directory, e.g. tcp_retransmits.bpf.o. */
   objectFile: string;
-  /** Before load: set globals, resize maps, pick programs. */
+  /** Before load: set globals, resize maps. */
   configure(object: NativeBpfObject): void;
-  /** Programs to attach by section, in order. */
-  programs: readonly string[];
+  /** The group's hooks, each with its program variants; the chosen ones load, by section when the hook says so, in order. */
+  hooks: readonly HookSpec[];
   /** After load, before attach: fill maps the programs read (filters). */
   afterLoad?(object: NativeBpfObject): void;
   /** Attaches programs that need more than their section (cgroup_skb at a cgroup); returns link ids. */
@@ -33,7 +34,24 @@ export interface LoadedProbeObject {
   readonly object: NativeBpfObject;
   readonly linkIds: number[];
   /** The programs attached by section (tracing programs: the ones the kernel can skip as recursive). */
-  readonly programs: readonly string[];
+  readonly programs: readonly AttachedProgram[];
+}
+
+export interface AttachedProgram {
+  /** The name the agent's metrics give it: its hook's first variant, whichever variant runs. */
+  name: string;
+  /** The variant loaded on this kernel. */
+  program: string;
+}
+
+/** The kernel cannot run a hook of the group: no program variant's requirements hold. */
+export class KernelUnsupportedError extends Error {
+  constructor(
+    readonly group: string,
+    readonly reason: string,
+  ) {
+    super(`probe group ${group} is not supported by this kernel: ${reason}`);
+  }
 }
 
 /** Called for every ring-buffer record; `offset` is where the record starts in `buffer`. */
@@ -82,12 +100,19 @@ export class BpfRuntime {
     return this.addon;
   }
 
-  /** Opens, configures, loads and attaches one group; on any failure nothing of it stays loaded. */
-  load(spec: ProbeObjectSpec): LoadedProbeObject {
+  /**
+   * Opens, configures, loads and attaches one group; on any failure nothing of it stays loaded. `chosen`
+   * is the program variant of each hook (planHooks); without it, the runtime chooses from this kernel's
+   * BTF and throws KernelUnsupportedError when a hook has no variant this kernel can run.
+   */
+  load(spec: ProbeObjectSpec, chosen?: readonly ChosenProgram[]): LoadedProbeObject {
     if (this.loaded.has(spec.group)) throw new Error(`probe group ${spec.group} is already loaded`);
+    const programs = chosen ?? this.choosePrograms(spec);
     const object = new this.addon.BpfObject(path.join(this.options.objectDir, spec.objectFile));
     const linkIds: number[] = [];
+    const bySection = programs.filter((p) => p.hook.attachBySection);
     try {
+      for (const program of unchosenPrograms(spec.hooks, programs)) object.setProgramAutoload(program, false);
       spec.configure(object);
       object.setGlobal('flowtel_ringbuf_wakeup_bytes', u64(ringWakeupBytes(this.options.ringBufferBytes)));
       if (this.sharedFds === undefined) {
@@ -97,16 +122,23 @@ export class BpfRuntime {
       }
       object.load();
       spec.afterLoad?.(object);
-      for (const program of spec.programs) linkIds.push(object.attach(program));
+      for (const { hook, variant } of bySection) linkIds.push(attachProgram(object, hook, variant.program));
       if (spec.attachCustom) linkIds.push(...spec.attachCustom(object));
     } catch (err) {
       object.close();
       throw err;
     }
     if (this.sharedFds === undefined) this.adoptSharedMaps(object);
-    const entry = { group: spec.group, object, linkIds, programs: [...spec.programs] };
+    const entry = { group: spec.group, object, linkIds, programs: bySection.map(({ hook, variant }) => ({ name: hook.program, program: variant.program })) };
     this.loaded.set(spec.group, entry);
     return entry;
+  }
+
+  /** The program variant of each hook that this kernel can run. */
+  choosePrograms(spec: Pick<ProbeObjectSpec, 'group' | 'hooks'>): ChosenProgram[] {
+    const plan = planHooks(spec.hooks, kernelFactsFrom(this.addon));
+    if (!plan.supported) throw new KernelUnsupportedError(spec.group, plan.reason);
+    return plan.programs;
   }
 
   /** Detaches every link of a group and closes its object. */
@@ -180,17 +212,17 @@ export class BpfRuntime {
   readRecursionMisses(): Map<string, number> {
     const totals = new Map(this.retiredRecursionMisses);
     for (const entry of this.loaded.values()) {
-      for (const program of entry.programs) totals.set(program, (totals.get(program) ?? 0) + entry.object.programRecursionMisses(program));
+      for (const { name, program } of entry.programs) totals.set(name, (totals.get(name) ?? 0) + entry.object.programRecursionMisses(program));
     }
     return totals;
   }
 
   /** Keeps the skipped runs of an object about to close; a failure to read them must not keep it loaded. */
   private retireRecursionMisses(entry: LoadedProbeObject): void {
-    for (const program of entry.programs) {
+    for (const { name, program } of entry.programs) {
       try {
-        const total = (this.retiredRecursionMisses.get(program) ?? 0) + entry.object.programRecursionMisses(program);
-        this.retiredRecursionMisses.set(program, total);
+        const total = (this.retiredRecursionMisses.get(name) ?? 0) + entry.object.programRecursionMisses(program);
+        this.retiredRecursionMisses.set(name, total);
       } catch (err) {
         process.emitWarning(`skipped runs of ${program} are not kept past its unload: ${(err as Error).message}`);
       }
@@ -256,6 +288,16 @@ export class BpfRuntime {
  */
 export function ringWakeupBytes(ringBufferBytes: number): number {
   return Math.max(1, Math.floor(ringBufferBytes / 64));
+}
+
+/** Attaches a program by its section; a failure names the hook, which a variant's program name does not always show. */
+function attachProgram(object: NativeBpfObject, hook: HookSpec, program: string): number {
+  try {
+    return object.attach(program);
+  } catch (err) {
+    if (err instanceof Error) err.message = `${hook.hook}: ${err.message}`;
+    throw err;
+  }
 }
 
 function sharedMapFds(object: NativeBpfObject): Map<string, number> {

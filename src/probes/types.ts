@@ -5,6 +5,7 @@
  * log records through the OpenTelemetry logs API (ProbeContext.events).
  */
 import type { AgentLog } from '../agent/log';
+import type { HookSpec } from '../bpf/hooks';
 import type { BpfRuntime, LoadedProbeObject, ProbeObjectSpec } from '../bpf/runtime';
 import type { CgroupAttribution } from '../k8s/attribution';
 import type { SeriesRegistry } from './series';
@@ -24,8 +25,8 @@ export interface ProbeContext {
 
 export interface ProbeGroup {
   readonly name: string;
-  /** Kernel hooks the group needs; named in the warning when it cannot load. */
-  readonly hooks: readonly string[];
+  /** Kernel hooks the group needs, each with its program variants (src/bpf/hooks.ts). */
+  readonly hooks: readonly HookSpec[];
   readonly objectSpec: ProbeObjectSpec;
   /** After load and attach: create instruments, register event handlers. */
   start(loaded: LoadedProbeObject, context: ProbeContext): void;

@@ -115,3 +115,10 @@ export const ATTR_FLOWTEL_K8S_RESOURCE = 'flowtel.k8s.resource';
 
 /** V8 JS runtime metrics (the agent's own memory). */
 export const ATTR_V8JS_HEAP_SPACE_NAME = 'v8js.heap.space.name';
+
+/** A probe group's name (tcp-retransmits, drops, ...), on the agent's own metrics. */
+export const ATTR_FLOWTEL_PROBE_GROUP = 'flowtel.probe_group';
+/** What became of a probe group at start: ok, degraded, unsupported, failed or disabled. */
+export const ATTR_FLOWTEL_PROBE_GROUP_STATE = 'flowtel.probe_group.state';
+/** Why a probe group is not ok: its degradation or the cause it does not run (one line). */
+export const ATTR_FLOWTEL_PROBE_GROUP_REASON = 'flowtel.probe_group.reason';

@@ -33,6 +33,12 @@ export const METRIC_AGENT_EVENTS_LOST: MetricName = {
   description: 'Kernel events or counts lost, by reason (ring_buffer_full, map_full, queue_full, unhandled, program_skipped).',
 };
 
+export const METRIC_AGENT_PROBE_GROUPS: MetricName = {
+  name: 'flowtel.agent.probe_groups',
+  unit: '{group}',
+  description: 'Each probe group, 1 with its state (ok, degraded, unsupported, failed, disabled) and, when not ok, the reason.',
+};
+
 export const METRIC_AGENT_COLLECTION_DURATION: MetricName = {
   name: 'flowtel.agent.collection.duration',
   unit: 's',

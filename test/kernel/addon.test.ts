@@ -5,10 +5,18 @@ import { u64 } from '../../src/bpf/le-bytes';
 import { MapRowsReader } from '../../src/bpf/map-rows-reader';
 import { nativeAddon, packageRoot, type NativeBpfObject } from '../../src/bpf/native';
 import { bpfRecursionMisses } from '../../src/testbed/kernel-counters';
-import { requireKernel } from '../support/kernel';
+import { openForThisKernel, requireKernel } from '../support/kernel';
+import { TCP_CONNECTIONS_HOOKS } from '../../src/probes/tcp-connections';
+import { TCP_RETRANSMITS_HOOKS } from '../../src/probes/tcp-retransmits';
 import * as fixture from './fixtures/recursion';
 
-const OBJECT = path.join(packageRoot(), 'bpf', '.output', 'tcp_retransmits.bpf.o');
+const OBJECT_FILE = 'tcp_retransmits.bpf.o';
+const OBJECT = path.join(packageRoot(), 'bpf', '.output', OBJECT_FILE);
+/** tcp_retransmits.bpf.o with only the retransmit program this kernel runs (there is one per tracepoint prototype). */
+function retransmitsObject(): { object: NativeBpfObject; program: string } {
+  const opened = openForThisKernel(OBJECT_FILE, TCP_RETRANSMITS_HOOKS);
+  return { object: opened.object, program: opened.program('tp_btf/tcp_retransmit_skb') };
+}
 
 
 describe('native addon (real kernel)', () => {
@@ -28,7 +36,7 @@ describe('native addon (real kernel)', () => {
    * carrying its row number at byte 4, each value filled with the row number's low byte.
    */
   function filledHandshakeMap(rows: number) {
-    const loaded = new (nativeAddon().BpfObject)(path.join(packageRoot(), 'bpf', '.output', 'tcp_connections.bpf.o'));
+    const loaded = openForThisKernel('tcp_connections.bpf.o', TCP_CONNECTIONS_HOOKS).object;
     object = loaded;
     loaded.setMapMaxEntries('tcp_connections_handshake', rows);
     loaded.load();
@@ -71,7 +79,7 @@ describe('native addon (real kernel)', () => {
   });
 
   it('checks globals by name and size before load', () => {
-    object = new (nativeAddon().BpfObject)(OBJECT);
+    object = retransmitsObject().object;
     assert.throws(() => object!.setGlobal('no_such_global', u64(1)), /no const volatile global named 'no_such_global'/);
     assert.throws(() => object!.setGlobal('flowtel_events_per_cpu_per_sec', Buffer.alloc(4)), /value is 4 bytes, the variable is 8/);
     object.setGlobal('flowtel_events_per_cpu_per_sec', u64(7));
@@ -80,14 +88,15 @@ describe('native addon (real kernel)', () => {
   });
 
   it('loads, attaches, reads maps in batches and detaches one link at a time', () => {
-    object = new (nativeAddon().BpfObject)(OBJECT);
+    const { object: opened, program } = retransmitsObject();
+    object = opened;
     object.setMapMaxEntries('tcp_retransmits_by_cgroup', 128);
     object.load();
     const info = object.mapInfo('tcp_retransmits_by_cgroup');
     assert.equal(info.maxEntries, 128);
     assert.equal(info.perCpu, true);
     assert.equal(info.valueStride, 16 * nativeAddon().possibleCpus());
-    const link = object.attach('tcp_retransmit_skb');
+    const link = object.attach(program);
     const losses = object.mapReadAll('flowtel_losses');
     assert.equal(losses.count, 3); // an array map: every index present
     assert.equal(losses.values.length, 3 * losses.valueStride);
@@ -163,19 +172,21 @@ describe('native addon (real kernel)', () => {
   });
 
   it('reports the errno and the libbpf log when attaching to a missing cgroup', () => {
-    object = new (nativeAddon().BpfObject)(OBJECT);
+    const { object: opened, program } = retransmitsObject();
+    object = opened;
     object.load();
     assert.throws(
-      () => object!.attachCgroup('tcp_retransmit_skb', '/sys/fs/cgroup/no-such-cgroup'),
-      /program tcp_retransmit_skb on cgroup \/sys\/fs\/cgroup\/no-such-cgroup: open cgroup: No such file or directory \(errno 2\)/,
+      () => object!.attachCgroup(program, '/sys/fs/cgroup/no-such-cgroup'),
+      new RegExp(`program ${program} on cgroup /sys/fs/cgroup/no-such-cgroup: open cgroup: No such file or directory \\(errno 2\\)`),
     );
   });
 
   it('can leave a program out of the load', () => {
-    object = new (nativeAddon().BpfObject)(OBJECT);
-    object.setProgramAutoload('tcp_retransmit_skb', false);
+    const { object: opened, program } = retransmitsObject();
+    object = opened;
+    object.setProgramAutoload(program, false);
     object.load();
-    assert.throws(() => object!.attach('tcp_retransmit_skb'), /program tcp_retransmit_skb \(tp_btf\/tcp_retransmit_skb\): attach: .*\(errno \d+\)/);
+    assert.throws(() => object!.attach(program), new RegExp(`program ${program} \\(tp_btf/tcp_retransmit_skb\\): attach: .*\\(errno \\d+\\)`));
   });
 
   it('reads how many runs of a program the kernel skipped as recursive, as bpftool does', async () => {
@@ -185,7 +196,7 @@ describe('native addon (real kernel)', () => {
       object = loaded;
       fixture.RECURSION_FIXTURE.configure(loaded);
       loaded.load();
-      for (const program of fixture.RECURSION_FIXTURE.programs) loaded.attach(program);
+      for (const { program } of fixture.RECURSION_FIXTURE.hooks) loaded.attach(program);
       assert.equal(loaded.programRecursionMisses(fixture.RECURSING_PROGRAM), 0);
       fixture.triggerRecursion(7);
       assert.equal(loaded.programRecursionMisses(fixture.RECURSING_PROGRAM), 7);
@@ -198,10 +209,11 @@ describe('native addon (real kernel)', () => {
   });
 
   it('names a program that was left out of the load when asked for its recursion misses', () => {
-    object = new (nativeAddon().BpfObject)(OBJECT);
-    object.setProgramAutoload('tcp_retransmit_skb', false);
+    const { object: opened, program } = retransmitsObject();
+    object = opened;
+    object.setProgramAutoload(program, false);
     object.load();
-    assert.throws(() => object!.programRecursionMisses('tcp_retransmit_skb'), /tcp_retransmits\.bpf\.o: program tcp_retransmit_skb: not loaded/);
+    assert.throws(() => object!.programRecursionMisses(program), new RegExp(`tcp_retransmits\\.bpf\\.o: program ${program}: not loaded`));
     assert.throws(() => object!.programRecursionMisses('no_such_program'), /no program named 'no_such_program'/);
   });
 

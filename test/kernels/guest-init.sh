@@ -30,7 +30,7 @@ power_off() {
   sleep 60
 }
 
-hostname "flowtel-vm-$(uname -r)"
+hostname "flowtel-vm-$(uname -r | tr -c "a-zA-Z0-9.\n-" "-")"
 ip link set lo up
 ulimit -l unlimited
 # What the tests need from modules; the kernel would also load most on demand through modprobe.

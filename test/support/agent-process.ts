@@ -57,13 +57,22 @@ export class AgentProcess {
     return new AgentProcess(spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI, 'run', ...all], { env: agentEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }), healthPort);
   }
 
-  /** Resolves once the agent logged that it runs; rejects if it exits first. */
-  async running(timeoutMs = 20_000): Promise<void> {
+  /**
+   * Resolves once the agent logged that it runs; rejects if it exits first. The wait is long because under
+   * qemu's emulation (the kernel matrix) start-up takes tens of seconds; a healthy agent ends it early. The
+   * agent's start-up warnings (groups degraded or disabled on this kernel) are printed, so every run says
+   * what ran.
+   */
+  async running(timeoutMs = 120_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.stderr.includes('msg="flowtel running"')) {
       if (this.child.exitCode !== null) throw new Error(`agent exited with ${this.child.exitCode}: ${this.stderr}`);
       if (Date.now() > deadline) throw new Error(`agent did not start in ${timeoutMs} ms: ${this.stderr}`);
       await sleep(50);
+    }
+    for (const line of this.stderr.split('\n')) {
+      const warning = /level=(?:warn|error) msg="((?:[^"\\]|\\.)*)"/.exec(line);
+      if (warning) console.log(`      agent: ${warning[1]}`);
     }
   }
 

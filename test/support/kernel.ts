@@ -4,9 +4,12 @@
  * or tool fails the test, so a green CI always means the kernel was tested.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Context } from 'mocha';
 import { effectiveCapabilities, missingBpfCapabilities } from '../../src/cli/capabilities';
 import { defaultCgroupRoot } from '../../src/config/config';
+import { kernelFactsFrom, planHooks, unchosenPrograms, type HookSpec } from '../../src/bpf/hooks';
+import { nativeAddon, packageRoot, type NativeBpfObject } from '../../src/bpf/native';
 
 const TOOLS = ['ip', 'nft', 'iperf3', 'nstat', 'tc', 'setpriv'];
 
@@ -33,4 +36,23 @@ export function requireKernel(context: Context): void {
 
 export function cgroupRoot(): string {
   return process.env.FLOWTEL_TEST_CGROUP_ROOT ?? defaultCgroupRoot();
+}
+
+/**
+ * Opens a probe object (under bpf/.output) for this kernel: of each hook's program variants only the one this
+ * kernel can run stays to be loaded, as the agent chooses it. Returns the object and, by hook, the chosen
+ * program's name.
+ */
+export function openForThisKernel(objectFile: string, hooks: readonly HookSpec[]): { object: NativeBpfObject; program: (hook: string) => string } {
+  const addon = nativeAddon();
+  const plan = planHooks(hooks, kernelFactsFrom(addon));
+  if (!plan.supported) throw new Error(`${objectFile} cannot run on this kernel: ${plan.reason}`);
+  const object = new addon.BpfObject(path.join(packageRoot(), 'bpf', '.output', objectFile));
+  for (const program of unchosenPrograms(hooks, plan.programs)) object.setProgramAutoload(program, false);
+  const program = (hook: string) => {
+    const chosen = plan.programs.find((p) => p.hook.hook === hook);
+    if (!chosen) throw new Error(`${objectFile} has no hook ${hook}`);
+    return chosen.variant.program;
+  };
+  return { object, program };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { selectedReasons } from '../../src/probes/drops';
 import { EnumNames } from '../../src/probes/shared/enum-names';
-import { ConfigError } from '../../src/config/schema';
+import { defaultConfig } from '../../src/config/config';
 
 const reasons = new EnumNames(
   { SKB_DROP_REASON_NOT_SPECIFIED: 2, SKB_DROP_REASON_NO_SOCKET: 3, SKB_DROP_REASON_NETFILTER_DROP: 9, SKB_DROP_REASON_MAX: 130 },
@@ -10,18 +10,20 @@ const reasons = new EnumNames(
 
 describe('drop reason selection', () => {
   it('counts every reason but the denied ones when nothing is allowed explicitly', () => {
-    assert.deepEqual(selectedReasons(reasons, { allowReasons: [], denyReasons: ['NOT_SPECIFIED'] }).sort(), [3, 9]);
+    assert.deepEqual(selectedReasons(reasons, { allowReasons: [], denyReasons: ['NOT_SPECIFIED'] }).values.sort(), [3, 9]);
   });
   it('counts only the allowed reasons, minus denied ones', () => {
-    assert.deepEqual(selectedReasons(reasons, { allowReasons: ['NETFILTER_DROP', 'NO_SOCKET'], denyReasons: ['NO_SOCKET'] }), [9]);
+    assert.deepEqual(selectedReasons(reasons, { allowReasons: ['NETFILTER_DROP', 'NO_SOCKET'], denyReasons: ['NO_SOCKET'] }).values, [9]);
   });
-  it('rejects a reason this kernel does not have, naming the field and listing the known ones', () => {
-    assert.throws(
-      () => selectedReasons(reasons, { allowReasons: ['NETFILTER_DORP'], denyReasons: [] }),
-      (err: unknown) =>
-        err instanceof ConfigError &&
-        err.field === 'probes.drops.allowReasons[0]' &&
-        /"NETFILTER_DORP".*a drop reason of this kernel \(NOT_SPECIFIED, NO_SOCKET, NETFILTER_DROP\)/.test(err.message),
-    );
+  it("ignores, and reports by field, a name this kernel does not have: the default deny list names QUEUE_PURGE, which 6.1 lacks", () => {
+    // The agent's own default on a kernel without QUEUE_PURGE (6.5 and older): the rest still applies.
+    const selection = selectedReasons(reasons, defaultConfig('.').probes.drops);
+    assert.deepEqual(selection.values.sort(), [3, 9]);
+    assert.deepEqual(selection.unknown, [{ field: 'probes.drops.denyReasons[1]', name: 'QUEUE_PURGE' }]);
+  });
+  it('counts nothing when every allowed name is unknown to this kernel, rather than everything', () => {
+    const selection = selectedReasons(reasons, { allowReasons: ['NETFILTER_DORP'], denyReasons: [] });
+    assert.deepEqual(selection.values, []);
+    assert.deepEqual(selection.unknown, [{ field: 'probes.drops.allowReasons[0]', name: 'NETFILTER_DORP' }]);
   });
 });

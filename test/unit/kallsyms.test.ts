@@ -75,6 +75,16 @@ describe('kernel symbolizer', () => {
     assert.equal(symbols.holdsTable, false);
   });
 
+  it('symbolizes when the file starts with absolute per-CPU symbols at 0, as on 6.1', () => {
+    const file = path.join(tempDir('kallsyms'), 'percpu-first');
+    // 6.1 lists about 300 of them (12 KiB) before the first text symbol.
+    const percpu = Array.from({ length: 400 }, (_, i) => `0000000000000000 A percpu_symbol_${i}\n`).join('');
+    fs.writeFileSync(file, `${percpu}ffffffff81000000 T _stext\nffffffff81000100 t nf_hook_slow\n`);
+    const symbols = new KernelSymbols(file);
+    symbols.load();
+    assert.equal(symbols.symbolize(0xffffffff81000150n), 'nf_hook_slow+0x50');
+  });
+
   it('leaves addresses as hex when kallsyms is unreadable or hides addresses', () => {
     const file = path.join(tempDir('kallsyms'), 'restricted');
     fs.writeFileSync(file, '0000000000000000 T _stext\n0000000000000000 t nf_hook_slow\n');

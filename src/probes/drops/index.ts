@@ -5,10 +5,11 @@
  * come from the running kernel's BTF (enum skb_drop_reason), so the numbering
  * of this kernel is the one used.
  */
+import os from 'node:os';
 import type { NativeBpfObject } from '../../bpf/native';
+import type { HookSpec } from '../../bpf/hooks';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { nativeAddon } from '../../bpf/native';
-import { ConfigError } from '../../config/schema';
 import {
   ATTR_DESTINATION_ADDRESS,
   ATTR_DESTINATION_PORT,
@@ -33,42 +34,70 @@ import { counterSums } from '../shared/instruments';
 import type { RepeatableEvent } from '../shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { KernelSymbols } from './kallsyms';
+import { SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';
+
+/** Before 5.17 kfree_skb passes no reason, and a drop cannot be told from a free: no program for that. */
+export const DROPS_HOOKS: readonly HookSpec[] = [
+  {
+    hook: 'tp_btf/kfree_skb',
+    program: 'kfree_skb',
+    attachBySection: true,
+    variants: [
+      { program: 'kfree_skb', requires: [SOCKET_CGROUP, tracepoint('kfree_skb', 4, '6.11', 'rx_sk')] },
+      {
+        program: 'kfree_skb__no_rx_sk',
+        requires: [SOCKET_CGROUP, tracepoint('kfree_skb', 3, '5.17', 'reason')],
+        degradation: "a received packet dropped before it reached its socket is attributed to its pod's network namespace, not to the socket's container",
+      },
+    ],
+  },
+];
 
 const MAP = 'drops_count';
 const FILTER = 'drops_reason_filter';
 const TRANSPORTS: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmp' };
 
-/** The reason values to count: allow (all when empty) minus deny. Unknown names are config errors. */
-export function selectedReasons(reasons: EnumNames, config: Pick<DropsConfig, 'allowReasons' | 'denyReasons'>): number[] {
+export interface ReasonSelection {
+  /** The reason values to count. */
+  values: number[];
+  /** Configured names this kernel does not have: each a warning, ignored (a list written for all nodes names reasons of newer kernels). */
+  unknown: Array<{ field: string; name: string }>;
+}
+
+/** The reason values to count: allow (all when empty) minus deny, over the names this kernel has. */
+export function selectedReasons(reasons: EnumNames, config: Pick<DropsConfig, 'allowReasons' | 'denyReasons'>): ReasonSelection {
   const known = [...reasons.values.keys()].filter((n) => n !== 'MAX');
+  const unknown: ReasonSelection['unknown'] = [];
   const check = (field: string, list: string[]) =>
-    list.forEach((name, i) => {
-      if (!reasons.values.has(name)) {
-        throw new ConfigError(`probes.drops.${field}[${i}]`, name, `a drop reason of this kernel (${known.join(', ')})`, 'the config');
-      }
+    list.filter((name, i) => {
+      if (reasons.values.has(name)) return true;
+      unknown.push({ field: `probes.drops.${field}[${i}]`, name });
+      return false;
     });
-  check('allowReasons', config.allowReasons);
-  check('denyReasons', config.denyReasons);
-  const allowed = config.allowReasons.length ? config.allowReasons : known;
-  const denied = new Set(config.denyReasons);
-  return allowed.filter((n) => !denied.has(n)).map((n) => reasons.values.get(n) as number);
+  const allow = check('allowReasons', config.allowReasons);
+  const denied = new Set(check('denyReasons', config.denyReasons));
+  // An allow list whose names this kernel all lacks counts nothing, not everything.
+  const allowed = config.allowReasons.length ? allow : known;
+  return { values: allowed.filter((n) => !denied.has(n)).map((n) => reasons.values.get(n) as number), unknown };
 }
 
 export class DropsGroup implements ProbeGroup {
   readonly name = 'drops';
-  readonly hooks = ['tp_btf/kfree_skb'] as const;
+  readonly hooks = DROPS_HOOKS;
   readonly objectSpec: ProbeObjectSpec;
   private readonly reasons: EnumNames;
+  private readonly selection: ReasonSelection;
   private stopCallback: (() => void) | undefined;
   private readonly symbols = new KernelSymbols();
 
   constructor(config: DropsConfig) {
     this.reasons = new EnumNames(nativeAddon().kernelEnum('skb_drop_reason'), 'SKB_DROP_REASON_');
-    const selected = selectedReasons(this.reasons, config);
+    this.selection = selectedReasons(this.reasons, config);
+    const selected = this.selection.values;
     this.objectSpec = {
       group: this.name,
       objectFile: 'drops.bpf.o',
-      programs: ['kfree_skb'],
+      hooks: DROPS_HOOKS,
       configure: (object) => {
         setCommonGlobals(object, config);
         object.setMapMaxEntries(MAP, config.maxRows);
@@ -83,6 +112,9 @@ export class DropsGroup implements ProbeGroup {
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
     const { runtime, attribution } = context;
     const reasons = this.reasons;
+    for (const { field, name } of this.selection.unknown) {
+      context.log.warn(`${field}: ${name} is not a drop reason of this kernel (${os.release()}); it is ignored here`, { field, value: name });
+    }
     const table = new EndpointCounterTable({
       object: loaded.object,
       mapName: MAP,

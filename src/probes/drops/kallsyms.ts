@@ -31,15 +31,26 @@ export class KernelSymbols {
     private readonly tableTtlMs = TABLE_TTL_MS,
   ) {}
 
-  /** Checks, when the group starts, that the file can be read and shows addresses. */
+  /**
+   * Checks, when the group starts, that the file can be read and shows addresses: the first text symbol
+   * has a non-zero one (the file can start with hundreds of absolute per-CPU symbols at 0, as on 6.1).
+   */
   load(): void {
     this.readable = false;
     try {
       const fd = fs.openSync(this.file, 'r');
       try {
-        const head = Buffer.alloc(64);
-        const n = fs.readSync(fd, head, 0, head.length, null);
-        this.readable = n >= 16 && head.toString('latin1', 0, 16) !== HIDDEN_ADDRESS;
+        const chunk = Buffer.alloc(CHUNK_BYTES);
+        let carried = '';
+        for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0; ) {
+          const lines = (carried + chunk.toString('latin1', 0, n)).split('\n');
+          carried = lines.pop() ?? '';
+          const text = lines.find((line) => /^[0-9a-f]{16} [tT] /.test(line));
+          if (text !== undefined) {
+            this.readable = !text.startsWith(HIDDEN_ADDRESS);
+            return;
+          }
+        }
       } finally {
         fs.closeSync(fd);
       }

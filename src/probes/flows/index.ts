@@ -9,6 +9,7 @@
  */
 import type { HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
+import type { HookSpec } from '../../bpf/hooks';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { sumPerCpu, StructReader } from '../../bpf/struct-reader';
 import {
@@ -32,9 +33,15 @@ const MAP = 'flows_by_endpoint';
 const OVERFLOW = 'flows_overflow';
 const OVERFLOW_NODE = 'flows_overflow_node';
 
+/** cgroup_skb programs with bpf_link (5.7+); attached at the cgroup v2 root by the group itself. */
+export const FLOWS_HOOKS: readonly HookSpec[] = [
+  { hook: 'cgroup_skb/ingress', program: 'flows_ingress', attachBySection: false, variants: [{ program: 'flows_ingress', requires: [] }] },
+  { hook: 'cgroup_skb/egress', program: 'flows_egress', attachBySection: false, variants: [{ program: 'flows_egress', requires: [] }] },
+];
+
 export class FlowsGroup implements ProbeGroup {
   readonly name = 'flows';
-  readonly hooks = ['cgroup_skb/ingress', 'cgroup_skb/egress'] as const;
+  readonly hooks = FLOWS_HOOKS;
   readonly objectSpec: ProbeObjectSpec;
   private stopCallback: (() => void) | undefined;
 
@@ -45,7 +52,7 @@ export class FlowsGroup implements ProbeGroup {
     this.objectSpec = {
       group: this.name,
       objectFile: 'flows.bpf.o',
-      programs: [],
+      hooks: FLOWS_HOOKS,
       configure: (object) => {
         setCommonGlobals(object, { granularity: config.granularity });
         object.setMapMaxEntries(MAP, config.maxRows);

@@ -3,6 +3,7 @@
  * received, per local endpoint and direction, plus a rate-limited log record
  * per reset. Reason names come from the running kernel's BTF.
  */
+import type { HookSpec } from '../../bpf/hooks';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
   ATTR_FLOWTEL_TCP_RESET_REASON,
@@ -22,12 +23,39 @@ import { EnumNames } from '../shared/enum-names';
 import { tcpStateNames } from '../shared/tcp-states';
 import type { RepeatableEvent } from '../shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../types';
+import { SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';
 
 const MAP = 'tcp_resets_count';
+/** The reason of a reset sent on a kernel whose tracepoint does not pass one (before 6.10). */
+export const RESET_REASON_UNKNOWN = 'unknown';
+
+export const TCP_RESETS_HOOKS: readonly HookSpec[] = [
+  {
+    hook: 'tp_btf/tcp_send_reset',
+    program: 'tcp_send_reset',
+    attachBySection: true,
+    variants: [
+      { program: 'tcp_send_reset', requires: [SOCKET_CGROUP, tracepoint('tcp_send_reset', 3, '6.10', 'the reset reason')] },
+      {
+        program: 'tcp_send_reset__no_reason',
+        requires: [SOCKET_CGROUP, tracepoint('tcp_send_reset', 2, '4.15')],
+        degradation:
+          'resets sent have no reason (flowtel.tcp.reset.reason=unknown), and those answering a segment that has no full socket ' +
+          '(a closed port, a TIME_WAIT or request socket) are not seen',
+      },
+    ],
+  },
+  {
+    hook: 'tp_btf/tcp_receive_reset',
+    program: 'tcp_receive_reset',
+    attachBySection: true,
+    variants: [{ program: 'tcp_receive_reset', requires: [SOCKET_CGROUP, tracepoint('tcp_receive_reset', 1, '4.15')] }],
+  },
+];
 
 export class TcpResetsGroup implements ProbeGroup {
   readonly name = 'tcp-resets';
-  readonly hooks = ['tp_btf/tcp_send_reset', 'tp_btf/tcp_receive_reset'] as const;
+  readonly hooks = TCP_RESETS_HOOKS;
   readonly objectSpec: ProbeObjectSpec;
   private stopCallback: (() => void) | undefined;
 
@@ -35,7 +63,7 @@ export class TcpResetsGroup implements ProbeGroup {
     this.objectSpec = {
       group: this.name,
       objectFile: 'tcp_resets.bpf.o',
-      programs: ['tcp_send_reset', 'tcp_receive_reset'],
+      hooks: TCP_RESETS_HOOKS,
       configure: (object) => {
         setCommonGlobals(object, config);
         object.setMapMaxEntries(MAP, config.maxRows);
@@ -46,7 +74,9 @@ export class TcpResetsGroup implements ProbeGroup {
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
     const { runtime, attribution } = context;
     const directions = new Directions(loaded.object);
-    const reasons = new EnumNames(runtime.native.kernelEnum('sk_rst_reason'), 'SK_RST_REASON_');
+    // Before 6.10 the tracepoint passes no reason (the no_reason variant runs) and the kernel has no enum sk_rst_reason.
+    const withReason = loaded.programs.some((p) => p.program === 'tcp_send_reset');
+    const reasons = withReason ? new EnumNames(runtime.native.kernelEnum('sk_rst_reason'), 'SK_RST_REASON_') : { name: () => RESET_REASON_UNKNOWN };
     const groupAttributes = (direction: number, reason: number) => {
       const dir = directions.name(direction);
       return dir === 'transmit'

@@ -4,6 +4,7 @@
  * from the kernel map, plus a log record per (rate-limited) retransmission
  * with the connection's 5-tuple.
  */
+import type { HookSpec } from '../../bpf/hooks';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
   ATTR_FLOWTEL_TCP_SEGMENTS,
@@ -21,12 +22,29 @@ import { counterSums } from '../shared/instruments';
 import { tcpStateNames } from '../shared/tcp-states';
 import type { RepeatableEvent } from '../shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../types';
+import { SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';
 
 const MAP = 'tcp_retransmits_by_cgroup';
 
+/**
+ * From 6.17 the tracepoint fires for failed retransmits too and says so (err); before, it fires only for
+ * retransmits that were sent, which is what both programs count: not a degradation.
+ */
+export const TCP_RETRANSMITS_HOOKS: readonly HookSpec[] = [
+  {
+    hook: 'tp_btf/tcp_retransmit_skb',
+    program: 'tcp_retransmit_skb',
+    attachBySection: true,
+    variants: [
+      { program: 'tcp_retransmit_skb', requires: [SOCKET_CGROUP, tracepoint('tcp_retransmit_skb', 3, '6.17', 'err')] },
+      { program: 'tcp_retransmit_skb__sent', requires: [SOCKET_CGROUP, tracepoint('tcp_retransmit_skb', 2, '4.15')] },
+    ],
+  },
+];
+
 export class TcpRetransmitsGroup implements ProbeGroup {
   readonly name = 'tcp-retransmits';
-  readonly hooks = ['tp_btf/tcp_retransmit_skb'] as const;
+  readonly hooks = TCP_RETRANSMITS_HOOKS;
   readonly objectSpec: ProbeObjectSpec;
   private stopCallback: (() => void) | undefined;
 
@@ -34,7 +52,7 @@ export class TcpRetransmitsGroup implements ProbeGroup {
     this.objectSpec = {
       group: this.name,
       objectFile: 'tcp_retransmits.bpf.o',
-      programs: ['tcp_retransmit_skb'],
+      hooks: TCP_RETRANSMITS_HOOKS,
       configure: (object) => {
         setCommonGlobals(object, config);
         object.setMapMaxEntries(MAP, config.maxRows);

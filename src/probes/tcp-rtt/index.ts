@@ -6,11 +6,13 @@
  * (per flow at flow granularity), exported as an explicit-bucket histogram in
  * seconds whose boundaries are the kernel's bucket bounds.
  */
+import type { HookSpec } from '../../bpf/hooks';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
+import { RDONLY_CAST, SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';
 import { METRIC_TCP_RTT } from '../../semconv';
 import type { TcpRttConfig } from '../config';
 import { u32 } from '../../bpf/le-bytes';
-import { HZ_MAX, kernelHz, msToJiffies, type KernelHz } from '../../bpf/kernel-hz';
+import { HZ_MAX, msToJiffies, type KernelHz } from '../../bpf/kernel-hz';
 import { setCommonGlobals } from '../shared/globals';
 import { KernelHistogramTable, kernelBoundaries } from '../shared/kernel-histogram';
 import type { ProbeContext, ProbeGroup } from '../types';
@@ -20,19 +22,33 @@ const MAP = 'tcp_rtt_histograms';
 /** 16 µs to ~16.8 s in quarter octaves. */
 export const RTT_BOUNDARIES_S = kernelBoundaries(16, 2 ** 24, 1e-6);
 
+/** The kfunc variant reads the socket with a move, the helper variant with a call: they sample the same. */
+export const TCP_RTT_HOOKS: readonly HookSpec[] = [
+  {
+    hook: 'tp_btf/tcp_probe',
+    program: 'tcp_probe',
+    attachBySection: true,
+    variants: [
+      { program: 'tcp_probe', requires: [SOCKET_CGROUP, RDONLY_CAST, tracepoint('tcp_probe', 2, '4.16')] },
+      { program: 'tcp_probe__skc_cast', requires: [SOCKET_CGROUP, tracepoint('tcp_probe', 2, '4.16')] },
+    ],
+  },
+];
+
 export class TcpRttGroup implements ProbeGroup {
   readonly name = 'tcp-rtt';
-  readonly hooks = ['tp_btf/tcp_probe'] as const;
+  readonly hooks = TCP_RTT_HOOKS;
   readonly objectSpec: ProbeObjectSpec;
   private stopCallback: (() => void) | undefined;
-  /** The kernel samples by jiffies (see bpf/tcp_rtt.bpf.c): the tick rate turns sampleIntervalMs into them. */
-  private readonly hz: KernelHz = kernelHz();
-
-  constructor(private readonly config: TcpRttConfig) {
+  /** `hz`: the kernel samples by jiffies (see bpf/tcp_rtt.bpf.c), and the tick rate turns sampleIntervalMs into them. */
+  constructor(
+    private readonly config: TcpRttConfig,
+    private readonly hz: KernelHz,
+  ) {
     this.objectSpec = {
       group: this.name,
       objectFile: 'tcp_rtt.bpf.o',
-      programs: ['tcp_probe'],
+      hooks: TCP_RTT_HOOKS,
       configure: (object) => {
         setCommonGlobals(object, { granularity: config.granularity });
         object.setGlobal('tcp_rtt_sample_interval_jiffies', u32(msToJiffies(config.sampleIntervalMs, this.hz.hz)));
@@ -43,7 +59,10 @@ export class TcpRttGroup implements ProbeGroup {
 
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
     if (this.hz.source === undefined) {
-      context.log.warn(`tcp-rtt: the kernel's CONFIG_HZ is not readable (no /boot/config-<release> or /proc/config.gz); assuming ${HZ_MAX} Hz, so a socket is sampled at most once per ${this.config.sampleIntervalMs} ms or up to ${HZ_MAX / 100} times less often`);
+      context.log.warn(
+        `tcp-rtt: the kernel's tick rate is unknown (no /boot/config-<release> or /proc/config.gz, and /proc/timer_list unreadable); ` +
+          `assuming ${HZ_MAX} Hz, so a socket is sampled at most once per ${this.config.sampleIntervalMs} ms or up to ${HZ_MAX / 100} times less often`,
+      );
     }
     const table = new KernelHistogramTable({
       object: loaded.object,

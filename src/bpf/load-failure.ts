@@ -1,0 +1,80 @@
+/**
+ * Why a probe group did not load, in words an operator can act on. A kernel
+ * that cannot carry a hook (caught before load from its BTF, see ./hooks) is
+ * not the same as a verifier that refuses a program the kernel should run (a
+ * bug of ours), a map the kernel could not allocate (memory limits), or a
+ * missing privilege or file: each gets its own state and text.
+ */
+import { KernelUnsupportedError } from './runtime';
+
+export type LoadFailureState =
+  /** The kernel lacks what the group needs. */
+  | 'unsupported'
+  /** The kernel should run it, and did not: the reason says what to do (or that it is our bug). */
+  | 'failed';
+
+export interface LoadFailure {
+  state: LoadFailureState;
+  /** One line: what failed and why. */
+  reason: string;
+}
+
+/** What the native addon attaches to its errors (native/src/errors.cc). */
+interface NativeError extends Error {
+  errno?: number;
+  subject?: string;
+  libbpfLog?: string;
+}
+
+const EPERM = 1;
+const ENOENT = 2;
+const ENOMEM = 12;
+const EACCES = 13;
+const E2BIG = 7;
+
+export function describeLoadFailure(err: unknown): LoadFailure {
+  if (err instanceof KernelUnsupportedError) return { state: 'unsupported', reason: err.reason };
+  const e = (err instanceof Error ? err : new Error(String(err))) as NativeError;
+  const log = e.libbpfLog ?? '';
+  const firstLine = e.message.split('\n')[0];
+  const map = /map '([^']+)': failed to create/.exec(log);
+  if (map) {
+    const cause = e.errno === ENOMEM || e.errno === E2BIG ? 'the kernel could not allocate it' : 'the kernel refused it';
+    return {
+      state: 'failed',
+      reason: `cannot create BPF map ${map[1]} (${cause}: ${errnoText(e)}): lower the group's maxRows or raise the memory the agent may lock or use (RLIMIT_MEMLOCK before 5.11, the pod's memory limit after)`,
+    };
+  }
+  if (/failed to resolve CO-RE relocation|<invalid CO-RE relocation>/.test(log)) {
+    const relocation = /relo #\d+: (.*)/.exec(log)?.[1] ?? firstLine;
+    return { state: 'unsupported', reason: `a kernel type a program reads is not as Flowtel expects on this kernel (${relocation.trim()}); please report it: Flowtel should declare this requirement` };
+  }
+  if (/BEGIN PROG LOAD LOG/.test(log)) {
+    const program = /prog '([^']+)': BPF program load failed/.exec(log)?.[1] ?? 'a program';
+    if (e.errno === EPERM && !/processed \d+ insns/.test(log)) return permission(e);
+    return { state: 'failed', reason: `the kernel's verifier refused ${program}, which this kernel should run: a bug in Flowtel, please report it with the agent's debug log (${verifierSummary(log)})` };
+  }
+  if (e.errno === EPERM || e.errno === EACCES) return permission(e);
+  if (e.errno === ENOENT && /: open: /.test(firstLine)) return { state: 'failed', reason: `the BPF object is missing: ${firstLine} (run npm run build, or check bpfObjectDir)` };
+  if (/: open: /.test(firstLine)) return { state: 'failed', reason: `the BPF object cannot be read: ${firstLine}` };
+  return { state: 'failed', reason: firstLine };
+}
+
+function permission(e: NativeError): LoadFailure {
+  return {
+    state: 'failed',
+    reason: `permission denied (${e.message.split('\n')[0]}): loading needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), attaching at a cgroup CAP_NET_ADMIN, and kernels before 5.11 RLIMIT_MEMLOCK room (CAP_SYS_RESOURCE)`,
+  };
+}
+
+function errnoText(e: NativeError): string {
+  return /: ([^:(]+) \(errno \d+\)/.exec(e.message.split('\n')[0])?.[1]?.trim() ?? `errno ${e.errno ?? '?'}`;
+}
+
+/** The verifier's own last words: the line that says what it refused. */
+function verifierSummary(log: string): string {
+  const lines = log.split('\n').map((l) => l.replace(/^libbpf: /, '').trim());
+  const end = lines.findIndex((l) => l.includes('END PROG LOAD LOG'));
+  const body = lines.slice(0, end < 0 ? lines.length : end).filter((l) => l && !/^processed \d+ insns/.test(l) && !/^\d+: /.test(l) && !l.startsWith(';'));
+  return body.slice(-2).join('; ');
+}
