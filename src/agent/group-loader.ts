@@ -6,7 +6,7 @@
  * memory, a verifier refusal that is our bug) or disabled (by the config).
  * A group that does not run stops nothing else.
  */
-import type { BpfRuntime } from '../bpf/runtime';
+import type { BpfRuntime, LoadedProbeObject } from '../bpf/runtime';
 import { kernelFactsFrom, planHooks, type KernelFacts } from '../bpf/hooks';
 import { describeLoadFailure } from '../bpf/load-failure';
 import type { FlowtelConfig } from '../config/config';
@@ -33,7 +33,7 @@ export interface LoadedGroups {
   statuses: GroupStatus[];
 }
 
-/** Loads each enabled group of `entries`; throws only a ConfigError (the operator's to fix). */
+/** Loads each enabled group of `entries` and starts it; throws only a ConfigError (the operator's to fix). */
 export function loadGroups(
   entries: readonly ProbeGroupEntry[],
   config: FlowtelConfig,
@@ -45,36 +45,52 @@ export function loadGroups(
   const started: ProbeGroup[] = [];
   const statuses: GroupStatus[] = [];
   for (const entry of entries) {
-    if (!entry.enabled(config)) {
-      statuses.push({ group: entry.name, state: 'disabled', reasons: ['disabled in the config'], programs: [], withoutIt: entry.withoutIt });
-      continue;
-    }
-    const plan = planHooks(entry.hooks, kernel);
-    if (!plan.supported) {
-      statuses.push({ group: entry.name, state: 'unsupported', reasons: [plan.reason], programs: [], withoutIt: entry.withoutIt });
-      continue;
-    }
-    let group: ProbeGroup | undefined;
-    try {
-      group = entry.build(config, node);
-      group.start(runtime.load(group.objectSpec, plan.programs), context);
-      started.push(group);
-      statuses.push({
+    const { group, status } = loadGroup(entry, config, runtime, node, kernel, (g, loaded) => g.start(loaded, context));
+    if (group) started.push(group);
+    statuses.push(status);
+  }
+  return { started, statuses };
+}
+
+/**
+ * Plans, builds, loads and attaches one group, then hands it to `start`; a group that does not get that far
+ * is unloaded and its status says why. Throws only a ConfigError.
+ */
+export function loadGroup(
+  entry: ProbeGroupEntry,
+  config: FlowtelConfig,
+  runtime: BpfRuntime,
+  node: NodeFacts,
+  kernel: KernelFacts,
+  start: (group: ProbeGroup, loaded: LoadedProbeObject) => void,
+): { group?: ProbeGroup; status: GroupStatus } {
+  const stopped = (state: GroupState, reasons: string[]): { status: GroupStatus } => ({
+    status: { group: entry.name, state, reasons, programs: [], withoutIt: entry.withoutIt },
+  });
+  if (!entry.enabled(config)) return stopped('disabled', ['disabled in the config']);
+  const plan = planHooks(entry.hooks, kernel);
+  if (!plan.supported) return stopped('unsupported', [plan.reason]);
+  let group: ProbeGroup | undefined;
+  try {
+    group = entry.build(config, node);
+    start(group, runtime.load(group.objectSpec, plan.programs));
+    return {
+      group,
+      status: {
         group: entry.name,
         state: plan.degradations.length ? 'degraded' : 'ok',
         reasons: plan.degradations,
         programs: plan.programs.map(({ hook, variant }) => ({ hook: hook.hook, program: variant.program })),
-      });
-    } catch (err) {
-      // A group may have registered its series before failing: they would read an unloaded object.
-      group?.stop();
-      runtime.unload(entry.name);
-      if (err instanceof ConfigError) throw err;
-      const failure = describeLoadFailure(err);
-      statuses.push({ group: entry.name, state: failure.state, reasons: [failure.reason], programs: [], withoutIt: entry.withoutIt });
-    }
+      },
+    };
+  } catch (err) {
+    // A group may have registered its series before failing: they would read an unloaded object.
+    group?.stop();
+    runtime.unload(entry.name);
+    if (err instanceof ConfigError) throw err;
+    const failure = describeLoadFailure(err);
+    return stopped(failure.state, [failure.reason]);
   }
-  return { started, statuses };
 }
 
 /** The start-up log line of a group that is not ok, or undefined. */

@@ -65,7 +65,7 @@ export async function detectKernelHz(
   const configured = kernelHz(candidates);
   if (configured.source !== undefined) return configured;
   const measured = await measure();
-  return measured !== undefined ? { hz: measured, source: 'measured (/proc/timer_list jiffies)' } : { hz: HZ_MAX };
+  return measured !== undefined ? { hz: measured, source: 'measured from the jiffies of /proc/timer_list' } : { hz: HZ_MAX };
 }
 
 export function kernelHz(candidates = [`/boot/config-${os.release()}`, '/proc/config.gz']): KernelHz {

@@ -4,7 +4,10 @@
  */
 import fs from 'node:fs';
 
+export const CAP_NET_ADMIN = 12;
+export const CAP_SYS_PTRACE = 19;
 export const CAP_SYS_ADMIN = 21;
+export const CAP_SYS_RESOURCE = 24;
 export const CAP_PERFMON = 38;
 export const CAP_BPF = 39;
 
@@ -14,6 +17,10 @@ export function effectiveCapabilities(statusText = fs.readFileSync('/proc/self/s
   const line = statusText.split('\n').find((l) => l.startsWith('CapEff:'));
   if (!line) throw new Error('/proc/self/status has no CapEff line');
   return BigInt(`0x${line.slice('CapEff:'.length).trim()}`);
+}
+
+export function hasCapability(caps: bigint, cap: number): boolean {
+  return has(caps, cap);
 }
 
 function has(caps: bigint, cap: number): boolean {

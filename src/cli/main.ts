@@ -8,9 +8,10 @@ import path from 'node:path';
 import { Agent } from '../agent/agent';
 import { AgentLog } from '../agent/log';
 import { packageRoot } from '../bpf/native';
-import { configFromEnv, configFromFile, configFromFlags, defaultConfig, resolveConfig } from '../config/config';
+import { configFromEnv, configFromFile, configFromFlags, defaultConfig, resolveConfig, type FlowtelConfig } from '../config/config';
 import { ConfigError } from '../config/schema';
-import { parseArgs, USAGE } from './args';
+import { formatTable, runDoctor } from '../doctor';
+import { parseArgs, USAGE, type OutputFormat } from './args';
 import { effectiveCapabilities, missingBpfCapabilities } from './capabilities';
 
 export const EXIT_USAGE = 2;
@@ -34,6 +35,7 @@ async function run(argv: string[]): Promise<number> {
   if (args.configFile) layers.push({ partial: configFromFile(args.configFile), source: `config file ${args.configFile}` });
   layers.push({ partial: configFromFlags(args.configFlags), source: 'flags' });
   const config = resolveConfig(defaultConfig(packageRoot()), layers);
+  if (args.command === 'doctor') return doctor(config, args.output ?? (process.stdout.isTTY ? 'table' : 'json'));
   if (args.command === 'validate') {
     // Paths that belong to the node the agent will run on (cgroup root, BPF objects) were checked too.
     process.stdout.write(`configuration is valid (${args.configFile ?? 'no file'})\n`);
@@ -63,6 +65,13 @@ async function run(argv: string[]): Promise<number> {
   });
   await agent.stop();
   return 0;
+}
+
+/** Runs every check and prints the report; the exit code is the report's. */
+async function doctor(config: FlowtelConfig, output: OutputFormat): Promise<number> {
+  const report = await runDoctor(config, version());
+  process.stdout.write(output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatTable(report));
+  return report.exitCode;
 }
 
 run(process.argv.slice(2)).then(

@@ -161,7 +161,7 @@ export function defaultCgroupRoot(): string {
   return '/sys/fs/cgroup';
 }
 
-function isCgroup2(dir: string): boolean {
+export function isCgroup2(dir: string): boolean {
   try {
     return fs.statfsSync(dir).type === CGROUP2_SUPER_MAGIC;
   } catch {
