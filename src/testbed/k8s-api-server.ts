@@ -10,6 +10,7 @@
  * Faults a test can inject: compaction, dropped or ended watch connections,
  * the server going away and coming back on the same port, RBAC denials.
  * Request counters per (verb, resource) let a test assert API load.
+ * SelfSubjectAccessReviews are answered as the reads are (flowtel doctor asks them).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -76,6 +77,7 @@ interface ContinueToken {
 }
 
 const MAX_REQUEST_RECORDS = 10_000;
+const ACCESS_REVIEW_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
 
 /** A request the real server would refuse with 400 (bad parameters). */
 class BadRequest extends Error {}
@@ -280,6 +282,39 @@ export class K8sApiServer {
 
   // ---- HTTP -----------------------------------------------------------------------------
 
+  /**
+   * POST of a SelfSubjectAccessReview: the same answer the server's own reads give (setForbidden), as
+   * kube-apiserver's authorizer answers both. Only resource attributes are reviewed.
+   */
+  private serveAccessReview(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method !== 'POST') {
+      sendStatus(res, 405, 'MethodNotAllowed', `selfsubjectaccessreviews are created (POST), not ${req.method}`);
+      return;
+    }
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => {
+      let review: { spec?: { resourceAttributes?: { verb?: string; resource?: string; group?: string; namespace?: string } } };
+      try {
+        review = JSON.parse(text) as typeof review;
+      } catch {
+        sendStatus(res, 400, 'BadRequest', 'the request body is not JSON');
+        return;
+      }
+      const attributes = review.spec?.resourceAttributes;
+      if (!attributes?.verb || !attributes.resource) {
+        sendStatus(res, 422, 'Invalid', 'spec.resourceAttributes.verb and .resource are required (only resource attributes are reviewed here)');
+        return;
+      }
+      const denied = this.forbidden.has(`${attributes.verb} ${attributes.resource}`) || this.forbidden.has(`* ${attributes.resource}`);
+      const status = denied
+        ? { allowed: false, reason: `user "${this.user}" cannot ${attributes.verb} ${attributes.resource}` }
+        : { allowed: true, reason: 'allowed by the test API server' };
+      sendJson(res, 201, JSON.stringify({ apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', metadata: {}, spec: review.spec, status }));
+    });
+  }
+
   private eachWatch(fn: (w: WatchStream) => void): number {
     const all = [...this.watches];
     all.forEach(fn);
@@ -298,6 +333,10 @@ export class K8sApiServer {
     }
     if (url.pathname === '/version') {
       sendJson(res, 200, JSON.stringify({ major: '1', minor: '31', gitVersion: 'v1.31.4-flowtel-test', platform: 'linux/amd64' }));
+      return;
+    }
+    if (url.pathname === ACCESS_REVIEW_PATH) {
+      this.serveAccessReview(req, res);
       return;
     }
     const route = parseRoute(url.pathname);

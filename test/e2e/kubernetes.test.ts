@@ -79,8 +79,8 @@ describe('e2e: Kubernetes enrichment', function () {
       'service.name': 'checkout',
     };
     for (const [k, v] of Object.entries(expected)) assert.equal(point.attributes[k], v, k);
-    const [record] = receiver.logsMatching('flowtel.tcp.connection.failure', { 'k8s.pod.uid': a.uid });
-    assert.ok(record, 'no failure log record for pod A');
+    // Log records travel on their own batch schedule: they may arrive after the metrics.
+    const record = await waitFor('a failure log record for pod A', () => receiver.logsMatching('flowtel.tcp.connection.failure', { 'k8s.pod.uid': a.uid })[0]);
     for (const [k, v] of Object.entries(expected)) assert.equal(record.attributes[k], v, `log record ${k}`);
     assert.equal(record.attributes['peer.k8s.pod.name'], podName('b'));
     assert.equal(record.attributes['peer.k8s.deployment.name'], 'payments');
@@ -219,7 +219,8 @@ describe('e2e: Kubernetes bad input', function () {
     ({ agent, receiver } = await startAgentWithReceiver(['--kubeconfig', '/nonexistent/kubeconfig', '--cgroup-root', cgroupRoot(), '--node-name', NODE]));
     await netClient(node, 'a', ['connect', node.pod('b').ip, 7046, 1]);
     await freshExport(receiver);
-    const errors = agent.stderr.split('\n').filter((l) => l.includes('level=error') || l.includes('level=warn'));
+    // One message about Kubernetes; the others a kernel may add are about its probe groups (docs/kernels.md).
+    const errors = agent.stderr.split('\n').filter((l) => (l.includes('level=error') || l.includes('level=warn')) && !isKernelWarning(l));
     assert.equal(errors.length, 1, agent.stderr);
     assert.match(errors[0], /level=error msg="kubernetes: cannot use kubeconfig \/nonexistent\/kubeconfig: .*attributing by cgroup only"/);
     assert.equal(receiver.latestTotal('flowtel.tcp.connection.failures', { 'k8s.pod.uid': node.pod('a').uid }), 1);
@@ -238,3 +239,8 @@ describe('e2e: Kubernetes bad input', function () {
     api.setForbidden('pods', 'list', false);
   });
 });
+
+/** A start-up warning about what this kernel does not carry: a probe group's state, or a drop reason it lacks. */
+function isKernelWarning(line: string): boolean {
+  return / group=[a-z-]+ state=(degraded|unsupported)/.test(line) || / field=probes\.drops\.(allow|deny)Reasons\[\d+\]/.test(line);
+}

@@ -11,6 +11,8 @@ import { TestNode } from '../../src/testbed/test-node';
 import { nstat } from '../../src/testbed/kernel-counters';
 import { AgentProcess, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
+import { groupOnThisKernel } from '../support/kernel-table';
+import { PROBE_GROUPS } from '../../src/probes/catalog';
 import { dropPercent, iperf, waitForClosedConnections } from '../support/traffic';
 import { tempDir } from '../support/tmp';
 
@@ -73,14 +75,22 @@ describe('e2e: local default exporters (no OTLP endpoint)', function () {
     assert.ok(Math.abs(value - kernelRetransmits) <= kernelRetransmits * 0.02, `prometheus ${value} vs kernel ${kernelRetransmits}`);
   });
 
-  it('answers the health endpoint: alive, and ready with every probe group', async () => {
+  it("answers the health endpoint: alive, and ready with each probe group's state, programs and reasons as docs/kernels.md has them", async () => {
     const live = await get(agent!.healthPort, '/healthz');
     assert.equal(live.status, 200);
     const ready = await get(agent!.healthPort, '/readyz');
     assert.equal(ready.status, 200, ready.body);
-    const report = JSON.parse(ready.body) as { status: string; groups: string[]; ringBuffer: { running: boolean } };
+    type GroupReport = { state: string; reasons?: string[]; programs?: Array<{ hook: string; program: string }> };
+    const report = JSON.parse(ready.body) as { status: string; groups: Record<string, GroupReport>; ringBuffer: { running: boolean } };
     assert.equal(report.status, 'ready');
-    assert.deepEqual(report.groups.sort(), ['drops', 'flows', 'tcp-connections', 'tcp-resets', 'tcp-retransmits', 'tcp-rtt']);
+    assert.deepEqual(Object.keys(report.groups), PROBE_GROUPS.map((g) => g.name));
+    for (const { name } of PROBE_GROUPS) {
+      const expected = groupOnThisKernel(name);
+      const group = report.groups[name];
+      assert.equal(group.state, expected.state, name);
+      assert.deepEqual((group.programs ?? []).map((p) => p.program), expected.programs, name);
+      assert.equal((group.reasons ?? []).join('; '), expected.reason, name);
+    }
     assert.equal(report.ringBuffer.running, true);
     assert.equal((await get(agent!.healthPort, '/nope')).status, 404);
   });

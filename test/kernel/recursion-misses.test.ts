@@ -11,7 +11,9 @@ import { BpfRuntime } from '../../src/bpf/runtime';
 import { requireKernel } from '../support/kernel';
 import * as fixture from './fixtures/recursion';
 
-describe('recursion misses through the runtime (real kernel)', function () {
+// Before 6.1 the kernel runs nested raw-tracepoint programs instead of skipping them, and the fixture would
+// deadlock a CPU (fixtures/recursion.ts): there the addon test checks that no skipped runs are read.
+if (fixture.kernelSkipsNestedRuns()) describe('recursion misses through the runtime (real kernel)', function () {
   this.timeout(30_000);
   let fixtureDir: string;
 

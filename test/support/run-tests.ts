@@ -1,13 +1,29 @@
 /**
- * Runs every compiled *.test.js under dist/test with mocha's spec reporter and
- * ends with the line CI reads: "N passed, N failed" (mocha itself says
- * "passing"/"failing"). Pass file filters as arguments to run a subset.
+ * Runs every compiled *.test.js under dist/test with mocha's spec reporter,
+ * then the kernel-facing tests (test/e2e, test/kernel) again in a VM of each
+ * other kernel of the CI matrix (test/kernels/), and ends with the line CI
+ * reads: "N passed, N failed" over all of them (mocha itself says
+ * "passing"/"failing").
+ *
+ *   node dist/test/support/run-tests.js [FILTER...]
+ *
+ * Filters (parts of test file paths) run a subset, on this machine only unless
+ * FLOWTEL_KERNELS names kernels. FLOWTEL_KERNELS=5.10,6.1 picks the VMs;
+ * FLOWTEL_KERNELS= (empty) runs none. Inside a VM (FLOWTEL_VM set) only this
+ * kernel's run happens.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Mocha from 'mocha';
 import { TestNode } from '../../src/testbed/test-node';
 import { cgroupRoot } from './kernel';
+
+/** The kernel-facing tests: what runs again on every kernel of the matrix. */
+const KERNEL_FACING = ['e2e/', 'kernel/'];
+const MATRIX = ['5.10', '6.1', '6.12'];
+/** A VM that has not finished its tests by then is stopped (a warm run takes about 8 minutes per kernel). */
+const VM_TIMEOUT_MS = 25 * 60_000;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
@@ -19,11 +35,12 @@ function testFiles(dir: string): string[] {
   return out.sort();
 }
 
-const root = path.resolve(__dirname, '..');
-const filters = process.argv.slice(2);
-const mocha = new Mocha({ reporter: 'spec', timeout: 60_000, color: false });
-for (const file of testFiles(root)) {
-  if (filters.length === 0 || filters.some((f) => file.includes(f))) mocha.addFile(file);
+interface Outcome {
+  where: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  seconds: number;
 }
 
 async function sweepLeftovers(): Promise<void> {
@@ -33,20 +50,90 @@ async function sweepLeftovers(): Promise<void> {
   if (removed.length) process.stdout.write(`removed leftovers of earlier runs: ${removed.join(', ')}\n`);
 }
 
-let passed = 0;
-let failed = 0;
-let skipped = 0;
-sweepLeftovers().then(run, (err: Error) => {
-  process.stdout.write(`cannot remove leftovers of earlier runs: ${err.message}\n0 passed, 1 failed\n`, () => process.exit(1));
-});
-
-function run(): void {
-  const runner = mocha.run(() => {
-    const skippedText = skipped ? `, ${skipped} skipped` : '';
-    // Exit explicitly: a child process a failed test left behind must not hang CI.
-    process.stdout.write(`\n${passed} passed, ${failed} failed${skippedText}\n`, () => process.exit(failed > 0 || passed === 0 ? 1 : 0));
+function runMocha(filters: string[]): Promise<Outcome> {
+  const started = Date.now();
+  const root = path.resolve(__dirname, '..');
+  const mocha = new Mocha({ reporter: 'spec', timeout: 60_000, color: false });
+  for (const file of testFiles(root)) {
+    if (filters.length === 0 || filters.some((f) => file.includes(f))) mocha.addFile(file);
+  }
+  const outcome = { where: `${os.release()} (this machine)`, passed: 0, failed: 0, skipped: 0, seconds: 0 };
+  return new Promise((resolve) => {
+    const runner = mocha.run(() => resolve({ ...outcome, seconds: (Date.now() - started) / 1000 }));
+    runner.on('pass', () => outcome.passed++);
+    runner.on('fail', () => outcome.failed++);
+    runner.on('pending', () => outcome.skipped++);
   });
-  runner.on('pass', () => passed++);
-  runner.on('fail', () => failed++);
-  runner.on('pending', () => skipped++);
 }
+
+/** The kernel-facing tests of `filters` (all of them when none) in a VM of `series`; a VM that ends without a summary line counts as one failure. */
+async function runInKernel(series: string, filters: string[]): Promise<Outcome> {
+  // Loaded only when VMs run: inside a VM this file must not need qemu's side.
+  /* eslint-disable-next-line @typescript-eslint/no-require-imports */
+  const { runInVm } = require('../kernels/vm') as typeof import('../kernels/vm');
+  const subset = filters.length ? filters.filter((f) => KERNEL_FACING.some((k) => f.startsWith(k) || f.includes(`/${k}`))) : KERNEL_FACING;
+  const outcome: Outcome = { where: series, passed: 0, failed: 0, skipped: 0, seconds: 0 };
+  if (subset.length === 0) return outcome;
+  process.stdout.write(`\n== kernel ${series}: ${subset.join(' ')} in a VM\n`);
+  let summary: RegExpExecArray | null = null;
+  const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', CI: process.env.CI ?? 'false' };
+  for (const [key, value] of Object.entries(process.env)) if (key.startsWith('FLOWTEL_') && key !== 'FLOWTEL_KERNELS' && value !== undefined) env[key] = value;
+  const result = await runInVm({
+    series,
+    command: `node --no-warnings ${path.join(__dirname, 'run-tests.js')} ${subset.join(' ')}`,
+    cwd: path.resolve(__dirname, '..', '..', '..'),
+    env,
+    timeoutMs: VM_TIMEOUT_MS,
+    onLine: (line) => {
+      summary = /^(\d+) passed, (\d+) failed$/.exec(line) ?? summary;
+      process.stdout.write(`[${series}] ${line}\n`);
+    },
+  });
+  outcome.where = `${result.release} (VM)`;
+  outcome.seconds = result.durationMs / 1000;
+  if (summary) {
+    outcome.passed = Number(summary[1]);
+    outcome.failed = Number(summary[2]);
+  }
+  if (!summary || result.exitCode === null) {
+    outcome.failed = Math.max(1, outcome.failed);
+    const why = result.timedOut ? `timed out after ${VM_TIMEOUT_MS / 60_000} min` : `ended without a result (exit ${result.exitCode})`;
+    process.stdout.write(`[${series}] the VM ${why}; the guest kernel's console ends with:\n${result.consoleLog.split('\n').slice(-40).join('\n')}\n`);
+  }
+  return outcome;
+}
+
+function kernels(filters: string[]): string[] {
+  if (process.env.FLOWTEL_VM) return [];
+  const chosen = process.env.FLOWTEL_KERNELS;
+  if (chosen === undefined) return filters.length ? [] : MATRIX;
+  return chosen.split(',').map((k) => k.trim()).filter(Boolean);
+}
+
+async function main(): Promise<number> {
+  const filters = process.argv.slice(2);
+  await sweepLeftovers();
+  const outcomes = [await runMocha(filters)];
+  for (const series of kernels(filters)) outcomes.push(await runInKernel(series, filters));
+  const passed = outcomes.reduce((s, o) => s + o.passed, 0);
+  const failed = outcomes.reduce((s, o) => s + o.failed, 0);
+  const skipped = outcomes.reduce((s, o) => s + o.skipped, 0);
+  const lines = [''];
+  if (outcomes.length > 1) {
+    lines.push('kernels:');
+    for (const o of outcomes) lines.push(`  ${o.where.padEnd(40)} ${o.passed} passed, ${o.failed} failed (${Math.round(o.seconds)} s)`);
+    lines.push('');
+  }
+  if (skipped) lines.push(`${skipped} skipped`);
+  lines.push(`${passed} passed, ${failed} failed`);
+  await new Promise<void>((resolve) => process.stdout.write(`${lines.join('\n')}\n`, () => resolve()));
+  return failed > 0 || passed === 0 ? 1 : 0;
+}
+
+// Exit explicitly: a child process a failed test left behind must not hang CI.
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stdout.write(`${err.stack ?? err.message}\n0 passed, 1 failed\n`, () => process.exit(1));
+  },
+);
