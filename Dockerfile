@@ -6,21 +6,23 @@
 # Build stage: the toolchain (clang, llvm, bpftool, libbpf-dev, node-gyp's
 # compilers) builds the native addon, the BPF objects and the TypeScript with
 # scripts/build-image-contents.sh, the same script CI runs outside Docker.
+# The BPF objects are compiled against the BTF of Debian's 6.1 kernel package,
+# which the script downloads (xz-utils and zstd unpack it): whatever kernel the
+# build host runs, the image is the same and loads on every kernel of
+# docs/kernels.md.
 # Runtime stage: node and the shared libraries the addon links against
 # (libbpf1, libelf1, zlib1g), nothing else.
 
 FROM node:20-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3 \
+      clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3 xz-utils zstd \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# bpf/Makefile turns the BUILD machine's kernel BTF into vmlinux.h (build
-# containers see the host's /sys/kernel/btf/vmlinux). The CO-RE objects then run
-# on any BTF-enabled kernel. On a build host without BTF, put a BTF file in the
-# build context and pass --build-arg VMLINUX_BTF=/src/<file>.
-ARG VMLINUX_BTF=/sys/kernel/btf/vmlinux
+# To compile against another BTF (a build without access to Debian's servers),
+# put it in the build context and pass --build-arg VMLINUX_BTF=/src/<file>.
+ARG VMLINUX_BTF=
 RUN VMLINUX_BTF="${VMLINUX_BTF}" scripts/build-image-contents.sh /out
 
 FROM node:20-bookworm-slim

@@ -13,10 +13,13 @@
 # tree's own node_modules, dist/ and build outputs are neither used nor touched.
 #
 # Needs: node 20 + npm, clang, llvm, make, g++, python3 (node-gyp), libbpf-dev,
-# libelf-dev, zlib1g-dev, pkg-config, bpftool (scripts/setup.sh installs them).
-# bpf/Makefile generates vmlinux.h from the BUILD machine's kernel BTF
-# (VMLINUX_BTF, default /sys/kernel/btf/vmlinux); the objects are CO-RE and run
-# on other BTF-enabled kernels.
+# libelf-dev, zlib1g-dev, pkg-config, bpftool, xz-utils, zstd (scripts/setup.sh
+# installs them), and Debian's package servers.
+# The BPF objects are compiled against the vmlinux.h of Debian's 6.1 kernel,
+# made from the BTF in its package (scripts/debian-kernel.sh vmlinux 6.1), not
+# against the build machine's kernel: the image builds the same on any build
+# host, and the CO-RE objects load on every kernel docs/kernels.md lists.
+# VMLINUX_BTF=FILE uses another BTF (a vmlinux ELF or a raw BTF file) instead.
 #
 # Usage: scripts/build-image-contents.sh OUT_DIR     (OUT_DIR: new or empty)
 set -euo pipefail
@@ -53,8 +56,12 @@ npm ci --no-audit --no-fund --omit=peer --loglevel=error
 step "building the native addon"
 npm run --silent build:native >/dev/null
 
-step "building the BPF objects (BTF: ${VMLINUX_BTF:-/sys/kernel/btf/vmlinux})"
-make -s -C bpf
+if [ -z "${VMLINUX_BTF:-}" ]; then
+  step "fetching the BTF of Debian's 6.1 kernel"
+  VMLINUX_BTF="$("$SRC/scripts/debian-kernel.sh" vmlinux 6.1)"
+fi
+step "building the BPF objects (BTF: $VMLINUX_BTF)"
+make -s -C bpf VMLINUX_BTF="$VMLINUX_BTF"
 
 step "compiling TypeScript (src)"
 npx tsc -p tsconfig.build.json

@@ -255,10 +255,15 @@ static Napi::Buffer<uint8_t> HandOver(Napi::Env env, std::vector<uint8_t> bytes,
                                     [](Napi::Env, uint8_t *, std::vector<uint8_t> *v) { delete v; }, owned);
 }
 
+// The kernel's ENOTSUPP (not in userspace errno.h): what BPF_MAP_LOOKUP_BATCH
+// answers for a map type without batch operations (per-CPU arrays before 5.13).
+constexpr int kKernelEnotsupp = 524;
+
 // Walks a map with BPF_MAP_LOOKUP_BATCH, into memory the caller provides.
 // Hash maps return whole buckets only, so a batch can come back short of the
 // rows asked for (that is not the end: only ENOENT is), and a bucket with more
 // rows than asked for is refused with ENOSPC (then it asks for more at once).
+// A map type the kernel has no batch operations for is walked key by key.
 class BatchWalk {
  public:
   BatchWalk(Napi::Env env, const struct bpf_map *map, const std::string &subject)
@@ -278,6 +283,7 @@ class BatchWalk {
   // when the next bucket needs more room than is left; done() says whether
   // the end of the map was reached.
   size_t Read(uint8_t *keys, uint8_t *values, size_t room) {
+    if (by_key_) return ReadByKey(keys, values, room);
     size_t total = 0;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     while (!done_ && total < room) {
@@ -290,6 +296,10 @@ class BatchWalk {
         if (want < chunk_ || chunk_ >= capacity_) break;  // the room left is what is short
         chunk_ = std::min(capacity_, chunk_ * 2);
         continue;
+      }
+      if (err != 0 && saved == kKernelEnotsupp && first_ && total == 0) {
+        by_key_ = true;
+        return ReadByKey(keys, values, room);
       }
       total += count;
       if (err != 0) {
@@ -306,6 +316,29 @@ class BatchWalk {
   bool done() const { return done_; }
 
  private:
+  // One BPF_MAP_GET_NEXT_KEY and one BPF_MAP_LOOKUP_ELEM per row (a per-CPU
+  // lookup fills the same round_up(value_size, 8) * possible CPUs as a batch).
+  // A row deleted between the two is skipped.
+  size_t ReadByKey(uint8_t *keys, uint8_t *values, size_t room) {
+    size_t total = 0;
+    while (!done_ && total < room) {
+      uint8_t *key = keys + total * key_size_;
+      if (bpf_map_get_next_key(fd_, first_ ? nullptr : cursor_in_.data(), key) != 0) {
+        if (errno != ENOENT) ThrowErrno(env_, subject_, "get next key", errno);
+        done_ = true;
+        break;
+      }
+      first_ = false;
+      std::memcpy(cursor_in_.data(), key, key_size_);
+      if (bpf_map_lookup_elem(fd_, key, values + total * stride_) != 0) {
+        if (errno == ENOENT) continue;
+        ThrowErrno(env_, subject_, "lookup", errno);
+      }
+      total++;
+    }
+    return total;
+  }
+
   Napi::Env env_;
   const std::string &subject_;
   int fd_;
@@ -313,6 +346,7 @@ class BatchWalk {
   std::vector<uint8_t> cursor_in_, cursor_out_;
   bool first_ = true;
   bool done_ = false;
+  bool by_key_ = false;
 };
 
 // Reads every entry into two new Buffers: keys packed at keySize, values at

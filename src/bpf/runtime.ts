@@ -85,6 +85,7 @@ export class BpfRuntime {
   /** Recursion misses of programs whose group was unloaded, so that each program's exported total never goes down. */
   private readonly retiredRecursionMisses = new Map<string, number>();
   private warnedHandlerFailure = false;
+  private countsRecursionMisses: boolean | undefined;
   private readonly cpus: number;
 
   constructor(private readonly options: RuntimeOptions) {
@@ -210,6 +211,7 @@ export class BpfRuntime {
    * skipped.
    */
   readRecursionMisses(): Map<string, number> {
+    if (!this.kernelCountsRecursionMisses) return new Map();
     const totals = new Map(this.retiredRecursionMisses);
     for (const entry of this.loaded.values()) {
       for (const { name, program } of entry.programs) totals.set(name, (totals.get(name) ?? 0) + entry.object.programRecursionMisses(program));
@@ -217,8 +219,18 @@ export class BpfRuntime {
     return totals;
   }
 
+  /**
+   * Whether the kernel counts the runs it skips (bpf_prog_info.recursion_misses, 5.12+). Before, there is no
+   * count to export: no program_skipped series (kernels before 6.1 do not skip raw-tracepoint runs anyway).
+   */
+  get kernelCountsRecursionMisses(): boolean {
+    this.countsRecursionMisses ??= this.addon.kernelStructMembers('bpf_prog_info')?.includes('recursion_misses') ?? false;
+    return this.countsRecursionMisses;
+  }
+
   /** Keeps the skipped runs of an object about to close; a failure to read them must not keep it loaded. */
   private retireRecursionMisses(entry: LoadedProbeObject): void {
+    if (!this.kernelCountsRecursionMisses) return;
     for (const { name, program } of entry.programs) {
       try {
         const total = (this.retiredRecursionMisses.get(name) ?? 0) + entry.object.programRecursionMisses(program);

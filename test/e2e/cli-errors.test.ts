@@ -93,7 +93,7 @@ describe('CLI: bad input exits 2 with one clear message', () => {
   it('unknown command', () => {
     const r = flowtel(['serve']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /command = "serve" .*expected one of run, validate, help, version/);
+    assert.match(r.stderr, /command = "serve" .*expected one of run, validate, doctor, help, version/);
   });
 
   it('validate: 0 for a valid file, 2 with the message for a broken one', () => {

@@ -13,7 +13,7 @@ import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-rec
 import { TestNode } from '../../src/testbed/test-node';
 import { defaultConfig } from '../../src/config/config';
 import { AgentProcess, freshExport, startAgentWithReceiver, sleep, waitFor } from '../support/agent-process';
-import { cgroupRoot, requireKernel } from '../support/kernel';
+import { cgroupRoot, kernelCountsSkippedRuns, requireKernel } from '../support/kernel';
 import { groupOnThisKernel } from '../support/kernel-table';
 import { PROBE_GROUPS } from '../../src/probes/catalog';
 import { RESET_REASON_UNKNOWN } from '../../src/probes/tcp-resets';
@@ -421,6 +421,11 @@ describe('e2e: probe groups against the kernel', function () {
       await settled();
       const kernelAfter = await Promise.all(programs.map((name) => bpfRecursionMisses(loadedName(name))));
       const skipped = receiver.latestPoints('flowtel.agent.events.lost', { 'flowtel.loss.reason': 'program_skipped' });
+      if (!kernelCountsSkippedRuns()) {
+        // Before 5.12 the kernel keeps no count (docs/kernels.md): no series rather than a made-up 0.
+        assert.deepEqual(skipped, []);
+        return;
+      }
       assert.deepEqual(skipped.map((p) => String(p.attributes['flowtel.bpf.program'])).sort(), programs, 'one series per tracing program');
       programs.forEach((name, i) => {
         const exported = skipped.find((p) => p.attributes['flowtel.bpf.program'] === name)!.value;

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { configSchema } from '../../src/config/config';
+import { configSchema, defaultConfig } from '../../src/config/config';
 import { CLI, agentEnv } from '../support/agent-process';
 import { cgroupRoot } from '../support/kernel';
 import { tempDir } from '../support/tmp';
@@ -355,6 +355,35 @@ describe('Helm chart helm/flowtel', function () {
       [...CHART_OWNED_KEYS].sort(),
       'a new agent config key: add it to helm/flowtel values.yaml and values.schema.json (or to CHART_OWNED_KEYS)',
     );
+  });
+
+  it("renders the agent's own default for every config value it does not choose on purpose", () => {
+    // The chart's own choices, each for a reason of the DaemonSet (the rest must match, or the chart and
+    // `npm start` would measure different things: the chart once counted every closed connection as a drop).
+    const chosen: Record<string, string> = {
+      cgroupRoot: 'where the chart mounts the node cgroup fs',
+      'health.enabled': 'the kubelet probes need it',
+      'exporters.prometheus.enabled': 'a DaemonSet serves /metrics even with OTLP (the agent alone: only without OTLP)',
+      'exporters.console.enabled': 'stdout of a DaemonSet pod is for logs (the agent alone: console without OTLP)',
+    };
+    const { parsed } = agentConfig(render());
+    const defaults = defaultConfig(REPO);
+    const leaves = (node: unknown, prefix: string, out: Map<string, unknown>): Map<string, unknown> => {
+      if (node !== null && typeof node === 'object' && !Array.isArray(node) && Object.keys(node).length > 0) {
+        for (const [k, v] of Object.entries(node)) leaves(v, prefix ? `${prefix}.${k}` : k, out);
+      } else {
+        out.set(prefix, node);
+      }
+      return out;
+    };
+    const rendered = leaves(parsed, '', new Map());
+    const agent = leaves(defaults, '', new Map());
+    const differing = [...rendered]
+      .filter(([key]) => !(key in chosen))
+      .filter(([key, value]) => JSON.stringify(value) !== JSON.stringify(agent.get(key)))
+      .map(([key, value]) => `${key}: chart ${JSON.stringify(value)}, agent ${JSON.stringify(agent.get(key))}`);
+    assert.deepEqual(differing, [], 'chart values that differ from the agent defaults (src/config/config.ts defaultConfig)');
+    assert.deepEqual(rendered.get('probes.drops.denyReasons'), ['NOT_SPECIFIED', 'QUEUE_PURGE']);
   });
 
   it('values.yaml documents every capability it adds', () => {

@@ -14,6 +14,9 @@ import { tempDir } from '../support/tmp';
 import { REPO } from './helm';
 import { freePorts, httpGet } from './local-net';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../support/agent-process';
+import type { DoctorReport } from '../../src/doctor';
+import { columnOf, parseKernelTable, readKernelDoc, seriesOf } from '../support/kernel-table';
+import { runInVm } from '../kernels/vm';
 
 const SCRIPT = path.join(REPO, 'scripts', 'build-image-contents.sh');
 
@@ -81,6 +84,7 @@ describe('container image', () => {
   describe('scripts/build-image-contents.sh', function () {
     this.timeout(900_000);
     let out = '';
+    let buildOutput = '';
 
     before(async function () {
       // Builds the addon and the BPF objects: needs the toolchain and kernel BTF, like the kernel tests.
@@ -88,6 +92,46 @@ describe('container image', () => {
       out = path.join(tempDir('image'), 'out');
       const r = await run('bash', [SCRIPT, out], { timeoutMs: 840_000 });
       assert.equal(r.code, 0, `the build script failed:\n${r.output.slice(-5000)}`);
+      buildOutput = r.output;
+    });
+
+    it("compiles the BPF objects against the vmlinux.h of Debian's 6.1 kernel, whatever kernel builds them", () => {
+      assert.match(buildOutput, /fetching the BTF of Debian's 6\.1 kernel/);
+      assert.match(buildOutput, /building the BPF objects \(BTF: \S+\/linux-image-6\.1\.0-\d+-amd64-unsigned\/vmlinux\)/);
+    });
+
+    /** `flowtel doctor` of the staged tree with its own objects, as docs/kernels.md has it for that kernel. */
+    function assertDoctorMatchesDoc(series: string, reportText: string): void {
+      const report = JSON.parse(reportText) as DoctorReport;
+      const expected = parseKernelTable(readKernelDoc()).get(series);
+      assert.ok(expected, `docs/kernels.md has no column ${series}`);
+      const found = columnOf(series, report);
+      for (const [group, cell] of expected.groups) {
+        assert.equal(found.groups.get(group)?.state, cell.state, `${group} on ${series}: ${JSON.stringify(found.groups.get(group))}`);
+        assert.deepEqual(found.groups.get(group)?.programs, cell.programs, `${group} on ${series}`);
+      }
+    }
+
+    it('the staged objects load on this kernel as docs/kernels.md says', async () => {
+      const cli = path.join(out, 'dist', 'src', 'cli', 'main.js');
+      const r = await run(process.execPath, [cli, 'doctor', '-o', 'json', '--cgroup-root', cgroupRoot()], { timeoutMs: 120_000 });
+      assertDoctorMatchesDoc(seriesOf(), r.output);
+    });
+
+    it('the staged objects load on Debian 6.1 (in a VM) as docs/kernels.md says', async () => {
+      const cli = path.join(out, 'dist', 'src', 'cli', 'main.js');
+      const lines: string[] = [];
+      const result = await runInVm({
+        series: '6.1',
+        command: `node ${cli} doctor -o json > "$FLOWTEL_VM_RESULTS/doctor.json"`,
+        cwd: out,
+        env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' },
+        timeoutMs: 10 * 60_000,
+        onLine: (line) => lines.push(line),
+      });
+      const report = result.files.get('doctor.json');
+      assert.ok(report, `no doctor report from the VM (exit ${result.exitCode}):\n${lines.join('\n')}\n${result.consoleLog.slice(-3000)}`);
+      assertDoctorMatchesDoc('6.1', report.toString());
     });
 
     it('stages dist/, the addon, the BPF objects, package.json and production node_modules only', () => {

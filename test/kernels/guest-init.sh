@@ -13,9 +13,9 @@ mount -t sysfs sys /sys
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-# Fresh /run and /tmp: the host's copies (netns names, sockets, pid files) mean nothing here.
+# A fresh /run: the host's (netns names, sockets, pid files) mean nothing here. /tmp stays the host's, under
+# the overlay: a test on the host can hand the guest a directory it made there.
 mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing

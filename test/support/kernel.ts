@@ -56,3 +56,8 @@ export function openForThisKernel(objectFile: string, hooks: readonly HookSpec[]
   };
   return { object, program };
 }
+
+/** Whether this kernel counts the runs of a program it skipped (bpf_prog_info.recursion_misses, 5.12+). */
+export function kernelCountsSkippedRuns(): boolean {
+  return nativeAddon().kernelStructMembers('bpf_prog_info')?.includes('recursion_misses') ?? false;
+}
