@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { DoctorReport } from '../../src/doctor';
 import { K8sApiServer } from '../../src/testbed/k8s-api-server';
@@ -15,6 +16,7 @@ import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { CLI, AGENT_NODE_FLAGS, agentEnv } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { columnOf, KERNEL_DOC, parseKernelTable, readKernelDoc, renderKernelTable, seriesOf } from '../support/kernel-table';
+import { PROBE_GROUPS as PROBE_GROUP_KEYS } from '../support/scenario';
 import { tempDir } from '../support/tmp';
 
 interface Run {
@@ -125,18 +127,27 @@ describe('flowtel doctor (real kernel)', function () {
     assert.equal(check(r, 'probe groups').status, 'fatal');
   });
 
+  /** A config with every probe group off: the checks below are about the network, and loading six objects under emulation takes long. */
+  function groupsOff(): string {
+    const file = path.join(tempDir('doctor-config'), 'flowtel.yaml');
+    fs.writeFileSync(file, `probes:\n${PROBE_GROUP_KEYS.map((k) => `  ${k}: { enabled: false }\n`).join('')}`);
+    return file;
+  }
+
   it('exports to the OTLP endpoint for real, and reports one that refuses', async () => {
     const receiver = await OtlpReceiver.start();
+    const config = groupsOff();
     try {
       const before = receiver.metricExports.length;
-      const ok = report(await doctor(['-o', 'json', '--otlp-endpoint', receiver.endpoint]));
+      const ok = report(await doctor(['-o', 'json', '--config', config, '--otlp-endpoint', receiver.endpoint]));
+      assert.deepEqual(ok.checks.filter((c) => c.kind === 'group').map((c) => c.status), PROBE_GROUP_KEYS.map(() => 'info'), 'groups off: not tried');
       assert.equal(check(ok, 'otlp').status, 'ok', check(ok, 'otlp').detail);
       assert.equal(receiver.metricExports.length, before + 1, 'the receiver got one export');
     } finally {
       await receiver.stop();
     }
     // The port the receiver had is closed now.
-    const refused = report(await doctor(['-o', 'json', '--otlp-endpoint', receiver.endpoint]));
+    const refused = report(await doctor(['-o', 'json', '--config', config, '--otlp-endpoint', receiver.endpoint]));
     assert.equal(check(refused, 'otlp').status, 'unavailable');
     assert.match(check(refused, 'otlp').detail, new RegExp(`${receiver.endpoint.replace(/[.:/]/g, '\\$&')} did not accept an export`));
     assert.ok(refused.exitCode >= 1);
@@ -147,13 +158,14 @@ describe('flowtel doctor (real kernel)', function () {
     try {
       const kubeconfig = path.join(tempDir('doctor-k8s'), 'kubeconfig');
       api.writeKubeconfig(kubeconfig);
-      const allowed = report(await doctor(['-o', 'json', '--kubeconfig', kubeconfig]));
+      const config = groupsOff();
+      const allowed = report(await doctor(['-o', 'json', '--config', config, '--kubeconfig', kubeconfig]));
       assert.equal(check(allowed, 'kubernetes api').status, 'ok');
       assert.match(check(allowed, 'kubernetes api').detail, /v1\.31\.4-flowtel-test/);
       assert.equal(check(allowed, 'rbac').status, 'ok', check(allowed, 'rbac').detail);
       api.setForbidden('nodes', 'list');
       api.setForbidden('services', '*');
-      const denied = report(await doctor(['-o', 'json', '--kubeconfig', kubeconfig]));
+      const denied = report(await doctor(['-o', 'json', '--config', config, '--kubeconfig', kubeconfig]));
       assert.equal(check(denied, 'rbac').status, 'unavailable');
       assert.equal(check(denied, 'rbac').detail, "denied: get services, list services, watch services, list nodes (the chart's ClusterRole grants them)");
       assert.ok(denied.exitCode >= 1);
