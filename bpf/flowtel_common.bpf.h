@@ -168,7 +168,7 @@ static __always_inline void flowtel_event_submit(void *event, __u16 size)
  * where bpf_skc_to_tcp_sock (5.9+) is a helper call that also checks the
  * socket's kind. Weak, so that an object whose programs using it are not
  * loaded (kernels before 6.2) still loads: the agent picks, per hook, the
- * program variant this kernel can run (src/bpf/program-variants.ts).
+ * program variant this kernel can run (src/bpf/hooks.ts).
  */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 

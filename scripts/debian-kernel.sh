@@ -9,7 +9,8 @@
 #                                             (an ELF whose .BTF section bpftool reads)
 #   scripts/debian-kernel.sh series           lists the series
 #
-# SERIES is 5.10 (bullseye), 6.1 (bookworm) or 6.12 (bookworm-security). The
+# SERIES is 5.10 (bullseye), 6.1 (bookworm) or 6.12 (bookworm-security), the VM
+# kernels of test/kernels/matrix.ts. The
 # newest package of the series that Debian serves is taken; with no network the
 # newest one already cached is used. apt runs with its own lists and cache
 # under the cache directory, so the machine's apt sources are neither needed
@@ -103,6 +104,7 @@ unpack() {
   local package="$1" dist="$2" dir work deb
   dir="$CACHE/unpacked/$package"
   if [ -f "$dir/RELEASE" ]; then
+    touch "$dir/USED"
     echo "$dir"
     return
   fi
@@ -123,7 +125,22 @@ unpack() {
   mkdir -p "$(dirname "$dir")"
   mv "$work/tree" "$dir"
   rm -rf "$work"
+  touch "$dir/USED"
   echo "$dir"
+}
+
+# Removes the series' packages other than `keep` that nothing fetched for a day: Debian replaces its kernels
+# every few weeks, and a run that fetched one earlier may still be booting it.
+prune_older() {
+  local series="$1" keep="$2" pattern dir
+  pattern="$(series_pattern "$series")"
+  for dir in "$CACHE"/unpacked/*/; do
+    dir="${dir%/}"
+    if basename "$dir" | grep -qE "$pattern" && [ "$(basename "$dir")" != "$keep" ] && [ -z "$(find "$dir/USED" -mmin -1440 2>/dev/null)" ]; then
+      log "removing $(basename "$dir"), older than $keep and unused for a day"
+      rm -rf "$dir"
+    fi
+  done
 }
 
 fetch() {
@@ -132,10 +149,14 @@ fetch() {
   mkdir -p "$CACHE/unpacked"
   cached="$(newest_cached "$series")"
   if dist="$(apt_update "$series")" && package="$(newest_package "$series" "$dist")" && [ -n "$package" ]; then
-    if unpack "$package" "$dist"; then return; fi
+    if unpack "$package" "$dist"; then
+      prune_older "$series" "$package"
+      return
+    fi
   fi
   if [ -n "$cached" ]; then
     log "Debian not reachable or package not found: using the cached $cached"
+    touch "$CACHE/unpacked/$cached/USED"
     echo "$CACHE/unpacked/$cached"
     return
   fi

@@ -38,6 +38,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value ObjectStructLayout(const Napi::CallbackInfo &info);
   Napi::Value ProgramNames(const Napi::CallbackInfo &info);
   Napi::Value ProgramRecursionMisses(const Napi::CallbackInfo &info);
+  Napi::Value ProgramTestRun(const Napi::CallbackInfo &info);
   void Close(const Napi::CallbackInfo &info);
 
   struct bpf_object *Object(Napi::Env env) const;

@@ -158,6 +158,23 @@ Napi::Value KernelEnum(const Napi::CallbackInfo &info) {
   return EnumValues(env, KernelBtf(env), "vmlinux BTF", info[0].As<Napi::String>());
 }
 
+// The names a struct's members are read by: those of anonymous struct and
+// union members count as the struct's own, as C (and CO-RE) read them.
+static void AddMemberNames(const struct btf *btf, __u32 type_id, Napi::Array &out, uint32_t &count, int depth) {
+  const struct btf_type *t = btf__type_by_id(btf, type_id);
+  if (t == nullptr || depth > 8 || !(btf_is_struct(t) || btf_is_union(t))) return;
+  const struct btf_member *m = btf_members(t);
+  for (__u16 i = 0; i < btf_vlen(t); i++, m++) {
+    std::string name = btf__name_by_offset(btf, m->name_off);
+    if (name.empty()) {
+      __s32 resolved = btf__resolve_type(btf, m->type);
+      if (resolved > 0) AddMemberNames(btf, static_cast<__u32>(resolved), out, count, depth + 1);
+      continue;
+    }
+    out.Set(count++, name);
+  }
+}
+
 // A tracepoint's BTF prototype is the typedef btf_trace_<name>: a pointer to a
 // function whose first parameter is the tracepoint's private data, not an argument.
 Napi::Value KernelTracepointArgs(const Napi::CallbackInfo &info) {
@@ -191,10 +208,9 @@ Napi::Value KernelStructMembers(const Napi::CallbackInfo &info) {
   const struct btf *btf = KernelBtf(env);
   int id = FindType(btf, name, BTF_KIND_STRUCT);
   if (id < 0) return env.Null();
-  const struct btf_type *t = btf__type_by_id(btf, id);
-  const struct btf_member *m = btf_members(t);
   Napi::Array out = Napi::Array::New(env);
-  for (__u16 i = 0; i < btf_vlen(t); i++, m++) out.Set(i, btf__name_by_offset(btf, m->name_off));
+  uint32_t count = 0;
+  AddMemberNames(btf, id, out, count, 0);
   return out;
 }
 

@@ -5,7 +5,8 @@
  */
 import os from 'node:os';
 import { KernelClock } from '../bpf/clock';
-import { detectKernelHz } from '../bpf/kernel-hz';
+import { openJiffiesReader } from '../bpf/kernel-clock';
+import { detectKernelHz, HZ_MAX } from '../bpf/kernel-hz';
 import { BpfRuntime } from '../bpf/runtime';
 import type { FlowtelConfig } from '../config/config';
 import { agentResource } from '../exporters/resource';
@@ -86,7 +87,9 @@ export class Agent {
     };
     let loaded: ReturnType<typeof loadGroups>;
     try {
-      loaded = loadGroups(PROBE_GROUPS, config, runtime, context, { kernelHz: await detectKernelHz() });
+      // Only tcp-rtt needs the tick rate.
+      const kernelHz = config.probes.tcpRtt.enabled ? await detectKernelHz(() => openJiffiesReader(config.bpfObjectDir)) : { hz: HZ_MAX };
+      loaded = loadGroups(PROBE_GROUPS, config, runtime, context, { kernelHz });
     } catch (err) {
       // A configuration mistake is the operator's to fix, not a kernel limitation.
       await abandonStart();

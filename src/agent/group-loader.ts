@@ -74,12 +74,13 @@ export function loadGroup(
   try {
     group = entry.build(config, node);
     start(group, runtime.load(group.objectSpec, plan.programs));
+    const reasons = [...plan.degradations, ...(group.configDegradations ?? [])];
     return {
       group,
       status: {
         group: entry.name,
-        state: plan.degradations.length ? 'degraded' : 'ok',
-        reasons: plan.degradations,
+        state: reasons.length ? 'degraded' : 'ok',
+        reasons,
         programs: plan.programs.map(({ hook, variant }) => ({ hook: hook.hook, program: variant.program })),
       },
     };

@@ -85,17 +85,19 @@ export function planHooks(hooks: readonly HookSpec[], kernel: KernelFacts): Hook
   const degradations: string[] = [];
   for (const hook of hooks) {
     let chosen: ProgramVariant | undefined;
-    const misses: string[] = [];
+    /** What each variant tried before the chosen one lacked, in order. */
+    const unmetByVariant: string[][] = [];
     for (const variant of hook.variants) {
       const unmet = variant.requires.map((r) => unmetRequirement(r, kernel)).filter((m): m is string => m !== undefined);
       if (unmet.length === 0) {
         chosen = variant;
         break;
       }
-      misses.push(...unmet.filter((m) => !misses.includes(m)));
+      unmetByVariant.push(unmet);
     }
-    if (!chosen) return { supported: false, reason: `${hook.hook}: ${misses[misses.length - 1] ?? 'no program variant'}` };
-    if (chosen.degradation) degradations.push(`${hook.hook}: ${chosen.degradation} (${misses[0]})`);
+    // Unsupported: what even the least demanding variant (the last) lacks. Degraded: what the first lacks.
+    if (!chosen) return { supported: false, reason: `${hook.hook}: ${unmetByVariant.at(-1)?.join('; ') ?? 'no program variant'}` };
+    if (chosen.degradation) degradations.push(`${hook.hook}: ${chosen.degradation} (${unmetByVariant[0].join('; ')})`);
     programs.push({ hook, variant: chosen });
   }
   return { supported: true, programs, degradations };

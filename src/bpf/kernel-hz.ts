@@ -3,8 +3,9 @@
  * the kernel stored (such as tcp_sock.rcv_tstamp) against a window in
  * milliseconds. Read from the kernel's own build configuration (the file under
  * /boot that distributions ship, or /proc/config.gz) where it is readable; a
- * pod usually mounts neither, so else measured: the jiffies counter of
- * /proc/timer_list against the monotonic clock over a quarter of a second.
+ * pod usually mounts neither (and container runtimes mask /proc/timer_list),
+ * so else measured: jiffies read by a BPF program (./kernel-clock) against the
+ * monotonic clock over a quarter of a second.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,8 +13,10 @@ import zlib from 'node:zlib';
 
 export interface KernelHz {
   hz: number;
-  /** Where the value came from, or undefined when it was assumed (no configuration readable). */
+  /** Where the value came from, or undefined when it was assumed. */
   source?: string;
+  /** When assumed: why it could be neither read nor measured. */
+  unknownBecause?: string;
 }
 
 /** The highest tick rate Linux offers: assuming it when unknown makes a jiffies window at most HZ_MAX/HZ times too long, never too short. */
@@ -28,44 +31,46 @@ export function parseConfigHz(config: string): number | undefined {
 /** The rates Linux can be built with (CONFIG_HZ_100 ... CONFIG_HZ_1000). */
 export const HZ_CHOICES = [100, 250, 300, 1000] as const;
 
-/** `jiffies` from /proc/timer_list (root only), or undefined when unreadable. */
-export function readTimerListJiffies(file = '/proc/timer_list'): number | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'latin1');
-  } catch {
-    return undefined;
-  }
-  const match = /^jiffies: (\d+)$/m.exec(text);
-  return match ? Number(match[1]) : undefined;
-}
-
 /**
  * The tick rate from the jiffies counter's progress over `waitMs`: the choice
- * of HZ_CHOICES within 10% of the measured rate, or undefined when none is
- * (or jiffies are unreadable).
+ * of HZ_CHOICES within 10% of the measured rate, or undefined when none is.
+ * `readJiffies` gives the counter's low 32 bits (differences wrap).
  */
-export async function measureHz(readJiffies: () => number | undefined = readTimerListJiffies, waitMs = 250): Promise<number | undefined> {
+export async function measureHz(readJiffies: () => number, waitMs = 250): Promise<number | undefined> {
   const j0 = readJiffies();
   const t0 = process.hrtime.bigint();
-  if (j0 === undefined) return undefined;
   await new Promise((resolve) => setTimeout(resolve, waitMs));
   const j1 = readJiffies();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (j1 === undefined || seconds <= 0) return undefined;
-  const rate = (j1 - j0) / seconds;
+  if (seconds <= 0) return undefined;
+  const rate = ((j1 - j0) >>> 0) / seconds;
   return HZ_CHOICES.find((hz) => Math.abs(rate - hz) / hz <= 0.1);
 }
 
-/** The tick rate from the kernel's configuration, else measured, else assumed (HZ_MAX, no source). */
+/**
+ * The tick rate from the kernel's configuration, else measured with `openReader` (a BPF program), else
+ * assumed (HZ_MAX, no source, and why it could not be measured).
+ */
 export async function detectKernelHz(
+  openReader: () => { read(): number; close(): void },
   candidates = [`/boot/config-${os.release()}`, '/proc/config.gz'],
-  measure: () => Promise<number | undefined> = () => measureHz(),
 ): Promise<KernelHz> {
   const configured = kernelHz(candidates);
   if (configured.source !== undefined) return configured;
-  const measured = await measure();
-  return measured !== undefined ? { hz: measured, source: 'measured from the jiffies of /proc/timer_list' } : { hz: HZ_MAX };
+  let reader: { read(): number; close(): void };
+  try {
+    reader = openReader();
+  } catch (err) {
+    return { hz: HZ_MAX, unknownBecause: `the jiffies probe did not load: ${(err as Error).message.split('\n')[0]}` };
+  }
+  try {
+    const measured = await measureHz(() => reader.read());
+    return measured !== undefined ? { hz: measured, source: 'measured: jiffies read by BPF over 250 ms' } : { hz: HZ_MAX, unknownBecause: 'jiffies moved at no CONFIG_HZ rate' };
+  } catch (err) {
+    return { hz: HZ_MAX, unknownBecause: `the jiffies probe failed: ${(err as Error).message.split('\n')[0]}` };
+  } finally {
+    reader.close();
+  }
 }
 
 export function kernelHz(candidates = [`/boot/config-${os.release()}`, '/proc/config.gz']): KernelHz {

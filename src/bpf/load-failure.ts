@@ -49,8 +49,9 @@ export function describeLoadFailure(err: unknown): LoadFailure {
     const relocation = /relo #\d+: (.*)/.exec(log)?.[1] ?? firstLine;
     return { state: 'unsupported', reason: `a kernel type a program reads is not as Flowtel expects on this kernel (${relocation.trim()}); please report it: Flowtel should declare this requirement` };
   }
-  if (/BEGIN PROG LOAD LOG/.test(log)) {
-    const program = /prog '([^']+)': BPF program load failed/.exec(log)?.[1] ?? 'a program';
+  // The log keeps its tail only (a verifier log can be megabytes): its end says a program failed to load.
+  if (/END PROG LOAD LOG|prog '[^']+': failed to load: -\d+/.test(log)) {
+    const program = /prog '([^']+)': (?:BPF program load failed|failed to load)/.exec(log)?.[1] ?? 'a program';
     if (e.errno === EPERM && !/processed \d+ insns/.test(log)) return permission(e);
     return { state: 'failed', reason: `the kernel's verifier refused ${program}, which this kernel should run: a bug in Flowtel, please report it with the agent's debug log (${verifierSummary(log)})` };
   }

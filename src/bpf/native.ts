@@ -62,6 +62,8 @@ export interface NativeBpfObject {
   programNames(): Array<{ name: string; section: string }>;
   /** Runs of a loaded program the kernel skipped because it was already running on that CPU (bpf_prog_info.recursion_misses). */
   programRecursionMisses(name: string): number;
+  /** Runs a loaded program once with no input (BPF_PROG_TEST_RUN) and returns its return value. */
+  programTestRun(name: string): number;
   close(): void;
 }
 
@@ -99,7 +101,7 @@ export interface NativeAddon {
   kernelTracepointArgs(name: string): string[] | null;
   /** Whether the kernel's BTF has a function of this name (kfuncs are callable only if so). */
   kernelHasFunction(name: string): boolean;
-  /** The member names of a kernel struct; null if the kernel has no such struct. */
+  /** The member names of a kernel struct (those of its anonymous struct and union members included); null if the kernel has no such struct. */
   kernelStructMembers(name: string): string[] | null;
   possibleCpus(): number;
   /**

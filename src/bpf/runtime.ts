@@ -109,6 +109,8 @@ export class BpfRuntime {
   load(spec: ProbeObjectSpec, chosen?: readonly ChosenProgram[]): LoadedProbeObject {
     if (this.loaded.has(spec.group)) throw new Error(`probe group ${spec.group} is already loaded`);
     const programs = chosen ?? this.choosePrograms(spec);
+    // Asked now, while start-up still holds the kernel's BTF (the agent frees it once the groups are loaded).
+    void this.kernelCountsRecursionMisses;
     const object = new this.addon.BpfObject(path.join(this.options.objectDir, spec.objectFile));
     const linkIds: number[] = [];
     const bySection = programs.filter((p) => p.hook.attachBySection);
@@ -224,7 +226,7 @@ export class BpfRuntime {
    * count to export: no program_skipped series (kernels before 6.1 do not skip raw-tracepoint runs anyway).
    */
   get kernelCountsRecursionMisses(): boolean {
-    this.countsRecursionMisses ??= this.addon.kernelStructMembers('bpf_prog_info')?.includes('recursion_misses') ?? false;
+    this.countsRecursionMisses ??= kernelCountsRecursionMisses(this.addon);
     return this.countsRecursionMisses;
   }
 
@@ -300,6 +302,11 @@ export class BpfRuntime {
  */
 export function ringWakeupBytes(ringBufferBytes: number): number {
   return Math.max(1, Math.floor(ringBufferBytes / 64));
+}
+
+/** Whether the running kernel counts a program's skipped runs: bpf_prog_info.recursion_misses (5.12+). */
+export function kernelCountsRecursionMisses(addon: Pick<NativeAddon, 'kernelStructMembers'>): boolean {
+  return addon.kernelStructMembers('bpf_prog_info')?.includes('recursion_misses') ?? false;
 }
 
 /** Attaches a program by its section; a failure names the hook, which a variant's program name does not always show. */

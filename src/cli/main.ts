@@ -34,7 +34,7 @@ async function run(argv: string[]): Promise<number> {
   const layers = [{ partial: configFromEnv(process.env), source: 'environment' }];
   if (args.configFile) layers.push({ partial: configFromFile(args.configFile), source: `config file ${args.configFile}` });
   layers.push({ partial: configFromFlags(args.configFlags), source: 'flags' });
-  const config = resolveConfig(defaultConfig(packageRoot()), layers);
+  const config = resolveConfig(defaultConfig(packageRoot()), layers, args.command !== 'doctor');
   if (args.command === 'doctor') return doctor(config, args.output ?? (process.stdout.isTTY ? 'table' : 'json'));
   if (args.command === 'validate') {
     // Paths that belong to the node the agent will run on (cgroup root, BPF objects) were checked too.

@@ -283,6 +283,8 @@ export function configFromFile(file: string): DeepPartial<FlowtelConfig> {
 export function resolveConfig(
   defaults: FlowtelConfig,
   layers: Array<{ partial: DeepPartial<FlowtelConfig>; source: string }>,
+  /** false: leave the node's paths (cgroup root, BPF objects) unchecked, for `flowtel doctor` to report them. */
+  checkNodePaths = true,
 ): FlowtelConfig {
   const config = deepMerge<FlowtelConfig>(defaults, ...layers.map((l) => l.partial));
   const sourceOf = (field: string): string => {
@@ -293,10 +295,10 @@ export function resolveConfig(
     }
     return 'the default';
   };
-  if (!isCgroup2(config.cgroupRoot)) {
+  if (checkNodePaths && !isCgroup2(config.cgroupRoot)) {
     throw new ConfigError('cgroupRoot', config.cgroupRoot, 'a mounted cgroup v2 file system (for example /sys/fs/cgroup)', sourceOf('cgroupRoot'));
   }
-  if (!fs.existsSync(config.bpfObjectDir)) {
+  if (checkNodePaths && !fs.existsSync(config.bpfObjectDir)) {
     throw new ConfigError('bpfObjectDir', config.bpfObjectDir, 'an existing directory with the built *.bpf.o files (npm run build:bpf)', sourceOf('bpfObjectDir'));
   }
   const ring = config.ringBuffer.sizeBytes;

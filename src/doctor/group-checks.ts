@@ -12,18 +12,29 @@ import type { NodeFacts, ProbeGroupEntry } from '../probes/catalog';
 import type { CheckStatus, DoctorCheck } from './report';
 
 export function groupChecks(entries: readonly ProbeGroupEntry[], config: FlowtelConfig, node: NodeFacts, kernel?: KernelFacts): DoctorCheck[] {
-  // A small ring: nothing is consumed, the groups only need it to exist.
+  // A small ring and small maps: nothing is counted, and doctor may run in the agent's own pod, whose memory
+  // limit already holds the agent's full-size maps.
   const runtime = new BpfRuntime({ objectDir: config.bpfObjectDir, ringBufferBytes: 1 << 16, maxQueuedBatches: 1 });
+  const small = withSmallMaps(config);
   const facts = kernel ?? kernelFactsFrom(runtime.native);
   try {
     return entries.map((entry) => {
-      const { status } = loadGroup(entry, config, runtime, node, facts, () => undefined);
+      const { status } = loadGroup(entry, small, runtime, node, facts, () => undefined);
       runtime.unload(entry.name);
       return groupCheck(status);
     });
   } finally {
     runtime.close();
   }
+}
+
+const DOCTOR_MAP_ROWS = 64;
+
+function withSmallMaps(config: FlowtelConfig): FlowtelConfig {
+  const small = structuredClone(config);
+  for (const group of Object.values(small.probes) as Array<{ maxRows: number }>) group.maxRows = Math.min(group.maxRows, DOCTOR_MAP_ROWS);
+  small.probes.tcpConnections.maxTrackedSockets = Math.min(small.probes.tcpConnections.maxTrackedSockets, DOCTOR_MAP_ROWS);
+  return small;
 }
 
 const STATUS_OF: Record<GroupStatus['state'], CheckStatus> = { ok: 'ok', degraded: 'degraded', unsupported: 'unavailable', failed: 'unavailable', disabled: 'info' };

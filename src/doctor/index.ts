@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import type { KernelFacts } from '../bpf/hooks';
+import { openJiffiesReader } from '../bpf/kernel-clock';
 import { detectKernelHz } from '../bpf/kernel-hz';
 import type { FlowtelConfig } from '../config/config';
 import { PROBE_GROUPS } from '../probes/catalog';
@@ -17,8 +18,8 @@ import { exitCodeOf, type DoctorCheck, type DoctorReport } from './report';
 export { formatTable, type DoctorReport } from './report';
 
 export async function runDoctor(config: FlowtelConfig, version: string, kernel?: KernelFacts): Promise<DoctorReport> {
-  const kernelHz = await detectKernelHz();
-  const checks: DoctorCheck[] = [kernelCheck(), capabilitiesCheck(), cgroupRootCheck(config), await tickRateCheck(async () => kernelHz), tracefsCheck()];
+  const kernelHz = await detectKernelHz(() => openJiffiesReader(config.bpfObjectDir));
+  const checks: DoctorCheck[] = [kernelCheck(), capabilitiesCheck(), cgroupRootCheck(config), tickRateCheck(kernelHz), tracefsCheck()];
   const blocked = checks.filter((c) => c.status === 'fatal');
   if (blocked.length) {
     for (const entry of PROBE_GROUPS) {

@@ -6,12 +6,13 @@
 import type { FlowtelConfig } from '../config/config';
 import type { DoctorCheck } from './report';
 
-/** What the agent reads: pods on this node, and with resolvePeers every pod, service and node. */
-export const NEEDED_ACCESS: ReadonlyArray<{ resource: string; verbs: readonly string[] }> = [
-  { resource: 'pods', verbs: ['get', 'list', 'watch'] },
-  { resource: 'services', verbs: ['get', 'list', 'watch'] },
-  { resource: 'nodes', verbs: ['get', 'list', 'watch'] },
-];
+/** What the agent reads (src/k8s/metadata.ts lists and watches): pods, and with resolvePeers services and nodes. */
+export function neededAccess(config: FlowtelConfig): Array<{ resource: string; verbs: readonly string[] }> {
+  const verbs = ['list', 'watch'];
+  return config.kubernetes.resolvePeers
+    ? [{ resource: 'pods', verbs }, { resource: 'services', verbs }, { resource: 'nodes', verbs }]
+    : [{ resource: 'pods', verbs }];
+}
 
 export function kubernetesWanted(config: FlowtelConfig, env: NodeJS.ProcessEnv = process.env): boolean {
   const k = config.kubernetes;
@@ -43,7 +44,8 @@ export async function kubernetesChecks(config: FlowtelConfig): Promise<DoctorChe
   const api = client.config.makeApiClient(k8s.AuthorizationV1Api);
   const denied: string[] = [];
   const errors: string[] = [];
-  for (const { resource, verbs } of NEEDED_ACCESS) {
+  const needed = neededAccess(config);
+  for (const { resource, verbs } of needed) {
     for (const verb of verbs) {
       try {
         const review = await api.createSelfSubjectAccessReview({
@@ -61,7 +63,7 @@ export async function kubernetesChecks(config: FlowtelConfig): Promise<DoctorChe
   } else if (denied.length) {
     checks.push({ kind: 'kubernetes', name: 'rbac', status: 'unavailable', detail: `denied: ${denied.join(', ')} (the chart's ClusterRole grants them)`, impact: without });
   } else {
-    checks.push({ kind: 'kubernetes', name: 'rbac', status: 'ok', detail: `allowed: ${NEEDED_ACCESS.map((a) => `${a.verbs.join('/')} ${a.resource}`).join(', ')}` });
+    checks.push({ kind: 'kubernetes', name: 'rbac', status: 'ok', detail: `allowed: ${needed.map((a) => `${a.verbs.join('/')} ${a.resource}`).join(', ')}` });
   }
   return checks;
 }

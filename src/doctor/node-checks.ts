@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { detectKernelHz, HZ_MAX, type KernelHz } from '../bpf/kernel-hz';
+import { HZ_MAX, type KernelHz } from '../bpf/kernel-hz';
 import {
   CAP_NET_ADMIN,
   CAP_SYS_ADMIN,
@@ -35,8 +35,14 @@ export function kernelCheck(btfFile = VMLINUX_BTF): DoctorCheck {
   }
 }
 
-/** The capabilities the agent uses, and what each missing one costs. */
-export function capabilitiesCheck(caps: bigint = effectiveCapabilities()): DoctorCheck {
+/** Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (later ones to the memory cgroup). */
+function chargesMemlock(release: string): boolean {
+  const [major, minor] = release.split(/[.-]/).map(Number);
+  return major < 5 || (major === 5 && minor < 11);
+}
+
+/** The capabilities the agent uses, and what each missing one costs on this kernel. */
+export function capabilitiesCheck(caps: bigint = effectiveCapabilities(), release = os.release()): DoctorCheck {
   const missingBpf = missingBpfCapabilities(caps);
   if (missingBpf.length) {
     return {
@@ -51,8 +57,8 @@ export function capabilitiesCheck(caps: bigint = effectiveCapabilities()): Docto
   const optional: Array<[number, string, string]> = [
     [CAP_NET_ADMIN, 'CAP_NET_ADMIN', 'the flows group (cgroup_skb programs attach at the cgroup root)'],
     [CAP_SYS_PTRACE, 'CAP_SYS_PTRACE', "attribution of socket-less events to pods (other processes' /proc/<pid>/ns/net) and connections open before start"],
-    [CAP_SYS_RESOURCE, 'CAP_SYS_RESOURCE', 'on kernels before 5.11, BPF maps beyond the default locked-memory limit'],
   ];
+  if (chargesMemlock(release)) optional.push([CAP_SYS_RESOURCE, 'CAP_SYS_RESOURCE', 'BPF maps beyond the default locked-memory limit (this kernel counts them against it)']);
   const missing = optional.filter(([cap]) => !admin && !hasCapability(caps, cap));
   const present = ['CAP_BPF', 'CAP_PERFMON', ...optional.filter(([cap]) => admin || hasCapability(caps, cap)).map(([, name]) => name)];
   if (admin) present.push('CAP_SYS_ADMIN');
@@ -77,14 +83,13 @@ export function cgroupRootCheck(config: FlowtelConfig): DoctorCheck {
   };
 }
 
-export async function tickRateCheck(detect: () => Promise<KernelHz> = () => detectKernelHz()): Promise<DoctorCheck> {
-  const hz = await detect();
+export function tickRateCheck(hz: KernelHz): DoctorCheck {
   if (hz.source !== undefined) return { kind: 'node', name: 'CONFIG_HZ', status: 'ok', detail: `${hz.hz} (${hz.source})` };
   return {
     kind: 'node',
     name: 'CONFIG_HZ',
     status: 'degraded',
-    detail: `unknown (no /boot/config-${os.release()} or /proc/config.gz, /proc/timer_list unreadable): assuming ${HZ_MAX}`,
+    detail: `unknown (no /boot/config-${os.release()} or /proc/config.gz, and ${hz.unknownBecause ?? 'not measured'}): assuming ${HZ_MAX}`,
     impact: `tcp-rtt samples a socket up to ${HZ_MAX / 100} times less often than sampleIntervalMs says`,
   };
 }

@@ -28,6 +28,8 @@ export interface ProbeGroup {
   /** Kernel hooks the group needs, each with its program variants (src/bpf/hooks.ts). */
   readonly hooks: readonly HookSpec[];
   readonly objectSpec: ProbeObjectSpec;
+  /** What the group does not count on this kernel because of its config (a filter of names the kernel lacks). */
+  readonly configDegradations?: readonly string[];
   /** After load and attach: create instruments, register event handlers. */
   start(loaded: LoadedProbeObject, context: ProbeContext): void;
   /** Unregisters callbacks; the runtime detaches the programs. */

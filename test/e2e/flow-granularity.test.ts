@@ -28,10 +28,21 @@ describe('e2e: flow granularity', function () {
     // And some of A's sends fail at its own output hook, retransmissions included.
     await dropOutputPercent(node, 'a', 2);
     const kernelBefore = await retransmissions(a.netns);
-    const { sentBytes } = await iperf(node, 'a', 'b', 2);
+    // Until a retransmission has failed to send at least once, the count of sent ones is not tested: a slow
+    // (emulated) machine retransmits less in 2 s, so it may take another transfer or two.
+    let sentBytes = 0;
+    let receivedBytes = 0;
+    let kernelAfter = kernelBefore;
+    for (let transfer = 0; transfer < 3 && kernelAfter.failed === kernelBefore.failed; transfer++) {
+      const run = await iperf(node, 'a', 'b', 2);
+      sentBytes += run.sentBytes;
+      receivedBytes += run.receivedBytes;
+      await waitForClosedConnections(node, 'a');
+      kernelAfter = await retransmissions(a.netns);
+    }
     await netClient(node, 'a', ['connect', b.ip, 7031, 3]);
     await waitForClosedConnections(node, 'a');
-    const kernelAfter = await retransmissions(a.netns);
+    kernelAfter = await retransmissions(a.netns);
     const retransmitted = kernelAfter.sent - kernelBefore.sent;
     const failed = kernelAfter.failed - kernelBefore.failed;
     const kernelReadAt = Date.now();
@@ -42,9 +53,10 @@ describe('e2e: flow granularity', function () {
     const toB = { 'k8s.pod.uid': a.uid, 'network.peer.address': b.ip, 'server.port': IPERF_PORT, 'network.transport': 'tcp' };
     const bytes = receiver.latestTotal('k8s.pod.network.io', { ...toB, 'network.io.direction': 'transmit' });
     const allBytes = receiver.latestTotal('k8s.pod.network.io', { 'k8s.pod.uid': a.uid, 'network.io.direction': 'transmit' });
-    console.log(`      A -> B:5201 ${bytes} bytes (iperf3 ${sentBytes}); all of A ${allBytes}`);
-    // Retransmitted segments are bytes on the wire too, so iperf3's payload is a lower bound here.
-    assert.ok(bytes >= sentBytes && bytes <= sentBytes * 1.05, `${bytes} bytes to B vs iperf3 ${sentBytes}`);
+    console.log(`      A -> B:5201 ${bytes} bytes (iperf3 sent ${sentBytes}, received ${receivedBytes}); all of A ${allBytes}`);
+    // Retransmitted segments are bytes on the wire too, so the payload B received is a lower bound here. (What the
+    // client wrote may exceed it: iperf3 ends the test with data still queued, which a slow machine never sends.)
+    assert.ok(bytes >= receivedBytes && bytes <= sentBytes * 1.05, `${bytes} bytes to B vs iperf3 ${receivedBytes} received, ${sentBytes} sent`);
     assert.ok(allBytes - bytes < sentBytes * 0.01, 'A sent almost nothing to other peers');
     // Every retransmitted segment of A is on one of A's peer series, and (almost) all on the one to B:5201.
     assert.ok(retransmitted > 0, 'the kernel retransmitted nothing');

@@ -149,7 +149,7 @@ describe('e2e: tcp-retransmits against the kernel', function () {
     assert.ok(median >= 800 && median <= 1300, `median gap between exports is ${median} ms`);
   });
 
-  it('lost no events, and counted the rate-limited ones', () => {
+  it('lost no events, and counted the rate-limited ones', async () => {
     const skipped = (p: ReceivedDataPoint) => p.attributes['flowtel.loss.reason'] === 'program_skipped';
     const lost = receiver!.latestPoints('flowtel.agent.events.lost');
     const agentLosses = lost.filter((p) => !skipped(p));
@@ -172,7 +172,10 @@ describe('e2e: tcp-retransmits against the kernel', function () {
     assert.ok(received + suppressed >= events, `received ${received} + suppressed ${suppressed} < events ${events}`);
     // And the limit is per second: a window that never reopened would have let through one second's worth per CPU, in all.
     const oneWindow = EVENTS_PER_SECOND_PER_CPU * nativeAddon().possibleCpus();
-    const delivered = receiver!.eventsMatching('flowtel.tcp.retransmit', { 'k8s.pod.uid': node!.pod('a').uid });
+    // Log records travel on their own batch schedule, behind the metrics: wait for more than one window of them.
+    const deliveredOf = () => receiver!.eventsMatching('flowtel.tcp.retransmit', { 'k8s.pod.uid': node!.pod('a').uid });
+    await waitFor(`more than ${oneWindow} of pod A's retransmit events as log records`, () => (deliveredOf() > oneWindow ? true : undefined)).catch(() => undefined);
+    const delivered = deliveredOf();
     process.stdout.write(`      pod A's retransmit events delivered ${delivered}, one window for every CPU ${oneWindow}, suppressed node-wide ${suppressed}\n`);
     assert.ok(delivered > oneWindow, `${delivered} of pod A's retransmits delivered as events, no more than one window's ${oneWindow}`);
   });

@@ -32,7 +32,6 @@ power_off() {
 
 hostname "flowtel-vm-$(uname -r | tr -c "a-zA-Z0-9.\n-" "-")"
 ip link set lo up
-ulimit -l unlimited
 # What the tests need from modules; the kernel would also load most on demand through modprobe.
 modprobe -a -q veth bridge nf_tables nft_ct nft_reject_inet nf_reject_ipv4 nf_reject_ipv6 sch_tbf sch_netem 2>/dev/null
 

@@ -11,7 +11,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DoctorReport } from '../../src/doctor';
-import { columnOf, KERNEL_DOC, MATRIX, readKernelDoc, renderKernelTable, seriesOf, withKernelTable, type KernelColumn } from '../support/kernel-table';
+import { columnOf, KERNEL_DOC, readKernelDoc, renderKernelTable, seriesOf, withKernelTable, type KernelColumn } from '../support/kernel-table';
+import { KERNEL_MATRIX } from './matrix';
 import { runInVm } from './vm';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
@@ -27,7 +28,7 @@ function parseReport(text: string, where: string): DoctorReport {
 async function main(): Promise<void> {
   const host = seriesOf();
   const columns: KernelColumn[] = [];
-  for (const { series } of MATRIX) {
+  for (const { series } of KERNEL_MATRIX) {
     if (series === host) {
       const run = spawnSync(process.execPath, [CLI, 'doctor', '-o', 'json'], { encoding: 'utf8' });
       columns.push(columnOf(series, parseReport(run.stdout, `this machine (${series})`)));

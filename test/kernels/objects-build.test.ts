@@ -10,13 +10,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../../src/bpf/native';
 import { tempDir } from '../support/tmp';
-
-const SERIES = ['5.10', '6.1', '6.12'];
+import { VM_KERNELS } from './matrix';
 
 describe('BPF objects built against older kernels', function () {
   this.timeout(300_000);
 
-  for (const series of SERIES) {
+  for (const series of VM_KERNELS) {
     it(`compile against the vmlinux.h of Debian's ${series} kernel, every object`, () => {
       const fetch = spawnSync(path.join(packageRoot(), 'scripts', 'debian-kernel.sh'), ['vmlinux', series], { encoding: 'utf8' });
       assert.equal(fetch.status, 0, fetch.stderr);

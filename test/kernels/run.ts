@@ -7,9 +7,8 @@
  * The command runs in this directory, as root, with CI and FLOWTEL_* variables
  * passed on. Exit code: 0 when the command succeeded on every kernel.
  */
+import { VM_KERNELS } from './matrix';
 import { runInVm } from './vm';
-
-const MATRIX = ['5.10', '6.1', '6.12'];
 
 function passedEnv(): Record<string, string> {
   const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root' };
@@ -27,7 +26,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const options = argv.slice(0, separator);
   const kernelsAt = options.indexOf('--kernels');
-  const kernels = kernelsAt >= 0 ? options[kernelsAt + 1].split(',') : MATRIX;
+  const kernels = kernelsAt >= 0 ? options[kernelsAt + 1].split(',') : VM_KERNELS;
   const timeoutAt = options.indexOf('--timeout-minutes');
   const timeoutMs = (timeoutAt >= 0 ? Number(options[timeoutAt + 1]) : 30) * 60_000;
   const command = argv.slice(separator + 1).map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`).join(' ');

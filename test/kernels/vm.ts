@@ -50,9 +50,16 @@ export interface VmResult {
 
 // Guests a failed or interrupted run left behind must not outlive it.
 const guests = new Set<ChildProcess>();
-process.on('exit', () => {
+const killGuests = () => {
   for (const guest of guests) guest.kill('SIGKILL');
-});
+};
+process.on('exit', killGuests);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killGuests();
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  });
+}
 
 /** Runs a command of this repository's scripts and returns what it printed; throws with its stderr on failure. */
 function script(file: string, args: string[]): string {
@@ -74,7 +81,17 @@ export async function runInVm(command: VmCommand): Promise<VmResult> {
   const kernel = prepareKernel(command.series);
   const results = fs.mkdtempSync(path.join(os.tmpdir(), `flowtel-vm-${command.series}-`));
   try {
-    const env = { NO_COLOR: '1', NODE_DISABLE_COLORS: '1', ...command.env, FLOWTEL_VM: command.series, FLOWTEL_VM_CWD: command.cwd, FLOWTEL_VM_RESULTS: '/flowtel-vm/out' };
+    // The guest's build config, which its /boot (the host's) does not have: tests take CONFIG_HZ from it.
+    fs.copyFileSync(path.join(kernel.dir, 'boot', `config-${kernel.release}`), path.join(results, 'kernel-config'));
+    const env = {
+      NO_COLOR: '1',
+      NODE_DISABLE_COLORS: '1',
+      ...command.env,
+      FLOWTEL_VM: command.series,
+      FLOWTEL_VM_CWD: command.cwd,
+      FLOWTEL_VM_RESULTS: '/flowtel-vm/out',
+      FLOWTEL_VM_KERNEL_CONFIG: '/flowtel-vm/kernel-config',
+    };
     fs.mkdirSync(path.join(results, 'out'));
     fs.writeFileSync(path.join(results, 'command'), `${command.command}\n`);
     fs.writeFileSync(path.join(results, 'env'), Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}\n`).join(''));

@@ -10,6 +10,7 @@ import { effectiveCapabilities, missingBpfCapabilities } from '../../src/cli/cap
 import { defaultCgroupRoot } from '../../src/config/config';
 import { kernelFactsFrom, planHooks, unchosenPrograms, type HookSpec } from '../../src/bpf/hooks';
 import { nativeAddon, packageRoot, type NativeBpfObject } from '../../src/bpf/native';
+import { kernelCountsRecursionMisses } from '../../src/bpf/runtime';
 
 const TOOLS = ['ip', 'nft', 'iperf3', 'nstat', 'tc', 'setpriv'];
 
@@ -59,5 +60,5 @@ export function openForThisKernel(objectFile: string, hooks: readonly HookSpec[]
 
 /** Whether this kernel counts the runs of a program it skipped (bpf_prog_info.recursion_misses, 5.12+). */
 export function kernelCountsSkippedRuns(): boolean {
-  return nativeAddon().kernelStructMembers('bpf_prog_info')?.includes('recursion_misses') ?? false;
+  return kernelCountsRecursionMisses(nativeAddon());
 }

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Mocha from 'mocha';
 import { TestNode } from '../../src/testbed/test-node';
+import { VM_KERNELS } from '../kernels/matrix';
 import { cgroupRoot } from './kernel';
 
 /**
@@ -26,7 +27,6 @@ import { cgroupRoot } from './kernel';
  */
 const KERNEL_FACING = ['e2e/', 'kernel/'];
 const NOT_KERNEL_FACING = ['!e2e/kubernetes'];
-const MATRIX = ['5.10', '6.1', '6.12'];
 /** A VM that has not finished its tests by then is stopped (a warm run takes about 8 minutes per kernel). */
 const VM_TIMEOUT_MS = 25 * 60_000;
 
@@ -84,6 +84,7 @@ async function runInKernel(series: string, filters: string[]): Promise<Outcome> 
   if (subset.length === 0) return outcome;
   process.stdout.write(`\n== kernel ${series}: ${subset.join(' ')} in a VM\n`);
   let summary: RegExpExecArray | null = null;
+  let skippedLine: RegExpExecArray | null = null;
   const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', CI: process.env.CI ?? 'false' };
   for (const [key, value] of Object.entries(process.env)) if (key.startsWith('FLOWTEL_') && key !== 'FLOWTEL_KERNELS' && value !== undefined) env[key] = value;
   const result = await runInVm({
@@ -94,6 +95,7 @@ async function runInKernel(series: string, filters: string[]): Promise<Outcome> 
     timeoutMs: VM_TIMEOUT_MS,
     onLine: (line) => {
       summary = /^(\d+) passed, (\d+) failed$/.exec(line) ?? summary;
+      skippedLine = /^(\d+) skipped$/.exec(line) ?? skippedLine;
       process.stdout.write(`[${series}] ${line}\n`);
     },
   });
@@ -103,9 +105,15 @@ async function runInKernel(series: string, filters: string[]): Promise<Outcome> 
     outcome.passed = Number(summary[1]);
     outcome.failed = Number(summary[2]);
   }
-  if (!summary || result.exitCode === null) {
+  if (skippedLine) outcome.skipped = Number(skippedLine[1]);
+  // A guest that ran nothing, or failed without a failed test (a crash after its summary), fails the kernel.
+  if (!summary || outcome.passed === 0 || (result.exitCode !== 0 && outcome.failed === 0)) {
     outcome.failed = Math.max(1, outcome.failed);
-    const why = result.timedOut ? `timed out after ${VM_TIMEOUT_MS / 60_000} min` : `ended without a result (exit ${result.exitCode})`;
+    const why = result.timedOut
+      ? `timed out after ${VM_TIMEOUT_MS / 60_000} min`
+      : !summary
+        ? `ended without a result (exit ${result.exitCode})`
+        : `exited ${result.exitCode} after ${outcome.passed} passed, ${outcome.failed} failed`;
     process.stdout.write(`[${series}] the VM ${why}; the guest kernel's console ends with:\n${result.consoleLog.split('\n').slice(-40).join('\n')}\n`);
   }
   return outcome;
@@ -114,7 +122,7 @@ async function runInKernel(series: string, filters: string[]): Promise<Outcome> 
 function kernels(filters: string[]): string[] {
   if (process.env.FLOWTEL_VM) return [];
   const chosen = process.env.FLOWTEL_KERNELS;
-  if (chosen === undefined) return filters.length ? [] : MATRIX;
+  if (chosen === undefined) return filters.length ? [] : [...VM_KERNELS];
   return chosen.split(',').map((k) => k.trim()).filter(Boolean);
 }
 

@@ -29,7 +29,7 @@ export async function iperf(
   server: string,
   seconds: number,
   extraArgs: string[] = [],
-): Promise<{ sentBytes: number; retransmits: number }> {
+): Promise<{ sentBytes: number; receivedBytes: number; retransmits: number }> {
   const serverPod = node.pod(server);
   const iperfServer = node.spawnInPod(server, 'iperf3', ['-s', '-1', '--forceflush', '-B', serverPod.ip, '-p', String(IPERF_PORT)]);
   let serverOut = '';
@@ -39,8 +39,9 @@ export async function iperf(
     timeoutMs: (seconds + 20) * 1000,
   });
   assert.equal(result.code, 0, `iperf3 client failed: ${result.stderr}${result.stdout.slice(0, 500)}`);
-  const report = JSON.parse(result.stdout) as { end: { sum_sent: { bytes: number; retransmits: number } } };
-  return { sentBytes: report.end.sum_sent.bytes, retransmits: report.end.sum_sent.retransmits };
+  const report = JSON.parse(result.stdout) as { end: { sum_sent: { bytes: number; retransmits: number }; sum_received: { bytes: number } } };
+  // sent: what the client wrote; received: what the server read (less, when the test ends with data still queued).
+  return { sentBytes: report.end.sum_sent.bytes, receivedBytes: report.end.sum_received.bytes, retransmits: report.end.sum_sent.retransmits };
 }
 
 /**

@@ -87,6 +87,7 @@ export class DropsGroup implements ProbeGroup {
   readonly objectSpec: ProbeObjectSpec;
   private readonly reasons: EnumNames;
   private readonly selection: ReasonSelection;
+  readonly configDegradations: readonly string[];
   private stopCallback: (() => void) | undefined;
   private readonly symbols = new KernelSymbols();
 
@@ -94,6 +95,10 @@ export class DropsGroup implements ProbeGroup {
     this.reasons = new EnumNames(nativeAddon().kernelEnum('skb_drop_reason'), 'SKB_DROP_REASON_');
     this.selection = selectedReasons(this.reasons, config);
     const selected = this.selection.values;
+    const nothing = config.allowReasons.length
+      ? `none of probes.drops.allowReasons (${config.allowReasons.join(', ')}) is a drop reason of this kernel that denyReasons leaves`
+      : 'probes.drops.denyReasons denies every drop reason of this kernel';
+    this.configDegradations = selected.length ? [] : [`counts no drop: ${nothing}`];
     this.objectSpec = {
       group: this.name,
       objectFile: 'drops.bpf.o',

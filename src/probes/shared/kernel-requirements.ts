@@ -1,7 +1,7 @@
 /**
  * Kernel requirements several probe groups share (see src/bpf/hooks.ts).
  */
-import type { KernelRequirement } from '../../bpf/hooks';
+import type { HookSpec, KernelRequirement } from '../../bpf/hooks';
 
 /**
  * Programs that attribute a socket to its pod read the socket's cgroup from
@@ -16,4 +16,22 @@ export const RDONLY_CAST: KernelRequirement = { kind: 'kfunc', name: 'bpf_rdonly
 /** A tracepoint with at least `args` arguments, the last of which is `argument` (when given). */
 export function tracepoint(name: string, args: number, since: string, argument?: string): KernelRequirement {
   return { kind: 'tracepoint', tracepoint: name, args, since, ...(argument ? { argument } : {}) };
+}
+
+/**
+ * A tracepoint hook whose program reads TCP fields of its socket, in two variants that count the same: through
+ * the bpf_rdonly_cast kfunc (a move), and `<program>__skc_cast` through the bpf_skc_to_tcp_sock helper (a call),
+ * for kernels without the kfunc.
+ */
+export function tcpFieldsHook(name: string, args: number, since: string): HookSpec {
+  const requires = [SOCKET_CGROUP, tracepoint(name, args, since)];
+  return {
+    hook: `tp_btf/${name}`,
+    program: name,
+    attachBySection: true,
+    variants: [
+      { program: name, requires: [...requires, RDONLY_CAST] },
+      { program: `${name}__skc_cast`, requires },
+    ],
+  };
 }

@@ -8,7 +8,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { HookSpec } from '../../bpf/hooks';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
-import { RDONLY_CAST, SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';
+import { tcpFieldsHook } from '../shared/kernel-requirements';
 import { StructReader } from '../../bpf/struct-reader';
 import type { EndpointRef } from '../../k8s/attribution';
 import {
@@ -59,18 +59,7 @@ function countFields(liveStates: Array<[number, string]>, roles: number[]): stri
   return fields;
 }
 
-/** The kfunc variant reads TCP fields with a move, the helper variant with a call: they count the same. */
-export const TCP_CONNECTIONS_HOOKS: readonly HookSpec[] = [
-  {
-    hook: 'tp_btf/inet_sock_set_state',
-    program: 'inet_sock_set_state',
-    attachBySection: true,
-    variants: [
-      { program: 'inet_sock_set_state', requires: [SOCKET_CGROUP, RDONLY_CAST, tracepoint('inet_sock_set_state', 3, '4.16')] },
-      { program: 'inet_sock_set_state__skc_cast', requires: [SOCKET_CGROUP, tracepoint('inet_sock_set_state', 3, '4.16')] },
-    ],
-  },
-];
+export const TCP_CONNECTIONS_HOOKS: readonly HookSpec[] = [tcpFieldsHook('inet_sock_set_state', 3, '4.16')];
 
 export class TcpConnectionsGroup implements ProbeGroup {
   readonly name = 'tcp-connections';

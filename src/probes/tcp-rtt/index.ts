@@ -8,7 +8,7 @@
  */
 import type { HookSpec } from '../../bpf/hooks';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
-import { RDONLY_CAST, SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';
+import { tcpFieldsHook } from '../shared/kernel-requirements';
 import { METRIC_TCP_RTT } from '../../semconv';
 import type { TcpRttConfig } from '../config';
 import { u32 } from '../../bpf/le-bytes';
@@ -22,18 +22,7 @@ const MAP = 'tcp_rtt_histograms';
 /** 16 µs to ~16.8 s in quarter octaves. */
 export const RTT_BOUNDARIES_S = kernelBoundaries(16, 2 ** 24, 1e-6);
 
-/** The kfunc variant reads the socket with a move, the helper variant with a call: they sample the same. */
-export const TCP_RTT_HOOKS: readonly HookSpec[] = [
-  {
-    hook: 'tp_btf/tcp_probe',
-    program: 'tcp_probe',
-    attachBySection: true,
-    variants: [
-      { program: 'tcp_probe', requires: [SOCKET_CGROUP, RDONLY_CAST, tracepoint('tcp_probe', 2, '4.16')] },
-      { program: 'tcp_probe__skc_cast', requires: [SOCKET_CGROUP, tracepoint('tcp_probe', 2, '4.16')] },
-    ],
-  },
-];
+export const TCP_RTT_HOOKS: readonly HookSpec[] = [tcpFieldsHook('tcp_probe', 2, '4.16')];
 
 export class TcpRttGroup implements ProbeGroup {
   readonly name = 'tcp-rtt';
@@ -60,7 +49,7 @@ export class TcpRttGroup implements ProbeGroup {
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
     if (this.hz.source === undefined) {
       context.log.warn(
-        `tcp-rtt: the kernel's tick rate is unknown (no /boot/config-<release> or /proc/config.gz, and /proc/timer_list unreadable); ` +
+        `tcp-rtt: the kernel's tick rate is unknown (no /boot/config-<release> or /proc/config.gz, and ${this.hz.unknownBecause ?? 'not measured'}); ` +
           `assuming ${HZ_MAX} Hz, so a socket is sampled at most once per ${this.config.sampleIntervalMs} ms or up to ${HZ_MAX / 100} times less often`,
       );
     }
