@@ -400,7 +400,7 @@ describe('Helm chart helm/flowtel', function () {
     const r = helm(['install', 'flowtel', CHART, '--namespace', NAMESPACE, '--dry-run=client']);
     assert.equal(r.code, 0, r.stderr);
     const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
-    for (const expected of ['rollout status daemonset/flowtel', 'logs -l', '/healthz', '/readyz', '/metrics']) {
+    for (const expected of ['rollout status daemonset/flowtel', 'logs -l', 'doctor --config /etc/flowtel/flowtel.yaml', '/healthz', '/readyz', '/metrics']) {
       assert.ok(notes.includes(expected), `NOTES mention ${expected}:\n${notes}`);
     }
   });
