@@ -28,12 +28,14 @@ describe('e2e: flow granularity', function () {
     // And some of A's sends fail at its own output hook, retransmissions included.
     await dropOutputPercent(node, 'a', 2);
     const kernelBefore = await retransmissions(a.netns);
-    // Until a retransmission has failed to send at least once, the count of sent ones is not tested: a slow
-    // (emulated) machine retransmits less in 2 s, so it may take another transfer or two.
+    // Where the tracepoint reports failed retransmissions too (6.17+), the count of sent ones is tested only once one
+    // has failed to send: a slow (emulated) machine retransmits less in 2 s, so it may take another transfer or two.
+    // Before 6.17 the tracepoint fires for sent ones only, so there is no failure to leave out.
+    const seesFailures = groupOnThisKernel('tcp-retransmits').programs.includes('tcp_retransmit_skb');
     let sentBytes = 0;
     let receivedBytes = 0;
     let kernelAfter = kernelBefore;
-    for (let transfer = 0; transfer < 3 && kernelAfter.failed === kernelBefore.failed; transfer++) {
+    for (let transfer = 0; transfer < (seesFailures ? 3 : 1) && kernelAfter.failed === kernelBefore.failed; transfer++) {
       const run = await iperf(node, 'a', 'b', 2);
       sentBytes += run.sentBytes;
       receivedBytes += run.receivedBytes;
@@ -60,7 +62,7 @@ describe('e2e: flow granularity', function () {
     assert.ok(allBytes - bytes < sentBytes * 0.01, 'A sent almost nothing to other peers');
     // Every retransmitted segment of A is on one of A's peer series, and (almost) all on the one to B:5201.
     assert.ok(retransmitted > 0, 'the kernel retransmitted nothing');
-    assert.ok(failed > 0, 'no retransmission failed to send (TcpExtTCPRetransFail), so the count of sent ones is not tested');
+    if (seesFailures) assert.ok(failed > 0, 'no retransmission failed to send (TcpExtTCPRetransFail), so the count of sent ones is not tested');
     const toPeerB = receiver.latestTotal('flowtel.tcp.retransmits', toB);
     const exported = receiver.latestTotal('flowtel.tcp.retransmits', { 'k8s.pod.uid': a.uid });
     const misses = await bpfRecursionMisses('tcp_retransmit_skb');
