@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool make g++ python3
-          iproute2 nftables iperf3 util-linux procps unzip xz-utils zstd)
+          iproute2 nftables iperf3 util-linux procps unzip xz-utils zstd debian-archive-keyring)
 # The kernel matrix (test/kernels/): qemu boots Debian kernels whose packages apt fetches.
 TEST_PACKAGES=(qemu-system-x86 seabios kmod busybox-static cpio)
 if [ "${1:-}" = "--test" ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi

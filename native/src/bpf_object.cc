@@ -484,13 +484,17 @@ Napi::Value BpfObject::ProgramNames(const Napi::CallbackInfo &info) {
 // The kernel's count of this program's runs it skipped because the program
 // was already running on that CPU (an interrupt hit its tracepoint while it
 // ran): runs our counts never see, so the agent exports them as lost.
+int BpfObject::LoadedProgramFd(Napi::Env env, const std::string &name, const std::string &subject) const {
+  int fd = bpf_program__fd(FindProgram(env, name));
+  if (fd < 0) ThrowMessage(env, subject, "not loaded");
+  return fd;
+}
+
 Napi::Value BpfObject::ProgramRecursionMisses(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "program name");
-  struct bpf_program *prog = FindProgram(env, name);
   std::string subject = path_ + ": program " + name;
-  int fd = bpf_program__fd(prog);
-  if (fd < 0) ThrowMessage(env, subject, "not loaded");
+  int fd = LoadedProgramFd(env, name, subject);
   struct bpf_prog_info prog_info;
   std::memset(&prog_info, 0, sizeof(prog_info));
   uint32_t length = sizeof(prog_info);
@@ -507,10 +511,8 @@ Napi::Value BpfObject::ProgramRecursionMisses(const Napi::CallbackInfo &info) {
 Napi::Value BpfObject::ProgramTestRun(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "program name");
-  struct bpf_program *prog = FindProgram(env, name);
   std::string subject = path_ + ": program " + name;
-  int fd = bpf_program__fd(prog);
-  if (fd < 0) ThrowMessage(env, subject, "not loaded");
+  int fd = LoadedProgramFd(env, name, subject);
   LIBBPF_OPTS(bpf_test_run_opts, opts);
   if (bpf_prog_test_run_opts(fd, &opts) != 0) ThrowErrno(env, subject, "test run", errno);
   return Napi::Number::New(env, opts.retval);

@@ -44,6 +44,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   struct bpf_object *Object(Napi::Env env) const;
   struct bpf_map *FindMap(Napi::Env env, const std::string &name) const;
   struct bpf_program *FindProgram(Napi::Env env, const std::string &name) const;
+  // The fd of a loaded program (throws, naming it, if it was left out of the load).
+  int LoadedProgramFd(Napi::Env env, const std::string &name, const std::string &subject) const;
   Napi::Value RegisterLink(Napi::Env env, struct bpf_link *link, const std::string &subject);
   void DestroyAll();
 
