@@ -15,7 +15,6 @@ import type { NodeFacts, ProbeGroupEntry } from '../probes/catalog';
 import type { ProbeContext, ProbeGroup } from '../probes/types';
 
 export type GroupState = 'ok' | 'degraded' | 'unsupported' | 'failed' | 'disabled';
-export const GROUP_STATES: readonly GroupState[] = ['ok', 'degraded', 'unsupported', 'failed', 'disabled'];
 
 export interface GroupStatus {
   group: string;
