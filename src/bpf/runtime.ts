@@ -85,12 +85,14 @@ export class BpfRuntime {
   /** Recursion misses of programs whose group was unloaded, so that each program's exported total never goes down. */
   private readonly retiredRecursionMisses = new Map<string, number>();
   private warnedHandlerFailure = false;
-  private countsRecursionMisses: boolean | undefined;
+  /** Read once, while start-up holds the kernel's BTF (the agent frees it once the groups are loaded). */
+  private readonly countsRecursionMisses: boolean;
   private readonly cpus: number;
 
   constructor(private readonly options: RuntimeOptions) {
     this.addon = options.addon ?? nativeAddon();
     this.cpus = this.addon.possibleCpus();
+    this.countsRecursionMisses = kernelCountsRecursionMisses(this.addon);
   }
 
   get possibleCpus(): number {
@@ -109,8 +111,6 @@ export class BpfRuntime {
   load(spec: ProbeObjectSpec, chosen?: readonly ChosenProgram[]): LoadedProbeObject {
     if (this.loaded.has(spec.group)) throw new Error(`probe group ${spec.group} is already loaded`);
     const programs = chosen ?? this.choosePrograms(spec);
-    // Asked now, while start-up still holds the kernel's BTF (the agent frees it once the groups are loaded).
-    void this.kernelCountsRecursionMisses;
     const object = new this.addon.BpfObject(path.join(this.options.objectDir, spec.objectFile));
     const linkIds: number[] = [];
     const bySection = programs.filter((p) => p.hook.attachBySection);
@@ -226,7 +226,6 @@ export class BpfRuntime {
    * count to export: no program_skipped series (kernels before 6.1 do not skip raw-tracepoint runs anyway).
    */
   get kernelCountsRecursionMisses(): boolean {
-    this.countsRecursionMisses ??= kernelCountsRecursionMisses(this.addon);
     return this.countsRecursionMisses;
   }
 

@@ -15,7 +15,8 @@ import { K8sApiServer } from '../../src/testbed/k8s-api-server';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { CLI, AGENT_NODE_FLAGS, agentEnv } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
-import { columnOf, KERNEL_DOC, parseKernelTable, readKernelDoc, renderKernelTable, seriesOf } from '../support/kernel-table';
+import { columnOf, groupOnThisKernel, KERNEL_DOC, parseKernelTable, readKernelDoc, renderKernelTable, seriesOf, type KernelColumn } from '../support/kernel-table';
+import { PROBE_GROUPS as PROBE_GROUP_ENTRIES } from '../../src/probes/catalog';
 import { PROBE_GROUPS as PROBE_GROUP_KEYS } from '../support/scenario';
 import { tempDir } from '../support/tmp';
 
@@ -44,6 +45,13 @@ function doctor(args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] =
   });
 }
 
+/** What this kernel's BTF predicts for every probe group, and the exit code that follows from it. */
+function predictedColumn(series: string): KernelColumn {
+  const groups = new Map(PROBE_GROUP_ENTRIES.map((g) => [g.name, groupOnThisKernel(g.name)]));
+  const allOk = [...groups.values()].every((c) => c.state === 'ok');
+  return { series, exitCode: allOk ? 0 : 1, groups };
+}
+
 function report(run: Run): DoctorReport {
   try {
     return JSON.parse(run.stdout) as DoctorReport;
@@ -65,27 +73,26 @@ describe('flowtel doctor (real kernel)', function () {
     requireKernel(this);
   });
 
-  it("reports each probe group on this kernel as docs/kernels.md does: state, program variants, reasons, exit code", async function () {
+  it("reports each probe group on this kernel as docs/kernels.md does: state, program variants, reasons, exit code", async () => {
     const run = await doctor(['-o', 'json']);
     const r = report(run);
     const series = seriesOf(r.kernel);
     const found = columnOf(series, r);
-    const expected = parseKernelTable(readKernelDoc()).get(series);
     console.log(`      kernel ${r.kernel}: exit ${r.exitCode}; ${[...found.groups].map(([g, c]) => `${g} ${c.state}`).join(', ')}`);
-    if (!expected) {
-      // A developer's kernel outside the matrix: nothing to compare with. CI runs only matrix kernels.
-      assert.notEqual(process.env.CI, 'true', `kernel ${r.kernel} (${series}) is not a column of ${KERNEL_DOC}`);
-      this.skip();
-    }
+    const documented = parseKernelTable(readKernelDoc()).get(series);
+    // CI runs only matrix kernels. On a developer's other kernel the expectation is what this kernel's BTF
+    // predicts, which doctor's real load and attach must bear out (a verifier refusal would show as failed).
+    assert.ok(documented || process.env.CI !== 'true', `kernel ${r.kernel} (${series}) is not a column of ${KERNEL_DOC}`);
+    const expected = documented ?? predictedColumn(series);
     const explain = `docs/kernels.md disagrees with doctor on ${series}; doctor's view of it (node dist/test/kernels/kernel-table.js rewrites the doc):\n${renderKernelTable([found])}`;
-    assert.deepEqual([...found.groups.keys()], [...expected!.groups.keys()], explain);
-    for (const [group, cell] of expected!.groups) {
+    assert.deepEqual([...found.groups.keys()], [...expected.groups.keys()], explain);
+    for (const [group, cell] of expected.groups) {
       const actual = found.groups.get(group)!;
       assert.equal(actual.state, cell.state, `${group}: ${explain}`);
       assert.deepEqual(actual.programs, cell.programs, `${group}: ${explain}`);
       if (cell.state !== 'ok') assert.equal(actual.reason, cell.reason, `${group}: ${explain}`);
     }
-    assert.equal(r.exitCode, expected!.exitCode, explain);
+    assert.equal(r.exitCode, expected.exitCode, explain);
     assert.equal(run.code, r.exitCode, 'the process exits with the report\'s code');
     for (const name of ['kernel', 'capabilities', 'cgroup v2 root', 'CONFIG_HZ']) assert.equal(check(r, name).status, 'ok', `${name}: ${check(r, name).detail}`);
     // The tick rate is what the kernel was built with: every kernel here has a config to read or jiffies to measure.
