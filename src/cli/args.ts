@@ -28,9 +28,9 @@ Commands:
   version    print the version
 
 Flags for run, validate and doctor (each overrides the config file, which overrides OTEL_* variables):
-  --config FILE              YAML or JSON config file
+  --config FILE                  YAML or JSON config file
 ${Object.entries(CONFIG_FLAGS)
-  .map(([flag, field]) => `  ${`${flag} VALUE`.padEnd(27)}sets ${field}`)
+  .map(([flag, field]) => `  ${`${flag} VALUE`.padEnd(30)} sets ${field}`)
   .join('\n')}
 
 With no OTLP endpoint (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT), metrics are
@@ -49,7 +49,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const output = command === 'doctor' && (flag === '-o' || flag === '--output');
-    if (flag !== '--config' && !output && !(flag in CONFIG_FLAGS)) {
+    if (flag !== '--config' && !output && !Object.hasOwn(CONFIG_FLAGS, flag)) {
       throw new ConfigError(flag, arg, `a known flag (${['--config', ...(command === 'doctor' ? ['-o'] : []), ...Object.keys(CONFIG_FLAGS)].join(', ')})`, 'the command line');
     }
     let value: string | undefined = eq > 0 ? arg.slice(eq + 1) : rest[i + 1];

@@ -8,10 +8,11 @@ import path from 'node:path';
 import { Agent } from '../agent/agent';
 import { AgentLog } from '../agent/log';
 import { packageRoot } from '../bpf/native';
-import { configFromEnv, configFromFile, configFromFlags, defaultConfig, resolveConfig, type FlowtelConfig } from '../config/config';
+import type { FlowtelConfig } from '../config/config';
 import { ConfigError } from '../config/schema';
 import { formatTable, runDoctor } from '../doctor';
 import { parseArgs, USAGE, type OutputFormat } from './args';
+import { loadCommandConfig } from './load-config';
 import { effectiveCapabilities, missingBpfCapabilities } from './capabilities';
 
 export const EXIT_USAGE = 2;
@@ -31,10 +32,7 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  const layers = [{ partial: configFromEnv(process.env), source: 'environment' }];
-  if (args.configFile) layers.push({ partial: configFromFile(args.configFile), source: `config file ${args.configFile}` });
-  layers.push({ partial: configFromFlags(args.configFlags), source: 'flags' });
-  const config = resolveConfig(defaultConfig(packageRoot()), layers, args.command !== 'doctor');
+  const config = loadCommandConfig(args, process.env, packageRoot());
   if (args.command === 'doctor') return doctor(config, args.output ?? (process.stdout.isTTY ? 'table' : 'json'));
   if (args.command === 'validate') {
     // Paths that belong to the node the agent will run on (cgroup root, BPF objects) were checked too.

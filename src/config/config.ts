@@ -9,12 +9,16 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { ProbesConfig } from '../probes/config';
+import { readInputFile } from './input-file';
 import {
   ConfigError,
+  clip,
   DeepPartial,
   boolean,
   deepMerge,
+  httpUrl,
   integer,
+  listenAddress,
   object,
   oneOf,
   setAt,
@@ -25,6 +29,8 @@ import {
 } from './schema';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
+/** A config file is a few KiB; a megabyte is a mistake, not a config. */
+const MAX_CONFIG_FILE_BYTES = 1 << 20;
 
 const GRANULARITY = oneOf(['pod', 'flow'] as const);
 const EVENTS_PER_SECOND = integer(0, 1_000_000, 'log records per second per CPU; 0 turns events off');
@@ -86,7 +92,7 @@ export const configSchema = object({
   }),
   exporters: object({
     otlp: object({
-      endpoint: string({ pattern: /^https?:\/\/[^\s]+$/, expected: 'an http:// or https:// URL such as http://otel-collector:4317' }),
+      endpoint: httpUrl('http://otel-collector:4317'),
       headers: stringMap(),
       exportIntervalMs: integer(100, 3_600_000, 'milliseconds'),
       exportTimeoutMs: integer(100, 600_000, 'milliseconds'),
@@ -94,7 +100,7 @@ export const configSchema = object({
     }),
     prometheus: object({
       enabled: boolean(),
-      host: string({ expected: 'an address to listen on, such as 0.0.0.0' }),
+      host: listenAddress(),
       port: integer(1, 65535, 'TCP port'),
     }),
     console: object({
@@ -107,7 +113,7 @@ export const configSchema = object({
   }),
   health: object({
     enabled: boolean(),
-    host: string({ expected: 'an address to listen on, such as 0.0.0.0' }),
+    host: listenAddress(),
     port: integer(1, 65535, 'TCP port'),
   }),
   kubernetes: object({
@@ -171,7 +177,8 @@ export function isCgroup2(dir: string): boolean {
 
 export function defaultConfig(packageRoot: string): FlowtelConfig {
   return {
-    nodeName: (process.env.NODE_NAME || os.hostname()).toLowerCase(),
+    // NODE_NAME (the chart sets it from the pod's spec.nodeName) is a validated environment layer.
+    nodeName: os.hostname().toLowerCase(),
     cgroupRoot: defaultCgroupRoot(),
     bpfObjectDir: path.join(packageRoot, 'bpf', '.output'),
     logLevel: 'info',
@@ -225,8 +232,9 @@ export const CONFIG_FLAGS: Record<string, string> = {
   '--cgroup-grace-period-ms': 'collection.cgroupGracePeriodMs',
 };
 
-/** Standard OpenTelemetry variables Flowtel maps onto its config (the exporters read the rest themselves). */
+/** NODE_NAME and the standard OpenTelemetry variables Flowtel maps onto its config (the exporters read the rest themselves). */
 const OTEL_ENV: Record<string, string> = {
+  NODE_NAME: 'nodeName',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'exporters.otlp.endpoint',
   OTEL_METRIC_EXPORT_INTERVAL: 'exporters.otlp.exportIntervalMs',
   OTEL_METRIC_EXPORT_TIMEOUT: 'exporters.otlp.exportTimeoutMs',
@@ -263,17 +271,14 @@ export function configFromFlags(flags: Array<[string, string]>): DeepPartial<Flo
 
 export function configFromFile(file: string): DeepPartial<FlowtelConfig> {
   const source = `config file ${file}`;
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError('--config', file, `a readable file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'flag --config');
-  }
+  const text = readInputFile(file, { field: '--config', source: 'flag --config', what: 'a readable YAML or JSON config file', maxBytes: MAX_CONFIG_FILE_BYTES }).toString('utf8');
   let raw: unknown;
   try {
-    raw = YAML.parse(text);
+    // Aliases are bounded by the parser (maxAliasCount), so an anchor bomb is refused rather than expanded.
+    // 'error': errors throw, warnings (unknown tags) are not printed to stderr.
+    raw = YAML.parse(text, { logLevel: 'error' });
   } catch (err) {
-    throw new ConfigError('(file)', file, `valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, source);
+    throw new ConfigError('(file)', file, `valid YAML or JSON: ${clip((err as Error).message.split('\n')[0], 200)}`, source);
   }
   if (raw === null || raw === undefined) return {};
   return configSchema.parse(raw, '', source) as DeepPartial<FlowtelConfig>;
@@ -300,6 +305,10 @@ export function resolveConfig(
   }
   if (checkNodePaths && !fs.existsSync(config.bpfObjectDir)) {
     throw new ConfigError('bpfObjectDir', config.bpfObjectDir, 'an existing directory with the built *.bpf.o files (npm run build:bpf)', sourceOf('bpfObjectDir'));
+  }
+  if (sourceOf('nodeName') === 'the default') {
+    // A host name may carry characters a Kubernetes node name cannot; say so rather than export it.
+    configSchema.shape.nodeName.parse(config.nodeName, 'nodeName', "this host's name (set NODE_NAME or --node-name)");
   }
   const ring = config.ringBuffer.sizeBytes;
   if ((ring & (ring - 1)) !== 0) {

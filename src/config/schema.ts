@@ -3,6 +3,10 @@
  * one or throws a ConfigError naming the field, the value and what was
  * expected. Leaves also parse strings, for flags and environment variables.
  */
+import net from 'node:net';
+
+/** The longest message a ConfigError prints: input of any size is echoed only in part. */
+export const MAX_ERROR_MESSAGE = 1024;
 
 export class ConfigError extends Error {
   constructor(
@@ -11,14 +15,23 @@ export class ConfigError extends Error {
     readonly expected: string,
     readonly source: string,
   ) {
-    super(`invalid configuration: ${field} = ${describeValue(value)} (from ${source}): expected ${expected}`);
+    // Field names and sources can come from the input too (a YAML key, a file path): each is clipped.
+    const message = `invalid configuration: ${clip(field, 160)} = ${describeValue(value)} (from ${clip(source, 200)}): expected ${expected}`;
+    super(clip(message, MAX_ERROR_MESSAGE));
     this.name = 'ConfigError';
   }
 }
 
+/** Text cut to at most max characters, saying how long it was when it had to be cut. */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const note = `… (${text.length} characters)`;
+  return text.slice(0, Math.max(0, max - note.length)) + note;
+}
+
 export function describeValue(value: unknown): string {
   if (value === undefined) return '(missing)';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return value.length > 120 ? `${JSON.stringify(value.slice(0, 80))}… (${value.length} characters)` : JSON.stringify(value);
   if (value === null || typeof value !== 'object') return `${String(value)} (${value === null ? 'null' : typeof value})`;
   return Array.isArray(value) ? 'a list' : 'a mapping';
 }
@@ -74,6 +87,36 @@ export function string(options: { pattern?: RegExp; expected?: string } = {}): S
   return { expected, parse: check, parseText: check };
 }
 
+/** A host name or IP address to listen on. Checked here, not at bind time, so that `validate` sees it. */
+export function listenAddress(): Spec<string> {
+  const expected = 'an IP address or host name to listen on, such as 0.0.0.0 or ::';
+  const hostName = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+  const check = (value: unknown, field: string, source: string): string => {
+    if (typeof value !== 'string' || (net.isIP(value) === 0 && !hostName.test(value))) throw new ConfigError(field, value, expected, source);
+    return value;
+  };
+  return { expected, parse: check, parseText: check };
+}
+
+/** An http:// or https:// URL with a host, and a port from 1 when one is given. */
+export function httpUrl(example: string): Spec<string> {
+  const expected = `an http:// or https:// URL with a host, such as ${example}`;
+  const check = (value: unknown, field: string, source: string): string => {
+    if (typeof value !== 'string') throw new ConfigError(field, value, expected, source);
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      throw new ConfigError(field, value, expected, source);
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '' || url.port === '0' || /\s/.test(value)) {
+      throw new ConfigError(field, value, expected, source);
+    }
+    return value;
+  };
+  return { expected, parse: check, parseText: check };
+}
+
 export function oneOf<const T extends string>(values: readonly T[]): Spec<T> {
   const expected = `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`;
   const check = (value: unknown, field: string, source: string): T => {
@@ -93,8 +136,8 @@ export function stringMap(): Spec<Record<string, string>> {
       }
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(value)) {
-        if (typeof v !== 'string') throw new ConfigError(`${field}.${k}`, v, 'a string', source);
-        out[k] = v;
+        if (typeof v !== 'string') throw new ConfigError(fieldOf(field, k), v, 'a string', source);
+        setOwn(out, k, v);
       }
       return out;
     },
@@ -144,8 +187,8 @@ export function object<S extends Shape>(shape: S): ObjectSpec<S> {
       }
       const out: Record<string, unknown> = {};
       for (const [key, child] of Object.entries(value)) {
-        const childField = field ? `${field}.${key}` : key;
-        const spec = shape[key];
+        const childField = fieldOf(field, key);
+        const spec = Object.hasOwn(shape, key) ? shape[key] : undefined;
         if (!spec) throw new ConfigError(childField, child, `a known key (one of: ${keys.join(', ')})`, source);
         out[key] = spec.parse(child, childField, source);
       }
@@ -154,12 +197,18 @@ export function object<S extends Shape>(shape: S): ObjectSpec<S> {
   };
 }
 
+/** The path of a key under a field: dotted for plain names, quoted in brackets for any other (empty, spaces, dots). */
+export function fieldOf(parent: string, key: string): string {
+  if (/^[A-Za-z_$][\w$-]*$/.test(key)) return parent ? `${parent}.${key}` : key;
+  return `${parent}[${JSON.stringify(clip(key, 80))}]`;
+}
+
 /** Finds the leaf spec at a dotted path (for flags and environment variables). */
 export function specAt(root: ObjectSpec<Shape>, dotted: string): Spec<unknown> {
   let spec: Spec<unknown> = root;
   for (const part of dotted.split('.')) {
     const shape = (spec as ObjectSpec<Shape>).shape;
-    if (!shape || !shape[part]) throw new Error(`internal: no config field ${dotted}`);
+    if (!shape || !Object.hasOwn(shape, part)) throw new Error(`internal: no config field ${dotted}`);
     spec = shape[part];
   }
   return spec;
@@ -187,8 +236,16 @@ function mergeTwo(base: unknown, layer: unknown): unknown {
   if (layer === undefined) return base;
   if (!isPlainObject(base) || !isPlainObject(layer)) return layer;
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(layer)) out[k] = mergeTwo(base[k], v);
+  for (const [k, v] of Object.entries(layer)) setOwn(out, k, mergeTwo(Object.hasOwn(base, k) ? base[k] : undefined, v));
   return out;
+}
+
+/**
+ * Sets a key that came from input as an own property. Plain assignment would
+ * treat "__proto__" as the prototype and drop the value.
+ */
+export function setOwn<T>(target: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -26,8 +26,10 @@ exec > "$OUT" 2>&1
 
 power_off() {
   sync
+  # The wait starts first: once power-off begins the root share goes away, and sleep could no longer load.
+  sleep 60 &
   echo o > /proc/sysrq-trigger
-  sleep 60
+  wait
 }
 
 hostname "flowtel-vm-$(uname -r | tr -c "a-zA-Z0-9.\n-" "-")"
@@ -46,5 +48,11 @@ set +a
 cd "${FLOWTEL_VM_CWD:-/}" || { echo "guest-init: no directory ${FLOWTEL_VM_CWD}"; power_off; }
 echo "guest-init: $(uname -r) up after $(cut -d' ' -f1 /proc/uptime) s"
 bash "$RESULTS/command"
-echo $? > "$RESULTS/exit-code"
+status=$?
+echo "$status" > "$RESULTS/exit-code"
+if [ "$status" -ge 128 ]; then
+  # Killed by a signal: the kernel logged where (instruction pointer and the file mapped there).
+  echo "guest-init: the command died of signal $((status - 128)); the guest kernel says:"
+  dmesg | grep -iE 'segfault|trap|general protection|killed process|out of memory' | tail -n 20
+fi
 power_off

@@ -410,7 +410,7 @@ describe('OTLP/gRPC endpoint settings', () => {
         name: 'ConfigError',
         message:
           'invalid configuration: OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE = "/nonexistent/ca.crt" (from environment variable OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE): ' +
-          'expected a readable PEM file with the CA certificates that sign the collector (reading it failed: ENOENT)',
+          'expected a readable PEM file with the CA certificates that sign the collector, a regular file of at most 1048576 bytes (it cannot be opened: ENOENT)',
       },
     );
     const dir = tempDir('otlp-env');

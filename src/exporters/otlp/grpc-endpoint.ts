@@ -10,10 +10,12 @@
  * out when the collector refuses it.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import tls from 'node:tls';
-import { parseKeyPairsIntoRecord } from '@opentelemetry/core';
-import { ConfigError } from '../../config/schema';
+import { readInputFile } from '../../config/input-file';
+import { ConfigError, fieldOf, setOwn } from '../../config/schema';
+
+/** A CA bundle of every public root is about 200 KiB. */
+const MAX_PEM_FILE_BYTES = 1 << 20;
 
 export type OtlpSignal = 'METRICS' | 'LOGS';
 
@@ -39,12 +41,13 @@ function variable(env: NodeJS.ProcessEnv, signal: OtlpSignal, suffix: string): {
 function readPemFile(env: NodeJS.ProcessEnv, signal: OtlpSignal, suffix: string, what: string): { name: string; path: string; pem: Buffer } | undefined {
   const found = variable(env, signal, suffix);
   if (!found) return undefined;
-  try {
-    return { name: found.name, path: found.value, pem: fs.readFileSync(found.value) };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(found.name, found.value, `a readable PEM file with ${what} (reading it failed: ${code})`, `environment variable ${found.name}`);
-  }
+  const pem = readInputFile(found.value, {
+    field: found.name,
+    source: `environment variable ${found.name}`,
+    what: `a readable PEM file with ${what}`,
+    maxBytes: MAX_PEM_FILE_BYTES,
+  });
+  return { name: found.name, path: found.value, pem };
 }
 
 /** Headers of both variables merged, the signal's winning, then `configured` (Flowtel's config) over both. */
@@ -59,16 +62,55 @@ function headersOf(env: NodeJS.ProcessEnv, signal: OtlpSignal, configured: Recor
   for (const name of [`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_${signal}_HEADERS`]) {
     const raw = env[name]?.trim();
     if (!raw) continue;
-    for (const [key, value] of Object.entries(parseKeyPairsIntoRecord(raw))) {
-      check(key.toLowerCase(), `environment variable ${name}`);
-      merged[key.toLowerCase()] = value;
+    for (const [key, value] of parseHeadersVariable(name, raw)) {
+      check(key, `environment variable ${name}`);
+      setOwn(merged, key, value);
     }
   }
   for (const [key, value] of Object.entries(configured)) {
     check(key.toLowerCase(), 'exporters.otlp.headers');
-    merged[key.toLowerCase()] = value;
+    checkHeaderValue('exporters.otlp.headers', key, value, 'exporters.otlp.headers');
+    setOwn(merged, key.toLowerCase(), value);
   }
   return merged;
+}
+
+/** An HTTP field name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function checkHeaderValue(field: string, key: string, value: string, source: string): void {
+  // Visible ASCII, spaces and tabs, and bytes from 0x80 (RFC 9110 field-value); never CR, LF or NUL.
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) {
+    throw new ConfigError(fieldOf(field, key), value, 'a header value without control characters', source);
+  }
+}
+
+/**
+ * OTEL_EXPORTER_OTLP_HEADERS: comma-separated key=value pairs with
+ * percent-encoded values (the W3C Baggage format the specification names).
+ * A pair that cannot be read is an error: the collector would otherwise
+ * refuse every export for a missing credential, with no hint why.
+ */
+export function parseHeadersVariable(name: string, raw: string): Array<[string, string]> {
+  const source = `environment variable ${name}`;
+  const pairs: Array<[string, string]> = [];
+  for (const member of raw.split(',')) {
+    if (member.trim() === '') continue;
+    const eq = member.indexOf('=');
+    const key = (eq < 0 ? member : member.slice(0, eq)).trim();
+    if (eq < 0 || !HEADER_NAME.test(key)) {
+      throw new ConfigError(name, member.trim(), 'comma-separated key=value pairs whose keys are HTTP header names (api-key=secret,tenant=a)', source);
+    }
+    let value: string;
+    try {
+      value = decodeURIComponent(member.slice(eq + 1).trim());
+    } catch {
+      throw new ConfigError(`${name} ${key}`, member.slice(eq + 1).trim(), 'a percent-encoded value (%XX with two hex digits)', source);
+    }
+    checkHeaderValue(name, key, value, source);
+    pairs.push([key.toLowerCase(), value]);
+  }
+  return pairs;
 }
 
 /** gRPC's own headers, and the connection-specific ones HTTP/2 forbids (RFC 9113, 8.2.2). */
