@@ -37,10 +37,11 @@ Napi::Function RingBufferConsumer::Define(Napi::Env env) {
                      {
                          InstanceMethod("stats", &RingBufferConsumer::Stats),
                          InstanceMethod("stop", &RingBufferConsumer::Stop),
+                         InstanceMethod("done", &RingBufferConsumer::Done),
                      });
 }
 
-// new RingBufferConsumer(mapFd, onBatch(buffer, records), {maxQueuedBatches, pollTimeoutMs, maxBatchBytes})
+// new RingBufferConsumer(mapFd, onBatch(buffer, records), {maxQueuedBatches, maxQueuedBytes, pollTimeoutMs, maxBatchBytes})
 RingBufferConsumer::RingBufferConsumer(const Napi::CallbackInfo &info)
     : Napi::ObjectWrap<RingBufferConsumer>(info) {
   Napi::Env env = info.Env();
@@ -52,6 +53,7 @@ RingBufferConsumer::RingBufferConsumer(const Napi::CallbackInfo &info)
   poll_timeout_ms_ = static_cast<int>(OptionUint(options, "pollTimeoutMs", 100, 1, 10000));
   max_batch_bytes_ = OptionUint(options, "maxBatchBytes", 256 * 1024, 4096, 64 << 20);
   max_in_flight_ = max_queue;
+  max_queued_bytes_ = OptionUint(options, "maxQueuedBytes", 16 << 20, 4096, 1u << 31);
 
   int fd = info[0].As<Napi::Number>().Int32Value();
   // Own a dup so the consumer outlives the object that created the map.
@@ -91,34 +93,50 @@ int RingBufferConsumer::OnRecord(void *ctx, void *data, size_t size) {
   return !self->draining_ && batch.bytes.size() >= self->max_batch_bytes_ ? -EAGAIN : 0;
 }
 
-// Hands the current batch to JS; false (batch kept) while maxQueuedBatches are
-// in flight, unless forced (the final batch at stop).
+void RingBufferConsumer::Backlog::Release(uint64_t size) {
+  uint32_t n = batches.load();
+  while (n > 0 && !batches.compare_exchange_weak(n, n - 1)) {
+  }
+  uint64_t b = bytes.load();
+  while (!bytes.compare_exchange_weak(b, b > size ? b - size : 0)) {
+  }
+}
+
+// Hands the current batch to JS; false (batch kept) while JS is behind by
+// maxQueuedBatches or maxQueuedBytes, unless forced (the final batch at stop).
+// A batch larger than the byte bound still goes out once JS has nothing.
 bool RingBufferConsumer::Flush(bool force) {
   if (current_.records == 0) return true;
-  if (!force && in_flight_->load() >= max_in_flight_) return false;
+  uint64_t size = current_.bytes.size();
+  uint32_t behind = backlog_->batches.load();
+  if (!force && (behind >= max_in_flight_ || (behind > 0 && backlog_->bytes.load() + size > max_queued_bytes_))) return false;
   auto *batch = new Batch(std::move(current_));
   current_ = Batch();
-  batch->in_flight = in_flight_;
+  batch->backlog = backlog_;
   uint32_t records = batch->records;
-  in_flight_->fetch_add(1);
+  backlog_->batches.fetch_add(1);
+  backlog_->bytes.fetch_add(size);
   napi_status status = deliver_.NonBlockingCall(batch, [](Napi::Env env, Napi::Function callback,
                                                           Batch *data) {
     std::vector<uint8_t> *bytes = new std::vector<uint8_t>(std::move(data->bytes));
+    std::shared_ptr<Backlog> backlog = std::move(data->backlog);
     uint32_t count = data->records;
-    // Released however this returns (a throwing callback included), or the
-    // consumer would wait for this batch forever.
-    struct InFlightRelease {
-      std::shared_ptr<std::atomic<uint32_t>> counter;
-      ~InFlightRelease() { counter->fetch_sub(1); }
-    } release{std::move(data->in_flight)};
+    uint64_t size = bytes->size();
     delete data;
-    if (env != nullptr) {
-      Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
-          env, bytes->data(), bytes->size(),
-          [](Napi::Env, uint8_t *, std::vector<uint8_t> *owned) { delete owned; }, bytes);
+    if (env == nullptr) {
+      delete bytes;  // the function is being torn down: JS will never see it
+      backlog->Release(size);
+      return;
+    }
+    Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
+        env, bytes->data(), bytes->size(), [](Napi::Env, uint8_t *, std::vector<uint8_t> *owned) { delete owned; },
+        bytes);
+    try {
       callback.Call({buffer, Napi::Number::New(env, count)});
-    } else {
-      delete bytes;  // the function is being torn down
+    } catch (...) {
+      // JS did not take the batch, so it will not call done() for it.
+      backlog->Release(size);
+      throw;
     }
   });
   if (status == napi_ok) {
@@ -126,7 +144,7 @@ bool RingBufferConsumer::Flush(bool force) {
     delivered_batches_++;
   } else {
     // Closing (or a queue that is full despite the in-flight bound): count, never block.
-    in_flight_->fetch_sub(1);
+    backlog_->Release(size);
     dropped_records_ += records;
     delete batch;
   }
@@ -138,7 +156,7 @@ void RingBufferConsumer::PollLoop() {
     // Hand over when JS is idle, or when the batch is full (Flush refuses while
     // maxQueuedBatches are in flight); otherwise keep filling it while JS works
     // on the previous one.
-    if (current_.records > 0 && (in_flight_->load() == 0 || current_.bytes.size() >= max_batch_bytes_)) Flush();
+    if (current_.records > 0 && (backlog_->batches.load() == 0 || current_.bytes.size() >= max_batch_bytes_)) Flush();
     if (current_.bytes.size() >= max_batch_bytes_) {
       // JS is behind by maxQueuedBatches full batches: leave records in the kernel ring.
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -183,6 +201,8 @@ Napi::Value RingBufferConsumer::Stats(const Napi::CallbackInfo &info) {
   out.Set("deliveredRecords", Napi::Number::New(env, static_cast<double>(delivered_records_.load())));
   out.Set("droppedRecords", Napi::Number::New(env, static_cast<double>(dropped_records_.load())));
   out.Set("deliveredBatches", Napi::Number::New(env, static_cast<double>(delivered_batches_.load())));
+  out.Set("queuedBatches", Napi::Number::New(env, backlog_->batches.load()));
+  out.Set("queuedBytes", Napi::Number::New(env, static_cast<double>(backlog_->bytes.load())));
   out.Set("pollErrors", Napi::Number::New(env, static_cast<double>(poll_errors_.load())));
   out.Set("lastPollErrno", Napi::Number::New(env, last_poll_error_.load()));
   out.Set("running", Napi::Boolean::New(env, running_));
@@ -191,5 +211,13 @@ Napi::Value RingBufferConsumer::Stats(const Napi::CallbackInfo &info) {
 
 // Stops polling; batches already queued are still delivered.
 void RingBufferConsumer::Stop(const Napi::CallbackInfo &) { Shutdown(); }
+
+// done(bytes): JS has handled a batch of that many bytes; the thread may hand over more.
+void RingBufferConsumer::Done(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0)
+    throw Napi::TypeError::New(env, "done(bytes): bytes must be a non-negative number");
+  backlog_->Release(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
+}
 
 }  // namespace flowtel

@@ -1,7 +1,9 @@
 // Drains a BPF ring buffer on a native thread and hands batches of records to
-// JavaScript through a thread-safe function. While JS works on a batch, the
-// next one keeps filling, so a busy JS thread gets fewer, larger batches. When
-// JS falls behind by maxQueuedBatches full batches, the thread stops draining:
+// JavaScript through a thread-safe function. A batch counts as in flight from
+// its hand-over until JS calls done(bytes) for it, so JS may work through it
+// in slices between other work. While batches are in flight, the next one
+// keeps filling, so a busy JS thread gets fewer, larger batches. When JS falls
+// behind by maxQueuedBatches batches or maxQueuedBytes, the thread stops draining:
 // records wait in the kernel ring (sized for bursts), and if that fills too,
 // the BPF programs count what they could not reserve (ring_buffer_full). JS
 // memory stays bounded and no record is lost uncounted.
@@ -23,16 +25,22 @@ class RingBufferConsumer : public Napi::ObjectWrap<RingBufferConsumer> {
   ~RingBufferConsumer() override;
 
  private:
+  // Batches handed to JS and not yet done, and their bytes.
+  struct Backlog {
+    std::atomic<uint32_t> batches{0};
+    std::atomic<uint64_t> bytes{0};
+    void Release(uint64_t size);
+  };
   struct Batch {
     std::vector<uint8_t> bytes;
     uint32_t records = 0;
-    // Batches handed to JS and not yet processed; shared because a batch can
-    // outlive the consumer object.
-    std::shared_ptr<std::atomic<uint32_t>> in_flight;
+    // Shared because a batch can outlive the consumer object.
+    std::shared_ptr<Backlog> backlog;
   };
 
   Napi::Value Stats(const Napi::CallbackInfo &info);
   void Stop(const Napi::CallbackInfo &info);
+  void Done(const Napi::CallbackInfo &info);
 
   static int OnRecord(void *ctx, void *data, size_t size);
   void PollLoop();
@@ -49,7 +57,8 @@ class RingBufferConsumer : public Napi::ObjectWrap<RingBufferConsumer> {
   int poll_timeout_ms_ = 100;
   size_t max_batch_bytes_ = 256 * 1024;
   uint32_t max_in_flight_ = 64;
-  std::shared_ptr<std::atomic<uint32_t>> in_flight_ = std::make_shared<std::atomic<uint32_t>>(0);
+  uint64_t max_queued_bytes_ = 16 << 20;
+  std::shared_ptr<Backlog> backlog_ = std::make_shared<Backlog>();
   Batch current_;
   std::atomic<uint64_t> delivered_records_{0};
   std::atomic<uint64_t> dropped_records_{0};

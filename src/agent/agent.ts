@@ -24,6 +24,7 @@ import { loadGroups, statusLogLine, type GroupStatus } from './group-loader';
 import { AgentLog } from './log';
 import { HealthServer } from './health';
 import { registerSelfMetrics } from './self-metrics';
+import { LOSS_LOG_EXPORT_FAILED, LOSS_LOG_QUEUE_FULL } from '../semconv';
 
 export interface AgentOptions {
   config: FlowtelConfig;
@@ -52,6 +53,10 @@ export class Agent {
       resource: agentResource(config.nodeName, version),
       version,
       ...(options.consoleOut ? { consoleOut: options.consoleOut } : {}),
+      onLogLoss: (kind, detail) =>
+        log.warn(`log records are being lost: ${detail}; counted in flowtel.agent.events.lost (logged once)`, {
+          reason: kind === 'queueFull' ? LOSS_LOG_QUEUE_FULL : LOSS_LOG_EXPORT_FAILED,
+        }),
     });
     const index = new CgroupIndex({ root: config.cgroupRoot });
     index.rescan();
@@ -61,6 +66,7 @@ export class Agent {
       objectDir: config.bpfObjectDir,
       ringBufferBytes: config.ringBuffer.sizeBytes,
       maxQueuedBatches: config.ringBuffer.maxQueuedBatches,
+      maxQueuedBytes: config.ringBuffer.maxQueuedBytes,
     });
     const attribution = new CgroupAttribution(index, config.nodeName, netns);
     const kubernetes = startKubernetes(config, log);
@@ -139,8 +145,9 @@ export class Agent {
   /** Detaches every link, exports the final totals and queued events, then closes. */
   async stop(): Promise<void> {
     this.runtime.detachAll();
-    // Let batches already queued by the ring-buffer thread reach their handlers.
+    // Let batches already queued by the ring-buffer thread reach JS, then handle all of them.
     await new Promise((resolve) => setImmediate(resolve));
+    this.runtime.drainEvents();
     // Summaries of repeats still being counted go out with the final flush.
     this.events.stop();
     try {

@@ -19,6 +19,8 @@ import {
   LOSS_MAP_FULL,
   LOSS_PROGRAM_SKIPPED,
   LOSS_QUEUE_FULL,
+  LOSS_LOG_EXPORT_FAILED,
+  LOSS_LOG_QUEUE_FULL,
   LOSS_UNHANDLED,
   LOSS_RING_BUFFER_FULL,
   METRIC_AGENT_COLLECTION_DURATION,
@@ -37,6 +39,7 @@ import {
 export interface PipelineStats {
   lastCollectionSeconds(): number;
   skippedMetricExports(): number;
+  logLosses(): { queueFull: number; exportFailed: number };
 }
 
 /** What the event aggregator reports (./probes/shared/event-aggregator). */
@@ -75,6 +78,9 @@ export function registerSelfMetrics(
     observer.observe(lost, losses.mapFull, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_MAP_FULL });
     observer.observe(lost, ring?.droppedRecords ?? 0, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_QUEUE_FULL });
     observer.observe(lost, runtime.unhandledEvents, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_UNHANDLED });
+    const logs = pipeline.logLosses();
+    observer.observe(lost, logs.queueFull, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_LOG_QUEUE_FULL });
+    observer.observe(lost, logs.exportFailed, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_LOG_EXPORT_FAILED });
     // One series per program: which program was skipped says which counts fell short.
     for (const [program, misses] of runtime.readRecursionMisses()) {
       observer.observe(lost, misses, { [ATTR_FLOWTEL_LOSS_REASON]: LOSS_PROGRAM_SKIPPED, [ATTR_FLOWTEL_BPF_PROGRAM]: program });

@@ -71,6 +71,9 @@ export interface RingBufferStats {
   deliveredRecords: number;
   droppedRecords: number;
   deliveredBatches: number;
+  /** Batches handed to JS and not yet done, and their bytes (bounded by maxQueuedBatches and maxQueuedBytes). */
+  queuedBatches: number;
+  queuedBytes: number;
   pollErrors: number;
   lastPollErrno: number;
   running: boolean;
@@ -79,6 +82,8 @@ export interface RingBufferStats {
 export interface RingBufferOptions {
   /** Batches JS may be behind by; then records wait in the kernel ring (whose overflow the BPF side counts). */
   maxQueuedBatches?: number;
+  /** Bytes JS may be behind by (native default 16 MiB); one batch goes out regardless when JS has none. */
+  maxQueuedBytes?: number;
   pollTimeoutMs?: number;
   maxBatchBytes?: number;
 }
@@ -86,6 +91,8 @@ export interface RingBufferOptions {
 export interface NativeRingBufferConsumer {
   stats(): RingBufferStats;
   stop(): void;
+  /** JS has handled a batch of this many bytes: it no longer counts against the queue bounds. */
+  done(bytes: number): void;
 }
 
 export interface NativeAddon {

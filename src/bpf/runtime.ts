@@ -5,6 +5,7 @@
  * loss table whatever the number of groups.
  */
 import path from 'node:path';
+import { EventBatches } from './event-batches';
 import { kernelFactsFrom, planHooks, unchosenPrograms, type ChosenProgram, type HookSpec } from './hooks';
 import { nativeAddon, type NativeAddon, type NativeBpfObject, type NativeRingBufferConsumer } from './native';
 import { u64 } from './le-bytes';
@@ -13,7 +14,6 @@ import { StructReader, sumPerCpu } from './struct-reader';
 export const SHARED_RING_MAP = 'flowtel_events';
 export const SHARED_LOSS_MAP = 'flowtel_losses';
 const SHARED_MAPS = [SHARED_RING_MAP, SHARED_LOSS_MAP] as const;
-const RING_FRAME_HEADER = 4;
 
 export interface ProbeObjectSpec {
   group: string;
@@ -67,8 +67,12 @@ export interface RuntimeOptions {
   objectDir: string;
   ringBufferBytes: number;
   maxQueuedBatches: number;
+  /** Bytes of batches JS may be behind by (native default 16 MiB). */
+  maxQueuedBytes?: number;
   /** Bytes a batch may reach before it is handed over regardless (native default 256 KiB). */
   maxBatchBytes?: number;
+  /** The longest JS works on events before it lets timers and sockets run (default 20 ms). */
+  eventSliceMs?: number;
   addon?: NativeAddon;
 }
 
@@ -79,6 +83,7 @@ export class BpfRuntime {
   /** fd of each shared map, held through the object that created it or took it over; undefined before the first load. */
   private sharedFds: Map<string, number> | undefined;
   private consumer: NativeRingBufferConsumer | undefined;
+  private batches: EventBatches | undefined;
   private header: StructReader<'kind' | 'size'> | undefined;
   private lossIndex: { ringBufferFull: number; mapFull: number; rateLimited: number } | undefined;
   private unhandled = 0;
@@ -173,10 +178,26 @@ export class BpfRuntime {
   startEvents(): void {
     const ringFd = this.sharedFds?.get(SHARED_RING_MAP);
     if (this.consumer || ringFd === undefined) return;
-    this.consumer = new this.addon.RingBufferConsumer(ringFd, (batch, records) => this.dispatch(batch, records), {
+    let consumer: NativeRingBufferConsumer | undefined;
+    // Tied to this consumer: after a restart, the old batches are done against the old one.
+    const batches = new EventBatches((batch, start, size) => this.dispatch(batch, start, size), (bytes) => consumer?.done(bytes), this.options.eventSliceMs ?? 20);
+    consumer = new this.addon.RingBufferConsumer(ringFd, (batch, records) => batches.push(batch, records), {
       maxQueuedBatches: this.options.maxQueuedBatches,
+      ...(this.options.maxQueuedBytes !== undefined ? { maxQueuedBytes: this.options.maxQueuedBytes } : {}),
       ...(this.options.maxBatchBytes !== undefined ? { maxBatchBytes: this.options.maxBatchBytes } : {}),
     });
+    this.consumer = consumer;
+    this.batches = batches;
+  }
+
+  /** Handles every record already handed to JS, without yielding: at stop, before the final export. */
+  drainEvents(): void {
+    this.batches?.drain();
+  }
+
+  /** The longest the event loop has waited on event handling at once, in milliseconds. */
+  get longestEventSliceMs(): number {
+    return this.batches?.longestSlice ?? 0;
   }
 
   ringStats() {
@@ -254,7 +275,9 @@ export class BpfRuntime {
   /** Stops the consumer (queued batches still arrive) and unloads every group. */
   close(): void {
     this.consumer?.stop();
+    this.batches?.drain();
     this.consumer = undefined;
+    this.batches = undefined;
     for (const group of [...this.loaded.keys()]) this.unload(group);
   }
 
@@ -269,26 +292,20 @@ export class BpfRuntime {
     };
   }
 
-  private dispatch(batch: Buffer, records: number): void {
+  private dispatch(batch: Buffer, start: number, size: number): void {
     const header = this.header as StructReader<'kind' | 'size'>;
-    let offset = 0;
-    for (let i = 0; i < records && offset + RING_FRAME_HEADER <= batch.length; i++) {
-      const size = batch.readUInt32LE(offset);
-      const start = offset + RING_FRAME_HEADER;
-      const handler = this.handlers.get(header.uint(batch, start, 'kind'));
-      if (handler) {
-        try {
-          handler(batch, start, size);
-        } catch (err) {
-          this.unhandled++;
-          // Once: a broken handler fails for every event, and the count is exported anyway.
-          if (!this.warnedHandlerFailure) process.emitWarning(`event handler failed: ${(err as Error).message}`);
-          this.warnedHandlerFailure = true;
-        }
-      } else {
-        this.unhandled++;
-      }
-      offset += (RING_FRAME_HEADER + size + 7) & ~7;
+    const handler = this.handlers.get(header.uint(batch, start, 'kind'));
+    if (!handler) {
+      this.unhandled++;
+      return;
+    }
+    try {
+      handler(batch, start, size);
+    } catch (err) {
+      this.unhandled++;
+      // Once: a broken handler fails for every event, and the count is exported anyway.
+      if (!this.warnedHandlerFailure) process.emitWarning(`event handler failed: ${(err as Error).message}`);
+      this.warnedHandlerFailure = true;
     }
   }
 }

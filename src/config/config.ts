@@ -44,6 +44,7 @@ export const configSchema = object({
   ringBuffer: object({
     sizeBytes: integer(4096, 1 << 30, 'bytes, a power of two'),
     maxQueuedBatches: integer(1, 1 << 16, 'batches waiting for the JS thread'),
+    maxQueuedBytes: integer(1 << 16, 1 << 30, 'bytes of events waiting for the JS thread'),
   }),
   events: object({
     aggregationWindowMs: integer(0, 3_600_000, 'milliseconds over which repeats of an event fold into one log record; 0 turns folding off'),
@@ -131,7 +132,8 @@ export interface FlowtelConfig {
   cgroupRoot: string;
   bpfObjectDir: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
-  ringBuffer: { sizeBytes: number; maxQueuedBatches: number };
+  /** maxQueuedBytes bounds the agent's memory under a flood: beyond it events wait in the kernel ring. */
+  ringBuffer: { sizeBytes: number; maxQueuedBatches: number; maxQueuedBytes: number };
   /** Repeats of an event within a window become one summary log record (probes/shared/event-aggregator). */
   events: { aggregationWindowMs: number; maxAggregatedKeys: number };
   probes: ProbesConfig;
@@ -184,7 +186,7 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
     logLevel: 'info',
     // 2 MiB: libbpf maps the data area twice, so it is 4 MiB of RSS; with back-pressure and folded repeats it absorbs
     // bursts of tens of thousands of events (docs/performance.md).
-    ringBuffer: { sizeBytes: 1 << 21, maxQueuedBatches: 256 },
+    ringBuffer: { sizeBytes: 1 << 21, maxQueuedBatches: 256, maxQueuedBytes: 8 << 20 },
     events: { aggregationWindowMs: 1000, maxAggregatedKeys: 10_000 },
     probes: {
       tcpRetransmits: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },

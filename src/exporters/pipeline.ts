@@ -9,7 +9,8 @@ import type { Logger } from '@opentelemetry/api-logs';
 import type { OtlpGrpcLogExporter } from './otlp/log-exporter';
 import type { OtlpGrpcMetricExporter } from './otlp/metric-exporter';
 import type { Resource } from '@opentelemetry/resources';
-import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter } from '@opentelemetry/sdk-logs';
+import { LoggerProvider, type LogRecordExporter } from '@opentelemetry/sdk-logs';
+import { LogQueue, type LogLosses } from './log-queue';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { FlowtelConfig } from '../config/config';
 import type { SeriesRegistry } from '../probes/series';
@@ -30,6 +31,9 @@ export const INSTRUMENTATION_SCOPE = 'flowtel';
  * 127 MiB over 70 MiB live; with 1,000 it peaked at 79 MiB.
  */
 const POINTS_PER_REQUEST = 1000;
+/** Log records waiting for export (the SDK's default), and per export call. */
+const LOG_QUEUE_RECORDS = 2048;
+const LOG_BATCH_RECORDS = 512;
 
 export interface TelemetryPipeline {
   readonly meter: Meter;
@@ -40,6 +44,8 @@ export interface TelemetryPipeline {
   lastCollectionSeconds(): number;
   /** OTLP metric exports skipped because the previous one was still in flight. */
   skippedMetricExports(): number;
+  /** Log records not delivered, by why, summed over the log destinations. */
+  logLosses(): LogLosses;
   /** Human-readable list of where data goes, for the start-up log line. */
   readonly destinations: string[];
   forceFlush(): Promise<void>;
@@ -52,6 +58,8 @@ export interface PipelineOptions {
   version: string;
   /** Where the console exporters write (stdout by default). */
   consoleOut?: NodeJS.WritableStream;
+  /** Told the first time log records are lost for each reason. */
+  onLogLoss?: (kind: keyof LogLosses, detail: string) => void;
 }
 
 /*
@@ -130,13 +138,19 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   }
 
   const meterProvider = new MeterProvider({ resource, readers });
-  // The SDK's self-observability metrics count what it must drop: log records
-  // from a full queue or a failed export (otel.sdk.processor.log.processed
-  // with error.type) and failed metric exports (otel.sdk.exporter.*). They go
-  // out with ours instead of only to the diag logger.
-  const processors = logExporters.map(
-    (exporter) => new BatchLogRecordProcessor({ exporter, scheduledDelayMillis: 1000, selfObsMeterProvider: meterProvider }),
+  // Failed metric exports are counted by the SDK's own metrics (otel.sdk.exporter.*), which go out with ours.
+  // Log records that cannot be delivered are counted by the queues, as losses (flowtel.agent.events.lost).
+  const logQueues = logExporters.map(
+    (exporter) =>
+      new LogQueue(exporter, {
+        maxQueueSize: LOG_QUEUE_RECORDS,
+        maxBatchSize: LOG_BATCH_RECORDS,
+        delayMs: 1000,
+        exportTimeoutMs: config.exporters.otlp.exportTimeoutMs,
+        ...(options.onLogLoss ? { onFirstLoss: options.onLogLoss } : {}),
+      }),
   );
+  const processors = logQueues;
   const loggerProvider = new LoggerProvider({ resource, processors, meterProvider });
   for (const exporter of otlpExporters) exporter.setSelfObsMeterProvider(meterProvider);
 
@@ -146,6 +160,10 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
     series: producer,
     lastCollectionSeconds: () => producer.lastCollectionSeconds,
     skippedMetricExports: () => chunking?.skipped ?? 0,
+    logLosses: () => ({
+      queueFull: logQueues.reduce((n, q) => n + q.losses.queueFull, 0),
+      exportFailed: logQueues.reduce((n, q) => n + q.losses.exportFailed, 0),
+    }),
     destinations,
     async forceFlush() {
       await Promise.all([meterProvider.forceFlush(), loggerProvider.forceFlush()]);

@@ -39,7 +39,7 @@ export const ATTR_FLOWTEL_TCP_STATE = 'flowtel.tcp.state';
 export const ATTR_FLOWTEL_TCP_SEGMENTS = 'flowtel.tcp.segments';
 /** The cgroup v2 id of the socket (log records only: unbounded). */
 export const ATTR_FLOWTEL_CGROUP_ID = 'flowtel.cgroup.id';
-/** Why events were lost: ring_buffer_full, map_full, queue_full, unhandled, program_skipped. */
+/** Why events were lost: ring_buffer_full, map_full, queue_full, log_queue_full, log_export_failed, unhandled, program_skipped. */
 export const ATTR_FLOWTEL_LOSS_REASON = 'flowtel.loss.reason';
 
 export const ATTRIBUTION_POD = 'pod';
@@ -49,6 +49,10 @@ export const ATTRIBUTION_UNKNOWN = 'unknown';
 export const LOSS_RING_BUFFER_FULL = 'ring_buffer_full';
 export const LOSS_MAP_FULL = 'map_full';
 export const LOSS_QUEUE_FULL = 'queue_full';
+/** A log record dropped because the log queue was full (the exporter slower than the events, or failing). */
+export const LOSS_LOG_QUEUE_FULL = 'log_queue_full';
+/** Log records in an export the destination did not take: refused, unreachable or timed out. */
+export const LOSS_LOG_EXPORT_FAILED = 'log_export_failed';
 /** A record the agent could not handle: an event kind no group registered, or a handler that failed. */
 export const LOSS_UNHANDLED = 'unhandled';
 /** A run of one of our tracing programs that the kernel skipped: the program was already running on that CPU. */

@@ -408,7 +408,7 @@ describe('e2e: probe groups against the kernel', function () {
   describe('self-metrics', () => {
     it('lost no events in any of the above, and kept pod series free of peer attributes', () => {
       const lost = receiver.latestPoints('flowtel.agent.events.lost').filter((p) => p.attributes['flowtel.loss.reason'] !== 'program_skipped');
-      assert.equal(lost.length, 4, 'one series per loss reason');
+      assert.equal(lost.length, 6, 'one series per loss reason');
       for (const p of lost) assert.equal(p.value, 0, `lost ${p.value} (${String(p.attributes['flowtel.loss.reason'])})`);
       assert.ok(receiver.latestTotal('flowtel.agent.events.received') > 0);
       const metrics = ['k8s.pod.network.io', 'flowtel.tcp.resets', 'flowtel.tcp.connection.opens'];

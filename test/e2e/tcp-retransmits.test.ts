@@ -153,7 +153,7 @@ describe('e2e: tcp-retransmits against the kernel', function () {
     const skipped = (p: ReceivedDataPoint) => p.attributes['flowtel.loss.reason'] === 'program_skipped';
     const lost = receiver!.latestPoints('flowtel.agent.events.lost');
     const agentLosses = lost.filter((p) => !skipped(p));
-    assert.equal(agentLosses.length, 4, 'one series per loss reason');
+    assert.equal(agentLosses.length, 6, 'one series per loss reason');
     for (const p of agentLosses) assert.equal(p.value, 0, `lost ${p.value} events (${String(p.attributes['flowtel.loss.reason'])})`);
     // Runs the kernel skipped (an interrupt's retransmit nested in one being counted) are its doing, not the agent's:
     // they are exported by program, and the probe-groups test checks them against bpftool.
