@@ -54,8 +54,10 @@ void ClearLibbpfLog() { TakeLog(); }
 
 void ThrowErrno(Napi::Env env, const std::string &subject, const std::string &what, int err) {
   if (err < 0) err = -err;
-  std::string message = subject + ": " + what + ": " + strerror(err) + " (errno " +
-                        std::to_string(err) + ")";
+  // libbpf's own codes (4000 and up, such as "BPF object format invalid") are unknown to strerror.
+  char text[128];
+  if (libbpf_strerror(err, text, sizeof(text)) != 0) snprintf(text, sizeof(text), "%s", strerror(err));
+  std::string message = subject + ": " + what + ": " + text + " (errno " + std::to_string(err) + ")";
   std::string log = TakeLog();
   if (!log.empty()) message += "\nlibbpf: " + log;
   Napi::Error error = Napi::Error::New(env, message);

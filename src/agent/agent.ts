@@ -62,6 +62,14 @@ export class Agent {
     index.rescan();
     const netns = new NetnsIndex();
     netns.rescan();
+    if (netns.unreadableProcesses > 0) {
+      log.warn(
+        `cannot read the network namespace of ${netns.unreadableProcesses} processes (/proc/<pid>/ns/net: permission denied): ` +
+          'events without a socket in their pods (packets dropped before socket lookup, resets answering a closed port) are attributed to unknown; ' +
+          'grant CAP_SYS_PTRACE (the Helm chart does). Counted in flowtel.agent.netns.unreadable',
+        { capability: 'CAP_SYS_PTRACE' },
+      );
+    }
     const runtime = new BpfRuntime({
       objectDir: config.bpfObjectDir,
       ringBufferBytes: config.ringBuffer.sizeBytes,
@@ -114,7 +122,7 @@ export class Agent {
     runtime.startEvents();
     // Start-up parsed the kernel's BTF once per object and freed it; give those pages back.
     runtime.native.releaseFreedMemory();
-    const stopServices = registerSelfMetrics(pipeline.meter, runtime, pipeline, events, statuses);
+    const stopServices = registerSelfMetrics(pipeline.meter, runtime, pipeline, events, statuses, netns);
     const stopKubernetesMetrics = kubernetes ? registerKubernetesMetrics(pipeline.meter, kubernetes) : () => {};
     log.info('flowtel running', {
       node: config.nodeName,

@@ -29,6 +29,7 @@ import {
   METRIC_AGENT_EVENTS_RECEIVED,
   METRIC_AGENT_EVENTS_SUPPRESSED,
   METRIC_AGENT_MEMORY_EXTERNAL,
+  METRIC_AGENT_NETNS_UNREADABLE,
   METRIC_AGENT_METRIC_EXPORTS_SKIPPED,
   METRIC_AGENT_PROBE_GROUPS,
   METRIC_PROCESS_MEMORY_USAGE,
@@ -53,6 +54,7 @@ export function registerSelfMetrics(
   pipeline: PipelineStats,
   events: AggregationStats,
   groups: readonly GroupStatus[] = [],
+  netns?: { readonly unreadableProcesses: number },
 ): () => void {
   const probeGroups = meter.createObservableGauge(METRIC_AGENT_PROBE_GROUPS.name, {
     unit: METRIC_AGENT_PROBE_GROUPS.unit,
@@ -70,6 +72,10 @@ export function registerSelfMetrics(
   const rss = observableUpDownCounter(meter, METRIC_PROCESS_MEMORY_USAGE);
   const heapUsed = observableUpDownCounter(meter, METRIC_V8JS_HEAP_USED);
   const external = observableUpDownCounter(meter, METRIC_AGENT_MEMORY_EXTERNAL);
+  const unreadableNetns = meter.createObservableGauge(METRIC_AGENT_NETNS_UNREADABLE.name, {
+    unit: METRIC_AGENT_NETNS_UNREADABLE.unit,
+    description: METRIC_AGENT_NETNS_UNREADABLE.description,
+  });
   const callback = (observer: BatchObservableResult): void => {
     const losses = runtime.readLosses();
     const ring = runtime.ringStats();
@@ -96,12 +102,13 @@ export function registerSelfMetrics(
     observer.observe(collection, pipeline.lastCollectionSeconds());
     observer.observe(skipped, pipeline.skippedMetricExports());
     observer.observe(aggregated, events.folded);
+    if (netns) observer.observe(unreadableNetns, netns.unreadableProcesses);
     const memory = process.memoryUsage();
     observer.observe(rss, memory.rss);
     observer.observe(external, memory.external);
     for (const space of v8.getHeapSpaceStatistics()) observer.observe(heapUsed, space.space_used_size, { [ATTR_V8JS_HEAP_SPACE_NAME]: space.space_name });
   };
-  const observables = [probeGroups, received, lost, suppressed, collection, skipped, aggregated, rss, heapUsed, external];
+  const observables = [probeGroups, received, lost, suppressed, collection, skipped, aggregated, rss, heapUsed, external, unreadableNetns];
   meter.addBatchObservableCallback(callback, observables);
   return () => meter.removeBatchObservableCallback(callback, observables);
 }

@@ -13,7 +13,7 @@ import { ConfigError } from '../config/schema';
 import { formatTable, runDoctor } from '../doctor';
 import { parseArgs, USAGE, type OutputFormat } from './args';
 import { loadCommandConfig } from './load-config';
-import { effectiveCapabilities, missingBpfCapabilities } from './capabilities';
+import { effectiveCapabilities, missingBpfCapabilities } from '../bpf/capabilities';
 
 export const EXIT_USAGE = 2;
 

@@ -14,7 +14,7 @@ import {
   effectiveCapabilities,
   hasCapability,
   missingBpfCapabilities,
-} from '../cli/capabilities';
+} from '../bpf/capabilities';
 import { isCgroup2, type FlowtelConfig } from '../config/config';
 import type { DoctorCheck } from './report';
 

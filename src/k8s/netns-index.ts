@@ -24,6 +24,7 @@ export class NetnsIndex {
   private byNetns = new Map<number, string[]>();
   private hostNetns = 0;
   private lastScanAt = -Infinity;
+  private denied = 0;
 
   constructor(options: NetnsIndexOptions = {}) {
     this.procRoot = options.procRoot ?? '/proc';
@@ -50,8 +51,17 @@ export class NetnsIndex {
     return this.byNetns.has(netnsIno);
   }
 
+  /**
+   * Processes of the last scan whose network namespace the agent may not
+   * read: without CAP_SYS_PTRACE only its own user's processes are readable.
+   */
+  get unreadableProcesses(): number {
+    return this.denied;
+  }
+
   rescan(): void {
     const next = new Map<number, string[]>();
+    let denied = 0;
     for (const entry of fs.readdirSync(this.procRoot)) {
       if (!/^\d+$/.test(entry)) continue;
       const dir = path.join(this.procRoot, entry);
@@ -62,10 +72,13 @@ export class NetnsIndex {
         const paths = next.get(ino);
         if (!paths) next.set(ino, [cgroup]);
         else if (!paths.includes(cgroup)) paths.push(cgroup);
-      } catch {
-        // the process exited while we looked
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EACCES' || code === 'EPERM') denied++;
+        // else: the process exited while we looked
       }
     }
+    this.denied = denied;
     try {
       this.hostNetns = netnsInode(fs.readlinkSync(path.join(this.procRoot, '1', 'ns', 'net'))) ?? 0;
     } catch {

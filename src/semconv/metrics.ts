@@ -84,10 +84,17 @@ export const METRIC_AGENT_EVENTS_SUPPRESSED: MetricName = {
   description: 'Events not emitted because of the configured per-CPU rate limit (their counts are still in the metrics).',
 };
 
+export const METRIC_AGENT_NETNS_UNREADABLE: MetricName = {
+  name: 'flowtel.agent.netns.unreadable',
+  unit: '{process}',
+  description:
+    "Processes whose network namespace the agent could not read in its last /proc scan (it lacks CAP_SYS_PTRACE): events without a socket in their pods' namespaces are attributed to unknown.",
+};
+
 /*
- * Export failures and log-queue drops are counted by the SDK's own
- * self-observability metrics (otel.sdk.exporter.*, otel.sdk.processor.log.*),
- * which the exporters pipeline wires to the same MeterProvider.
+ * Failed metric exports are counted by the SDK's own self-observability
+ * metrics (otel.sdk.exporter.*), which the exporters pipeline wires to the
+ * same MeterProvider; undelivered log records are in flowtel.agent.events.lost.
  */
 
 export const METRIC_TCP_RESETS: MetricName = {

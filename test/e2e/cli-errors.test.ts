@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
+import { packageRoot } from '../../src/bpf/native';
 import { CLI, agentEnv, randomHealthPort } from '../support/agent-process';
 import { groupOnThisKernel } from '../support/kernel-table';
 import { PROBE_GROUPS } from '../../src/probes/catalog';
@@ -166,5 +167,92 @@ describe('CLI: missing privileges', function () {
     const r = flowtel(['run', '--cgroup-root', cgroupRoot()], {}, ['setpriv', '--bounding-set=-perfmon,-sys_admin', '--inh-caps=-all']);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /missing capability CAP_PERFMON:/);
+  });
+
+  /** Runs the agent under `wrapper` until it says it runs, then stops it; its stderr. */
+  async function runUntilRunning(args: string[], wrapper: string[]): Promise<string> {
+    const [cmd, ...pre] = wrapper;
+    const child = spawn(cmd, [...pre, process.execPath, CLI, 'run', '--health-port', String(randomHealthPort()), ...args], { env: agentEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      for (const deadline = Date.now() + 120_000; !stderr.includes('msg="flowtel running"'); ) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the agent did not start:\n${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      child.kill('SIGINT');
+      await exited;
+    }
+    return stderr;
+  }
+
+  function doctorChecks(args: string[], wrapper: string[]): Array<{ name: string; status: string; detail: string }> {
+    const r = flowtel(['doctor', '-o', 'json', ...args], {}, wrapper);
+    return (JSON.parse(r.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }).checks;
+  }
+
+  it('names CAP_NET_ADMIN as what the flows group lacks, in the log and in doctor', async function () {
+    this.timeout(300_000);
+    const wrapper = ['setpriv', '--bounding-set=-net_admin,-sys_admin', '--inh-caps=-all'];
+    const cause = 'attaching a program at a cgroup needs CAP_NET_ADMIN, which the agent does not have';
+    const stderr = await runUntilRunning(['--cgroup-root', cgroupRoot(), '--prometheus', 'false'], wrapper);
+    const flows = stderr.split('\n').filter((l) => l.includes('group=flows'));
+    assert.equal(flows.length, 1, stderr);
+    assert.ok(flows[0].includes(cause), flows[0]);
+    const checks = doctorChecks(['--cgroup-root', cgroupRoot()], wrapper);
+    assert.ok(checks.find((c) => c.name === 'flows')!.detail.includes(cause), JSON.stringify(checks));
+    assert.match(checks.find((c) => c.name === 'capabilities')!.detail, /missing CAP_NET_ADMIN/);
+  });
+
+  it('names a damaged BPF object as such, in the log and in doctor', async function () {
+    this.timeout(300_000);
+    const dir = tempDir('damaged-bpf');
+    const objects = path.join(packageRoot(), 'bpf', '.output');
+    for (const file of fs.readdirSync(objects).filter((f) => f.endsWith('.bpf.o'))) fs.copyFileSync(path.join(objects, file), path.join(dir, file));
+    // Cut short: the ELF header is intact, its sections are not.
+    fs.writeFileSync(path.join(dir, 'tcp_rtt.bpf.o'), fs.readFileSync(path.join(objects, 'tcp_rtt.bpf.o')).subarray(0, 3000));
+    const cause = `the BPF object is damaged or not one of Flowtel's: ${dir}/tcp_rtt.bpf.o: open: `;
+    const stderr = await runUntilRunning(['--cgroup-root', cgroupRoot(), '--prometheus', 'false', '--bpf-dir', dir], ['env']);
+    const rtt = stderr.split('\n').filter((l) => l.includes('group=tcp-rtt'));
+    assert.equal(rtt.length, 1, stderr);
+    assert.ok(rtt[0].includes(cause), rtt[0]);
+    assert.doesNotMatch(rtt[0], /Unknown error/);
+    const checks = doctorChecks(['--cgroup-root', cgroupRoot(), '--bpf-dir', dir], ['env']);
+    assert.ok(checks.find((c) => c.name === 'tcp-rtt')!.detail.includes(cause), JSON.stringify(checks));
+  });
+
+  it("warns once, and counts, when it may not read other processes' network namespaces (no CAP_SYS_PTRACE)", async function () {
+    this.timeout(300_000);
+    // A user other than root, with the BPF capabilities but not CAP_SYS_PTRACE.
+    const caps = 'cap_bpf,cap_perfmon,cap_net_admin';
+    const wrapper = ['capsh', `--caps=${caps}+eip cap_setpcap,cap_setuid,cap_setgid+ep`, '--keep=1', '--user=nobody', `--addamb=${caps}`, '--', '-c', 'exec "$@"', 'agent'];
+    const port = 20000 + Math.floor(Math.random() * 30000);
+    const [cmd, ...pre] = wrapper;
+    const child = spawn(cmd, [...pre, process.execPath, CLI, 'run', '--health-port', String(randomHealthPort()), '--cgroup-root', cgroupRoot(), '--prometheus-host', '127.0.0.1', '--prometheus-port', String(port)], { env: agentEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      let metric: RegExpExecArray | null = null;
+      for (const deadline = Date.now() + 120_000; !metric; ) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no flowtel_agent_netns_unreadable from the agent:\n${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+        metric = /^flowtel_agent_netns_unreadable(?:\{[^}]*\})? (\d+)/m.exec(text);
+      }
+      const warnings = stderr.split('\n').filter((l) => l.includes('capability=CAP_SYS_PTRACE'));
+      assert.equal(warnings.length, 1, stderr);
+      const counted = Number(/cannot read the network namespace of (\d+) processes/.exec(warnings[0])?.[1]);
+      assert.ok(counted > 0, warnings[0]);
+      assert.ok(Number(metric[1]) > 0, `exported ${metric[1]}`);
+      assert.match(warnings[0], /attributed to unknown; grant CAP_SYS_PTRACE/);
+    } finally {
+      child.kill('SIGINT');
+      await exited;
+    }
+    const checks = doctorChecks(['--cgroup-root', cgroupRoot()], wrapper);
+    assert.match(checks.find((c) => c.name === 'capabilities')!.detail, /missing CAP_SYS_PTRACE/);
   });
 });

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Context } from 'mocha';
-import { effectiveCapabilities, missingBpfCapabilities } from '../../src/cli/capabilities';
+import { effectiveCapabilities, missingBpfCapabilities } from '../../src/bpf/capabilities';
 import { defaultCgroupRoot } from '../../src/config/config';
 import { kernelFactsFrom, planHooks, unchosenPrograms, type HookSpec } from '../../src/bpf/hooks';
 import { nativeAddon, packageRoot, type NativeBpfObject } from '../../src/bpf/native';

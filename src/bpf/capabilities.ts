@@ -11,7 +11,18 @@ export const CAP_SYS_RESOURCE = 24;
 export const CAP_PERFMON = 38;
 export const CAP_BPF = 39;
 
-const NAMES: Record<number, string> = { [CAP_SYS_ADMIN]: 'CAP_SYS_ADMIN', [CAP_PERFMON]: 'CAP_PERFMON', [CAP_BPF]: 'CAP_BPF' };
+const NAMES: Record<number, string> = {
+  [CAP_NET_ADMIN]: 'CAP_NET_ADMIN',
+  [CAP_SYS_PTRACE]: 'CAP_SYS_PTRACE',
+  [CAP_SYS_ADMIN]: 'CAP_SYS_ADMIN',
+  [CAP_SYS_RESOURCE]: 'CAP_SYS_RESOURCE',
+  [CAP_PERFMON]: 'CAP_PERFMON',
+  [CAP_BPF]: 'CAP_BPF',
+};
+
+export function capabilityName(cap: number): string {
+  return NAMES[cap] ?? `capability ${cap}`;
+}
 
 export function effectiveCapabilities(statusText = fs.readFileSync('/proc/self/status', 'utf8')): bigint {
   const line = statusText.split('\n').find((l) => l.startsWith('CapEff:'));
