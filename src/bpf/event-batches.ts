@@ -26,11 +26,10 @@ interface PendingBatch {
 export class EventBatches {
   private readonly pending: PendingBatch[] = [];
   private scheduled: NodeJS.Immediate | undefined;
-  private longestSliceMs = 0;
 
   constructor(
     private readonly handle: RecordHandler,
-    /** Called once per batch when its last record is handled (or it is discarded). */
+    /** Called once per batch, when its last record is handled. */
     private readonly done: (bytes: number) => void,
     private readonly sliceMs: number,
   ) {}
@@ -41,33 +40,11 @@ export class EventBatches {
     this.schedule();
   }
 
-  /** Batches not yet fully handled. */
-  get backlog(): number {
-    return this.pending.length;
-  }
-
-  /** The longest slice so far, in milliseconds: how long the event loop waited on events at worst. */
-  get longestSlice(): number {
-    return this.longestSliceMs;
-  }
-
   /** Handles everything queued now, without yielding: at stop, before the final export. */
   drain(): void {
     if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = undefined;
     this.work(Infinity);
-  }
-
-  /** Gives up what is queued (the consumer is gone); returns the records given up. */
-  discard(): number {
-    if (this.scheduled) clearImmediate(this.scheduled);
-    this.scheduled = undefined;
-    let records = 0;
-    for (const item of this.pending.splice(0)) {
-      records += item.records - item.next;
-      this.done(item.batch.length);
-    }
-    return records;
   }
 
   private schedule(): void {
@@ -80,8 +57,7 @@ export class EventBatches {
   }
 
   private work(budgetMs: number): void {
-    const started = performance.now();
-    const deadline = started + budgetMs;
+    const deadline = performance.now() + budgetMs;
     let sinceCheck = 0;
     while (this.pending.length > 0) {
       const item = this.pending[0];
@@ -101,6 +77,5 @@ export class EventBatches {
       }
       if (performance.now() >= deadline) break;
     }
-    this.longestSliceMs = Math.max(this.longestSliceMs, performance.now() - started);
   }
 }

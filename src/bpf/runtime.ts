@@ -195,10 +195,6 @@ export class BpfRuntime {
     this.batches?.drain();
   }
 
-  /** The longest the event loop has waited on event handling at once, in milliseconds. */
-  get longestEventSliceMs(): number {
-    return this.batches?.longestSlice ?? 0;
-  }
 
   ringStats() {
     return this.consumer?.stats();
