@@ -12,6 +12,7 @@ import type { FlowtelConfig } from '../config/config';
 import { ConfigError } from '../config/schema';
 import { formatTable, runDoctor } from '../doctor';
 import { parseArgs, USAGE, type OutputFormat } from './args';
+import { dropReasonWarnings } from '../probes/drops';
 import { loadCommandConfig } from './load-config';
 import { effectiveCapabilities, missingBpfCapabilities } from '../bpf/capabilities';
 
@@ -35,7 +36,9 @@ async function run(argv: string[]): Promise<number> {
   const config = loadCommandConfig(args, process.env, packageRoot());
   if (args.command === 'doctor') return doctor(config, args.output ?? (process.stdout.isTTY ? 'table' : 'json'));
   if (args.command === 'validate') {
-    // Paths that belong to the node the agent will run on (cgroup root, BPF objects) were checked too.
+    // Paths that belong to the node the agent will run on (cgroup root, BPF objects) were checked too; so are the
+    // drop reasons against this kernel's, which run warns about and ignores.
+    if (config.probes.drops.enabled) for (const warning of dropReasonWarnings(config.probes.drops)) process.stderr.write(`flowtel: warning: ${warning}\n`);
     process.stdout.write(`configuration is valid (${args.configFile ?? 'no file'})\n`);
     return 0;
   }

@@ -76,4 +76,11 @@ describe('validate rejects what run rejects, with the same message', function ()
       assert.ok(run.stderr.startsWith(`flowtel: invalid configuration: ${input.field} = `), run.stderr);
     });
   }
+
+  it('prints, without failing, the warning run logs for a drop reason this kernel lacks', () => {
+    const config = file('reasons.yaml', 'probes:\n  drops:\n    denyReasons: [NOT_SPECIFIED, NETFILTER_DORP]\n');
+    const validate = cli(['validate', '--config', config]);
+    assert.equal(validate.code, 0, validate.stderr);
+    assert.match(validate.stderr, /^flowtel: warning: probes\.drops\.denyReasons\[1\]: NETFILTER_DORP is not a drop reason of this kernel \(.+\); it is ignored here$/m);
+  });
 });

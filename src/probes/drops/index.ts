@@ -81,6 +81,23 @@ export function selectedReasons(reasons: EnumNames, config: Pick<DropsConfig, 'a
   return { values: allowed.filter((n) => !denied.has(n)).map((n) => reasons.values.get(n) as number), unknown };
 }
 
+/** The warning for a configured reason this kernel lacks (the agent logs it at start; `validate` prints it). */
+export function unknownReasonWarning({ field, name }: { field: string; name: string }): string {
+  return `${field}: ${name} is not a drop reason of this kernel (${os.release()}); it is ignored here`;
+}
+
+/** Warnings for the configured reasons this kernel lacks; none when it has no drop reasons (before 5.17) or no BTF to read them from. */
+export function dropReasonWarnings(config: Pick<DropsConfig, 'allowReasons' | 'denyReasons'>): string[] {
+  let names: Record<string, number>;
+  try {
+    names = nativeAddon().kernelEnum('skb_drop_reason');
+  } catch {
+    return [];
+  }
+  if (Object.keys(names).length === 0) return [];
+  return selectedReasons(new EnumNames(names, 'SKB_DROP_REASON_'), config).unknown.map(unknownReasonWarning);
+}
+
 export class DropsGroup implements ProbeGroup {
   readonly name = 'drops';
   readonly hooks = DROPS_HOOKS;
@@ -117,9 +134,7 @@ export class DropsGroup implements ProbeGroup {
   start(loaded: LoadedProbeObject, context: ProbeContext): void {
     const { runtime, attribution } = context;
     const reasons = this.reasons;
-    for (const { field, name } of this.selection.unknown) {
-      context.log.warn(`${field}: ${name} is not a drop reason of this kernel (${os.release()}); it is ignored here`, { field, value: name });
-    }
+    for (const unknown of this.selection.unknown) context.log.warn(unknownReasonWarning(unknown), { field: unknown.field, value: unknown.name });
     const table = new EndpointCounterTable({
       object: loaded.object,
       mapName: MAP,
