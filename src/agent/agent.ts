@@ -25,6 +25,7 @@ import { AgentLog } from './log';
 import { HealthServer } from './health';
 import { registerSelfMetrics } from './self-metrics';
 import { LOSS_LOG_EXPORT_FAILED, LOSS_LOG_QUEUE_FULL } from '../semconv';
+import { CAP_SYS_PTRACE, effectiveCapabilities, hasCapability } from '../bpf/capabilities';
 
 export interface AgentOptions {
   config: FlowtelConfig;
@@ -62,7 +63,8 @@ export class Agent {
     index.rescan();
     const netns = new NetnsIndex();
     netns.rescan();
-    if (netns.unreadableProcesses > 0) {
+    // With CAP_SYS_PTRACE a process may still be unreadable (a security module, an exiting process): not worth a warning.
+    if (netns.unreadableProcesses > 0 && !hasCapability(effectiveCapabilities(), CAP_SYS_PTRACE)) {
       log.warn(
         `cannot read the network namespace of ${netns.unreadableProcesses} processes (/proc/<pid>/ns/net: permission denied): ` +
           'events without a socket in their pods (packets dropped before socket lookup, resets answering a closed port) are attributed to unknown; ' +

@@ -88,7 +88,7 @@ export const METRIC_AGENT_NETNS_UNREADABLE: MetricName = {
   name: 'flowtel.agent.netns.unreadable',
   unit: '{process}',
   description:
-    "Processes whose network namespace the agent could not read in its last /proc scan (it lacks CAP_SYS_PTRACE): events without a socket in their pods' namespaces are attributed to unknown.",
+    "Processes whose network namespace the agent could not read in its last /proc scan (without CAP_SYS_PTRACE, every other user's): events without a socket in their pods' namespaces are attributed to unknown.",
 };
 
 /*
