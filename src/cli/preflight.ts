@@ -2,15 +2,12 @@
  * Every check of the operator's input that `run` makes before it loads a
  * program, in one place, so that `validate` rejects exactly what `run` would,
  * with the same message. Throws ConfigError. Facts of the node (privileges,
- * the kernel's drop reasons) are not input: run and doctor report those.
+ * the kernel's drop reasons) are not input: run and doctor report those. Nor
+ * is a kubeconfig run cannot use: the agent then runs with cgroup attribution.
  */
 import type { FlowtelConfig } from '../config/config';
-import { readInputFile } from '../config/input-file';
 import { ConfigError } from '../config/schema';
 import { resolveGrpcEndpoint } from '../exporters/otlp/grpc-endpoint';
-
-/** A kubeconfig with many contexts and embedded certificates is tens of KiB. */
-const MAX_KUBECONFIG_BYTES = 4 << 20;
 
 export function checkBeforeLoad(config: FlowtelConfig, env: NodeJS.ProcessEnv): void {
   const otlp = config.exporters.otlp;
@@ -27,9 +24,5 @@ export function checkBeforeLoad(config: FlowtelConfig, env: NodeJS.ProcessEnv): 
       `a port other than exporters.prometheus.port (${config.exporters.prometheus.port}): both listen`,
       'the merged configuration',
     );
-  }
-  const kubeconfig = config.kubernetes.kubeconfig;
-  if (kubeconfig !== undefined && config.kubernetes.enabled !== false) {
-    readInputFile(kubeconfig, { field: 'kubernetes.kubeconfig', source: 'the merged configuration', what: 'a readable kubeconfig file', maxBytes: MAX_KUBECONFIG_BYTES });
   }
 }

@@ -7,6 +7,7 @@
 import https from 'node:https';
 import http from 'node:http';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { readInputFile } from '../config/input-file';
 
 export class KubeApiError extends Error {
   constructor(
@@ -27,6 +28,9 @@ export interface ListPage<T> {
 
 export type WatchHandler = (type: string, object: Record<string, unknown>) => void;
 
+/** A kubeconfig with many contexts and embedded certificates is tens of KiB. */
+const MAX_KUBECONFIG_BYTES = 4 << 20;
+
 export class KubeClient {
   private readonly watcher: Watch;
 
@@ -37,7 +41,11 @@ export class KubeClient {
   /** In-cluster when the service account is mounted, else the kubeconfig file given or $KUBECONFIG. */
   static load(kubeconfigPath?: string): KubeClient {
     const kc = new KubeConfig();
-    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+    if (kubeconfigPath) {
+      // Refuses a FIFO or a device before the client library would block on it or read it without end.
+      readInputFile(kubeconfigPath, { field: 'kubernetes.kubeconfig', source: 'the configuration', what: 'a readable kubeconfig file', maxBytes: MAX_KUBECONFIG_BYTES });
+      kc.loadFromFile(kubeconfigPath);
+    }
     else if (process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) kc.loadFromCluster();
     else kc.loadFromDefault();
     if (!kc.getCurrentCluster()) throw new Error(`kubeconfig ${kubeconfigPath ?? process.env.KUBECONFIG ?? '(default)'} has no current cluster`);

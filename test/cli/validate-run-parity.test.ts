@@ -32,7 +32,7 @@ describe('validate rejects what run rejects, with the same message', function ()
     fs.writeFileSync(at, text);
     return at;
   };
-  const fifo = path.join(dir, 'kubeconfig.fifo');
+  const fifo = path.join(dir, 'config.fifo');
   before(() => {
     assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
   });
@@ -57,8 +57,6 @@ describe('validate rejects what run rejects, with the same message', function ()
     { name: 'a NODE_NAME that is no node name', args: [], env: { NODE_NAME: 'Worker_1' }, field: 'nodeName' },
     { name: 'a Prometheus host that is no address', args: ['--prometheus-host', 'not a host!'], field: 'exporters.prometheus.host' },
     { name: 'the health and Prometheus ports equal', args: ['--prometheus-port', '9555', '--health-port', '9555'], field: 'health.port' },
-    { name: 'a kubeconfig that does not exist', args: ['--kubeconfig', '/nonexistent/kubeconfig'], field: 'kubernetes.kubeconfig' },
-    { name: 'a kubeconfig that is a FIFO', args: ['--kubeconfig', fifo], field: 'kubernetes.kubeconfig' },
     { name: 'a config file that is a FIFO', args: ['--config', fifo], field: '--config' },
     { name: 'a prototype-named config key', args: ['--config', file('proto.yaml', 'constructor: 1\n')], field: 'constructor' },
     { name: 'a prototype-named flag', args: ['constructor', 'x'], field: 'constructor' },

@@ -16,7 +16,7 @@ import { nftRuleCounters, retransmissions } from '../../src/testbed/kernel-count
 import { AgentProcess, startAgentWithReceiver, waitFor } from '../support/agent-process';
 import { cgroupRoot, kernelCountsSkippedRuns, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
-import { IPERF_PORT, NFT_TABLE, dropPercent, iperf, waitForClosedConnections } from '../support/traffic';
+import { IPERF_PORT, NFT_TABLE, assertRetransmitsWithinSkipped, dropPercent, iperf, maxSegmentsPerSkb, skippedRetransmitRuns, waitForClosedConnections } from '../support/traffic';
 
 const RETRANSMITS = 'flowtel.tcp.retransmits';
 /** The agent's event rate limit in this test. */
@@ -28,6 +28,7 @@ describe('e2e: tcp-retransmits against the kernel', function () {
   let receiver: OtlpReceiver | undefined;
   let agent: AgentProcess | undefined;
   const kernel = { a: 0, b: 0, dropped: 0 };
+  let maxSegments = 0;
   let trafficEndedAt = 0;
 
   before(async function () {
@@ -38,6 +39,7 @@ describe('e2e: tcp-retransmits against the kernel', function () {
     fs.writeFileSync(config, `probes:\n  tcpRetransmits: { maxEventsPerSecondPerCpu: ${EVENTS_PER_SECOND_PER_CPU} }\n`);
     ({ agent, receiver } = await startAgentWithReceiver(['--config', config, '--cgroup-root', cgroupRoot(), '--node-name', 'test-node']));
     await dropPercent(node, 'a', 'b', 2);
+    maxSegments = await maxSegmentsPerSkb(node, 'a');
 
     const a = node.pod('a');
     const b = node.pod('b');
@@ -73,17 +75,19 @@ describe('e2e: tcp-retransmits against the kernel', function () {
     assert.ok(kernel.a > 20, `kernel counted only ${kernel.a} retransmitted segments in pod A`);
   });
 
+  // Equal unless the kernel skipped runs of the program, each one skb short at most (docs/telemetry.md).
   it("exports pod A's retransmitted segments equal to the kernel's sent retransmissions", async () => {
     const exported = await settledTotal(node!.pod('a').uid);
-    console.log(`      pod A: exported ${exported}, kernel TcpRetransSegs - TCPRetransFail delta ${kernel.a}, nft dropped ${kernel.dropped}`);
-    assert.equal(exported, kernel.a, `exported ${exported} vs kernel ${kernel.a}`);
+    const skipped = skippedRetransmitRuns(receiver!);
+    console.log(`      pod A: exported ${exported}, kernel TcpRetransSegs - TCPRetransFail delta ${kernel.a}, nft dropped ${kernel.dropped}, runs skipped ${skipped}`);
+    assertRetransmitsWithinSkipped(exported, kernel.a, skipped, maxSegments, 'pod A');
   });
 
   it('gives pod B (the receiver) only its own, near-zero retransmits', async () => {
     const exported = await settledTotal(node!.pod('b').uid);
     console.log(`      pod B: exported ${exported}, kernel TcpRetransSegs - TCPRetransFail delta ${kernel.b}`);
     assert.ok(kernel.b <= 2, `kernel says B retransmitted ${kernel.b}`);
-    assert.equal(exported, kernel.b);
+    assertRetransmitsWithinSkipped(exported, kernel.b, skippedRetransmitRuns(receiver!), maxSegments, 'pod B');
   });
 
   it("attributes A's series to A's container, QoS class and the node", () => {
