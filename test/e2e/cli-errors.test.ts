@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
+import { CAP_SYS_RESOURCE, effectiveCapabilities, hasCapability } from '../../src/bpf/capabilities';
 import { packageRoot } from '../../src/bpf/native';
 import { CLI, agentEnv, randomHealthPort } from '../support/agent-process';
 import { groupOnThisKernel } from '../support/kernel-table';
@@ -225,8 +226,9 @@ describe('CLI: missing privileges', function () {
 
   it("warns once, and counts, when it may not read other processes' network namespaces (no CAP_SYS_PTRACE)", async function () {
     this.timeout(300_000);
-    // A user other than root, with the BPF capabilities but not CAP_SYS_PTRACE.
-    const caps = 'cap_bpf,cap_perfmon,cap_net_admin';
+    // A user other than root, with the BPF capabilities but not CAP_SYS_PTRACE; and CAP_SYS_RESOURCE where this
+    // process has it, which kernels before 5.11 need for maps beyond a user's locked-memory limit.
+    const caps = `cap_bpf,cap_perfmon,cap_net_admin${hasCapability(effectiveCapabilities(), CAP_SYS_RESOURCE) ? ',cap_sys_resource' : ''}`;
     const wrapper = ['capsh', `--caps=${caps}+eip cap_setpcap,cap_setuid,cap_setgid+ep`, '--keep=1', '--user=nobody', `--addamb=${caps}`, '--', '-c', 'exec "$@"', 'agent'];
     const port = 20000 + Math.floor(Math.random() * 30000);
     const [cmd, ...pre] = wrapper;
