@@ -67,8 +67,13 @@ export class NetnsIndex {
       const dir = path.join(this.procRoot, entry);
       try {
         const ino = netnsInode(fs.readlinkSync(path.join(dir, 'ns', 'net')));
+        if (ino === undefined) {
+          // Linux 5.10 answers a reader without ptrace access to the process with an empty link, not EACCES.
+          denied++;
+          continue;
+        }
         const cgroup = unifiedCgroupPath(fs.readFileSync(path.join(dir, 'cgroup'), 'utf8'));
-        if (ino === undefined || cgroup === undefined) continue;
+        if (cgroup === undefined) continue;
         const paths = next.get(ino);
         if (!paths) next.set(ino, [cgroup]);
         else if (!paths.includes(cgroup)) paths.push(cgroup);
