@@ -89,7 +89,7 @@ function encodeExport(metrics: ResourceMetrics, encode: (request: ResourceMetric
   let bytes = 0;
   for (const plan of planChunks(metrics, POINTS_PER_REQUEST)) {
     const started = process.hrtime.bigint();
-    bytes += encode(plan()).length;
+    bytes += encode(plan.build()).length;
     ms.push(Number(process.hrtime.bigint() - started) / 1e6);
   }
   return { ms, bytes };

@@ -20,6 +20,22 @@ const { retransmissions, bpfMapCgroupSum, bpfRecursionMisses } = require(path.jo
 const { defaultCgroupRoot } = require(path.join(dist, 'src/config/config'));
 const { startAgentWithReceiver, waitFor } = require(path.join(dist, 'test/support/agent-process'));
 const { dropPercent, dropOutputPercent, iperf, waitForClosedConnections } = require(path.join(dist, 'test/support/traffic'));
+const { execFileSync } = require('child_process');
+
+/** Segments per map key (cgroup id) of every row whose socket lives in network namespace `netnsIno`, over all loaded maps of that name. */
+function rowsOfNetns(mapName, netnsIno) {
+  const maps = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show'], { encoding: 'utf8' })).filter((m) => m.name === mapName.slice(0, 15));
+  const out = new Map();
+  for (const map of maps) {
+    for (const row of JSON.parse(execFileSync('bpftool', ['-j', 'map', 'dump', 'id', String(map.id)], { encoding: 'utf8', maxBuffer: 1 << 28 }))) {
+      const key = row.formatted.key.endpoint;
+      if (key.netns_ino !== netnsIno) continue;
+      const id = `map ${map.id} cgroup ${key.cgroup_id}`;
+      out.set(id, (out.get(id) ?? 0) + row.formatted.values.reduce((n, v) => n + v.value.segments, 0));
+    }
+  }
+  return out;
+}
 
 async function main(runs, seconds) {
   const node = await TestNode.create({ cgroupRoot: defaultCgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
@@ -30,6 +46,7 @@ async function main(runs, seconds) {
     await dropPercent(node, 'a', 'b', 2);
     await dropOutputPercent(node, 'a', 2);
     const a = node.pod('a');
+    const netnsIno = Number(require('fs').statSync(`/var/run/netns/${a.netns}`).ino);
     const read = async () => ({
       kernel: (await retransmissions(a.netns)).sent,
       map: await bpfMapCgroupSum('tcp_retransmits_by_cgroup', 'segments', a.cgroupId),
@@ -37,6 +54,7 @@ async function main(runs, seconds) {
       skipped: await bpfRecursionMisses('tcp_retransmit_skb'),
     });
     let before = await read();
+    let rowsBefore = rowsOfNetns('tcp_retransmits_by_cgroup', netnsIno);
     for (let run = 0; run < runs; run++) {
       // Both directions at once: A's retransmits interleave with the ACK processing of B's stream.
       await Promise.all([iperf(node, 'a', 'b', seconds), iperf(node, 'b', 'a', seconds)]);
@@ -47,6 +65,11 @@ async function main(runs, seconds) {
       const after = await read();
       const d = Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]]));
       console.log(`run ${run}: kernel ${d.kernel}, our map ${d.map}, exported ${d.exported}, map short ${d.kernel - d.map}, export short ${d.map - d.exported}, skipped runs ${d.skipped}`);
+      // Where A's namespace's retransmits went, by map row: a short run shows whether they landed under another cgroup.
+      const rowsAfter = rowsOfNetns('tcp_retransmits_by_cgroup', netnsIno);
+      const moved = [...rowsAfter].map(([id, n]) => `${id} +${n - (rowsBefore.get(id) ?? 0)}`);
+      console.log(`  rows of A's netns (A's cgroup ${a.cgroupId}): ${moved.join(', ')}`);
+      rowsBefore = rowsAfter;
       before = after;
     }
   } finally {

@@ -10,6 +10,7 @@ import { detectKernelHz, HZ_MAX } from '../bpf/kernel-hz';
 import { BpfRuntime } from '../bpf/runtime';
 import type { FlowtelConfig } from '../config/config';
 import { agentResource } from '../exporters/resource';
+import type { ExportWatch } from '../exporters/export-watch';
 import { createTelemetryPipeline, type TelemetryPipeline } from '../exporters/pipeline';
 import { CgroupAttribution } from '../k8s/attribution';
 import { CgroupIndex } from '../k8s/cgroup-index';
@@ -22,6 +23,7 @@ import { EventAggregator } from '../probes/shared/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../probes/types';
 import { loadGroups, statusLogLine, type GroupStatus } from './group-loader';
 import { AgentLog } from './log';
+import { installDiagnosticLog } from './diagnostic-log';
 import { HealthServer } from './health';
 import { registerSelfMetrics } from './self-metrics';
 import { LOSS_LOG_EXPORT_FAILED, LOSS_LOG_QUEUE_FULL } from '../semconv';
@@ -42,11 +44,14 @@ export class Agent {
     private readonly groups: ProbeGroup[],
     private readonly stopServices: () => Promise<void>,
     private readonly log: AgentLog,
+    /** The final export's budget after SIGTERM (config shutdown.timeoutMs). */
+    private readonly shutdownTimeoutMs: number,
   ) {}
 
   static async start(options: AgentOptions): Promise<Agent> {
     const { config, version } = options;
     const log = options.log ?? new AgentLog(config.logLevel);
+    installDiagnosticLog(log, config.exporters.otlp.failureSummaryIntervalMs);
     // Up first: kubelet's liveness probe must answer while BPF objects load.
     const health = config.health.enabled ? await HealthServer.start(config.health.host, config.health.port) : undefined;
     const pipeline = await createTelemetryPipeline({
@@ -54,6 +59,7 @@ export class Agent {
       resource: agentResource(config.nodeName, version),
       version,
       ...(options.consoleOut ? { consoleOut: options.consoleOut } : {}),
+      log,
       onLogLoss: (kind, detail) =>
         log.warn(`log records are being lost: ${detail}; counted in flowtel.agent.events.lost (logged once)`, {
           reason: kind === 'queueFull' ? LOSS_LOG_QUEUE_FULL : LOSS_LOG_EXPORT_FAILED,
@@ -99,7 +105,7 @@ export class Agent {
       kubernetes?.stop();
       await health?.stop();
       runtime.close();
-      await pipeline.shutdown();
+      await pipeline.shutdown(Date.now() + config.shutdown.timeoutMs);
     };
     let loaded: ReturnType<typeof loadGroups>;
     try {
@@ -136,40 +142,68 @@ export class Agent {
     });
     // pollErrors is a running total and the poll loop carries on after an error: unready only while errors keep coming.
     let pollErrorsSeen = 0;
+    const exportWindowMs = config.health.maxIntervalsWithoutExport * config.exporters.otlp.exportIntervalMs;
     health?.setReadiness(() => {
       const ring = runtime.ringStats();
       const k8s = kubernetes?.stats().map((s) => ({ resource: s.resource, synced: s.synced, error: s.lastError }));
       const newPollErrors = (ring?.pollErrors ?? 0) > pollErrorsSeen;
       pollErrorsSeen = ring?.pollErrors ?? 0;
+      const why: string[] = [];
+      if (ring?.running !== true) why.push('the ring buffer consumer is not running');
+      if (newPollErrors) why.push('polling the ring buffer fails');
+      // A group this kernel cannot run, or that the config turned off, is as expected; one that should run and did not is not.
+      for (const s of statuses) if (s.state === 'failed') why.push(`probe group ${s.group} failed to load`);
+      for (const watch of pipeline.exportWatches) {
+        if (!watch.healthy(exportWindowMs)) why.push(`no ${watch.signal} export has succeeded for over ${exportWindowMs / 1000} s (${watch.lastCause})`);
+      }
       // Kubernetes trouble degrades names, not data: it does not make the agent unready.
-      return { ready: ring?.running === true && !newPollErrors, detail: { groups: readinessGroups(statuses), ringBuffer: ring, kubernetes: k8s ?? 'off' } };
+      return {
+        ready: why.length === 0,
+        detail: {
+          ...(why.length ? { reasons: why } : {}),
+          groups: readinessGroups(statuses),
+          exports: pipeline.exportWatches.map(exportReadiness),
+          ringBuffer: ring,
+          kubernetes: k8s ?? 'off',
+        },
+      };
     });
     return new Agent(pipeline, runtime, events, started, async () => {
       stopServices();
       stopKubernetesMetrics();
       kubernetes?.stop();
       await health?.stop();
-    }, log);
+    }, log, config.shutdown.timeoutMs);
   }
 
-  /** Detaches every link, exports the final totals and queued events, then closes. */
+  /**
+   * Detaches every link, exports the final totals and queued events, then
+   * closes. The export gets the shutdown budget and no retries: a collector
+   * that is down or silent costs at most that, and the last log line says
+   * what it kept from being sent.
+   */
   async stop(): Promise<void> {
+    const startedAt = Date.now();
     this.runtime.detachAll();
     // Let batches already queued by the ring-buffer thread reach JS, then handle all of them.
     await new Promise((resolve) => setImmediate(resolve));
     this.runtime.drainEvents();
     // Summaries of repeats still being counted go out with the final flush.
     this.events.stop();
-    try {
-      await this.pipeline.forceFlush();
-    } catch (err) {
-      this.log.warn('final flush failed', { error: firstLine(err) });
-    }
+    // The final collection reads the kernel maps: before the groups close them.
+    const report = await this.pipeline.shutdown(startedAt + this.shutdownTimeoutMs);
     for (const group of this.groups) group.stop();
     await this.stopServices();
     this.runtime.close();
-    await this.pipeline.shutdown();
-    this.log.info('flowtel stopped');
+    const fields = {
+      seconds: ((Date.now() - startedAt) / 1000).toFixed(2),
+      metricPointsNotSent: report.metricPointsNotSent,
+      logRecordsNotSent: report.logRecordsNotSent,
+      ...(report.lastFailure ? { lastFailure: report.lastFailure } : {}),
+    };
+    if (!report.finished) this.log.warn(`flowtel stopped: the final export did not finish within the shutdown budget of ${this.shutdownTimeoutMs} ms`, fields);
+    else if (report.metricPointsNotSent > 0 || report.logRecordsNotSent > 0) this.log.warn('flowtel stopped: the final export was not delivered in full', fields);
+    else this.log.info('flowtel stopped', fields);
   }
 }
 
@@ -207,6 +241,16 @@ function readinessGroups(statuses: readonly GroupStatus[]): Record<string, unkno
   return Object.fromEntries(
     statuses.map((s) => [s.group, { state: s.state, ...(s.reasons.length ? { reasons: s.reasons } : {}), ...(s.programs.length ? { programs: s.programs } : {}) }]),
   );
+}
+
+function exportReadiness(watch: ExportWatch): Record<string, unknown> {
+  const last = watch.lastSuccessAt;
+  return {
+    signal: watch.signal,
+    lastSuccess: last === undefined ? null : new Date(last).toISOString(),
+    ...watch.totals,
+    ...(watch.isFailing ? { failing: watch.lastCause } : {}),
+  };
 }
 
 function firstLine(err: unknown): string {

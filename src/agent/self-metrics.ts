@@ -8,9 +8,12 @@ import v8 from 'node:v8';
 import type { BatchObservableResult, Meter } from '@opentelemetry/api';
 import type { BpfRuntime } from '../bpf/runtime';
 import type { GroupStatus } from './group-loader';
+import type { ExportTotals } from '../exporters/export-watch';
 import { observableCounter, observableUpDownCounter } from '../probes/shared/instruments';
 import {
   ATTR_FLOWTEL_BPF_PROGRAM,
+  ATTR_FLOWTEL_EXPORT_OUTCOME,
+  ATTR_FLOWTEL_SIGNAL,
   ATTR_FLOWTEL_LOSS_REASON,
   ATTR_FLOWTEL_PROBE_GROUP,
   ATTR_FLOWTEL_PROBE_GROUP_REASON,
@@ -28,6 +31,8 @@ import {
   METRIC_AGENT_EVENTS_LOST,
   METRIC_AGENT_EVENTS_RECEIVED,
   METRIC_AGENT_EVENTS_SUPPRESSED,
+  METRIC_AGENT_EXPORT_REJECTED,
+  METRIC_AGENT_EXPORTS,
   METRIC_AGENT_MEMORY_EXTERNAL,
   METRIC_AGENT_NETNS_UNREADABLE,
   METRIC_AGENT_METRIC_EXPORTS_SKIPPED,
@@ -41,6 +46,8 @@ export interface PipelineStats {
   lastCollectionSeconds(): number;
   skippedMetricExports(): number;
   logLosses(): { queueFull: number; exportFailed: number };
+  /** Each OTLP signal's export totals (../exporters/export-watch). */
+  readonly exportWatches: ReadonlyArray<{ readonly signal: string; readonly totals: Readonly<ExportTotals> }>;
 }
 
 /** What the event aggregator reports (./probes/shared/event-aggregator). */
@@ -69,6 +76,8 @@ export function registerSelfMetrics(
   const suppressed = observableCounter(meter, METRIC_AGENT_EVENTS_SUPPRESSED);
   const skipped = observableCounter(meter, METRIC_AGENT_METRIC_EXPORTS_SKIPPED);
   const aggregated = observableCounter(meter, METRIC_AGENT_EVENTS_AGGREGATED);
+  const exports = observableCounter(meter, METRIC_AGENT_EXPORTS);
+  const rejected = observableCounter(meter, METRIC_AGENT_EXPORT_REJECTED);
   const rss = observableUpDownCounter(meter, METRIC_PROCESS_MEMORY_USAGE);
   const heapUsed = observableUpDownCounter(meter, METRIC_V8JS_HEAP_USED);
   const external = observableUpDownCounter(meter, METRIC_AGENT_MEMORY_EXTERNAL);
@@ -102,13 +111,18 @@ export function registerSelfMetrics(
     observer.observe(collection, pipeline.lastCollectionSeconds());
     observer.observe(skipped, pipeline.skippedMetricExports());
     observer.observe(aggregated, events.folded);
+    for (const { signal, totals } of pipeline.exportWatches) {
+      observer.observe(exports, totals.succeeded, { [ATTR_FLOWTEL_SIGNAL]: signal, [ATTR_FLOWTEL_EXPORT_OUTCOME]: 'success' });
+      observer.observe(exports, totals.failed, { [ATTR_FLOWTEL_SIGNAL]: signal, [ATTR_FLOWTEL_EXPORT_OUTCOME]: 'failure' });
+      observer.observe(rejected, totals.itemsRejected, { [ATTR_FLOWTEL_SIGNAL]: signal });
+    }
     if (netns) observer.observe(unreadableNetns, netns.unreadableProcesses);
     const memory = process.memoryUsage();
     observer.observe(rss, memory.rss);
     observer.observe(external, memory.external);
     for (const space of v8.getHeapSpaceStatistics()) observer.observe(heapUsed, space.space_used_size, { [ATTR_V8JS_HEAP_SPACE_NAME]: space.space_name });
   };
-  const observables = [probeGroups, received, lost, suppressed, collection, skipped, aggregated, rss, heapUsed, external, unreadableNetns];
+  const observables = [probeGroups, received, lost, suppressed, collection, skipped, aggregated, exports, rejected, rss, heapUsed, external, unreadableNetns];
   meter.addBatchObservableCallback(callback, observables);
   return () => meter.removeBatchObservableCallback(callback, observables);
 }

@@ -17,6 +17,10 @@ import { loadCommandConfig } from './load-config';
 import { effectiveCapabilities, missingBpfCapabilities } from '../bpf/capabilities';
 
 export const EXIT_USAGE = 2;
+/** A second SIGTERM or SIGINT during the stop: the shell's code for an interrupted command. */
+const EXIT_SECOND_SIGNAL = 130;
+/** How long past the shutdown budget the rest of the stop may take before the process exits anyway. */
+const STOP_BACKSTOP_MS = 1000;
 
 function version(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
@@ -55,16 +59,28 @@ async function run(argv: string[]): Promise<number> {
   const log = new AgentLog(config.logLevel);
   const agent = await Agent.start({ config, version: version(), log });
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
-      log.info('stopping', { signal });
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      if (stopping) {
+        // The operator (or kubelet) will not wait: the kernel detaches our programs when the process exits.
+        log.warn('second signal: exiting now, without the final export', { signal });
+        process.exit(EXIT_SECOND_SIGNAL);
+      }
+      stopping = true;
+      log.info('stopping', { signal, budgetMs: config.shutdown.timeoutMs });
       resolve();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  // The stop bounds its own export; this bounds everything else it waits for (servers closing, a stuck handler).
+  const backstop = setTimeout(() => {
+    log.error(`stop did not finish within the shutdown budget of ${config.shutdown.timeoutMs} ms and ${STOP_BACKSTOP_MS} ms more: exiting`);
+    process.exit(1);
+  }, config.shutdown.timeoutMs + STOP_BACKSTOP_MS);
+  backstop.unref();
   await agent.stop();
+  clearTimeout(backstop);
   return 0;
 }
 

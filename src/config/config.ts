@@ -98,6 +98,7 @@ export const configSchema = object({
       exportIntervalMs: integer(100, 3_600_000, 'milliseconds'),
       exportTimeoutMs: integer(100, 600_000, 'milliseconds'),
       temporality: oneOf(['cumulative', 'delta'] as const),
+      failureSummaryIntervalMs: integer(1000, 86_400_000, 'milliseconds between two summary lines while exports keep failing'),
     }),
     prometheus: object({
       enabled: boolean(),
@@ -112,10 +113,14 @@ export const configSchema = object({
   collection: object({
     cgroupGracePeriodMs: integer(0, 86_400_000, 'milliseconds a removed cgroup keeps its series'),
   }),
+  shutdown: object({
+    timeoutMs: integer(100, 600_000, 'milliseconds the final export may take after SIGTERM'),
+  }),
   health: object({
     enabled: boolean(),
     host: listenAddress(),
     port: integer(1, 65535, 'TCP port'),
+    maxIntervalsWithoutExport: integer(1, 1000, 'OTLP export intervals without a successful export before /readyz says not ready'),
   }),
   kubernetes: object({
     enabled: boolean(),
@@ -144,14 +149,18 @@ export interface FlowtelConfig {
       exportIntervalMs: number;
       exportTimeoutMs: number;
       temporality: 'cumulative' | 'delta';
+      /** While exports keep failing, one summary line per this interval (src/exporters/export-watch). */
+      failureSummaryIntervalMs: number;
     };
     /** enabled: undefined means "on when no OTLP endpoint is set". */
     prometheus: { enabled?: boolean; host: string; port: number };
     console: { enabled?: boolean; intervalMs: number };
   };
   collection: { cgroupGracePeriodMs: number };
+  /** After SIGTERM: one last export within timeoutMs, then exit; the Helm chart's grace period is above it. */
+  shutdown: { timeoutMs: number };
   /** /healthz (alive) and /readyz (probe groups loaded, exports succeeding) over HTTP. */
-  health: { enabled: boolean; host: string; port: number };
+  health: { enabled: boolean; host: string; port: number; maxIntervalsWithoutExport: number };
   /** enabled: undefined means "on when in a cluster or a kubeconfig is given". */
   kubernetes: {
     enabled?: boolean;
@@ -206,12 +215,13 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
       flows: { enabled: true, granularity: 'pod', maxRows: 65536, idleFlowTimeoutMs: 300_000 },
     },
     exporters: {
-      otlp: { headers: {}, exportIntervalMs: 60_000, exportTimeoutMs: 30_000, temporality: 'cumulative' },
+      otlp: { headers: {}, exportIntervalMs: 60_000, exportTimeoutMs: 30_000, temporality: 'cumulative', failureSummaryIntervalMs: 60_000 },
       prometheus: { host: '0.0.0.0', port: 9464 },
       console: { intervalMs: 10_000 },
     },
     collection: { cgroupGracePeriodMs: 300_000 },
-    health: { enabled: true, host: '0.0.0.0', port: 8099 },
+    shutdown: { timeoutMs: 5000 },
+    health: { enabled: true, host: '0.0.0.0', port: 8099, maxIntervalsWithoutExport: 3 },
     kubernetes: { resolvePeers: true, podLabels: [], deletedPodGracePeriodMs: 60_000 },
   };
 }
@@ -232,6 +242,7 @@ export const CONFIG_FLAGS: Record<string, string> = {
   '--kubeconfig': 'kubernetes.kubeconfig',
   '--health-port': 'health.port',
   '--cgroup-grace-period-ms': 'collection.cgroupGracePeriodMs',
+  '--shutdown-timeout-ms': 'shutdown.timeoutMs',
 };
 
 /** NODE_NAME and the standard OpenTelemetry variables Flowtel maps onto its config (the exporters read the rest themselves). */

@@ -7,6 +7,7 @@
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { AggregationTemporality, InstrumentType, MetricData, PushMetricExporter, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
+import type { ExportWatch } from './export-watch';
 import { pointCount, pointsOf } from './lazy-points';
 
 /**
@@ -14,15 +15,21 @@ import { pointCount, pointsOf } from './lazy-points';
  * data points (src/exporters/lazy-points.ts) are made one request at a time,
  * so only the request being sent holds its points.
  */
-export function planChunks(metrics: ResourceMetrics, maxDataPoints: number): Array<() => ResourceMetrics> {
+export interface ChunkPlan {
+  /** Data points in the request (an empty metric counts as one). */
+  points: number;
+  build: () => ResourceMetrics;
+}
+
+export function planChunks(metrics: ResourceMetrics, maxDataPoints: number): ChunkPlan[] {
   type Part = { scope: ScopeMetrics['scope']; metric: MetricData; start: number; end: number };
-  const plans: Array<() => ResourceMetrics> = [];
+  const plans: ChunkPlan[] = [];
   let parts: Part[] = [];
   let points = 0;
   const flush = () => {
     if (parts.length === 0) return;
     const chunk = parts;
-    plans.push(() => buildChunk(metrics.resource, chunk));
+    plans.push({ points, build: () => buildChunk(metrics.resource, chunk) });
     parts = [];
     points = 0;
   };
@@ -62,7 +69,7 @@ export function planChunks(metrics: ResourceMetrics, maxDataPoints: number): Arr
 
 /** Every request of an export at once (tests, small exports). */
 export function splitResourceMetrics(metrics: ResourceMetrics, maxDataPoints: number): ResourceMetrics[] {
-  return planChunks(metrics, maxDataPoints).map((plan) => plan());
+  return planChunks(metrics, maxDataPoints).map((plan) => plan.build());
 }
 
 export class ChunkingMetricExporter implements PushMetricExporter {
@@ -73,6 +80,8 @@ export class ChunkingMetricExporter implements PushMetricExporter {
   constructor(
     private readonly inner: PushMetricExporter,
     private readonly maxDataPoints: number,
+    /** Told how each export ended (./export-watch). */
+    private readonly watch?: ExportWatch,
   ) {}
 
   /**
@@ -94,18 +103,20 @@ export class ChunkingMetricExporter implements PushMetricExporter {
       return;
     }
     this.busy = true;
-    const done = (result: ExportResult): void => {
+    const chunks = planChunks(metrics, this.maxDataPoints);
+    const done = (result: ExportResult, failedAt: number): void => {
       this.busy = false;
+      if (result.code === ExportResultCode.SUCCESS) this.watch?.succeeded();
+      else this.watch?.failed(chunks.slice(failedAt).reduce((n, c) => n + c.points, 0), result.error?.message ?? 'the exporter reported a failure');
       resultCallback(result);
     };
-    const chunks = planChunks(metrics, this.maxDataPoints);
     const next = (index: number): void => {
       if (index >= chunks.length) {
-        done({ code: ExportResultCode.SUCCESS });
+        done({ code: ExportResultCode.SUCCESS }, index);
         return;
       }
-      this.inner.export(chunks[index](), (result) => {
-        if (result.code !== ExportResultCode.SUCCESS) done(result);
+      this.inner.export(chunks[index].build(), (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) done(result, index);
         else next(index + 1);
       });
     };

@@ -8,6 +8,7 @@
 import type { Context } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { LogRecordExporter, LogRecordProcessor, ReadWriteLogRecord } from '@opentelemetry/sdk-logs';
+import type { ExportWatch } from './export-watch';
 
 export interface LogQueueOptions {
   /** Records waiting for export; beyond it new records are dropped (counted as queueFull). */
@@ -20,6 +21,8 @@ export interface LogQueueOptions {
   exportTimeoutMs: number;
   /** Told once per kind of loss, when it first happens. */
   onFirstLoss?: (kind: keyof LogLosses, detail: string) => void;
+  /** Told how each export ended (../export-watch), which logs failures and recoveries. */
+  watch?: ExportWatch;
 }
 
 export interface LogLosses {
@@ -43,6 +46,11 @@ export class LogQueue implements LogRecordProcessor {
 
   get losses(): Readonly<LogLosses> {
     return this.lossCounts;
+  }
+
+  /** Records waiting for export. */
+  get pending(): number {
+    return this.queue.length;
   }
 
   onEmit(record: ReadWriteLogRecord, _context?: Context): void {
@@ -92,7 +100,12 @@ export class LogQueue implements LogRecordProcessor {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        if (failure !== undefined) this.lose('exportFailed', batch.length, failure);
+        if (failure !== undefined) {
+          this.lose('exportFailed', batch.length, failure);
+          this.options.watch?.failed(batch.length, failure);
+        } else {
+          this.options.watch?.succeeded();
+        }
         resolve();
       };
       const timer = setTimeout(() => settle(`no answer within ${this.options.exportTimeoutMs} ms`), this.options.exportTimeoutMs);

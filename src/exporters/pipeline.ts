@@ -16,6 +16,8 @@ import type { FlowtelConfig } from '../config/config';
 import type { SeriesRegistry } from '../probes/series';
 import { ConsoleLogLines, ConsoleMetricLines } from './console';
 import { ChunkingMetricExporter } from './chunking-exporter';
+import { ExportWatch, type ExportWatchLog } from './export-watch';
+import { ExportClosing } from './otlp/closing';
 import { SeriesProducer } from './series-producer';
 
 export const INSTRUMENTATION_SCOPE = 'flowtel';
@@ -34,6 +36,8 @@ const POINTS_PER_REQUEST = 1000;
 /** Log records waiting for export (the SDK's default), and per export call. */
 const LOG_QUEUE_RECORDS = 2048;
 const LOG_BATCH_RECORDS = 512;
+/** After the deadline, how long the final flush may take to notice its calls were cut off. */
+const SHUTDOWN_SETTLE_MS = 250;
 
 export interface TelemetryPipeline {
   readonly meter: Meter;
@@ -48,8 +52,26 @@ export interface TelemetryPipeline {
   logLosses(): LogLosses;
   /** Human-readable list of where data goes, for the start-up log line. */
   readonly destinations: string[];
-  forceFlush(): Promise<void>;
-  shutdown(): Promise<void>;
+  /** How the OTLP exports of each signal fare; empty without an OTLP endpoint. */
+  readonly exportWatches: readonly ExportWatch[];
+  /**
+   * One last collection and export, then the exporters close. From now on
+   * nothing is retried, and whatever is still being sent at `deadline`
+   * (ms since the epoch) is cut off and counted in the report.
+   */
+  shutdown(deadline: number): Promise<ShutdownReport>;
+}
+
+/** What the final flush could not deliver: the agent's last log line says it. */
+export interface ShutdownReport {
+  /** False when the deadline came first. */
+  finished: boolean;
+  /** OTLP data points of the final export (or of one still in flight) not delivered. */
+  metricPointsNotSent: number;
+  /** Log records lost from the start of the stop, or still queued at its end. */
+  logRecordsNotSent: number;
+  /** Why the last OTLP export failed, when it did. */
+  lastFailure?: string;
 }
 
 export interface PipelineOptions {
@@ -60,6 +82,8 @@ export interface PipelineOptions {
   consoleOut?: NodeJS.WritableStream;
   /** Told the first time log records are lost for each reason. */
   onLogLoss?: (kind: keyof LogLosses, detail: string) => void;
+  /** Where export failures, summaries and recoveries are told (./export-watch); silent without. */
+  log?: ExportWatchLog;
 }
 
 /*
@@ -92,27 +116,46 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   const destinations: string[] = [];
   const otlpExporters: Array<OtlpGrpcMetricExporter | OtlpGrpcLogExporter> = [];
   let chunking: ChunkingMetricExporter | undefined;
+  const closing = new ExportClosing();
+  const watches: ExportWatch[] = [];
+  let metricsWatch: ExportWatch | undefined;
+  let logsWatch: ExportWatch | undefined;
+  const watchLog: ExportWatchLog = options.log ?? { warn: () => {}, info: () => {} };
 
   if (useOtlp) {
     const { endpoint: endpoints, logs, metrics, temporality: AggregationTemporalityPreference } = otlpModules();
     const userAgent = `flowtel/${version}`;
     const endpointOf = (signal: 'METRICS' | 'LOGS') => endpoints.resolveGrpcEndpoint(otlp.endpoint!, signal, otlp.headers);
+    const destination = `OTLP/gRPC ${otlp.endpoint}`;
+    const watch = (signal: 'metrics' | 'logs', items: string, failureCost: string) =>
+      new ExportWatch({ signal, destination, items, failureCost, log: watchLog, summaryIntervalMs: otlp.failureSummaryIntervalMs });
+    metricsWatch = watch('metrics', 'data points', 'metrics are cumulative, so the next export that succeeds carries every total');
+    logsWatch = watch('logs', 'log records', 'the log records in it are lost, counted in flowtel.agent.events.lost{flowtel.loss.reason=log_export_failed}');
+    watches.push(metricsWatch, logsWatch);
     const metricExporter = new metrics.OtlpGrpcMetricExporter({
       endpoint: endpointOf('METRICS'),
       userAgent,
       timeoutMillis: otlp.exportTimeoutMs,
+      closing,
+      onRejected: (items, message) => metricsWatch?.rejected(items, message),
       temporalityPreference:
         otlp.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
     });
     readers.push(
       new PeriodicExportingMetricReader({
-        exporter: (chunking = new ChunkingMetricExporter(metricExporter, POINTS_PER_REQUEST)),
+        exporter: (chunking = new ChunkingMetricExporter(metricExporter, POINTS_PER_REQUEST, metricsWatch)),
         exportIntervalMillis: otlp.exportIntervalMs,
         exportTimeoutMillis: Math.min(otlp.exportTimeoutMs, otlp.exportIntervalMs),
         metricProducers,
       }),
     );
-    const logExporter = new logs.OtlpGrpcLogExporter({ endpoint: endpointOf('LOGS'), userAgent, timeoutMillis: otlp.exportTimeoutMs });
+    const logExporter = new logs.OtlpGrpcLogExporter({
+      endpoint: endpointOf('LOGS'),
+      userAgent,
+      timeoutMillis: otlp.exportTimeoutMs,
+      closing,
+      onRejected: (items, message) => logsWatch?.rejected(items, message),
+    });
     otlpExporters.push(metricExporter, logExporter);
     logExporters.push(logExporter);
     destinations.push(`OTLP/gRPC ${otlp.endpoint} (metrics every ${otlp.exportIntervalMs} ms, ${otlp.temporality})`);
@@ -141,18 +184,26 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   // Failed metric exports are counted by the SDK's own metrics (otel.sdk.exporter.*), which go out with ours.
   // Log records that cannot be delivered are counted by the queues, as losses (flowtel.agent.events.lost).
   const logQueues = logExporters.map(
-    (exporter) =>
+    (exporter, index) =>
       new LogQueue(exporter, {
         maxQueueSize: LOG_QUEUE_RECORDS,
         maxBatchSize: LOG_BATCH_RECORDS,
         delayMs: 1000,
         exportTimeoutMs: config.exporters.otlp.exportTimeoutMs,
-        ...(options.onLogLoss ? { onFirstLoss: options.onLogLoss } : {}),
+        // The OTLP exporter comes first when there is one; its watch tells failed exports (and their loss) itself.
+        ...(index === 0 && logsWatch ? { watch: logsWatch } : {}),
+        onFirstLoss: (kind: keyof LogLosses, detail: string) => {
+          if (!(kind === 'exportFailed' && index === 0 && logsWatch)) options.onLogLoss?.(kind, detail);
+        },
       }),
   );
   const processors = logQueues;
   const loggerProvider = new LoggerProvider({ resource, processors, meterProvider });
   for (const exporter of otlpExporters) exporter.setSelfObsMeterProvider(meterProvider);
+  const logLosses = (): LogLosses => ({
+    queueFull: logQueues.reduce((n, q) => n + q.losses.queueFull, 0),
+    exportFailed: logQueues.reduce((n, q) => n + q.losses.exportFailed, 0),
+  });
 
   return {
     meter: meterProvider.getMeter(INSTRUMENTATION_SCOPE, version),
@@ -160,16 +211,30 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
     series: producer,
     lastCollectionSeconds: () => producer.lastCollectionSeconds,
     skippedMetricExports: () => chunking?.skipped ?? 0,
-    logLosses: () => ({
-      queueFull: logQueues.reduce((n, q) => n + q.losses.queueFull, 0),
-      exportFailed: logQueues.reduce((n, q) => n + q.losses.exportFailed, 0),
-    }),
+    logLosses,
     destinations,
-    async forceFlush() {
-      await Promise.all([meterProvider.forceFlush(), loggerProvider.forceFlush()]);
-    },
-    async shutdown() {
-      await Promise.allSettled([meterProvider.shutdown(), loggerProvider.shutdown()]);
+    exportWatches: watches,
+    async shutdown(deadline: number) {
+      closing.begin(deadline);
+      const failedBefore = metricsWatch?.totals.itemsFailed ?? 0;
+      const lostBefore = logLosses();
+      const flushed = Promise.allSettled([meterProvider.shutdown({ timeoutMillis: Math.max(1, deadline - Date.now()) }), loggerProvider.shutdown()]);
+      let timer: NodeJS.Timeout | undefined;
+      // The transports end their calls at the deadline; this bounds what else might wait (a reader, a queue).
+      const finished = await Promise.race([
+        flushed.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()) + SHUTDOWN_SETTLE_MS))),
+      ]);
+      clearTimeout(timer);
+      const lostAfter = logLosses();
+      const lastFailure = watches.find((w) => w.isFailing)?.lastCause;
+      return {
+        finished,
+        metricPointsNotSent: (metricsWatch?.totals.itemsFailed ?? 0) - failedBefore,
+        logRecordsNotSent:
+          lostAfter.queueFull - lostBefore.queueFull + lostAfter.exportFailed - lostBefore.exportFailed + logQueues.reduce((n, q) => n + q.pending, 0),
+        ...(lastFailure ? { lastFailure } : {}),
+      };
     },
   };
 }

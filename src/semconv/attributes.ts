@@ -41,6 +41,10 @@ export const ATTR_FLOWTEL_TCP_SEGMENTS = 'flowtel.tcp.segments';
 export const ATTR_FLOWTEL_CGROUP_ID = 'flowtel.cgroup.id';
 /** Why events were lost: ring_buffer_full, map_full, queue_full, log_queue_full, log_export_failed, unhandled, program_skipped. */
 export const ATTR_FLOWTEL_LOSS_REASON = 'flowtel.loss.reason';
+/** Which OTLP signal an export carried: metrics or logs. */
+export const ATTR_FLOWTEL_SIGNAL = 'flowtel.signal';
+/** How an export ended: success or failure. */
+export const ATTR_FLOWTEL_EXPORT_OUTCOME = 'flowtel.export.outcome';
 
 export const ATTRIBUTION_POD = 'pod';
 export const ATTRIBUTION_NODE = 'node';

@@ -52,6 +52,18 @@ export const METRIC_AGENT_METRIC_EXPORTS_SKIPPED: MetricName = {
     'OTLP metric exports skipped because the previous one was still being sent (the next export carries the cumulative totals).',
 };
 
+export const METRIC_AGENT_EXPORTS: MetricName = {
+  name: 'flowtel.agent.exports',
+  unit: '{export}',
+  description: 'OTLP exports by signal and outcome (a metrics export is one collection, however many requests it takes; a logs export is one batch).',
+};
+
+export const METRIC_AGENT_EXPORT_REJECTED: MetricName = {
+  name: 'flowtel.agent.export.rejected',
+  unit: '{item}',
+  description: 'Data points or log records the destination refused in exports it otherwise accepted (OTLP partial success); they are lost.',
+};
+
 export const METRIC_AGENT_EVENTS_AGGREGATED: MetricName = {
   name: 'flowtel.agent.events.aggregated',
   unit: '{event}',

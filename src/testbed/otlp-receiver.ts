@@ -84,6 +84,22 @@ function attributes(list: RawKeyValue[] | undefined): AttributeMap {
   return out;
 }
 
+/**
+ * ExportMetricsServiceResponse { partial_success (1): { rejected_data_points (1): int64, error_message (2): string } };
+ * the logs response has the same shape.
+ */
+function partialSuccessResponse(rejected: number, message: string): Buffer {
+  const varint = (n: number): number[] => {
+    const out: number[] = [];
+    for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n % 128) | 0x80);
+    out.push(n);
+    return out;
+  };
+  const text = Buffer.from(message);
+  const inner = Buffer.from([0x08, ...varint(rejected), 0x12, ...varint(text.length), ...text]);
+  return Buffer.from([0x0a, ...varint(inner.length), ...inner]);
+}
+
 function nanos(v: unknown): bigint {
   return v === undefined || v === null ? 0n : BigInt(String(v));
 }
@@ -98,6 +114,10 @@ export class OtlpReceiver {
   readonly failNext: Array<{ code: grpc.status; details: string }> = [];
   /** When set, Export calls are never answered (a collector that hangs); the client's deadline ends them. */
   stall = false;
+  /** While set, every Export call fails with it (a collector that is down behind a proxy that answers). */
+  failing: { code: grpc.status; details: string } | undefined;
+  /** Each metrics Export call takes the first of these, if any, and answers with that partial success. */
+  readonly metricsPartialSuccess: Array<{ rejected: number; message: string }> = [];
   /** Every Export call as it arrived: its method, metadata, message size and the client's address:port (before any failure above). */
   readonly calls: Array<{ path: string; metadata: Record<string, string>; bytes: number; peer: string }> = [];
 
@@ -193,14 +213,16 @@ export class OtlpReceiver {
         for (const [key, value] of Object.entries(call.metadata.getMap())) metadata[key] = String(value);
         this.calls.push({ path: call.getPath(), metadata, bytes: call.request.length, peer: call.getPeer() });
         if (this.stall) return;
-        const failure = this.failNext.shift();
+        const failure = this.failing ?? this.failNext.shift();
         if (failure) {
           callback(failure);
           return;
         }
         try {
           decode(call.request);
-          callback(null, Buffer.alloc(0)); // an empty Export*ServiceResponse
+          const partial = call.getPath() === METRICS_PATH ? this.metricsPartialSuccess.shift() : undefined;
+          // An empty Export*ServiceResponse, or one whose partial_success (field 1) says what was refused.
+          callback(null, partial ? partialSuccessResponse(partial.rejected, partial.message) : Buffer.alloc(0));
         } catch (err) {
           callback({ code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message });
         }

@@ -262,6 +262,14 @@ describe('Helm chart helm/flowtel', function () {
     assert.match(r.stderr, /otlpCredentials\.tls\.secretName .*https:\/\//);
   });
 
+  it("a grace period too short for the agent's shutdown budget is refused; one 5 s above it renders", () => {
+    const tooShort = helm(['template', 'flowtel', CHART, '--values', valuesFile({ config: { shutdown: { timeoutMs: 10000 } }, terminationGracePeriodSeconds: 14 })]);
+    assert.notEqual(tooShort.code, 0);
+    assert.match(tooShort.stderr, /terminationGracePeriodSeconds \(14\) must be at least 5 s above config\.shutdown\.timeoutMs \(10000 ms\)/);
+    const enough = helm(['template', 'flowtel', CHART, '--values', valuesFile({ config: { shutdown: { timeoutMs: 10000 } }, terminationGracePeriodSeconds: 15 })]);
+    assert.equal(enough.code, 0, enough.stderr);
+  });
+
   it('probe groups turned off are rendered disabled, the others keep their values', () => {
     const { parsed } = agentConfig(render(SCENARIOS['with probe groups turned off']));
     assert.equal(parsed.probes.flows.enabled, false);

@@ -46,7 +46,7 @@ if (fixture.kernelSkipsNestedRuns()) describe('recursion misses through the runt
     const runtime = new BpfRuntime({ objectDir: fixtureDir, ringBufferBytes: 4096, maxQueuedBatches: 1 });
     const reader = new CollectOnDemand();
     const meterProvider = new MeterProvider({ readers: [reader] });
-    const pipeline = { lastCollectionSeconds: () => 0, skippedMetricExports: () => 0, logLosses: () => ({ queueFull: 0, exportFailed: 0 }) };
+    const pipeline = { lastCollectionSeconds: () => 0, skippedMetricExports: () => 0, logLosses: () => ({ queueFull: 0, exportFailed: 0 }), exportWatches: [] };
     const stop = registerSelfMetrics(meterProvider.getMeter('test'), runtime, pipeline, { folded: 0 });
     await fixture.withPrintEventRestored(async () => {
       try {

@@ -134,6 +134,8 @@ export class GrpcChannel {
   private readonly inFlight = new Map<http2.ClientHttp2Session, number>();
   /** After close(), calls fail at once: a retry that wakes after shutdown must not open a new connection. */
   private closed = false;
+  /** Ends each call in flight with the given error (cancelCalls). */
+  private readonly aborts = new Set<(error: GrpcCallError) => void>();
 
   get isClosed(): boolean {
     return this.closed;
@@ -213,13 +215,15 @@ export class GrpcChannel {
         status = Number(raw);
         details = decodeStatusMessage(headers['grpc-message']);
       };
-      const timer = setTimeout(() => {
-        // Ends the call now, whatever the socket is doing: closing the stream alone waits for a write in progress,
-        // which a collector that stopped reading (or a dropped connection) holds up for as long as TCP retries.
-        // The connection goes too, so the next call connects afresh.
-        settle(new GrpcCallError(GrpcStatus.DEADLINE_EXCEEDED, `no answer from ${endpoint.url.host} within ${timeoutMs} ms`));
+      // Ends the call now, whatever the socket is doing: closing the stream alone waits for a write in progress,
+      // which a collector that stopped reading (or a dropped connection) holds up for as long as TCP retries.
+      // The connection goes too, so the next call connects afresh.
+      const abort = (error: GrpcCallError) => {
+        settle(error);
         this.drop(session);
-      }, timeoutMs);
+      };
+      this.aborts.add(abort);
+      const timer = setTimeout(() => abort(new GrpcCallError(GrpcStatus.DEADLINE_EXCEEDED, `no answer from ${endpoint.url.host} within ${timeoutMs} ms`)), timeoutMs);
       stream.on('response', (headers) => {
         httpStatus = Number(headers[':status']);
         const named = headers['grpc-encoding'];
@@ -239,6 +243,7 @@ export class GrpcChannel {
       stream.on('error', (err: Error) => (failure ??= err));
       stream.on('close', () => {
         clearTimeout(timer);
+        this.aborts.delete(abort);
         this.track(session, -1);
         released();
         if (failure instanceof GrpcCallError) settle(failure);
@@ -269,6 +274,14 @@ export class GrpcChannel {
     this.session = undefined;
     if (!session || session.closed || session.destroyed) return Promise.resolve();
     return new Promise((resolve) => session.close(() => resolve()));
+  }
+
+  /** Closes the channel and ends every call in flight now with `error`: what the agent's stop does at its deadline. */
+  cancelCalls(error: GrpcCallError): void {
+    this.closed = true;
+    for (const abort of [...this.aborts]) abort(error);
+    this.aborts.clear();
+    if (this.session) this.drop(this.session);
   }
 
   private failureWithoutStatus(httpStatus: number | undefined, rstCode: number | undefined, failure: Error | undefined): GrpcCallError {

@@ -10,7 +10,8 @@ import { createOtlpNetworkExportDelegate, ExporterMetrics, type IOtlpExportDeleg
 import type { IExporterMetricsHelper, ISerializer } from '@opentelemetry/otlp-transformer';
 import { GrpcCallError, GrpcChannel, grpcStatusName } from './grpc-channel';
 import type { GrpcEndpoint } from './grpc-endpoint';
-import { GrpcExportTransport } from './grpc-transport';
+import { DEFAULT_RETRY, GrpcExportTransport } from './grpc-transport';
+import type { ExportClosing } from './closing';
 
 const ATTR_RPC_RESPONSE_STATUS_CODE = 'rpc.response.status_code';
 /** Requests the delegate lets be in flight at once (the OpenTelemetry default); metrics are sent one after another. */
@@ -20,6 +21,10 @@ export interface OtlpGrpcConfig {
   endpoint: GrpcEndpoint;
   timeoutMillis: number;
   userAgent: string;
+  /** The agent's stop, which ends retries and calls (./closing). */
+  closing?: ExportClosing;
+  /** Told of each partial success: how many items the collector refused, and its message. */
+  onRejected?: (items: number, message: string) => void;
 }
 
 /** One signal's Export method and the names its exporter's self-metrics go under. */
@@ -50,11 +55,43 @@ export function grpcExportDelegate<Internal, Response>(
   serializer: ISerializer<Internal, Response>,
   onSent?: (request: Uint8Array) => void,
 ): IOtlpExportDelegate<Internal> {
-  const { endpoint, userAgent, timeoutMillis } = config;
+  const { endpoint, userAgent, timeoutMillis, onRejected } = config;
   return createOtlpNetworkExportDelegate(
     { timeoutMillis, concurrencyLimit: CONCURRENCY_LIMIT, compression: endpoint.gzip ? 'gzip' : 'none' },
-    serializer,
+    onRejected ? reportingPartialSuccess(serializer, onRejected) : serializer,
     grpcExporterMetrics(signal, endpoint, undefined),
-    new GrpcExportTransport(new GrpcChannel({ endpoint, userAgent }), signal.path, onSent),
+    new GrpcExportTransport(new GrpcChannel({ endpoint, userAgent }), signal.path, onSent, DEFAULT_RETRY, config.closing),
   );
+}
+
+/** The partial-success part of an OTLP Export response, any signal (the rejected count is an int64). */
+interface PartialSuccess {
+  rejectedDataPoints?: unknown;
+  rejectedLogRecords?: unknown;
+  rejectedSpans?: unknown;
+  errorMessage?: string;
+}
+
+/**
+ * `serializer`, telling `onRejected` what each response's partial success
+ * refused. The delegate would only write it to the diagnostic log, once per
+ * export; the export watch counts it and rate-limits the telling.
+ */
+export function reportingPartialSuccess<Internal, Response>(
+  serializer: ISerializer<Internal, Response>,
+  onRejected: (items: number, message: string) => void,
+): ISerializer<Internal, Response> {
+  return {
+    serializeRequest: (request) => serializer.serializeRequest(request),
+    deserializeResponse: (data) => {
+      const response = serializer.deserializeResponse(data);
+      const partial = (response as { partialSuccess?: PartialSuccess | null }).partialSuccess;
+      if (partial) {
+        const rejected = Number(partial.rejectedDataPoints ?? partial.rejectedLogRecords ?? partial.rejectedSpans ?? 0);
+        // A message with nothing rejected is a warning from the collector; the specification lets it send one.
+        if (rejected > 0 || partial.errorMessage) onRejected(rejected, partial.errorMessage ?? '');
+      }
+      return response;
+    },
+  };
 }

@@ -7,6 +7,7 @@
  * self-metrics.
  */
 import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
+import type { ExportClosing } from './closing';
 import { GrpcCallError, GrpcStatus, type GrpcChannel } from './grpc-channel';
 
 /** Retryable gRPC codes of the OTLP/gRPC specification (RESOURCE_EXHAUSTED only with RetryInfo, which we do not read). */
@@ -42,10 +43,14 @@ export class GrpcExportTransport implements IExporterTransport {
      */
     private readonly onSent?: (request: Uint8Array) => void,
     private readonly retry: RetryPolicy = DEFAULT_RETRY,
-  ) {}
+    /** The agent's stop: no retries from then on, and calls still in flight at its deadline end. */
+    private readonly closing?: ExportClosing,
+  ) {
+    closing?.onDeadline(() => channel.cancelCalls(new GrpcCallError(GrpcStatus.DEADLINE_EXCEEDED, 'the agent stopped: its shutdown budget ran out')));
+  }
 
   async send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
-    const deadline = Date.now() + timeoutMillis;
+    const deadline = this.closing?.clamp(Date.now() + timeoutMillis) ?? Date.now() + timeoutMillis;
     // `data` goes back to the encoder once this send is over and no attempt's write still reads it (an attempt
     // that timed out may settle before node has let go of its bytes).
     let holds = 1;
@@ -65,9 +70,13 @@ export class GrpcExportTransport implements IExporterTransport {
           backoff *= this.retry.multiplier;
           // An attempt needs time to succeed: one started with a few ms left would only time out (and drop the connection).
           const room = deadline - Date.now() - wait;
-          const retry = RETRYABLE.has(error.code) && !this.channel.isClosed && attempt < this.retry.maxRetries && room >= Math.min(MIN_ATTEMPT_MS, timeoutMillis / 4);
+          const stopping = () => this.channel.isClosed || this.closing?.active === true;
+          const retry = RETRYABLE.has(error.code) && !stopping() && attempt < this.retry.maxRetries && room >= Math.min(MIN_ATTEMPT_MS, timeoutMillis / 4);
           if (!retry) return { status: 'failure', error };
-          await new Promise((resolve) => setTimeout(resolve, wait));
+          if (this.closing) await this.closing.sleep(wait);
+          else await new Promise((resolve) => setTimeout(resolve, wait));
+          // The agent began to stop during the wait: its final export carries the totals, this one is given up.
+          if (stopping()) return { status: 'failure', error };
         }
       }
     } finally {
