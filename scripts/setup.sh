@@ -45,3 +45,6 @@ make -s -C bpf
 echo "setup: compiling TypeScript"
 npx tsc -p tsconfig.json
 chmod +x dist/src/cli/main.js
+
+# The tests' OpenTelemetry Collector, built with Go from the collector's modules (cached outside the clone).
+if [ "${1:-}" = "--test" ]; then bash scripts/build-otelcol.sh; fi

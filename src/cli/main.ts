@@ -14,6 +14,7 @@ import { formatTable, runDoctor } from '../doctor';
 import { parseArgs, USAGE, type OutputFormat } from './args';
 import { dropReasonWarnings } from '../probes/drops';
 import { loadCommandConfig } from './load-config';
+import { describeSignal, resolveOtlpSettings } from '../exporters/otlp/signal-settings';
 import { effectiveCapabilities, missingBpfCapabilities } from '../bpf/capabilities';
 
 export const EXIT_USAGE = 2;
@@ -44,6 +45,10 @@ async function run(argv: string[]): Promise<number> {
     // drop reasons against this kernel's, which run warns about and ignores.
     if (config.probes.drops.enabled) for (const warning of dropReasonWarnings(config.probes.drops)) process.stderr.write(`flowtel: warning: ${warning}\n`);
     process.stdout.write(`configuration is valid (${args.configFile ?? 'no file'})\n`);
+    // Where the data would go, with every OTEL_EXPORTER_OTLP_* variable applied: what run will use.
+    const otlp = resolveOtlpSettings(config.exporters.otlp, process.env);
+    for (const signal of [otlp.metrics, otlp.logs]) if (signal) process.stdout.write(`${describeSignal(signal)}\n`);
+    if (!otlp.metrics && !otlp.logs) process.stdout.write('no OTLP endpoint: Prometheus and the console unless the config turns them off\n');
     return 0;
   }
 

@@ -7,16 +7,14 @@
  */
 import type { FlowtelConfig } from '../config/config';
 import { ConfigError } from '../config/schema';
-import { resolveGrpcEndpoint } from '../exporters/otlp/grpc-endpoint';
+import { resolveOtlpSettings, type OtlpSettings } from '../exporters/otlp/signal-settings';
 
-export function checkBeforeLoad(config: FlowtelConfig, env: NodeJS.ProcessEnv): void {
+/** Returns where each signal goes over OTLP, as run will send it (validate prints it). */
+export function checkBeforeLoad(config: FlowtelConfig, env: NodeJS.ProcessEnv): OtlpSettings {
   const otlp = config.exporters.otlp;
-  if (otlp.endpoint !== undefined) {
-    // Both signals: each may have its own TLS files, headers and compression variables.
-    resolveGrpcEndpoint(otlp.endpoint, 'METRICS', otlp.headers, env);
-    resolveGrpcEndpoint(otlp.endpoint, 'LOGS', otlp.headers, env);
-  }
-  const prometheusOn = config.exporters.prometheus.enabled ?? otlp.endpoint === undefined;
+  // Both signals: each may have its own endpoint, protocol, TLS files, headers, timeout and compression.
+  const settings = resolveOtlpSettings(otlp, env);
+  const prometheusOn = config.exporters.prometheus.enabled ?? (settings.metrics === undefined && settings.logs === undefined);
   if (prometheusOn && config.health.enabled && config.health.port === config.exporters.prometheus.port) {
     throw new ConfigError(
       'health.port',
@@ -25,4 +23,5 @@ export function checkBeforeLoad(config: FlowtelConfig, env: NodeJS.ProcessEnv): 
       'the merged configuration',
     );
   }
+  return settings;
 }

@@ -28,6 +28,10 @@ import {
   stringMap,
 } from './schema';
 
+/** OTLP protocols, as OTEL_EXPORTER_OTLP_PROTOCOL names them. */
+export const OTLP_PROTOCOLS = ['grpc', 'http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 /** A config file is a few KiB; a megabyte is a mistake, not a config. */
 const MAX_CONFIG_FILE_BYTES = 1 << 20;
@@ -94,6 +98,7 @@ export const configSchema = object({
   exporters: object({
     otlp: object({
       endpoint: httpUrl('http://otel-collector:4317'),
+      protocol: oneOf(OTLP_PROTOCOLS),
       headers: stringMap(),
       exportIntervalMs: integer(100, 3_600_000, 'milliseconds'),
       exportTimeoutMs: integer(100, 600_000, 'milliseconds'),
@@ -145,6 +150,8 @@ export interface FlowtelConfig {
   exporters: {
     otlp: {
       endpoint?: string;
+      /** gRPC (the default, port 4317), or OTLP/HTTP with protobuf or JSON bodies (port 4318). */
+      protocol: OtlpProtocol;
       headers: Record<string, string>;
       exportIntervalMs: number;
       exportTimeoutMs: number;
@@ -215,7 +222,7 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
       flows: { enabled: true, granularity: 'pod', maxRows: 65536, idleFlowTimeoutMs: 300_000 },
     },
     exporters: {
-      otlp: { headers: {}, exportIntervalMs: 60_000, exportTimeoutMs: 30_000, temporality: 'cumulative', failureSummaryIntervalMs: 60_000 },
+      otlp: { protocol: 'grpc', headers: {}, exportIntervalMs: 60_000, exportTimeoutMs: 30_000, temporality: 'cumulative', failureSummaryIntervalMs: 60_000 },
       prometheus: { host: '0.0.0.0', port: 9464 },
       console: { intervalMs: 10_000 },
     },
@@ -233,6 +240,7 @@ export const CONFIG_FLAGS: Record<string, string> = {
   '--bpf-dir': 'bpfObjectDir',
   '--log-level': 'logLevel',
   '--otlp-endpoint': 'exporters.otlp.endpoint',
+  '--otlp-protocol': 'exporters.otlp.protocol',
   '--export-interval-ms': 'exporters.otlp.exportIntervalMs',
   '--temporality': 'exporters.otlp.temporality',
   '--prometheus-port': 'exporters.prometheus.port',
@@ -249,6 +257,7 @@ export const CONFIG_FLAGS: Record<string, string> = {
 const OTEL_ENV: Record<string, string> = {
   NODE_NAME: 'nodeName',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'exporters.otlp.endpoint',
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'exporters.otlp.protocol',
   OTEL_METRIC_EXPORT_INTERVAL: 'exporters.otlp.exportIntervalMs',
   OTEL_METRIC_EXPORT_TIMEOUT: 'exporters.otlp.exportTimeoutMs',
   OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'exporters.otlp.temporality',

@@ -12,28 +12,42 @@ import type { DoctorCheck } from './report';
 const DOCTOR_EXPORT_TIMEOUT_MS = 10_000;
 
 export async function otlpCheck(config: FlowtelConfig, version: string): Promise<DoctorCheck> {
-  const otlp = config.exporters.otlp;
-  if (otlp.endpoint === undefined) {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { endpointText, resolveOtlpSettings, exporterConfig } = require('../exporters/otlp/signal-settings') as typeof import('../exporters/otlp/signal-settings');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  let settings;
+  try {
+    const resolved = resolveOtlpSettings(config.exporters.otlp);
+    settings = resolved.metrics ?? resolved.logs;
+  } catch (err) {
+    return { kind: 'export', name: 'otlp', status: 'unavailable', detail: (err as Error).message, impact: 'every metric and log record: the agent would not start' };
+  }
+  if (!settings) {
     const local = `Prometheus on ${config.exporters.prometheus.host}:${config.exporters.prometheus.port} and the console`;
     return { kind: 'export', name: 'otlp', status: 'info', detail: `no endpoint set: the agent serves ${local}` };
   }
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const { resolveGrpcEndpoint } = require('../exporters/otlp/grpc-endpoint') as typeof import('../exporters/otlp/grpc-endpoint');
-  const { OtlpGrpcMetricExporter } = require('../exporters/otlp/metric-exporter') as typeof import('../exporters/otlp/metric-exporter');
+  const { OtlpMetricExporter } = require('../exporters/otlp/metric-exporter') as typeof import('../exporters/otlp/metric-exporter');
+  const { OtlpLogExporter } = require('../exporters/otlp/log-exporter') as typeof import('../exporters/otlp/log-exporter');
   /* eslint-enable @typescript-eslint/no-require-imports */
-  const timeoutMillis = Math.min(otlp.exportTimeoutMs, DOCTOR_EXPORT_TIMEOUT_MS);
-  const exporter = new OtlpGrpcMetricExporter({ endpoint: resolveGrpcEndpoint(otlp.endpoint, 'METRICS', otlp.headers), userAgent: `flowtel/${version}`, timeoutMillis });
+  const timeoutMillis = Math.min(settings.timeoutMs, DOCTOR_EXPORT_TIMEOUT_MS);
+  const exporterSettings = { ...exporterConfig(settings, `flowtel/${version}`), timeoutMillis };
+  const where = `${endpointText(settings)} (OTLP ${settings.protocol})`;
   const empty: ResourceMetrics = { resource: agentResource(config.nodeName, version), scopeMetrics: [] };
+  // An empty request of the signal that goes over OTLP (metrics, unless only logs do): the answer is what is checked.
+  const exporter = settings.signal === 'METRICS' ? new OtlpMetricExporter(exporterSettings) : new OtlpLogExporter(exporterSettings);
   const started = Date.now();
   try {
-    const result = await new Promise<{ code: ExportResultCode; error?: Error }>((resolve) => exporter.export(empty, resolve));
+    const result = await new Promise<{ code: ExportResultCode; error?: Error }>((resolve) =>
+      exporter instanceof OtlpMetricExporter ? exporter.export(empty, resolve) : exporter.export([], resolve),
+    );
     const ms = Date.now() - started;
-    if (result.code === ExportResultCode.SUCCESS) return { kind: 'export', name: 'otlp', status: 'ok', detail: `${otlp.endpoint} accepted an export (${ms} ms)` };
+    if (result.code === ExportResultCode.SUCCESS) return { kind: 'export', name: 'otlp', status: 'ok', detail: `${where} accepted an export (${ms} ms)` };
     return {
       kind: 'export',
       name: 'otlp',
       status: 'unavailable',
-      detail: `${otlp.endpoint} did not accept an export within ${timeoutMillis} ms: ${result.error?.message.split('\n')[0] ?? 'failed'}`,
+      detail: `${where} did not accept an export within ${timeoutMillis} ms: ${result.error?.message.split('\n')[0] ?? 'failed'}`,
       impact: 'every metric and log record: nothing reaches the collector',
     };
   } finally {

@@ -6,8 +6,8 @@
  */
 import type { Meter } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
-import type { OtlpGrpcLogExporter } from './otlp/log-exporter';
-import type { OtlpGrpcMetricExporter } from './otlp/metric-exporter';
+import type { OtlpLogExporter } from './otlp/log-exporter';
+import type { OtlpMetricExporter } from './otlp/metric-exporter';
 import type { Resource } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordExporter } from '@opentelemetry/sdk-logs';
 import { LogQueue, type LogLosses } from './log-queue';
@@ -18,6 +18,7 @@ import { ConsoleLogLines, ConsoleMetricLines } from './console';
 import { ChunkingMetricExporter } from './chunking-exporter';
 import { ExportWatch, type ExportWatchLog } from './export-watch';
 import { ExportClosing } from './otlp/closing';
+import { endpointText, exporterConfig, resolveOtlpSettings, type OtlpSignalSettings } from './otlp/signal-settings';
 import { SeriesProducer } from './series-producer';
 
 export const INSTRUMENTATION_SCOPE = 'flowtel';
@@ -84,6 +85,8 @@ export interface PipelineOptions {
   onLogLoss?: (kind: keyof LogLosses, detail: string) => void;
   /** Where export failures, summaries and recoveries are told (./export-watch); silent without. */
   log?: ExportWatchLog;
+  /** Where the OTEL_EXPORTER_OTLP_* variables are read (process.env by default). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /*
@@ -93,7 +96,6 @@ export interface PipelineOptions {
  */
 /* eslint-disable @typescript-eslint/no-require-imports */
 const otlpModules = () => ({
-  endpoint: require('./otlp/grpc-endpoint') as typeof import('./otlp/grpc-endpoint'),
   logs: require('./otlp/log-exporter') as typeof import('./otlp/log-exporter'),
   metrics: require('./otlp/metric-exporter') as typeof import('./otlp/metric-exporter'),
   temporality: (require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http'))
@@ -105,7 +107,8 @@ const prometheusModule = () => require('@opentelemetry/exporter-prometheus') as 
 export async function createTelemetryPipeline(options: PipelineOptions): Promise<TelemetryPipeline> {
   const { config, resource, version } = options;
   const otlp = config.exporters.otlp;
-  const useOtlp = otlp.endpoint !== undefined;
+  const otlpSettings = resolveOtlpSettings(otlp, options.env ?? process.env);
+  const useOtlp = otlpSettings.metrics !== undefined || otlpSettings.logs !== undefined;
   const prometheusOn = config.exporters.prometheus.enabled ?? !useOtlp;
   const consoleOn = config.exporters.console.enabled ?? !useOtlp;
 
@@ -114,7 +117,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   const metricProducers = [producer];
   const logExporters: LogRecordExporter[] = [];
   const destinations: string[] = [];
-  const otlpExporters: Array<OtlpGrpcMetricExporter | OtlpGrpcLogExporter> = [];
+  const otlpExporters: Array<OtlpMetricExporter | OtlpLogExporter> = [];
   let chunking: ChunkingMetricExporter | undefined;
   const closing = new ExportClosing();
   const watches: ExportWatch[] = [];
@@ -123,42 +126,50 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
   const watchLog: ExportWatchLog = options.log ?? { warn: () => {}, info: () => {} };
 
   if (useOtlp) {
-    const { endpoint: endpoints, logs, metrics, temporality: AggregationTemporalityPreference } = otlpModules();
+    const { logs, metrics, temporality: AggregationTemporalityPreference } = otlpModules();
     const userAgent = `flowtel/${version}`;
-    const endpointOf = (signal: 'METRICS' | 'LOGS') => endpoints.resolveGrpcEndpoint(otlp.endpoint!, signal, otlp.headers);
-    const destination = `OTLP/gRPC ${otlp.endpoint}`;
-    const watch = (signal: 'metrics' | 'logs', items: string, failureCost: string) =>
-      new ExportWatch({ signal, destination, items, failureCost, log: watchLog, summaryIntervalMs: otlp.failureSummaryIntervalMs });
-    metricsWatch = watch('metrics', 'data points', 'metrics are cumulative, so the next export that succeeds carries every total');
-    logsWatch = watch('logs', 'log records', 'the log records in it are lost, counted in flowtel.agent.events.lost{flowtel.loss.reason=log_export_failed}');
-    watches.push(metricsWatch, logsWatch);
-    const metricExporter = new metrics.OtlpGrpcMetricExporter({
-      endpoint: endpointOf('METRICS'),
-      userAgent,
-      timeoutMillis: otlp.exportTimeoutMs,
-      closing,
-      onRejected: (items, message) => metricsWatch?.rejected(items, message),
-      temporalityPreference:
-        otlp.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
-    });
-    readers.push(
-      new PeriodicExportingMetricReader({
-        exporter: (chunking = new ChunkingMetricExporter(metricExporter, POINTS_PER_REQUEST, metricsWatch)),
-        exportIntervalMillis: otlp.exportIntervalMs,
-        exportTimeoutMillis: Math.min(otlp.exportTimeoutMs, otlp.exportIntervalMs),
-        metricProducers,
-      }),
-    );
-    const logExporter = new logs.OtlpGrpcLogExporter({
-      endpoint: endpointOf('LOGS'),
-      userAgent,
-      timeoutMillis: otlp.exportTimeoutMs,
-      closing,
-      onRejected: (items, message) => logsWatch?.rejected(items, message),
-    });
-    otlpExporters.push(metricExporter, logExporter);
-    logExporters.push(logExporter);
-    destinations.push(`OTLP/gRPC ${otlp.endpoint} (metrics every ${otlp.exportIntervalMs} ms, ${otlp.temporality})`);
+    const watch = (settings: OtlpSignalSettings, items: string, failureCost: string) =>
+      new ExportWatch({
+        signal: settings.signal === 'METRICS' ? 'metrics' : 'logs',
+        destination: `OTLP ${settings.protocol} ${endpointText(settings)}`,
+        items,
+        failureCost,
+        log: watchLog,
+        summaryIntervalMs: otlp.failureSummaryIntervalMs,
+      });
+    if (otlpSettings.metrics) {
+      const settings = otlpSettings.metrics;
+      const metricsWatched = (metricsWatch = watch(settings, 'data points', 'metrics are cumulative, so the next export that succeeds carries every total'));
+      const metricExporter = new metrics.OtlpMetricExporter({
+        ...exporterConfig(settings, userAgent, { closing, onRejected: (items, message) => metricsWatched.rejected(items, message) }),
+        temporalityPreference:
+          otlp.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
+      });
+      readers.push(
+        new PeriodicExportingMetricReader({
+          exporter: (chunking = new ChunkingMetricExporter(metricExporter, POINTS_PER_REQUEST, metricsWatched)),
+          exportIntervalMillis: otlp.exportIntervalMs,
+          exportTimeoutMillis: Math.min(settings.timeoutMs, otlp.exportIntervalMs),
+          metricProducers,
+        }),
+      );
+      otlpExporters.push(metricExporter);
+      watches.push(metricsWatched);
+      destinations.push(`metrics: OTLP ${settings.protocol} ${endpointText(settings)} (every ${otlp.exportIntervalMs} ms, ${otlp.temporality})`);
+    }
+    if (otlpSettings.logs) {
+      const settings = otlpSettings.logs;
+      const logsWatched = (logsWatch = watch(
+        settings,
+        'log records',
+        'the log records in it are lost, counted in flowtel.agent.events.lost{flowtel.loss.reason=log_export_failed}',
+      ));
+      const logExporter = new logs.OtlpLogExporter(exporterConfig(settings, userAgent, { closing, onRejected: (items, message) => logsWatched.rejected(items, message) }));
+      otlpExporters.push(logExporter);
+      logExporters.push(logExporter);
+      watches.push(logsWatched);
+      destinations.push(`logs: OTLP ${settings.protocol} ${endpointText(settings)}`);
+    }
   }
   if (prometheusOn) {
     const { host, port } = config.exporters.prometheus;

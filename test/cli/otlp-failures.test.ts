@@ -135,7 +135,7 @@ describe('OTLP failures are seen, and shutdown is bounded', function () {
     await waitFor('the first failure warning', () => (warnings(agent).some((w) => w.startsWith('metrics export to ')) ? true : undefined), 20_000);
     const first = warnings(agent).filter((w) => w.startsWith('metrics export to '));
     assert.equal(first.length, 1, first.join('\n'));
-    assert.match(first[0], new RegExp(`^metrics export to OTLP/gRPC ${receiver.endpoint} failed: .*collector overloaded \\(test\\)`));
+    assert.match(first[0], new RegExp(`^metrics export to OTLP grpc ${receiver.endpoint} failed: .*collector overloaded \\(test\\)`));
     const isSummary = (w: string) => w.startsWith('metrics exports to ') && w.includes('still failing');
     await waitFor('a summary', () => (warnings(agent).some(isSummary) ? true : undefined), 25_000);
     const notReady = await readyz(agent);

@@ -156,7 +156,7 @@ describe('flowtel doctor (real kernel)', function () {
     // The port the receiver had is closed now.
     const refused = report(await doctor(['-o', 'json', '--config', config, '--otlp-endpoint', receiver.endpoint]));
     assert.equal(check(refused, 'otlp').status, 'unavailable');
-    assert.match(check(refused, 'otlp').detail, new RegExp(`${receiver.endpoint.replace(/[.:/]/g, '\\$&')} did not accept an export`));
+    assert.match(check(refused, 'otlp').detail, new RegExp(`${receiver.endpoint.replace(/[.:/]/g, '\\$&')} \\(OTLP grpc\\) did not accept an export`));
     assert.ok(refused.exitCode >= 1);
   });
 

@@ -20,8 +20,8 @@ import { ChunkingMetricExporter } from '../../src/exporters/chunking-exporter';
 import { GrpcCallError, GrpcChannel, GrpcStatus } from '../../src/exporters/otlp/grpc-channel';
 import { resolveGrpcEndpoint, type GrpcEndpoint } from '../../src/exporters/otlp/grpc-endpoint';
 import { GrpcExportTransport, type RetryPolicy } from '../../src/exporters/otlp/grpc-transport';
-import { OtlpGrpcLogExporter } from '../../src/exporters/otlp/log-exporter';
-import { MetricsSerializer, OtlpGrpcMetricExporter } from '../../src/exporters/otlp/metric-exporter';
+import { OtlpLogExporter } from '../../src/exporters/otlp/log-exporter';
+import { MetricsSerializer, OtlpMetricExporter } from '../../src/exporters/otlp/metric-exporter';
 import { MetricsRequestEncoder } from '../../src/exporters/otlp/metrics-request';
 import { makeTestCertificates } from '../../src/testbed/k8s-api-tls';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
@@ -83,7 +83,7 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
   }
 
   it('sends every chunk of an export, each written into the buffer of the one before, and the collector decodes every point', async () => {
-    const exporter = new OtlpGrpcMetricExporter({ endpoint: plainEndpoint(receiver), userAgent: 'flowtel/test', timeoutMillis: 5000 });
+    const exporter = new OtlpMetricExporter({ endpoint: plainEndpoint(receiver), userAgent: 'flowtel/test', timeoutMillis: 5000 });
     closers.push(() => exporter.shutdown());
     const chunking = new ChunkingMetricExporter(exporter, 50);
     // The buffers the requests were written into, seen as the exporter's serializer hands them over.
@@ -342,7 +342,7 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
   });
 
   it('exports log records with the OpenTelemetry logs SDK', async () => {
-    const exporter = new OtlpGrpcLogExporter({ endpoint: resolveGrpcEndpoint(receiver.endpoint, 'LOGS', {}, {}), userAgent: 'flowtel/test', timeoutMillis: 5000 });
+    const exporter = new OtlpLogExporter({ endpoint: resolveGrpcEndpoint(receiver.endpoint, 'LOGS', {}, {}), userAgent: 'flowtel/test', timeoutMillis: 5000 });
     const provider = new LoggerProvider({ processors: [new BatchLogRecordProcessor({ exporter })] });
     closers.push(() => provider.shutdown());
     provider.getLogger('flowtel').emit({ eventName: 'flowtel.test', body: 'hello', attributes: { 'network.peer.port': 5201 } });

@@ -16,6 +16,7 @@
 import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import type { GrpcEndpoint } from './grpc-endpoint';
+import { retryDelayFromStatusDetails } from './retry-info';
 
 /** gRPC status codes (grpc/doc/statuscodes.md). */
 export const GrpcStatus = {
@@ -49,6 +50,8 @@ export class GrpcCallError extends Error {
   constructor(
     readonly code: number,
     readonly details: string,
+    /** How long the server asked the client to wait before a retry (google.rpc.RetryInfo), in ms. */
+    readonly retryDelayMs?: number,
   ) {
     super(details);
     // The status name: the exporter metrics label failures with it (error.type), and it leads the printed error.
@@ -206,6 +209,7 @@ export class GrpcChannel {
       let encoding: string | undefined;
       let status: number | undefined;
       let details = '';
+      let retryDelayMs: number | undefined;
       let failure: Error | undefined;
       let received = 0;
       const chunks: Buffer[] = [];
@@ -214,6 +218,7 @@ export class GrpcChannel {
         if (raw === undefined) return;
         status = Number(raw);
         details = decodeStatusMessage(headers['grpc-message']);
+        retryDelayMs = retryDelayFromStatusDetails(headers['grpc-status-details-bin']);
       };
       // Ends the call now, whatever the socket is doing: closing the stream alone waits for a write in progress,
       // which a collector that stopped reading (or a dropped connection) holds up for as long as TCP retries.
@@ -248,7 +253,7 @@ export class GrpcChannel {
         released();
         if (failure instanceof GrpcCallError) settle(failure);
         else if (status === undefined) settle(this.failureWithoutStatus(httpStatus, stream.rstCode, failure));
-        else if (status !== GrpcStatus.OK) settle(new GrpcCallError(status, details));
+        else if (status !== GrpcStatus.OK) settle(new GrpcCallError(status, details, retryDelayMs));
         else {
           try {
             settle(undefined, responseMessage(Buffer.concat(chunks), encoding));

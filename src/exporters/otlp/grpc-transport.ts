@@ -10,7 +10,7 @@ import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exp
 import type { ExportClosing } from './closing';
 import { GrpcCallError, GrpcStatus, type GrpcChannel } from './grpc-channel';
 
-/** Retryable gRPC codes of the OTLP/gRPC specification (RESOURCE_EXHAUSTED only with RetryInfo, which we do not read). */
+/** Retryable gRPC codes of the OTLP/gRPC specification; RESOURCE_EXHAUSTED too when the server sends RetryInfo. */
 const RETRYABLE = new Set<number>([
   GrpcStatus.CANCELLED,
   GrpcStatus.DEADLINE_EXCEEDED,
@@ -66,12 +66,14 @@ export class GrpcExportTransport implements IExporterTransport {
           return { status: 'success', data: await this.channel.call(this.path, frame, deadline, release) };
         } catch (err) {
           const error = err instanceof GrpcCallError ? err : new GrpcCallError(GrpcStatus.UNKNOWN, (err as Error).message);
-          const wait = backoff * (0.8 + 0.4 * Math.random());
+          // The server's RetryInfo says how long to wait; without it, exponential backoff with jitter.
+          const wait = error.retryDelayMs ?? backoff * (0.8 + 0.4 * Math.random());
           backoff *= this.retry.multiplier;
           // An attempt needs time to succeed: one started with a few ms left would only time out (and drop the connection).
           const room = deadline - Date.now() - wait;
           const stopping = () => this.channel.isClosed || this.closing?.active === true;
-          const retry = RETRYABLE.has(error.code) && !stopping() && attempt < this.retry.maxRetries && room >= Math.min(MIN_ATTEMPT_MS, timeoutMillis / 4);
+          const retryable = RETRYABLE.has(error.code) || (error.code === GrpcStatus.RESOURCE_EXHAUSTED && error.retryDelayMs !== undefined);
+          const retry = retryable && !stopping() && attempt < this.retry.maxRetries && room >= Math.min(MIN_ATTEMPT_MS, timeoutMillis / 4);
           if (!retry) return { status: 'failure', error };
           if (this.closing) await this.closing.sleep(wait);
           else await new Promise((resolve) => setTimeout(resolve, wait));

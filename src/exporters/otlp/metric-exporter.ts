@@ -1,19 +1,26 @@
 /**
- * The OTLP/gRPC metric exporter: the OpenTelemetry export delegate (its
+ * The OTLP metric exporter: the OpenTelemetry export delegate (its
  * concurrency limit, export timeout and self-metrics) with our request
- * encoder and our gRPC transport. Each request is written into the buffer
- * of the one before, once the transport gave that back, and sent from it
- * without a copy (src/exporters/otlp/grpc-channel.ts).
+ * encoder and our gRPC or HTTP transport. Each protobuf request is written
+ * into the buffer of the one before, once the transport gave that back, and
+ * sent from it without a copy (src/exporters/otlp/grpc-channel.ts). OTLP/HTTP
+ * with JSON bodies uses the OpenTelemetry JSON serializer.
  */
 import type { MeterProvider } from '@opentelemetry/api';
 import { OTLPMetricExporterBase, type OTLPMetricExporterOptions } from '@opentelemetry/exporter-metrics-otlp-http';
-import { MetricsExporterMetricsHelper, ProtobufMetricsSerializer, type IExportMetricsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
+import {
+  JsonMetricsSerializer,
+  MetricsExporterMetricsHelper,
+  ProtobufMetricsSerializer,
+  type IExportMetricsServiceResponse,
+  type ISerializer,
+} from '@opentelemetry/otlp-transformer';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { grpcExportDelegate, grpcExporterMetrics, type OtlpGrpcConfig, type OtlpGrpcSignal } from './grpc-export-delegate';
+import { otlpExportDelegate, otlpExporterMetrics, type OtlpExporterConfig, type OtlpSignal } from './export-delegate';
 import { MetricsRequestEncoder } from './metrics-request';
 
-const METRICS: OtlpGrpcSignal<ResourceMetrics> = {
-  componentType: 'otlp_grpc_metric_exporter',
+const METRICS: OtlpSignal<ResourceMetrics> = {
+  componentType: { grpc: 'otlp_grpc_metric_exporter', 'http/protobuf': 'otlp_http_metric_exporter', 'http/json': 'otlp_http_json_metric_exporter' },
   path: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
   metricsHelper: MetricsExporterMetricsHelper,
 };
@@ -37,16 +44,22 @@ export class MetricsSerializer implements ISerializer<ResourceMetrics, IExportMe
   }
 }
 
-export type OtlpMetricExporterConfig = OtlpGrpcConfig & OTLPMetricExporterOptions;
+export type OtlpMetricExporterConfig = OtlpExporterConfig & OTLPMetricExporterOptions;
 
-export class OtlpGrpcMetricExporter extends OTLPMetricExporterBase {
+export class OtlpMetricExporter extends OTLPMetricExporterBase {
   constructor(private readonly config: OtlpMetricExporterConfig) {
+    super(OtlpMetricExporter.delegate(config), config);
+  }
+
+  /** Our protobuf encoder, whose request buffers come back once sent; the OpenTelemetry JSON serializer for http/json. */
+  private static delegate(config: OtlpMetricExporterConfig) {
+    if (config.protocol === 'http/json') return otlpExportDelegate(config, METRICS, JsonMetricsSerializer);
     const serializer = new MetricsSerializer();
-    super(grpcExportDelegate(config, METRICS, serializer, (request) => serializer.release(request)), config);
+    return otlpExportDelegate(config, METRICS, serializer, (request) => serializer.release(request));
   }
 
   /** Counts the exporter's own sent and failed points (otel.sdk.exporter.*) into `meterProvider`. */
   setSelfObsMeterProvider(meterProvider: MeterProvider): void {
-    this.setMetrics(grpcExporterMetrics(METRICS, this.config.endpoint, meterProvider));
+    this.setMetrics(otlpExporterMetrics(METRICS, this.config, meterProvider));
   }
 }
