@@ -6,69 +6,16 @@
  * serializer the stock exporter uses and once with ours
  * (src/exporters/otlp). Rounds alternate between the two.
  */
-import { hrTime } from '@opentelemetry/core';
 import { ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
-import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { planChunks } from '../src/exporters/chunking-exporter';
 import { MetricsSerializer } from '../src/exporters/otlp/metric-exporter';
-import { SeriesProducer } from '../src/exporters/series-producer';
-import type { EndpointRef, LocalEndpoint } from '../src/k8s/attribution';
-import type { CounterRows, SeriesTotals } from '../src/probes/shared/endpoint-counters';
-import { counterSums } from '../src/probes/shared/instruments';
-import { RowIdentity } from '../src/probes/shared/row-identity';
-import type { AttributeParts } from '../src/probes/series';
-import { METRIC_POD_NETWORK_IO, METRIC_POD_NETWORK_PACKETS } from '../src/semconv';
+import { flowProducer } from './flow-fixture';
 import { publishReport, summarize, table, type Summary } from './report';
 
 const FLOWS = 100_000;
 const PODS = 20;
 const POINTS_PER_REQUEST = 5000;
-
-type Field = 'bytes' | 'packets';
-
-/** Flow rows of PODS pods, each to its own external peer address and port, half of them each direction. */
-function flowRows(): CounterRows<Field> {
-  const pods: LocalEndpoint[] = Array.from({ length: PODS }, (_, p) =>
-    Object.freeze({
-      key: `pod/uid-${p}`,
-      keyId: `p${p}`,
-      kind: 'pod' as const,
-      attributes: Object.freeze({
-        'k8s.node.name': 'worker-1',
-        'k8s.pod.uid': `0f1e2d3c-aaaa-bbbb-cccc-${String(p).padStart(12, '0')}`,
-        'k8s.pod.name': `checkout-7d9f8b6c5d-${p}x2kq`,
-        'k8s.namespace.name': 'shop',
-        'k8s.deployment.name': 'checkout',
-        'service.name': 'checkout',
-        'container.id': `${p}`.padStart(64, 'c'),
-        'flowtel.attribution': 'pod',
-      }),
-    }),
-  );
-  const directions = ['transmit', 'receive'].map((d) => Object.freeze({ key: d, attributes: Object.freeze({ 'network.io.direction': d }) }));
-  const external = Object.freeze({ attributes: Object.freeze({ 'flowtel.peer.kind': 'external' }), stale: false });
-  const start = hrTime();
-  const fields = ['bytes', 'packets'] as const;
-  const rows = Array.from({ length: FLOWS }, (_, i): SeriesTotals<Field> & AttributeParts => {
-    const endpoint = pods[i % PODS];
-    const ref: EndpointRef = { cgroupId: BigInt(1000 + (i % PODS)), netnsIno: 4026531840 };
-    const address = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-    const identity = new RowIdentity(ref, endpoint, directions[i & 1], address, 1024 + (i % 50_000), 6, 2, external, `${endpoint.keyId}|${address}|${i}`);
-    return {
-      endpoint,
-      seriesKey: identity.seriesKey,
-      get attributes() {
-        return identity.attributes;
-      },
-      attributeParts: () => identity.attributeParts(),
-      totals: { bytes: i * 1500, packets: i },
-      total: (field: number) => (field === 0 ? i * 1500 : i),
-      startTime: start,
-    };
-  });
-  return { fields, length: rows.length, at: (index) => rows[index], [Symbol.iterator]: () => rows[Symbol.iterator]() };
-}
 
 interface EncoderResult {
   name: string;
@@ -98,14 +45,7 @@ function encodeExport(metrics: ResourceMetrics, encode: (request: ResourceMetric
 export async function runOtlpEncode(args: string[]): Promise<OtlpEncodeResult> {
   const roundsAt = args.indexOf('--rounds');
   const rounds = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 7;
-  const producer = new SeriesProducer({ name: 'flowtel', version: 'bench' }, resourceFromAttributes({ 'service.name': 'flowtel', 'k8s.node.name': 'worker-1' }));
-  const rows = flowRows();
-  producer.register(() =>
-    counterSums(rows, [
-      [METRIC_POD_NETWORK_IO, 'bytes'],
-      [METRIC_POD_NETWORK_PACKETS, 'packets'],
-    ]),
-  );
+  const producer = flowProducer(FLOWS, PODS);
   const ours = new MetricsSerializer();
   const encoders: Array<{ name: string; encode: (r: ResourceMetrics) => Uint8Array }> = [
     { name: 'OpenTelemetry ProtobufMetricsSerializer (stock exporter)', encode: (r) => ProtobufMetricsSerializer.serializeRequest(r)! },
@@ -124,7 +64,7 @@ export async function runOtlpEncode(args: string[]): Promise<OtlpEncodeResult> {
       samples[e].requestMs.push(...ms);
       samples[e].bytes = bytes;
       requests = ms.length;
-      points = rows.length * 2;
+      points = FLOWS * 2;
     }
     if (round >= 0) process.stdout.write(`  round ${round + 1}: ${samples.map((s) => `${s.exportMs[round].toFixed(0)} ms`).join(' / ')}\n`);
   }

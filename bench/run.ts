@@ -7,6 +7,7 @@ import { runCapacityBenchmark } from './capacity';
 import { runDatapathBenchmark } from './datapath';
 import { exitStatus, runK8sSync } from './k8s-sync';
 import { runOtlpEncodeBenchmark } from './otlp-encode';
+import { runOtlpExportBenchmark } from './otlp-export';
 
 interface Benchmark {
   description: string;
@@ -30,6 +31,10 @@ const BENCHMARKS: Record<string, Benchmark> = {
   'otlp-encode': {
     description: 'OTLP request encoding of a 100,000-flow export: the OpenTelemetry serializer against ours, in process',
     run: runOtlpEncodeBenchmark,
+  },
+  'otlp-export': {
+    description: 'OTLP metric export of 10k and 100k flows: the stock OpenTelemetry exporters against ours (CPU, peak RSS, bytes)',
+    run: runOtlpExportBenchmark,
   },
 };
 
