@@ -11,7 +11,7 @@ import type { TestNode } from '../../src/testbed/test-node';
 import { freshExport } from '../support/agent-process';
 import { groupOnThisKernel } from '../support/kernel-table';
 import { PROBE_GROUPS, onlyGroupConfig, useScenario } from '../support/scenario';
-import { IPERF_PORT, dropOutputPercent, dropPercent, iperf, netClient, waitForClosedConnections } from '../support/traffic';
+import { IPERF_PORT, assertRetransmitsWithinBound, dropOutputPercent, dropPercent, iperf, maxSegmentsPerSkb, netClient, waitForClosedConnections } from '../support/traffic';
 
 const PODS = [{ name: 'a' }, { name: 'b' }];
 
@@ -74,12 +74,9 @@ describe('e2e: flow granularity', function () {
     assert.equal(exported, inKernelMap, `the agent lost or invented retransmits on the way out: ${context}`);
     // The program counts what the kernel sent, never a failed send: with failed > 0, counting those would overshoot.
     assert.ok(inKernelMap <= retransmitted, `our program counted more than the kernel sent: ${context}`);
-    // Equality with the kernel, except for a shortfall of 0.24-0.6% seen three times in loaded CI runs (76 of 12,696;
-    // 58 of 19,148; 30 of 12,628; never in local runs, also not under CPU load; no recursion misses, no agent loss).
-    // A bpftrace count of the tracepoint (err == 0, tcp_gso_segs) matched nstat exactly in every local run. The
-    // first two assertions say in which layer it is if it comes back; the 1% bound still fails when one GSO burst in
-    // a hundred goes uncounted.
-    assert.ok(inKernelMap >= retransmitted * 0.99, `our program missed retransmits the kernel sent: ${context}`);
+    // Equality with the kernel but for the calls the program does not see (docs/telemetry.md): the bound the
+    // tcp-retransmits test holds too. The two assertions above say in which layer a larger shortfall is.
+    assertRetransmitsWithinBound(inKernelMap, retransmitted, misses, await maxSegmentsPerSkb(node, 'a'), `our program missed retransmits the kernel sent: ${context}`);
     assert.ok(toPeerB >= exported * 0.999, `${toPeerB} of A's ${exported} exported retransmitted segments on the B:5201 series`);
     assert.equal(
       receiver.latestTotal('flowtel.tcp.connection.failures', { 'k8s.pod.uid': a.uid, 'network.peer.address': b.ip, 'server.port': 7031, 'error.type': 'refused' }),

@@ -16,7 +16,7 @@ import { nftRuleCounters, retransmissions } from '../../src/testbed/kernel-count
 import { AgentProcess, startAgentWithReceiver, waitFor } from '../support/agent-process';
 import { cgroupRoot, kernelCountsSkippedRuns, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
-import { IPERF_PORT, NFT_TABLE, assertRetransmitsWithinSkipped, dropPercent, iperf, maxSegmentsPerSkb, skippedRetransmitRuns, waitForClosedConnections } from '../support/traffic';
+import { IPERF_PORT, NFT_TABLE, assertRetransmitsWithinBound, dropPercent, iperf, maxSegmentsPerSkb, skippedRetransmitRuns, waitForClosedConnections } from '../support/traffic';
 
 const RETRANSMITS = 'flowtel.tcp.retransmits';
 /** The agent's event rate limit in this test. */
@@ -75,19 +75,22 @@ describe('e2e: tcp-retransmits against the kernel', function () {
     assert.ok(kernel.a > 20, `kernel counted only ${kernel.a} retransmitted segments in pod A`);
   });
 
-  // Equal unless the kernel skipped runs of the program, each one skb short at most (docs/telemetry.md).
+  // Equal but for whole skbs: runs the kernel skipped, and the rare calls the program does not see (docs/telemetry.md).
   it("exports pod A's retransmitted segments equal to the kernel's sent retransmissions", async () => {
-    const exported = await settledTotal(node!.pod('a').uid);
+    const uid = node!.pod('a').uid;
+    const exported = await settledTotal(uid);
     const skipped = skippedRetransmitRuns(receiver!);
-    console.log(`      pod A: exported ${exported}, kernel TcpRetransSegs - TCPRetransFail delta ${kernel.a}, nft dropped ${kernel.dropped}, runs skipped ${skipped}`);
-    assertRetransmitsWithinSkipped(exported, kernel.a, skipped, maxSegments, 'pod A');
+    console.log(
+      `      pod A: exported ${exported}, kernel TcpRetransSegs - TCPRetransFail delta ${kernel.a}, nft dropped ${kernel.dropped}, runs skipped ${skipped}`,
+    );
+    assertRetransmitsWithinBound(exported, kernel.a, skipped, maxSegments, 'pod A');
   });
 
   it('gives pod B (the receiver) only its own, near-zero retransmits', async () => {
     const exported = await settledTotal(node!.pod('b').uid);
     console.log(`      pod B: exported ${exported}, kernel TcpRetransSegs - TCPRetransFail delta ${kernel.b}`);
     assert.ok(kernel.b <= 2, `kernel says B retransmitted ${kernel.b}`);
-    assertRetransmitsWithinSkipped(exported, kernel.b, skippedRetransmitRuns(receiver!), maxSegments, 'pod B');
+    assertRetransmitsWithinBound(exported, kernel.b, skippedRetransmitRuns(receiver!), maxSegments, 'pod B');
   });
 
   it("attributes A's series to A's container, QoS class and the node", () => {

@@ -133,12 +133,20 @@ export function skippedRetransmitRuns(receiver: OtlpReceiver): number {
 }
 
 /**
- * Checks an exported retransmit total against the kernel's: equal, unless the
- * kernel skipped runs of our program (a retransmit in a softirq nested in one
- * being counted on the same CPU), each of which loses one skb's segments.
+ * The share of the kernel's retransmitted segments our program may miss without the kernel counting a skipped
+ * run: calls it makes that the program never sees (docs/telemetry.md, probe group tcp-retransmits). Measured at
+ * about 2 calls in 100,000 on the development VM, and up to 0.6% of segments in three loaded CI runs.
  */
-export function assertRetransmitsWithinSkipped(exported: number, kernel: number, skippedRuns: number, maxSegments: number, what: string): void {
+export const UNSEEN_RETRANSMIT_SHARE = 0.01;
+
+/**
+ * Checks an exported retransmit total against the kernel's: never over it, and short by at most one skb per
+ * run the kernel skipped (a retransmit in a softirq nested in one being counted on the same CPU) plus
+ * UNSEEN_RETRANSMIT_SHARE of the kernel's count, at least one skb.
+ */
+export function assertRetransmitsWithinBound(exported: number, kernel: number, skippedRuns: number, maxSegments: number, what: string): void {
   const short = kernel - exported;
-  if (skippedRuns === 0) assert.equal(exported, kernel, `${what}: exported ${exported} vs kernel ${kernel}, no run skipped`);
-  else assert.ok(short >= 0 && short <= skippedRuns * maxSegments, `${what}: ${short} short with ${skippedRuns} skipped runs of at most ${maxSegments} segments`);
+  const bound = skippedRuns * maxSegments + Math.max(maxSegments, Math.floor(kernel * UNSEEN_RETRANSMIT_SHARE));
+  assert.ok(short >= 0, `${what}: exported ${exported} is over the kernel's ${kernel}`);
+  assert.ok(short <= bound, `${what}: ${short} short of the kernel's ${kernel}; the bound is ${bound} (${skippedRuns} skipped runs of at most ${maxSegments} segments, 1% unseen)`);
 }
