@@ -55,6 +55,7 @@ export class ExportWatch {
   private outage = { exports: 0, items: 0 };
   private rejecting: Trouble | undefined;
   private lastSuccess: number | undefined;
+  private lastFailure = 0;
   private readonly now: () => number;
   private readonly startedAt: number;
 
@@ -73,12 +74,14 @@ export class ExportWatch {
   }
 
   /**
-   * False once exports have been failing for more than `withinMs` since the
-   * last success (or since start, before the first). A signal with nothing to
-   * send (no network events, no log exports) stays healthy.
+   * False while exports keep failing: none has succeeded for more than
+   * `withinMs` (since start, before the first) and one failed within it. A
+   * signal with nothing to send for a while (no network events, so no log
+   * export) is not judged by a failure older than that.
    */
   healthy(withinMs: number): boolean {
-    return !this.failing || this.now() - (this.lastSuccess ?? this.startedAt) <= withinMs;
+    const now = this.now();
+    return !this.failing || now - (this.lastSuccess ?? this.startedAt) <= withinMs || now - this.lastFailure > withinMs;
   }
 
   /** True while the latest export failed. */
@@ -108,6 +111,7 @@ export class ExportWatch {
 
   failed(items: number, cause: string): void {
     this.totals.failed++;
+    this.lastFailure = this.now();
     this.totals.itemsFailed += items;
     this.outage.exports++;
     this.outage.items += items;
