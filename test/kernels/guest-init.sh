@@ -24,12 +24,15 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 stty -F "$OUT" raw -echo 2>/dev/null
 exec > "$OUT" 2>&1
 
+# PID 1 must not exit while the kernel powers off (it would panic), so power_off waits on this. It starts now:
+# once power-off begins the root share goes away, and no program could be loaded from it any more.
+sleep infinity &
+KEEPALIVE=$!
+
 power_off() {
   sync
-  # The wait starts first: once power-off begins the root share goes away, and sleep could no longer load.
-  sleep 60 &
   echo o > /proc/sysrq-trigger
-  wait
+  wait "$KEEPALIVE"
 }
 
 hostname "flowtel-vm-$(uname -r | tr -c "a-zA-Z0-9.\n-" "-")"
