@@ -5,6 +5,7 @@
  * other pod did not. One agent pushes OTLP every second to the test receiver.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { nativeAddon } from '../../src/bpf/native';
 import { mustRun } from '../../src/testbed/exec';
@@ -12,7 +13,7 @@ import { bpfRecursionMisses, nftRuleCounters, nstat } from '../../src/testbed/ke
 import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
 import { defaultConfig } from '../../src/config/config';
-import { AgentProcess, freshExport, startAgentWithReceiver, sleep, waitFor } from '../support/agent-process';
+import { AgentProcess, freshExport, startAgentWithReceiver, waitFor } from '../support/agent-process';
 import { cgroupRoot, kernelCountsSkippedRuns, requireKernel } from '../support/kernel';
 import { groupOnThisKernel } from '../support/kernel-table';
 import { PROBE_GROUPS } from '../../src/probes/catalog';
@@ -92,7 +93,8 @@ describe('e2e: probe groups against the kernel', function () {
   });
 
   describe('tcp-rtt', () => {
-    const IPERF_SECONDS = 4;
+    // Under qemu's emulation the transfer runs longer: there ss once sampled a 4 s transfer only once.
+    const IPERF_SECONDS = process.env.FLOWTEL_VM ? 8 : 4;
     /** This suite's agent runs with the default configuration. */
     const RTT_SAMPLE_INTERVAL_MS = defaultConfig('.').probes.tcpRtt.sampleIntervalMs;
     // Plain: a steady connection (rate-limited). A saturating transfer on a 2-core VM makes srtt swing
@@ -103,20 +105,18 @@ describe('e2e: probe groups against the kernel', function () {
       for (const withTbf of [false, true]) {
         if (withTbf) await mustRun('ip', ['netns', 'exec', c.netns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kbit', 'latency', '60ms']);
         const before = histogramOf('flowtel.tcp.rtt', { 'k8s.pod.uid': c.uid });
-        const ssSamples: number[] = [];
-        let transferring = true;
-        const run = iperf(node, 'c', 'd', IPERF_SECONDS, withTbf ? [] : ['-b', '100M']).finally(() => (transferring = false));
         // ss over the whole transfer, as the exported samples are: under a tbf queue the RTT climbs while the queue
         // fills, so medians of different stretches of it differ (an emulated CPU, where each ss takes long, showed 2x).
-        const sampler = (async () => {
-          while (transferring) {
-            const out = await mustRun('ip', ['netns', 'exec', c.netns, 'ss', '-tinH', 'dst', node.pod('d').ip, 'dport', '=', '5201']);
-            const rtt = dataConnectionRtt(out);
-            if (rtt !== undefined && transferring) ssSamples.push(rtt);
-            await sleep(60);
-          }
-        })();
-        await Promise.all([run, sampler]);
+        // One shell in the pod's namespace runs ss in a loop: entering the namespace once per sample cost most of
+        // the time under emulation.
+        const sampler = ssLoop(c.netns, ['-tinH', 'dst', node.pod('d').ip, 'dport', '=', '5201']);
+        let outputs: string[];
+        try {
+          await iperf(node, 'c', 'd', IPERF_SECONDS, withTbf ? [] : ['-b', '100M']);
+        } finally {
+          outputs = await sampler.stop();
+        }
+        const ssSamples = outputs.map(dataConnectionRtt).filter((rtt): rtt is number => rtt !== undefined);
         await settled();
         const after = histogramOf('flowtel.tcp.rtt', { 'k8s.pod.uid': c.uid });
         const exported = quantileOfHistogram(after, before, 0.5);
@@ -512,6 +512,24 @@ describe('e2e: probe groups against the kernel', function () {
 });
 
 /** srtt (s) of the busiest socket in `ss -ti` output: iperf3's data connection, not its idle control connection. */
+/** Runs `ss ARGS` every 60 ms in network namespace `netns` until stop(), which resolves to each run's output. */
+function ssLoop(netns: string, args: string[]): { stop(): Promise<string[]> } {
+  const script = `while :; do ss ${args.map((a) => `'${a}'`).join(' ')}; echo '${SS_SEPARATOR}'; sleep 0.06; done`;
+  const child = spawn('ip', ['netns', 'exec', netns, 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+      // The last block may be cut short by the kill: only blocks that ended with the separator count.
+      return out.split(`${SS_SEPARATOR}\n`).slice(0, -1);
+    },
+  };
+}
+const SS_SEPARATOR = '--flowtel-ss--';
+
 function dataConnectionRtt(ssOutput: string): number | undefined {
   let best: { acked: number; rtt: number } | undefined;
   for (const block of ssOutput.split(/\n(?=\S)/)) {
