@@ -122,11 +122,6 @@ export function resolveOtlpSettings(otlp: OtlpConfig, env: NodeJS.ProcessEnv = p
   return { ...(metrics ? { metrics } : {}), ...(logs ? { logs } : {}) };
 }
 
-/** True when some signal goes out over OTLP: then the local exporters are off unless the config turns them on. */
-export function otlpConfigured(otlp: OtlpConfig, env: NodeJS.ProcessEnv = process.env): boolean {
-  return otlp.endpoint !== undefined || Boolean(env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT?.trim());
-}
-
 /** The endpoint as the operator reads it: a gRPC server's origin (http://c:4317), an OTLP/HTTP signal's full URL. */
 export function endpointText(s: Pick<OtlpSignalSettings, 'protocol' | 'url'>): string {
   return s.protocol === 'grpc' ? s.url.origin : s.url.href;
