@@ -111,7 +111,7 @@ export class OtlpReceiver {
   private readonly metricsType: protobuf.Type;
   private readonly logsType: protobuf.Type;
   /** Each Export call takes the first of these, if any, and fails with it (a collector that fails now and then). */
-  readonly failNext: Array<{ code: grpc.status; details: string }> = [];
+  readonly failNext: Array<{ code: grpc.status; details: string; metadata?: grpc.Metadata }> = [];
   /** When set, Export calls are never answered (a collector that hangs); the client's deadline ends them. */
   stall = false;
   /** While set, every Export call fails with it (a collector that is down behind a proxy that answers). */

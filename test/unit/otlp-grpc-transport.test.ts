@@ -10,7 +10,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import { ValueType } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -156,6 +156,30 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
     assert.equal(error.code, GrpcStatus.INVALID_ARGUMENT);
     assert.equal(error.details, 'bad request, 100% encoded', 'grpc-message is percent-decoded');
     assert.equal(receiver.calls.length, 4, 'no retry');
+  });
+
+  it('retries RESOURCE_EXHAUSTED only when the collector sends RetryInfo, after the delay it asks for', async () => {
+    const t = transport(plainEndpoint(receiver));
+    const body = new MetricsRequestEncoder().encode(metricsRequest(['a'], 1));
+    receiver.failNext.push({ code: status.RESOURCE_EXHAUSTED, details: 'over quota' });
+    const refused = await t.send(body, 5000);
+    assert.equal(refused.status, 'failure');
+    assert.equal(receiver.calls.length, 1, 'no RetryInfo: no retry');
+
+    // google.rpc.Status { code 8, details [Any { RetryInfo { retry_delay { nanos 400,000,000 } } }] }
+    const duration = Buffer.from([0x10, 0x80, 0x88, 0xde, 0xbe, 0x01]);
+    const retryInfo = Buffer.concat([Buffer.from([0x0a, duration.length]), duration]);
+    const typeUrl = Buffer.from('type.googleapis.com/google.rpc.RetryInfo');
+    const any = Buffer.concat([Buffer.from([0x0a, typeUrl.length]), typeUrl, Buffer.from([0x12, retryInfo.length]), retryInfo]);
+    const metadata = new Metadata();
+    metadata.set('grpc-status-details-bin', Buffer.concat([Buffer.from([0x08, 8, 0x1a, any.length]), any]));
+    receiver.failNext.push({ code: status.RESOURCE_EXHAUSTED, details: 'over quota, retry later', metadata });
+    const started = Date.now();
+    const retried = await t.send(body, 5000);
+    const waited = Date.now() - started;
+    assert.equal(retried.status, 'success');
+    assert.equal(receiver.calls.length, 3);
+    assert.ok(waited >= 380 && waited < 2000, `waited ${waited} ms for a 400 ms RetryInfo (backoff here is 20 ms)`);
   });
 
   it('ends a call the collector never answers at its deadline, and the next call succeeds on a new connection', async () => {
