@@ -19,7 +19,8 @@ import { AggregationTemporality, DataPointType, type ResourceMetrics, type SumMe
 import { ChunkingMetricExporter } from '../../src/exporters/chunking-exporter';
 import { GrpcCallError, GrpcChannel, GrpcStatus } from '../../src/exporters/otlp/grpc-channel';
 import { resolveGrpcEndpoint, type GrpcEndpoint } from '../../src/exporters/otlp/grpc-endpoint';
-import { GrpcExportTransport, type RetryPolicy } from '../../src/exporters/otlp/grpc-transport';
+import { GrpcExportTransport } from '../../src/exporters/otlp/grpc-transport';
+import type { RetryPolicy } from '../../src/exporters/otlp/retry';
 import { OtlpLogExporter } from '../../src/exporters/otlp/log-exporter';
 import { MetricsSerializer, OtlpMetricExporter } from '../../src/exporters/otlp/metric-exporter';
 import { MetricsRequestEncoder } from '../../src/exporters/otlp/metrics-request';

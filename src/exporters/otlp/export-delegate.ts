@@ -12,7 +12,8 @@ import type { OtlpProtocol } from '../../config/config';
 import type { ExportClosing } from './closing';
 import { GrpcCallError, GrpcChannel, grpcStatusName } from './grpc-channel';
 import type { GrpcEndpoint } from './grpc-endpoint';
-import { DEFAULT_RETRY, GrpcExportTransport } from './grpc-transport';
+import { GrpcExportTransport } from './grpc-transport';
+import { DEFAULT_RETRY } from './retry';
 import { HttpExportError, HttpExportTransport } from './http-transport';
 
 const ATTR_RPC_RESPONSE_STATUS_CODE = 'rpc.response.status_code';

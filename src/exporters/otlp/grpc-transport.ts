@@ -8,6 +8,7 @@
  */
 import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
 import type { ExportClosing } from './closing';
+import { DEFAULT_RETRY, withRetries, type RetryPolicy } from './retry';
 import { GrpcCallError, GrpcStatus, type GrpcChannel } from './grpc-channel';
 
 /** Retryable gRPC codes of the OTLP/gRPC specification; RESOURCE_EXHAUSTED too when the server sends RetryInfo. */
@@ -19,19 +20,6 @@ const RETRYABLE = new Set<number>([
   GrpcStatus.UNAVAILABLE,
   GrpcStatus.DATA_LOSS,
 ]);
-
-export interface RetryPolicy {
-  /** Retries after the first attempt. */
-  maxRetries: number;
-  /** Delay before the first retry; each next one is `multiplier` times longer, ±20% jitter. */
-  initialBackoffMs: number;
-  multiplier: number;
-}
-
-/** The least time left for which a retry is still started (or a quarter of the export timeout, if less). */
-const MIN_ATTEMPT_MS = 1000;
-
-export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 4, initialBackoffMs: 1000, multiplier: 1.5 };
 
 export class GrpcExportTransport implements IExporterTransport {
   constructor(
@@ -59,28 +47,18 @@ export class GrpcExportTransport implements IExporterTransport {
     };
     const frame = this.channel.frame(data);
     try {
-      let backoff = this.retry.initialBackoffMs;
-      for (let attempt = 0; ; attempt++) {
-        try {
+      return await withRetries(
+        () => {
           holds++;
-          return { status: 'success', data: await this.channel.call(this.path, frame, deadline, release) };
-        } catch (err) {
+          return this.channel.call(this.path, frame, deadline, release);
+        },
+        (err) => {
           const error = err instanceof GrpcCallError ? err : new GrpcCallError(GrpcStatus.UNKNOWN, (err as Error).message);
-          // The server's RetryInfo says how long to wait; without it, exponential backoff with jitter.
-          const wait = error.retryDelayMs ?? backoff * (0.8 + 0.4 * Math.random());
-          backoff *= this.retry.multiplier;
-          // An attempt needs time to succeed: one started with a few ms left would only time out (and drop the connection).
-          const room = deadline - Date.now() - wait;
-          const stopping = () => this.channel.isClosed || this.closing?.active === true;
           const retryable = RETRYABLE.has(error.code) || (error.code === GrpcStatus.RESOURCE_EXHAUSTED && error.retryDelayMs !== undefined);
-          const retry = retryable && !stopping() && attempt < this.retry.maxRetries && room >= Math.min(MIN_ATTEMPT_MS, timeoutMillis / 4);
-          if (!retry) return { status: 'failure', error };
-          if (this.closing) await this.closing.sleep(wait);
-          else await new Promise((resolve) => setTimeout(resolve, wait));
-          // The agent began to stop during the wait: its final export carries the totals, this one is given up.
-          if (stopping()) return { status: 'failure', error };
-        }
-      }
+          return { error, retryable, ...(error.retryDelayMs !== undefined ? { delayMs: error.retryDelayMs } : {}) };
+        },
+        { policy: this.retry, deadline, timeoutMillis, closed: () => this.channel.isClosed, ...(this.closing ? { closing: this.closing } : {}) },
+      );
     } finally {
       release();
     }

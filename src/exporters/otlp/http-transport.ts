@@ -11,14 +11,13 @@ import https from 'node:https';
 import zlib from 'node:zlib';
 import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
 import type { ExportClosing } from './closing';
-import { DEFAULT_RETRY, type RetryPolicy } from './grpc-transport';
+import { DEFAULT_RETRY, withRetries, type RetryPolicy } from './retry';
 import type { GrpcEndpoint } from './grpc-endpoint';
 
 /** Statuses the specification calls retryable for OTLP/HTTP. */
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 /** A collector's answer is a small protobuf message; more is refused. */
 const MAX_RESPONSE_BYTES = 4 << 20;
-const MIN_ATTEMPT_MS = 1000;
 
 /** A failed OTLP/HTTP export; `statusCode` when the collector answered. */
 export class HttpExportError extends Error {
@@ -59,23 +58,16 @@ export class HttpExportTransport implements IExporterTransport {
     const body = this.settings.gzip ? zlib.gzipSync(data) : data;
     if (body !== data) this.onSent?.(data);
     try {
-      let backoff = this.retry.initialBackoffMs;
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return { status: 'success', data: await this.post(body, deadline) };
-        } catch (err) {
+      return await withRetries(
+        () => this.post(body, deadline),
+        (err) => {
           const error = err instanceof HttpExportError ? err : new HttpExportError((err as Error).message);
-          const retryable = error.statusCode === undefined ? !this.closed : RETRYABLE_STATUS.has(error.statusCode);
-          const wait = error.retryAfterMs ?? backoff * (0.8 + 0.4 * Math.random());
-          backoff *= this.retry.multiplier;
-          const room = deadline - Date.now() - wait;
-          const stopping = () => this.closed || this.closing?.active === true;
-          if (!retryable || stopping() || attempt >= this.retry.maxRetries || room < Math.min(MIN_ATTEMPT_MS, timeoutMillis / 4)) return { status: 'failure', error };
-          if (this.closing) await this.closing.sleep(wait);
-          else await new Promise((resolve) => setTimeout(resolve, wait));
-          if (stopping()) return { status: 'failure', error };
-        }
-      }
+          // No status: the connection failed or was lost, which the specification retries too.
+          const retryable = error.statusCode === undefined || RETRYABLE_STATUS.has(error.statusCode);
+          return { error, retryable, ...(error.retryAfterMs !== undefined ? { delayMs: error.retryAfterMs } : {}) };
+        },
+        { policy: this.retry, deadline, timeoutMillis, closed: () => this.closed, ...(this.closing ? { closing: this.closing } : {}) },
+      );
     } finally {
       if (body === data) this.onSent?.(data);
     }
