@@ -17,11 +17,11 @@ import { CgroupIndex } from '../k8s/cgroup-index';
 import type { KubernetesMetadata } from '../k8s/metadata';
 import { NetnsIndex } from '../k8s/netns-index';
 import { registerKubernetesMetrics } from '../k8s/self-metrics';
-import { PROBE_GROUPS } from '../probes/catalog';
+import { PROBE_GROUPS } from '../probes/registry';
 import { networkEventLogger } from '../probes/shared/emit';
 import { EventAggregator } from '../probes/shared/event-aggregator';
-import type { ProbeContext, ProbeGroup } from '../probes/types';
-import { loadGroups, statusLogLine, type GroupStatus } from './group-loader';
+import type { SharedProbeContext } from '../probes/types';
+import { loadGroups, statusLogLine, type GroupStatus, type RunningGroup } from './group-loader';
 import { AgentLog } from './log';
 import { installDiagnosticLog } from './diagnostic-log';
 import { HealthServer } from './health';
@@ -41,7 +41,7 @@ export class Agent {
     private readonly pipeline: TelemetryPipeline,
     private readonly runtime: BpfRuntime,
     private readonly events: EventAggregator,
-    private readonly groups: ProbeGroup[],
+    private readonly groups: RunningGroup[],
     private readonly stopServices: () => Promise<void>,
     private readonly log: AgentLog,
     /** The final export's budget after SIGTERM (config shutdown.timeoutMs). */
@@ -91,7 +91,7 @@ export class Agent {
       windowMs: config.events.aggregationWindowMs,
       maxKeys: config.events.maxAggregatedKeys,
     });
-    const context: ProbeContext = {
+    const shared: SharedProbeContext = {
       events,
       attribution,
       runtime,
@@ -109,9 +109,10 @@ export class Agent {
     };
     let loaded: ReturnType<typeof loadGroups>;
     try {
-      // Only tcp-rtt needs the tick rate.
-      const kernelHz = config.probes.tcpRtt.enabled ? await detectKernelHz(() => openJiffiesReader(config.bpfObjectDir)) : { hz: HZ_MAX };
-      loaded = loadGroups(PROBE_GROUPS, config, runtime, context, { kernelHz });
+      // Measuring the tick rate loads a BPF program: only for a group that samples by it.
+      const needsHz = PROBE_GROUPS.some((g) => g.needsKernelHz && g.enabled(config.probes));
+      const kernelHz = needsHz ? await detectKernelHz(() => openJiffiesReader(config.bpfObjectDir)) : { hz: HZ_MAX };
+      loaded = loadGroups(PROBE_GROUPS, config, shared, { kernelHz, cgroupRoot: config.cgroupRoot });
     } catch (err) {
       // A configuration mistake is the operator's to fix, not a kernel limitation.
       await abandonStart();
@@ -134,7 +135,7 @@ export class Agent {
     const stopKubernetesMetrics = kubernetes ? registerKubernetesMetrics(pipeline.meter, kubernetes) : () => {};
     log.info('flowtel running', {
       node: config.nodeName,
-      groups: started.map((g) => g.name).join(','),
+      groups: started.map((g) => g.group.name).join(','),
       kernel: os.release(),
       cgroupRoot: config.cgroupRoot,
       exporting: pipeline.destinations.join('; '),
@@ -192,7 +193,7 @@ export class Agent {
     this.events.stop();
     // The final collection reads the kernel maps: before the groups close them.
     const report = await this.pipeline.shutdown(startedAt + this.shutdownTimeoutMs);
-    for (const group of this.groups) group.stop();
+    for (const group of this.groups) group.unload();
     await this.stopServices();
     this.runtime.close();
     const fields = {

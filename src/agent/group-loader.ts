@@ -6,13 +6,14 @@
  * memory, a verifier refusal that is our bug) or disabled (by the config).
  * A group that does not run stops nothing else.
  */
-import type { BpfRuntime, LoadedProbeObject } from '../bpf/runtime';
+import type { BpfRuntime } from '../bpf/runtime';
 import { kernelFactsFrom, planHooks, type KernelFacts } from '../bpf/hooks';
 import { describeLoadFailure } from '../bpf/load-failure';
 import type { FlowtelConfig } from '../config/config';
 import { ConfigError } from '../config/schema';
-import type { NodeFacts, ProbeGroupEntry } from '../probes/catalog';
-import type { ProbeContext, ProbeGroup } from '../probes/types';
+import type { NodeFacts, ProbeGroupEntry } from '../probes/declaration';
+import { GroupScope } from '../probes/scope';
+import type { ProbeContext, ProbeGroup, SharedProbeContext } from '../probes/types';
 
 export type GroupState = 'ok' | 'degraded' | 'unsupported' | 'failed' | 'disabled';
 
@@ -27,8 +28,15 @@ export interface GroupStatus {
   withoutIt?: string;
 }
 
+/** A group that runs, and the one way to stop it. */
+export interface RunningGroup {
+  readonly group: ProbeGroup;
+  /** Undoes everything the group registered, then detaches its programs and closes its object. Idempotent. */
+  unload(): void;
+}
+
 export interface LoadedGroups {
-  started: ProbeGroup[];
+  started: RunningGroup[];
   statuses: GroupStatus[];
 }
 
@@ -36,24 +44,24 @@ export interface LoadedGroups {
 export function loadGroups(
   entries: readonly ProbeGroupEntry[],
   config: FlowtelConfig,
-  runtime: BpfRuntime,
-  context: ProbeContext,
+  shared: SharedProbeContext,
   node: NodeFacts,
-  kernel: KernelFacts = kernelFactsFrom(runtime.native),
+  kernel: KernelFacts = kernelFactsFrom(shared.runtime.native),
 ): LoadedGroups {
-  const started: ProbeGroup[] = [];
+  const started: RunningGroup[] = [];
   const statuses: GroupStatus[] = [];
   for (const entry of entries) {
-    const { group, status } = loadGroup(entry, config, runtime, node, kernel, (g, loaded) => g.start(loaded, context));
-    if (group) started.push(group);
+    const { running, status } = loadGroup(entry, config, shared.runtime, node, kernel, shared);
+    if (running) started.push(running);
     statuses.push(status);
   }
   return { started, statuses };
 }
 
 /**
- * Plans, builds, loads and attaches one group, then hands it to `start`; a group that does not get that far
- * is unloaded and its status says why. Throws only a ConfigError.
+ * Plans, builds, loads and attaches one group, then starts it with a context of its own (none: a trial load,
+ * unloaded at once); a group that does not get that far is unloaded and its status says why. Throws only a
+ * ConfigError.
  */
 export function loadGroup(
   entry: ProbeGroupEntry,
@@ -61,21 +69,33 @@ export function loadGroup(
   runtime: BpfRuntime,
   node: NodeFacts,
   kernel: KernelFacts,
-  start: (group: ProbeGroup, loaded: LoadedProbeObject) => void,
-): { group?: ProbeGroup; status: GroupStatus } {
+  shared?: SharedProbeContext,
+): { running?: RunningGroup; status: GroupStatus } {
   const stopped = (state: GroupState, reasons: string[]): { status: GroupStatus } => ({
     status: { group: entry.name, state, reasons, programs: [], withoutIt: entry.withoutIt },
   });
-  if (!entry.enabled(config)) return stopped('disabled', ['disabled in the config']);
+  if (!entry.enabled(config.probes)) return stopped('disabled', ['disabled in the config']);
   const plan = planHooks(entry.hooks, kernel);
   if (!plan.supported) return stopped('unsupported', [plan.reason]);
-  let group: ProbeGroup | undefined;
+  const scope = new GroupScope(entry.name);
+  let unloaded = false;
+  const unload = (): void => {
+    if (unloaded) return;
+    unloaded = true;
+    try {
+      scope.dispose();
+    } finally {
+      runtime.unload(entry.name);
+    }
+  };
   try {
-    group = entry.build(config, node);
-    start(group, runtime.load(group.objectSpec, plan.programs));
+    const group = entry.build(config.probes, node);
+    const loaded = runtime.load(group.objectSpec, plan.programs);
+    if (shared) group.start(loaded, scopedContext(shared, scope));
+    else unload();
     const reasons = [...plan.degradations, ...(group.configDegradations ?? [])];
     return {
-      group,
+      ...(shared ? { running: { group, unload } } : {}),
       status: {
         group: entry.name,
         state: reasons.length ? 'degraded' : 'ok',
@@ -85,12 +105,31 @@ export function loadGroup(
     };
   } catch (err) {
     // A group may have registered its series before failing: they would read an unloaded object.
-    group?.stop();
-    runtime.unload(entry.name);
+    unload();
     if (err instanceof ConfigError) throw err;
     const failure = describeLoadFailure(err);
     return stopped(failure.state, [failure.reason]);
   }
+}
+
+/** The context of one group: the shared one, with every registration kept in the group's scope. */
+function scopedContext(shared: SharedProbeContext, scope: GroupScope): ProbeContext {
+  return {
+    events: shared.events,
+    attribution: shared.attribution,
+    runtime: shared.runtime,
+    log: shared.log,
+    cgroupGracePeriodMs: shared.cgroupGracePeriodMs,
+    series: {
+      register(collect) {
+        const undo = shared.series.register(collect);
+        scope.add(undo);
+        return undo;
+      },
+    },
+    onEvent: (kind, handler) => scope.add(shared.runtime.onEvent(kind, handler)),
+    onUnload: (undo) => scope.add(undo),
+  };
 }
 
 /** The start-up log line of a group that is not ok, or undefined. */

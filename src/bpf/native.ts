@@ -117,6 +117,8 @@ export interface NativeAddon {
    * OS; true if glibc released any memory.
    */
   releaseFreedMemory(): boolean;
+  /** Bytes of the C heap in use (glibc's mallinfo2: allocated chunks of every arena, and mmapped ones). */
+  nativeHeapInUse(): number;
   libbpfVersion: string;
 }
 

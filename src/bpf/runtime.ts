@@ -169,9 +169,21 @@ export class BpfRuntime {
     entry.object.close();
   }
 
-  /** Registers the handler for an event kind (value of enum flowtel_event_kind). */
-  onEvent(kind: number, handler: EventHandler): void {
+  /**
+   * Registers the handler for an event kind (value of enum flowtel_event_kind); returns the function that
+   * removes it (a no-op once another handler took the kind).
+   */
+  onEvent(kind: number, handler: EventHandler): () => void {
+    if (this.handlers.has(kind)) throw new Error(`internal: event kind ${kind} already has a handler`);
     this.handlers.set(kind, handler);
+    return () => {
+      if (this.handlers.get(kind) === handler) this.handlers.delete(kind);
+    };
+  }
+
+  /** How many event kinds have a handler (a leak check for groups loaded and unloaded in one process). */
+  get eventHandlerCount(): number {
+    return this.handlers.size;
   }
 
   /** Starts draining the shared ring buffer (after the first load). */

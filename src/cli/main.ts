@@ -12,7 +12,7 @@ import type { FlowtelConfig } from '../config/config';
 import { ConfigError } from '../config/schema';
 import { formatTable, runDoctor } from '../doctor';
 import { parseArgs, USAGE, type OutputFormat } from './args';
-import { dropReasonWarnings } from '../probes/drops';
+import { PROBE_GROUPS } from '../probes/registry';
 import { loadCommandConfig } from './load-config';
 import { describeSignal, resolveOtlpSettings } from '../exporters/otlp/signal-settings';
 import { effectiveCapabilities, missingBpfCapabilities } from '../bpf/capabilities';
@@ -42,8 +42,10 @@ async function run(argv: string[]): Promise<number> {
   if (args.command === 'doctor') return doctor(config, args.output ?? (process.stdout.isTTY ? 'table' : 'json'));
   if (args.command === 'validate') {
     // Paths that belong to the node the agent will run on (cgroup root, BPF objects) were checked too; so are the
-    // drop reasons against this kernel's, which run warns about and ignores.
-    if (config.probes.drops.enabled) for (const warning of dropReasonWarnings(config.probes.drops)) process.stderr.write(`flowtel: warning: ${warning}\n`);
+    // groups' options against this kernel (drop reasons it lacks, say), which run warns about and ignores.
+    for (const group of PROBE_GROUPS) {
+      if (group.enabled(config.probes)) for (const warning of group.configWarnings(config.probes)) process.stderr.write(`flowtel: warning: ${warning}\n`);
+    }
     process.stdout.write(`configuration is valid (${args.configFile ?? 'no file'})\n`);
     // Where the data would go, with every OTEL_EXPORTER_OTLP_* variable applied: what run will use.
     const otlp = resolveOtlpSettings(config.exporters.otlp, process.env);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import type { ProbesConfig } from '../probes/config';
+import { probesDefaults, probesSchema, type ProbesConfig } from '../probes/registry';
 import { readInputFile } from './input-file';
 import {
   ConfigError,
@@ -36,10 +36,6 @@ const CGROUP2_SUPER_MAGIC = 0x63677270;
 /** A config file is a few KiB; a megabyte is a mistake, not a config. */
 const MAX_CONFIG_FILE_BYTES = 1 << 20;
 
-const GRANULARITY = oneOf(['pod', 'flow'] as const);
-const EVENTS_PER_SECOND = integer(0, 1_000_000, 'log records per second per CPU; 0 turns events off');
-const MAX_ROWS = integer(16, 1 << 22, 'rows the kernel map can hold');
-
 export const configSchema = object({
   nodeName: string({ pattern: /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, expected: 'a Kubernetes node name (lowercase DNS subdomain)' }),
   cgroupRoot: string({ expected: 'the path of the cgroup v2 mount' }),
@@ -54,47 +50,7 @@ export const configSchema = object({
     aggregationWindowMs: integer(0, 3_600_000, 'milliseconds over which repeats of an event fold into one log record; 0 turns folding off'),
     maxAggregatedKeys: integer(1, 1 << 20, 'distinct events tracked per window'),
   }),
-  probes: object({
-    tcpRetransmits: object({
-      enabled: boolean(),
-      granularity: GRANULARITY,
-      maxEventsPerSecondPerCpu: EVENTS_PER_SECOND,
-      maxRows: MAX_ROWS,
-    }),
-    tcpResets: object({
-      enabled: boolean(),
-      granularity: GRANULARITY,
-      maxEventsPerSecondPerCpu: EVENTS_PER_SECOND,
-      maxRows: MAX_ROWS,
-    }),
-    drops: object({
-      enabled: boolean(),
-      granularity: GRANULARITY,
-      maxEventsPerSecondPerCpu: EVENTS_PER_SECOND,
-      maxRows: MAX_ROWS,
-      allowReasons: stringList(string({ pattern: /^[A-Z0-9_]+$/, expected: 'a drop reason name such as NETFILTER_DROP' })),
-      denyReasons: stringList(string({ pattern: /^[A-Z0-9_]+$/, expected: 'a drop reason name such as NOT_SPECIFIED' })),
-    }),
-    tcpConnections: object({
-      enabled: boolean(),
-      granularity: GRANULARITY,
-      maxEventsPerSecondPerCpu: EVENTS_PER_SECOND,
-      maxRows: MAX_ROWS,
-      maxTrackedSockets: integer(16, 1 << 24, 'TCP sockets tracked from connect or accept to close'),
-    }),
-    tcpRtt: object({
-      enabled: boolean(),
-      granularity: GRANULARITY,
-      sampleIntervalMs: integer(1, 3_600_000, 'milliseconds between RTT samples of one socket'),
-      maxRows: MAX_ROWS,
-    }),
-    flows: object({
-      enabled: boolean(),
-      granularity: GRANULARITY,
-      maxRows: MAX_ROWS,
-      idleFlowTimeoutMs: integer(1000, 86_400_000, 'milliseconds a flow may stay idle before its row is evicted'),
-    }),
-  }),
+  probes: probesSchema(),
   exporters: object({
     otlp: object({
       endpoint: httpUrl('http://otel-collector:4317'),
@@ -204,23 +160,7 @@ export function defaultConfig(packageRoot: string): FlowtelConfig {
     // bursts of tens of thousands of events (docs/performance.md).
     ringBuffer: { sizeBytes: 1 << 21, maxQueuedBatches: 256, maxQueuedBytes: 8 << 20 },
     events: { aggregationWindowMs: 1000, maxAggregatedKeys: 10_000 },
-    probes: {
-      tcpRetransmits: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
-      tcpResets: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
-      drops: {
-        enabled: true,
-        granularity: 'pod',
-        maxEventsPerSecondPerCpu: 100,
-        maxRows: 16384,
-        allowReasons: [],
-        // QUEUE_PURGE: a socket freeing its own queues at close, not a network drop (one per closed connection).
-        denyReasons: ['NOT_SPECIFIED', 'QUEUE_PURGE'],
-      },
-      // 65,536 sockets: 5.5 MiB of kernel memory, allocated when the group loads (docs/telemetry.md).
-      tcpConnections: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384, maxTrackedSockets: 65536 },
-      tcpRtt: { enabled: true, granularity: 'pod', sampleIntervalMs: 50, maxRows: 4096 },
-      flows: { enabled: true, granularity: 'pod', maxRows: 65536, idleFlowTimeoutMs: 300_000 },
-    },
+    probes: probesDefaults(),
     exporters: {
       otlp: { protocol: 'grpc', headers: {}, exportIntervalMs: 60_000, exportTimeoutMs: 30_000, temporality: 'cumulative', failureSummaryIntervalMs: 60_000 },
       prometheus: { host: '0.0.0.0', port: 9464 },

@@ -36,12 +36,22 @@ export function describeValue(value: unknown): string {
   return Array.isArray(value) ? 'a list' : 'a mapping';
 }
 
+/** The JSON Schema (draft 7 subset) a spec checks, for the Helm chart's values.schema.json. */
+export type JsonSchema = Record<string, unknown>;
+
 export interface Spec<T> {
   readonly expected: string;
+  /** What the spec accepts, as JSON Schema; absent where it checks more than JSON Schema can say. */
+  readonly json?: JsonSchema;
   /** Validates a value from a structured source (YAML/JSON). Objects may be partial. */
   parse(value: unknown, field: string, source: string): T;
   /** Validates a value given as text (flag, environment variable). */
   parseText?(text: string, field: string, source: string): T;
+}
+
+/** The same spec, with a description for its JSON Schema (the chart shows it). */
+export function described<T>(spec: Spec<T>, description: string): Spec<T> {
+  return { ...spec, json: { ...spec.json, description } };
 }
 
 export function integer(min: number, max: number, unit = ''): Spec<number> {
@@ -54,6 +64,7 @@ export function integer(min: number, max: number, unit = ''): Spec<number> {
   };
   return {
     expected,
+    json: { type: 'integer', minimum: min, maximum: max, ...(unit ? { description: unit } : {}) },
     parse: check,
     parseText: (text, field, source) =>
       /^-?\d+$/.test(text.trim()) ? check(Number(text), field, source) : check(text, field, source),
@@ -64,6 +75,7 @@ export function boolean(): Spec<boolean> {
   const expected = 'true or false';
   return {
     expected,
+    json: { type: 'boolean' },
     parse(value, field, source) {
       if (typeof value !== 'boolean') throw new ConfigError(field, value, expected, source);
       return value;
@@ -84,7 +96,13 @@ export function string(options: { pattern?: RegExp; expected?: string } = {}): S
     }
     return value;
   };
-  return { expected, parse: check, parseText: check };
+  const json = { type: 'string', ...(options.pattern ? { pattern: jsonPattern(options.pattern) } : { minLength: 1 }), ...(options.expected ? { description: options.expected } : {}) };
+  return { expected, json, parse: check, parseText: check };
+}
+
+/** A RegExp as JSON Schema's pattern: the source without JS's escaped slashes (Helm's validator reads RE2). */
+function jsonPattern(pattern: RegExp): string {
+  return pattern.source.replace(/\\\//g, '/');
 }
 
 /** A host name or IP address to listen on. Checked here, not at bind time, so that `validate` sees it. */
@@ -123,7 +141,7 @@ export function oneOf<const T extends string>(values: readonly T[]): Spec<T> {
     if (typeof value !== 'string' || !values.includes(value as T)) throw new ConfigError(field, value, expected, source);
     return value as T;
   };
-  return { expected, parse: check, parseText: check };
+  return { expected, json: { type: 'string', enum: [...values] }, parse: check, parseText: check };
 }
 
 export function stringMap(): Spec<Record<string, string>> {
@@ -148,6 +166,7 @@ export function stringList(item: Spec<string>): Spec<string[]> {
   const expected = `a list of ${item.expected}`;
   return {
     expected,
+    ...(item.json ? { json: { type: 'array', items: item.json } } : {}),
     parse(value, field, source) {
       if (!Array.isArray(value)) throw new ConfigError(field, value, expected, source);
       return value.map((v, i) => item.parse(v, `${field}[${i}]`, source));
@@ -181,6 +200,13 @@ export function object<S extends Shape>(shape: S): ObjectSpec<S> {
   return {
     shape,
     expected,
+    get json(): JsonSchema {
+      return {
+        type: 'object',
+        additionalProperties: false,
+        properties: Object.fromEntries(Object.entries(shape).map(([key, spec]) => [key, spec.json ?? {}])),
+      };
+    },
     parse(value, field, source) {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
         throw new ConfigError(field || '(top level)', value, expected, source);

@@ -8,20 +8,18 @@ import { loadGroup, type GroupStatus } from '../agent/group-loader';
 import { kernelFactsFrom, type KernelFacts } from '../bpf/hooks';
 import { BpfRuntime } from '../bpf/runtime';
 import type { FlowtelConfig } from '../config/config';
-import type { NodeFacts, ProbeGroupEntry } from '../probes/catalog';
+import type { NodeFacts, ProbeGroupEntry } from '../probes/declaration';
 import type { CheckStatus, DoctorCheck } from './report';
 
 export function groupChecks(entries: readonly ProbeGroupEntry[], config: FlowtelConfig, node: NodeFacts, kernel?: KernelFacts): DoctorCheck[] {
   // A small ring and small maps: nothing is counted, and doctor may run in the agent's own pod, whose memory
   // limit already holds the agent's full-size maps.
   const runtime = new BpfRuntime({ objectDir: config.bpfObjectDir, ringBufferBytes: 1 << 16, maxQueuedBatches: 1 });
-  const small = withSmallMaps(config);
   const facts = kernel ?? kernelFactsFrom(runtime.native);
   try {
     return entries.map((entry) => {
-      const { status } = loadGroup(entry, small, runtime, node, facts, () => undefined);
-      runtime.unload(entry.name);
-      return groupCheck(status);
+      const small = { ...config, probes: entry.withTrialConfig(config.probes, DOCTOR_MAP_ROWS) };
+      return groupCheck(loadGroup(entry, small, runtime, node, facts).status);
     });
   } finally {
     runtime.close();
@@ -29,13 +27,6 @@ export function groupChecks(entries: readonly ProbeGroupEntry[], config: Flowtel
 }
 
 const DOCTOR_MAP_ROWS = 64;
-
-function withSmallMaps(config: FlowtelConfig): FlowtelConfig {
-  const small = structuredClone(config);
-  for (const group of Object.values(small.probes) as Array<{ maxRows: number }>) group.maxRows = Math.min(group.maxRows, DOCTOR_MAP_ROWS);
-  small.probes.tcpConnections.maxTrackedSockets = Math.min(small.probes.tcpConnections.maxTrackedSockets, DOCTOR_MAP_ROWS);
-  return small;
-}
 
 const STATUS_OF: Record<GroupStatus['state'], CheckStatus> = { ok: 'ok', degraded: 'degraded', unsupported: 'unavailable', failed: 'unavailable', disabled: 'info' };
 

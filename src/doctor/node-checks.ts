@@ -83,14 +83,15 @@ export function cgroupRootCheck(config: FlowtelConfig): DoctorCheck {
   };
 }
 
-export function tickRateCheck(hz: KernelHz): DoctorCheck {
+/** `samplers`: the groups that sample by the tick, named in the impact. */
+export function tickRateCheck(hz: KernelHz, samplers: readonly string[]): DoctorCheck {
   if (hz.source !== undefined) return { kind: 'node', name: 'CONFIG_HZ', status: 'ok', detail: `${hz.hz} (${hz.source})` };
   return {
     kind: 'node',
     name: 'CONFIG_HZ',
     status: 'degraded',
     detail: `unknown (no /boot/config-${os.release()} or /proc/config.gz, and ${hz.unknownBecause ?? 'not measured'}): assuming ${HZ_MAX}`,
-    impact: `tcp-rtt samples a socket up to ${HZ_MAX / 100} times less often than sampleIntervalMs says`,
+    impact: `${samplers.join(', ')} may sample a socket up to ${HZ_MAX / 100} times less often than sampleIntervalMs says`,
   };
 }
 

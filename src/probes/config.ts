@@ -1,4 +1,9 @@
-/** Per-group configuration, as validated by src/config/config.ts. */
+/**
+ * The config every probe group shares, and the schema fragments for it. A
+ * group's own options live in its folder, next to the code that reads them.
+ */
+import { boolean, described, integer, oneOf } from '../config/schema';
+
 export type Granularity = 'pod' | 'flow';
 
 export interface CommonProbeConfig {
@@ -14,34 +19,17 @@ export interface EventProbeConfig extends CommonProbeConfig {
   maxEventsPerSecondPerCpu: number;
 }
 
-export interface DropsConfig extends EventProbeConfig {
-  /** Reason names (without SKB_DROP_REASON_) to count; empty = all but denyReasons. */
-  allowReasons: string[];
-  denyReasons: string[];
-}
+/** The schema of CommonProbeConfig, to spread into a group's own. */
+export const COMMON_PROBE_FIELDS = {
+  enabled: described(boolean(), 'load this probe group'),
+  granularity: described(oneOf(['pod', 'flow'] as const), 'pod: one series per local endpoint; flow: plus the peer'),
+  maxRows: integer(16, 1 << 22, 'rows the kernel map can hold'),
+};
 
-export interface TcpConnectionsConfig extends EventProbeConfig {
-  /**
-   * Sockets whose connect or establishment time the kernel keeps until they close (handshake
-   * and duration histograms, closes and bytes); a socket that finds no room is counted as lost (map_full).
-   */
-  maxTrackedSockets: number;
-}
-
-export interface TcpRttConfig extends CommonProbeConfig {
-  /** Each socket's srtt is sampled at most this often (its first segment always). */
-  sampleIntervalMs: number;
-}
-
-export interface FlowsConfig extends CommonProbeConfig {
-  idleFlowTimeoutMs: number;
-}
-
-export interface ProbesConfig {
-  tcpRetransmits: EventProbeConfig;
-  tcpResets: EventProbeConfig;
-  drops: DropsConfig;
-  tcpConnections: TcpConnectionsConfig;
-  tcpRtt: TcpRttConfig;
-  flows: FlowsConfig;
-}
+/** The schema of EventProbeConfig, to spread into a group's own. */
+export const EVENT_PROBE_FIELDS = {
+  enabled: COMMON_PROBE_FIELDS.enabled,
+  granularity: COMMON_PROBE_FIELDS.granularity,
+  maxEventsPerSecondPerCpu: integer(0, 1_000_000, 'log records per second per CPU; 0 turns events off'),
+  maxRows: COMMON_PROBE_FIELDS.maxRows,
+};

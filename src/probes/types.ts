@@ -3,15 +3,18 @@
  * published through a SeriesRegistry (./series: exported by every reader,
  * series end when their pod or flow does), and its events, which become
  * log records through the OpenTelemetry logs API (ProbeContext.events).
+ * Everything a group registers goes through its context, whose scope undoes
+ * it when the group unloads: a group has no stop() of its own.
  */
 import type { AgentLog } from '../agent/log';
 import type { HookSpec } from '../bpf/hooks';
-import type { BpfRuntime, LoadedProbeObject, ProbeObjectSpec } from '../bpf/runtime';
+import type { BpfRuntime, EventHandler, LoadedProbeObject, ProbeObjectSpec } from '../bpf/runtime';
 import type { CgroupAttribution } from '../k8s/attribution';
 import type { SeriesRegistry } from './series';
 import type { EventSink } from './shared/event-aggregator';
 
-export interface ProbeContext {
+/** What the agent shares with every group. */
+export interface SharedProbeContext {
   /** Where events go to become log records (repeats folded, see ./shared/event-aggregator). */
   events: EventSink;
   attribution: CgroupAttribution;
@@ -23,6 +26,22 @@ export interface ProbeContext {
   series: SeriesRegistry;
 }
 
+/** One group's view: registrations here last until the group unloads. */
+export interface ProbeContext {
+  events: EventSink;
+  attribution: CgroupAttribution;
+  /** What a group reads of the runtime; handlers go through onEvent. */
+  runtime: Pick<BpfRuntime, 'native' | 'possibleCpus'>;
+  log: AgentLog;
+  cgroupGracePeriodMs: number;
+  /** Registers a source of series, unregistered when the group unloads. */
+  series: SeriesRegistry;
+  /** Handles the events of one kind until the group unloads. */
+  onEvent(kind: number, handler: EventHandler): void;
+  /** Anything else to undo when the group unloads (a timer, a cache). */
+  onUnload(undo: () => void): void;
+}
+
 export interface ProbeGroup {
   readonly name: string;
   /** Kernel hooks the group needs, each with its program variants (src/bpf/hooks.ts). */
@@ -30,8 +49,6 @@ export interface ProbeGroup {
   readonly objectSpec: ProbeObjectSpec;
   /** What the group does not count on this kernel because of its config (a filter of names the kernel lacks). */
   readonly configDegradations?: readonly string[];
-  /** After load and attach: create instruments, register event handlers. */
+  /** After load and attach: create instruments, register event handlers, all through `context`. */
   start(loaded: LoadedProbeObject, context: ProbeContext): void;
-  /** Unregisters callbacks; the runtime detaches the programs. */
-  stop(): void;
 }

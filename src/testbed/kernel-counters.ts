@@ -17,7 +17,7 @@ export async function nstat(netns: string, names: string[]): Promise<Record<stri
  * Retransmitted segments by the kernel's own counters, in one read:
  * TcpRetransSegs counts a segment before its transmission is tried, and
  * TcpExtTCPRetransFail counts those whose transmission then failed (an output
- * hook dropped it, the device queue was full). What tcp-retransmits exports
+ * hook dropped it, the device queue was full). What flowtel.tcp.retransmits counts
  * (tcp_retransmit_skb with err == 0) is `sent`, the difference.
  */
 export async function retransmissions(netns: string): Promise<{ sent: number; failed: number }> {

@@ -12,7 +12,7 @@ import { CAP_SYS_RESOURCE, effectiveCapabilities, hasCapability } from '../../sr
 import { packageRoot } from '../../src/bpf/native';
 import { CLI, agentEnv, randomHealthPort } from '../support/agent-process';
 import { groupOnThisKernel } from '../support/kernel-table';
-import { PROBE_GROUPS } from '../../src/probes/catalog';
+import { PROBE_GROUPS } from '../../src/probes/registry';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
 

@@ -16,7 +16,7 @@ import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { CLI, AGENT_NODE_FLAGS, agentEnv } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { columnOf, groupOnThisKernel, KERNEL_DOC, parseKernelTable, readKernelDoc, renderKernelTable, seriesOf, type KernelColumn } from '../support/kernel-table';
-import { PROBE_GROUPS as PROBE_GROUP_ENTRIES } from '../../src/probes/catalog';
+import { PROBE_GROUPS as PROBE_GROUP_ENTRIES } from '../../src/probes/registry';
 import { PROBE_GROUPS as PROBE_GROUP_KEYS } from '../support/scenario';
 import { tempDir } from '../support/tmp';
 

@@ -12,7 +12,7 @@ import { nstat } from '../../src/testbed/kernel-counters';
 import { AgentProcess, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { groupOnThisKernel } from '../support/kernel-table';
-import { PROBE_GROUPS } from '../../src/probes/catalog';
+import { PROBE_GROUPS } from '../../src/probes/registry';
 import { dropPercent, iperf, waitForClosedConnections } from '../support/traffic';
 import { tempDir } from '../support/tmp';
 

@@ -16,7 +16,7 @@ import { defaultConfig } from '../../src/config/config';
 import { AgentProcess, freshExport, startAgentWithReceiver, waitFor } from '../support/agent-process';
 import { cgroupRoot, kernelCountsSkippedRuns, requireKernel } from '../support/kernel';
 import { groupOnThisKernel } from '../support/kernel-table';
-import { PROBE_GROUPS } from '../../src/probes/catalog';
+import { PROBE_GROUPS } from '../../src/probes/registry';
 import { RESET_REASON_UNKNOWN } from '../../src/probes/tcp-resets';
 import { NFT_TABLE, holdConnections, iperf, netClient, nftRule, serveInPod, waitForClosedConnections } from '../support/traffic';
 

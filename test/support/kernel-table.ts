@@ -130,7 +130,7 @@ export function groupOnThisKernel(group: string): GroupCell {
   const documented = parseKernelTable(readKernelDoc()).get(seriesOf())?.groups.get(group);
   if (documented) return documented;
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const { PROBE_GROUPS } = require('../../src/probes/catalog') as typeof import('../../src/probes/catalog');
+  const { PROBE_GROUPS } = require('../../src/probes/registry') as typeof import('../../src/probes/registry');
   const { kernelFactsFrom, planHooks } = require('../../src/bpf/hooks') as typeof import('../../src/bpf/hooks');
   const { nativeAddon } = require('../../src/bpf/native') as typeof import('../../src/bpf/native');
   /* eslint-enable @typescript-eslint/no-require-imports */

@@ -48,6 +48,16 @@ interface Outcome {
   seconds: number;
   /** Why a kernel's tests ran twice, when they did. */
   rerun?: string;
+  /** One line per failed test: its full title and the first line of its error. */
+  failures: string[];
+}
+
+/** Marks a failure line in a guest's summary, so the host can repeat it in its own. */
+const FAILURE_PREFIX = 'failed: ';
+
+function failureLine(title: string, err: Error | undefined): string {
+  const first = (err?.message ?? String(err)).split('\n')[0].slice(0, 300);
+  return `${title} -- ${first}`;
 }
 
 async function sweepLeftovers(): Promise<void> {
@@ -67,11 +77,14 @@ function runMocha(filters: string[]): Promise<Outcome> {
     if (excluded.some((f) => file.includes(f))) continue;
     if (included.length === 0 || included.some((f) => file.includes(f))) mocha.addFile(file);
   }
-  const outcome = { where: `${os.release()} (this machine)`, passed: 0, failed: 0, skipped: 0, seconds: 0 };
+  const outcome: Outcome = { where: `${os.release()} (this machine)`, passed: 0, failed: 0, skipped: 0, seconds: 0, failures: [] };
   return new Promise((resolve) => {
     const runner = mocha.run(() => resolve({ ...outcome, seconds: (Date.now() - started) / 1000 }));
     runner.on('pass', () => outcome.passed++);
-    runner.on('fail', () => outcome.failed++);
+    runner.on('fail', (test: Mocha.Runnable, err: Error) => {
+      outcome.failed++;
+      outcome.failures.push(failureLine(test.fullTitle(), err));
+    });
     runner.on('pending', () => outcome.skipped++);
   });
 }
@@ -82,7 +95,7 @@ async function runInKernel(series: string, filters: string[]): Promise<Outcome> 
   /* eslint-disable-next-line @typescript-eslint/no-require-imports */
   const { runInVm } = require('../kernels/vm') as typeof import('../kernels/vm');
   const subset = filters.length ? filters.filter((f) => KERNEL_FACING.some((k) => f.startsWith(k) || f.includes(`/${k}`))) : KERNEL_FACING;
-  const outcome: Outcome = { where: series, passed: 0, failed: 0, skipped: 0, seconds: 0 };
+  const outcome: Outcome = { where: series, passed: 0, failed: 0, skipped: 0, seconds: 0, failures: [] };
   if (subset.length === 0) return outcome;
   process.stdout.write(`\n== kernel ${series}: ${subset.join(' ')} in a VM\n`);
   const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', CI: process.env.CI ?? 'false' };
@@ -99,6 +112,7 @@ async function runInKernel(series: string, filters: string[]): Promise<Outcome> 
       onLine: (line) => {
         summary = /^(\d+) passed, (\d+) failed$/.exec(line) ?? summary;
         skippedLine = /^(\d+) skipped$/.exec(line) ?? skippedLine;
+        if (line.startsWith(FAILURE_PREFIX)) outcome.failures.push(line.slice(FAILURE_PREFIX.length));
         process.stdout.write(`[${series}] ${line}\n`);
       },
     });
@@ -113,6 +127,7 @@ async function runInKernel(series: string, filters: string[]): Promise<Outcome> 
     process.stdout.write(`[${series}] the test process died of signal ${signal} without a result; running this kernel's tests once more\n`);
     outcome.rerun = `rerun after the test process died of signal ${signal}`;
     outcome.seconds += result.durationMs / 1000;
+    outcome.failures = [];
     ({ result, summary, skippedLine } = await attempt());
   }
   outcome.where = `${result.release} (VM)`;
@@ -151,6 +166,10 @@ async function main(): Promise<number> {
   const failed = outcomes.reduce((s, o) => s + o.failed, 0);
   const skipped = outcomes.reduce((s, o) => s + o.skipped, 0);
   const lines = [''];
+  // Repeated at the end so that a log cut to its last lines still says which tests failed.
+  const single = outcomes.length === 1;
+  for (const o of outcomes) for (const f of o.failures) lines.push(single ? `${FAILURE_PREFIX}${f}` : `${FAILURE_PREFIX}[${o.where}] ${f}`);
+  if (lines.length > 1) lines.push('');
   if (outcomes.length > 1) {
     lines.push('kernels:');
     for (const o of outcomes) lines.push(`  ${o.where.padEnd(40)} ${o.passed} passed, ${o.failed} failed (${Math.round(o.seconds)} s${o.rerun ? `; ${o.rerun}` : ''})`);

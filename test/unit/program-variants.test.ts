@@ -9,7 +9,7 @@ import { planHooks, unchosenPrograms, type KernelFacts } from '../../src/bpf/hoo
 import { describeLoadFailure } from '../../src/bpf/load-failure';
 import { KernelUnsupportedError } from '../../src/bpf/runtime';
 import { measureHz } from '../../src/bpf/kernel-hz';
-import { PROBE_GROUPS } from '../../src/probes/catalog';
+import { PROBE_GROUPS } from '../../src/probes/registry';
 
 function facts(tracepoints: Record<string, string[]>, functions: string[], structs: Record<string, string[]>): KernelFacts {
   return {

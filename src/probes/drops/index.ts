@@ -24,7 +24,9 @@ import {
   METRIC_NETWORK_DROPPED_BYTES,
   METRIC_NETWORK_DROPS,
 } from '../../semconv';
-import type { DropsConfig } from '../config';
+import { object, string, stringList } from '../../config/schema';
+import { EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
+import { defineProbeGroup } from '../declaration';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EnumNames } from '../shared/enum-names';
 import { EventReader, socketTupleSummary } from '../shared/event-endpoint';
@@ -52,6 +54,12 @@ export const DROPS_HOOKS: readonly HookSpec[] = [
     ],
   },
 ];
+
+export interface DropsConfig extends EventProbeConfig {
+  /** Reason names (without SKB_DROP_REASON_) to count; empty = all but denyReasons. */
+  allowReasons: string[];
+  denyReasons: string[];
+}
 
 const MAP = 'drops_count';
 const FILTER = 'drops_reason_filter';
@@ -105,7 +113,6 @@ export class DropsGroup implements ProbeGroup {
   private readonly reasons: EnumNames;
   private readonly selection: ReasonSelection;
   readonly configDegradations: readonly string[];
-  private stopCallback: (() => void) | undefined;
   private readonly symbols = new KernelSymbols();
 
   constructor(config: DropsConfig) {
@@ -150,7 +157,7 @@ export class DropsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    this.stopCallback = context.series.register(() =>
+    context.series.register(() =>
       counterSums(table.collect(), [
         [METRIC_NETWORK_DROPS, 'packets'],
         [METRIC_NETWORK_DROPPED_BYTES, 'bytes'],
@@ -159,6 +166,7 @@ export class DropsGroup implements ProbeGroup {
 
     const symbols = this.symbols;
     symbols.load();
+    context.onUnload(() => symbols.close());
     const reader = new EventReader(loaded.object, 'drop_event', ['reason', 'location', 'length', 'tuple_valid', 'tuple.protocol'] as const);
     const ports = ephemeralPorts();
     const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_DROP;
@@ -201,7 +209,7 @@ export class DropsGroup implements ProbeGroup {
         varying: [ATTR_FLOWTEL_PACKET_LENGTH, ...summary.varying],
       };
     };
-    runtime.onEvent(kind, (buf, offset) => {
+    context.onEvent(kind, (buf, offset) => {
       // Repeats: same endpoint, reason, dropping function and packet tuple (the client's port aside).
       const key =
         `${reader.endpointKey(buf, offset)}|${reader.fields.uint(buf, offset, 'reason')}|${reader.fields.keyPart(buf, offset, 'location')}|` +
@@ -210,9 +218,30 @@ export class DropsGroup implements ProbeGroup {
     });
   }
 
-  stop(): void {
-    this.stopCallback?.();
-    this.stopCallback = undefined;
-    this.symbols.close();
-  }
 }
+
+export const drops = defineProbeGroup<'drops', DropsConfig>({
+  name: 'drops',
+  configKey: 'drops',
+  config: {
+    schema: object({
+      ...EVENT_PROBE_FIELDS,
+      allowReasons: stringList(string({ pattern: /^[A-Z0-9_]+$/, expected: 'a drop reason name such as NETFILTER_DROP' })),
+      denyReasons: stringList(string({ pattern: /^[A-Z0-9_]+$/, expected: 'a drop reason name such as NOT_SPECIFIED' })),
+    }),
+    defaults: {
+      enabled: true,
+      granularity: 'pod',
+      maxEventsPerSecondPerCpu: 100,
+      maxRows: 16384,
+      allowReasons: [],
+      // QUEUE_PURGE: a socket freeing its own queues at close, not a network drop (one per closed connection).
+      denyReasons: ['NOT_SPECIFIED', 'QUEUE_PURGE'],
+    },
+  },
+  hooks: DROPS_HOOKS,
+  withoutIt: 'no dropped packets by kernel reason (flowtel.network.drops) and no drop log records',
+  telemetry: { metrics: [METRIC_NETWORK_DROPS, METRIC_NETWORK_DROPPED_BYTES], events: [EVENT_NETWORK_DROP] },
+  configWarnings: dropReasonWarnings,
+  build: (config) => new DropsGroup(config),
+});

@@ -21,7 +21,9 @@ import {
   METRIC_POD_NETWORK_IO,
   METRIC_POD_NETWORK_PACKETS,
 } from '../../semconv';
-import type { FlowsConfig } from '../config';
+import { integer, object } from '../../config/schema';
+import { COMMON_PROBE_FIELDS, type CommonProbeConfig } from '../config';
+import { defineProbeGroup } from '../declaration';
 import { Directions } from '../shared/direction';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { setCommonGlobals } from '../shared/globals';
@@ -34,6 +36,10 @@ const OVERFLOW = 'flows_overflow';
 const OVERFLOW_NODE = 'flows_overflow_node';
 
 /** cgroup_skb programs with bpf_link (5.7+); attached at the cgroup v2 root by the group itself. */
+export interface FlowsConfig extends CommonProbeConfig {
+  idleFlowTimeoutMs: number;
+}
+
 export const FLOWS_HOOKS: readonly HookSpec[] = [
   { hook: 'cgroup_skb/ingress', program: 'flows_ingress', attachBySection: false, variants: [{ program: 'flows_ingress', requires: [] }] },
   { hook: 'cgroup_skb/egress', program: 'flows_egress', attachBySection: false, variants: [{ program: 'flows_egress', requires: [] }] },
@@ -43,7 +49,6 @@ export class FlowsGroup implements ProbeGroup {
   readonly name = 'flows';
   readonly hooks = FLOWS_HOOKS;
   readonly objectSpec: ProbeObjectSpec;
-  private stopCallback: (() => void) | undefined;
 
   constructor(
     private readonly config: FlowsConfig,
@@ -89,7 +94,7 @@ export class FlowsGroup implements ProbeGroup {
     const nodeName = context.attribution.nodeName;
     // The node's overflow counters count from the moment the programs were attached.
     const overflowStart = hrTime();
-    this.stopCallback = context.series.register(() => {
+    context.series.register(() => {
       const rows = [table.collect(), overflowTable.collect()];
       const bytes: Array<NumberSeries & { startTime: HrTime }> = [];
       const packets: Array<NumberSeries & { startTime: HrTime }> = [];
@@ -114,8 +119,20 @@ export class FlowsGroup implements ProbeGroup {
     });
   }
 
-  stop(): void {
-    this.stopCallback?.();
-    this.stopCallback = undefined;
-  }
 }
+
+export const flows = defineProbeGroup<'flows', FlowsConfig>({
+  name: 'flows',
+  configKey: 'flows',
+  config: {
+    schema: object({
+      ...COMMON_PROBE_FIELDS,
+      idleFlowTimeoutMs: integer(1000, 86_400_000, 'milliseconds a flow may stay idle before its row is evicted'),
+    }),
+    defaults: { enabled: true, granularity: 'pod', maxRows: 65536, idleFlowTimeoutMs: 300_000 },
+  },
+  hooks: FLOWS_HOOKS,
+  withoutIt: 'no bytes and packets per pod (k8s.pod.network.io)',
+  telemetry: { metrics: [METRIC_POD_NETWORK_IO, METRIC_POD_NETWORK_PACKETS], events: [] },
+  build: (config, node) => new FlowsGroup(config, node.cgroupRoot),
+});

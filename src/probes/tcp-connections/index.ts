@@ -27,7 +27,9 @@ import {
   METRIC_TCP_CONNECTION_OPENS,
   METRIC_TCP_HANDSHAKE_DURATION,
 } from '../../semconv';
-import type { TcpConnectionsConfig } from '../config';
+import { integer, object } from '../../config/schema';
+import { EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
+import { defineProbeGroup } from '../declaration';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { FieldSeries, seriesOf } from '../shared/instruments';
 import { seriesKeyOf } from '../shared/row-identity';
@@ -59,13 +61,20 @@ function countFields(liveStates: Array<[number, string]>, roles: number[]): stri
   return fields;
 }
 
+export interface TcpConnectionsConfig extends EventProbeConfig {
+  /**
+   * Sockets whose connect or establishment time the kernel keeps until they close (handshake
+   * and duration histograms, closes and bytes); a socket that finds no room is counted as lost (map_full).
+   */
+  maxTrackedSockets: number;
+}
+
 export const TCP_CONNECTIONS_HOOKS: readonly HookSpec[] = [tcpFieldsHook('inet_sock_set_state', 3, '4.16')];
 
 export class TcpConnectionsGroup implements ProbeGroup {
   readonly name = 'tcp-connections';
   readonly hooks = TCP_CONNECTIONS_HOOKS;
   readonly objectSpec: ProbeObjectSpec;
-  private stopCallbacks: Array<() => void> = [];
 
   constructor(private readonly config: TcpConnectionsConfig) {
     this.objectSpec = {
@@ -152,54 +161,52 @@ export class TcpConnectionsGroup implements ProbeGroup {
     const handshake = new KernelHistogramTable({ ...histogramOptions, mapName: 'tcp_connections_handshake', boundaries: HANDSHAKE_BOUNDARIES_S });
     const duration = new KernelHistogramTable({ ...histogramOptions, mapName: 'tcp_connections_duration', boundaries: DURATION_BOUNDARIES_S });
 
-    this.stopCallbacks.push(
-      context.series.register(() => {
-        const opens: NumberSeries[] = [];
-        const closes: NumberSeries[] = [];
-        const bytes: NumberSeries[] = [];
-        // Live sockets: the kernel's state deltas plus the baseline from /proc of endpoints still alive.
-        const live = new Map<string, NumberSeries>();
-        const shown = new Set<string>();
-        for (const [key, b] of baseline) {
-          if (!attribution.isLiveRef(b.ref)) continue; // its pod is gone: so are its sockets
-          // Named now, not at start: Kubernetes metadata may have arrived since.
-          const attributes = { ...attribution.resolveRef(b.ref).attributes, ...b.groupAttributes };
-          live.set(key, { key, attributes, value: b.value });
+    context.series.register(() => {
+      const opens: NumberSeries[] = [];
+      const closes: NumberSeries[] = [];
+      const bytes: NumberSeries[] = [];
+      // Live sockets: the kernel's state deltas plus the baseline from /proc of endpoints still alive.
+      const live = new Map<string, NumberSeries>();
+      const shown = new Set<string>();
+      for (const [key, b] of baseline) {
+        if (!attribution.isLiveRef(b.ref)) continue; // its pod is gone: so are its sockets
+        // Named now, not at start: Kubernetes metadata may have arrived since.
+        const attributes = { ...attribution.resolveRef(b.ref).attributes, ...b.groupAttributes };
+        live.set(key, { key, attributes, value: b.value });
+      }
+      for (const row of counts.collect()) {
+        const { totals } = row;
+        for (const { field, suffix, attributes } of stateCounters) {
+          const key = row.seriesKey + suffix;
+          const atStart = live.get(key)?.value ?? 0;
+          const delta = totals[field];
+          if (atStart === 0 && delta === 0 && !shownStates.has(key)) continue;
+          // Sockets that predate the agent but not its baseline (opened while it started) may close below zero: clamp.
+          live.set(key, new FieldSeries(row, key, Math.max(0, atStart + delta), row.startTime, attributes));
+          shown.add(key);
         }
-        for (const row of counts.collect()) {
-          const { totals } = row;
-          for (const { field, suffix, attributes } of stateCounters) {
-            const key = row.seriesKey + suffix;
-            const atStart = live.get(key)?.value ?? 0;
-            const delta = totals[field];
-            if (atStart === 0 && delta === 0 && !shownStates.has(key)) continue;
-            // Sockets that predate the agent but not its baseline (opened while it started) may close below zero: clamp.
-            live.set(key, new FieldSeries(row, key, Math.max(0, atStart + delta), row.startTime, attributes));
-            shown.add(key);
-          }
-          // Counters of a role that never happened (a server's client opens) are not series.
-          for (const [out, counters] of [[opens, openCounters], [closes, closeCounters], [bytes, byteCounters]] as const) {
-            for (const { field, suffix, attributes } of counters) {
-              if (totals[field] !== 0) out.push(new FieldSeries(row, row.seriesKey + suffix, totals[field], row.startTime, attributes));
-            }
+        // Counters of a role that never happened (a server's client opens) are not series.
+        for (const [out, counters] of [[opens, openCounters], [closes, closeCounters], [bytes, byteCounters]] as const) {
+          for (const { field, suffix, attributes } of counters) {
+            if (totals[field] !== 0) out.push(new FieldSeries(row, row.seriesKey + suffix, totals[field], row.startTime, attributes));
           }
         }
-        shownStates = shown;
-        return {
-          sums: [
-            { metric: METRIC_TCP_CONNECTION_OPENS, monotonic: true, series: opens },
-            { metric: METRIC_TCP_CONNECTION_FAILURES, monotonic: true, series: seriesOf(failures.collect(), 'value') },
-            { metric: METRIC_TCP_CONNECTION_CLOSES, monotonic: true, series: closes },
-            { metric: METRIC_TCP_CONNECTION_BYTES, monotonic: true, series: bytes },
-            { metric: METRIC_TCP_CONNECTIONS, monotonic: false, series: [...live.values()] },
-          ],
-          histograms: [
-            { metric: METRIC_TCP_HANDSHAKE_DURATION, boundaries: HANDSHAKE_BOUNDARIES_S, series: handshake.collect() },
-            { metric: METRIC_TCP_CONNECTION_DURATION, boundaries: DURATION_BOUNDARIES_S, series: duration.collect() },
-          ],
-        };
-      }),
-    );
+      }
+      shownStates = shown;
+      return {
+        sums: [
+          { metric: METRIC_TCP_CONNECTION_OPENS, monotonic: true, series: opens },
+          { metric: METRIC_TCP_CONNECTION_FAILURES, monotonic: true, series: seriesOf(failures.collect(), 'value') },
+          { metric: METRIC_TCP_CONNECTION_CLOSES, monotonic: true, series: closes },
+          { metric: METRIC_TCP_CONNECTION_BYTES, monotonic: true, series: bytes },
+          { metric: METRIC_TCP_CONNECTIONS, monotonic: false, series: [...live.values()] },
+        ],
+        histograms: [
+          { metric: METRIC_TCP_HANDSHAKE_DURATION, boundaries: HANDSHAKE_BOUNDARIES_S, series: handshake.collect() },
+          { metric: METRIC_TCP_CONNECTION_DURATION, boundaries: DURATION_BOUNDARIES_S, series: duration.collect() },
+        ],
+      };
+    });
 
     const reader = new EventReader(object, 'tcp_connect_failed_event', ['error', 'duration_ns'] as const);
     const kind = object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_CONNECT_FAILED;
@@ -224,17 +231,13 @@ export class TcpConnectionsGroup implements ProbeGroup {
         },
       };
     };
-    runtime.onEvent(kind, (buf, offset) => {
+    context.onEvent(kind, (buf, offset) => {
       // Repeats: same endpoint, error and tuple (the client's port aside).
       const key = `${reader.endpointKey(buf, offset)}|${reader.fields.uint(buf, offset, 'error')}|${reader.tuple.repeatKey(buf, offset, ports)}`;
       context.events.offer(key, reader.timestamp(buf, offset), build, buf, offset);
     });
   }
 
-  stop(): void {
-    for (const stop of this.stopCallbacks) stop();
-    this.stopCallbacks = [];
-  }
 
   /** Live sockets by state at start, in the same series identity the kernel rows get. */
   private baseline(context: ProbeContext, states: TcpStateNames): Map<string, BaselineEntry> {
@@ -265,3 +268,32 @@ interface BaselineEntry {
   groupAttributes: Attributes;
   value: number;
 }
+
+export const tcpConnections = defineProbeGroup<'tcpConnections', TcpConnectionsConfig>({
+  name: 'tcp-connections',
+  configKey: 'tcpConnections',
+  config: {
+    schema: object({
+      ...EVENT_PROBE_FIELDS,
+      maxTrackedSockets: integer(16, 1 << 24, 'TCP sockets tracked from connect or accept to close'),
+    }),
+    // 65,536 sockets: 5.5 MiB of kernel memory, allocated when the group loads (docs/telemetry.md).
+    defaults: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384, maxTrackedSockets: 65536 },
+  },
+  hooks: TCP_CONNECTIONS_HOOKS,
+  withoutIt: 'no connection opens, failures, closes, live connections or handshake and lifetime histograms',
+  telemetry: {
+    metrics: [
+      METRIC_TCP_CONNECTION_OPENS,
+      METRIC_TCP_CONNECTION_FAILURES,
+      METRIC_TCP_CONNECTION_CLOSES,
+      METRIC_TCP_CONNECTION_BYTES,
+      METRIC_TCP_CONNECTIONS,
+      METRIC_TCP_HANDSHAKE_DURATION,
+      METRIC_TCP_CONNECTION_DURATION,
+    ],
+    events: [EVENT_TCP_CONNECTION_FAILURE],
+  },
+  trialConfig: (config, rows) => ({ ...config, maxTrackedSockets: Math.min(config.maxTrackedSockets, rows) }),
+  build: (config) => new TcpConnectionsGroup(config),
+});

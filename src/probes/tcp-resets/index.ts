@@ -13,7 +13,9 @@ import {
   EVENT_TCP_RESET,
   METRIC_TCP_RESETS,
 } from '../../semconv';
-import type { EventProbeConfig } from '../config';
+import { object } from '../../config/schema';
+import { EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
+import { defineProbeGroup } from '../declaration';
 import { Directions } from '../shared/direction';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EventReader, socketTupleAttributes, socketTupleSummary } from '../shared/event-endpoint';
@@ -57,7 +59,6 @@ export class TcpResetsGroup implements ProbeGroup {
   readonly name = 'tcp-resets';
   readonly hooks = TCP_RESETS_HOOKS;
   readonly objectSpec: ProbeObjectSpec;
-  private stopCallback: (() => void) | undefined;
 
   constructor(config: EventProbeConfig) {
     this.objectSpec = {
@@ -98,7 +99,7 @@ export class TcpResetsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    this.stopCallback = context.series.register(() => counterSums(table.collect(), [[METRIC_TCP_RESETS, 'value']]));
+    context.series.register(() => counterSums(table.collect(), [[METRIC_TCP_RESETS, 'value']]));
 
     const reader = new EventReader(loaded.object, 'tcp_reset_event', ['direction', 'reason', 'state'] as const);
     const states = tcpStateNames(runtime.native);
@@ -128,7 +129,7 @@ export class TcpResetsGroup implements ProbeGroup {
         },
       };
     };
-    runtime.onEvent(kind, (buf, offset) => {
+    context.onEvent(kind, (buf, offset) => {
       // Repeats: same endpoint, direction, reason, state and tuple (the client's port aside).
       const key =
         `${reader.endpointKey(buf, offset)}|${reader.fields.uint(buf, offset, 'direction')}|${reader.fields.uint(buf, offset, 'reason')}|` +
@@ -137,8 +138,17 @@ export class TcpResetsGroup implements ProbeGroup {
     });
   }
 
-  stop(): void {
-    this.stopCallback?.();
-    this.stopCallback = undefined;
-  }
 }
+
+export const tcpResets = defineProbeGroup<'tcpResets', EventProbeConfig>({
+  name: 'tcp-resets',
+  configKey: 'tcpResets',
+  config: {
+    schema: object(EVENT_PROBE_FIELDS),
+    defaults: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
+  },
+  hooks: TCP_RESETS_HOOKS,
+  withoutIt: 'no resets sent or received (flowtel.tcp.resets) and no reset log records',
+  telemetry: { metrics: [METRIC_TCP_RESETS], events: [EVENT_TCP_RESET] },
+  build: (config) => new TcpResetsGroup(config),
+});

@@ -14,7 +14,9 @@ import {
   METRIC_TCP_RETRANSMIT_EVENTS,
   METRIC_TCP_RETRANSMITS,
 } from '../../semconv';
-import type { EventProbeConfig } from '../config';
+import { object } from '../../config/schema';
+import { EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
+import { defineProbeGroup } from '../declaration';
 import { EndpointCounterTable } from '../shared/endpoint-counters';
 import { EventReader, socketTupleAttributes, socketTupleSummary } from '../shared/event-endpoint';
 import { ephemeralPorts, setCommonGlobals } from '../shared/globals';
@@ -46,7 +48,6 @@ export class TcpRetransmitsGroup implements ProbeGroup {
   readonly name = 'tcp-retransmits';
   readonly hooks = TCP_RETRANSMITS_HOOKS;
   readonly objectSpec: ProbeObjectSpec;
-  private stopCallback: (() => void) | undefined;
 
   constructor(config: EventProbeConfig) {
     this.objectSpec = {
@@ -72,7 +73,7 @@ export class TcpRetransmitsGroup implements ProbeGroup {
       possibleCpus: runtime.possibleCpus,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    this.stopCallback = context.series.register(() =>
+    context.series.register(() =>
       counterSums(table.collect(), [
         [METRIC_TCP_RETRANSMITS, 'segments'],
         [METRIC_TCP_RETRANSMIT_EVENTS, 'events'],
@@ -103,15 +104,24 @@ export class TcpRetransmitsGroup implements ProbeGroup {
         },
       };
     };
-    runtime.onEvent(kind, (buf, offset) => {
+    context.onEvent(kind, (buf, offset) => {
       // Repeats: same endpoint, state and tuple (the client's port aside).
       const key = `${reader.endpointKey(buf, offset)}|${reader.fields.uint(buf, offset, 'state')}|${reader.tuple.repeatKey(buf, offset, ports)}`;
       context.events.offer(key, reader.timestamp(buf, offset), build, buf, offset);
     });
   }
 
-  stop(): void {
-    this.stopCallback?.();
-    this.stopCallback = undefined;
-  }
 }
+
+export const tcpRetransmits = defineProbeGroup<'tcpRetransmits', EventProbeConfig>({
+  name: 'tcp-retransmits',
+  configKey: 'tcpRetransmits',
+  config: {
+    schema: object(EVENT_PROBE_FIELDS),
+    defaults: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
+  },
+  hooks: TCP_RETRANSMITS_HOOKS,
+  withoutIt: 'no retransmitted segments (flowtel.tcp.retransmits) and no retransmission log records',
+  telemetry: { metrics: [METRIC_TCP_RETRANSMITS, METRIC_TCP_RETRANSMIT_EVENTS], events: [EVENT_TCP_RETRANSMIT] },
+  build: (config) => new TcpRetransmitsGroup(config),
+});

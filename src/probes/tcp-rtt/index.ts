@@ -10,7 +10,9 @@ import type { HookSpec } from '../../bpf/hooks';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { tcpFieldsHook } from '../shared/kernel-requirements';
 import { METRIC_TCP_RTT } from '../../semconv';
-import type { TcpRttConfig } from '../config';
+import { integer, object } from '../../config/schema';
+import { COMMON_PROBE_FIELDS, type CommonProbeConfig } from '../config';
+import { defineProbeGroup } from '../declaration';
 import { u32 } from '../../bpf/le-bytes';
 import { HZ_MAX, msToJiffies, type KernelHz } from '../../bpf/kernel-hz';
 import { setCommonGlobals } from '../shared/globals';
@@ -22,13 +24,17 @@ const MAP = 'tcp_rtt_histograms';
 /** 16 µs to ~16.8 s in quarter octaves. */
 export const RTT_BOUNDARIES_S = kernelBoundaries(16, 2 ** 24, 1e-6);
 
+export interface TcpRttConfig extends CommonProbeConfig {
+  /** Each socket's srtt is sampled at most this often (its first segment always). */
+  sampleIntervalMs: number;
+}
+
 export const TCP_RTT_HOOKS: readonly HookSpec[] = [tcpFieldsHook('tcp_probe', 2, '4.16')];
 
 export class TcpRttGroup implements ProbeGroup {
   readonly name = 'tcp-rtt';
   readonly hooks = TCP_RTT_HOOKS;
   readonly objectSpec: ProbeObjectSpec;
-  private stopCallback: (() => void) | undefined;
   /** `hz`: the kernel samples by jiffies (see bpf/tcp_rtt.bpf.c), and the tick rate turns sampleIntervalMs into them. */
   constructor(
     private readonly config: TcpRttConfig,
@@ -62,13 +68,28 @@ export class TcpRttGroup implements ProbeGroup {
       scale: 1e-6,
       gracePeriodMs: context.cgroupGracePeriodMs,
     });
-    this.stopCallback = context.series.register(() => ({
+    context.series.register(() => ({
       histograms: [{ metric: METRIC_TCP_RTT, boundaries: RTT_BOUNDARIES_S, series: table.collect() }],
     }));
   }
 
-  stop(): void {
-    this.stopCallback?.();
-    this.stopCallback = undefined;
-  }
 }
+
+export const tcpRtt = defineProbeGroup<'tcpRtt', TcpRttConfig>({
+  name: 'tcp-rtt',
+  configKey: 'tcpRtt',
+  config: {
+    schema: object({
+      enabled: COMMON_PROBE_FIELDS.enabled,
+      granularity: COMMON_PROBE_FIELDS.granularity,
+      sampleIntervalMs: integer(1, 3_600_000, 'milliseconds between RTT samples of one socket'),
+      maxRows: COMMON_PROBE_FIELDS.maxRows,
+    }),
+    defaults: { enabled: true, granularity: 'pod', sampleIntervalMs: 50, maxRows: 4096 },
+  },
+  hooks: TCP_RTT_HOOKS,
+  withoutIt: 'no round-trip-time histograms (flowtel.tcp.rtt)',
+  telemetry: { metrics: [METRIC_TCP_RTT], events: [] },
+  needsKernelHz: true,
+  build: (config, node) => new TcpRttGroup(config, node.kernelHz),
+});
