@@ -20,9 +20,11 @@ import { AgentProcess, sleep, waitFor } from '../test/support/agent-process';
 import { cgroupRoot } from '../test/support/kernel';
 import { dropPercent, iperf, netClient, NFT_TABLE } from '../test/support/traffic';
 import { cpuSeconds, programStats, setBpfStats, type ProgramStats } from './proc';
+import { PROBE_GROUPS } from '../src/probes/registry';
 import { publishReport, repoRoot, summarize, table, type Summary } from './report';
 
-const PROGRAMS = ['tcp_retransmit_skb', 'tcp_send_reset', 'tcp_receive_reset', 'kfree_skb', 'inet_sock_set_state', 'tcp_probe', 'flows_ingress', 'flows_egress'] as const;
+/** Each hook's program of every registered group (bpftool shows a variant under the program's name). */
+const PROGRAMS = PROBE_GROUPS.flatMap((g) => g.hooks.map((h) => h.program));
 /** A program's mean is judged on the loads that ran it at least this often: a handful of runs measures cold first calls. */
 const MIN_RUNS_FOR_MEAN = 1000;
 /** Failures load: the share of the bulk transfer's packets an nft rule at pod B drops. */
@@ -31,7 +33,8 @@ const KERNEL_LOADS = ['bulk', 'churn', 'failures'] as const;
 type KernelLoad = (typeof KERNEL_LOADS)[number];
 type KernelStats = Map<string, { ns: number; runs: number }>;
 
-const GROUPS = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'];
+// Every registered group, each at the granularity of the run.
+const GROUPS = PROBE_GROUPS.map((g) => g.configKey);
 
 /** The same tracepoints, counted the way a bpftrace user would (per-CPU maps, no export). */
 const BPFTRACE_PEER = `

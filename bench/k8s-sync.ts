@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import readline from 'node:readline';
-import { AgentLog } from '../src/agent/log';
+import { AgentLog } from '../src/util/log';
 import { KubeClient } from '../src/k8s/kube-client';
 import { KubernetesMetadata } from '../src/k8s/metadata';
 import {

@@ -22,7 +22,7 @@ import { networkEventLogger } from '../probes/shared/emit';
 import { EventAggregator } from '../probes/shared/event-aggregator';
 import type { SharedProbeContext } from '../probes/types';
 import { loadGroups, statusLogLine, type GroupStatus, type RunningGroup } from './group-loader';
-import { AgentLog } from './log';
+import { AgentLog } from '../util/log';
 import { installDiagnosticLog } from './diagnostic-log';
 import { HealthServer } from './health';
 import { registerSelfMetrics } from './self-metrics';

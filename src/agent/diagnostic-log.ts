@@ -8,7 +8,7 @@
  */
 import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
 import { setGlobalErrorHandler } from '@opentelemetry/core';
-import type { AgentLog } from './log';
+import type { AgentLog } from '../util/log';
 
 /** Messages the export watch already tells, by how they start. */
 const TOLD_BY_EXPORT_WATCH = [

@@ -9,7 +9,7 @@ import type { BatchObservableResult, Meter } from '@opentelemetry/api';
 import type { BpfRuntime } from '../bpf/runtime';
 import type { GroupStatus } from './group-loader';
 import type { ExportTotals } from '../exporters/export-watch';
-import { observableCounter, observableUpDownCounter } from '../probes/shared/instruments';
+import { observableCounter, observableUpDownCounter } from '../semconv/instruments';
 import {
   ATTR_FLOWTEL_BPF_PROGRAM,
   ATTR_FLOWTEL_EXPORT_OUTCOME,

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Agent } from '../agent/agent';
-import { AgentLog } from '../agent/log';
+import { AgentLog } from '../util/log';
 import { packageRoot } from '../bpf/native';
 import type { FlowtelConfig } from '../config/config';
 import { ConfigError } from '../config/schema';

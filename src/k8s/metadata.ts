@@ -6,7 +6,7 @@
  * events still resolve.
  */
 import type { Attributes } from '@opentelemetry/api';
-import type { AgentLog } from '../agent/log';
+import type { AgentLog } from '../util/log';
 import {
   ATTR_FLOWTEL_PEER_KIND,
   ATTR_K8S_CONTAINER_NAME,

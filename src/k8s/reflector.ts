@@ -5,7 +5,7 @@
  * relists; any other failure (API down, RBAC) retries with exponential
  * backoff. Every step is counted so it shows in self-metrics.
  */
-import type { AgentLog } from '../agent/log';
+import type { AgentLog } from '../util/log';
 import { KubeApiError, type KubeClient } from './kube-client';
 
 export interface ReflectorOptions<T> {
@@ -194,7 +194,9 @@ export class Reflector<T> {
     this.stats.errors++;
     let message = err instanceof Error ? err.message : String(err);
     if (err instanceof KubeApiError && err.status === 403) {
-      message = `missing RBAC permission: cannot ${err.verb} ${err.resource} (grant "${err.verb}" on "${err.resource}" to the agent's service account): ${err.message}`;
+      // The grant names the API resource ("pods"), not this reflector's label ("pods (cluster)").
+      const apiResource = this.options.path.split('/').pop();
+      message = `missing RBAC permission: cannot ${err.verb} ${err.resource} (grant "${err.verb}" on "${apiResource}" to the agent's service account): ${err.message}`;
     }
     if (message !== this.stats.lastError) {
       // One line per distinct failure: a long outage does not flood the log.

@@ -1,7 +1,7 @@
 /** Health of the Kubernetes metadata cache, exported with the agent's other self-metrics. */
 import type { BatchObservableResult, Meter } from '@opentelemetry/api';
 import { ATTR_FLOWTEL_K8S_RESOURCE, METRIC_AGENT_K8S_ERRORS, METRIC_AGENT_K8S_LISTS, METRIC_AGENT_K8S_OBJECTS, METRIC_AGENT_K8S_RELISTS, METRIC_AGENT_K8S_SYNCED, METRIC_AGENT_K8S_WATCHES } from '../semconv';
-import { observableCounter } from '../probes/shared/instruments';
+import { observableCounter } from '../semconv/instruments';
 import type { KubernetesMetadata } from './metadata';
 
 export function registerKubernetesMetrics(meter: Meter, metadata: KubernetesMetadata): () => void {

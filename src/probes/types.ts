@@ -6,7 +6,7 @@
  * Everything a group registers goes through its context, whose scope undoes
  * it when the group unloads: a group has no stop() of its own.
  */
-import type { AgentLog } from '../agent/log';
+import type { AgentLog } from '../util/log';
 import type { HookSpec } from '../bpf/hooks';
 import type { BpfRuntime, EventHandler, LoadedProbeObject, ProbeObjectSpec } from '../bpf/runtime';
 import type { CgroupAttribution } from '../k8s/attribution';

@@ -231,8 +231,10 @@ describe('e2e: Kubernetes bad input', function () {
     const kubeconfig = path.join(tempDir('k8s403'), 'kubeconfig');
     api.writeKubeconfig(kubeconfig);
     ({ agent, receiver } = await startAgentWithReceiver(['--kubeconfig', kubeconfig, '--cgroup-root', cgroupRoot(), '--node-name', NODE]));
-    await waitFor('the RBAC message', () => (agent!.stderr.includes('missing RBAC permission') ? true : undefined));
-    assert.match(agent.stderr, /missing RBAC permission: cannot list pods \(grant \\"list\\" on \\"pods\\" to the agent's service account\): list pods: HTTP 403: pods is forbidden/);
+    // Both reflectors of pods (this node's, and the cluster's for peers) are refused; either may warn first.
+    const nodePods = /missing RBAC permission: cannot list pods \(grant \\"list\\" on \\"pods\\" to the agent's service account\): list pods: HTTP 403: pods is forbidden/;
+    const clusterPods = /missing RBAC permission: cannot list pods \(cluster\) \(grant \\"list\\" on \\"pods\\" to the agent's service account\): list pods \(cluster\): HTTP 403: pods is forbidden/;
+    await waitFor('the RBAC message of both pod reflectors', () => (nodePods.test(agent!.stderr) && clusterPods.test(agent!.stderr) ? true : undefined));
     await netClient(node, 'a', ['connect', node.pod('b').ip, 7045, 1]);
     await freshExport(receiver);
     assert.equal(receiver.latestTotal('flowtel.tcp.connection.failures', { 'k8s.pod.uid': node.pod('a').uid }), 1);

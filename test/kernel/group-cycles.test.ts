@@ -12,7 +12,7 @@ import { PassThrough } from 'node:stream';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { loadGroup, type RunningGroup } from '../../src/agent/group-loader';
-import { AgentLog } from '../../src/agent/log';
+import { AgentLog } from '../../src/util/log';
 import { kernelFactsFrom } from '../../src/bpf/hooks';
 import { openJiffiesReader } from '../../src/bpf/kernel-clock';
 import { detectKernelHz } from '../../src/bpf/kernel-hz';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { AgentLog } from '../../src/agent/log';
+import { AgentLog } from '../../src/util/log';
 import type { KubeClient } from '../../src/k8s/kube-client';
 import { Reflector } from '../../src/k8s/reflector';
 

@@ -1,17 +1,7 @@
-import type { Attributes, HrTime, Meter, ObservableCounter, ObservableUpDownCounter } from '@opentelemetry/api';
+import type { Attributes, HrTime } from '@opentelemetry/api';
 import type { MetricName } from '../../semconv';
 import { AttributesOf, type AttributeSource, type NumberSeries, type SeriesList, type SeriesSnapshot } from '../series';
 import type { CounterRows } from './endpoint-counters';
-
-/** An ObservableCounter with the name, unit and description from src/semconv (agent self-metrics). */
-export function observableCounter(meter: Meter, metric: MetricName): ObservableCounter {
-  return meter.createObservableCounter(metric.name, { unit: metric.unit, description: metric.description });
-}
-
-/** An ObservableUpDownCounter the same way (self-metrics that go down as well as up: memory). */
-export function observableUpDownCounter(meter: Meter, metric: MetricName): ObservableUpDownCounter {
-  return meter.createObservableUpDownCounter(metric.name, { unit: metric.unit, description: metric.description });
-}
 
 /**
  * One field of a counter-table row as a series. Its attributes are the
