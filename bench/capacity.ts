@@ -100,12 +100,24 @@ async function measureRing(ctx: Ctx, agent: AgentProcess, workload: RingWorkload
   const generator = await node.inPod(
     'a',
     'taskset',
-    ['-c', '1', 'python3', path.join(repoRoot(), 'test', 'support', 'net_client.py'), 'paced', node.pod('b').ip, '7700', String(seconds), String(rate), String(workload.sockets), String(workload.ports)],
+    [
+      '-c',
+      '1',
+      'python3',
+      path.join(repoRoot(), 'test', 'support', 'net_client.py'),
+      'paced',
+      node.pod('b').ip,
+      '7700',
+      String(seconds),
+      String(rate),
+      String(workload.sockets),
+      String(workload.ports),
+    ],
     { timeoutMs: 60_000 },
   );
   // The ring holds a backlog the agent works off after the generator stops: handled when the agent goes idle.
   let drained = Date.now();
-  for (let last = cpuSeconds(pid); ; ) {
+  for (let last = cpuSeconds(pid); ;) {
     await sleep(250);
     const now = cpuSeconds(pid);
     if (now - last < 0.025) break;
@@ -207,7 +219,9 @@ export async function runCapacity(args: string[]): Promise<CapacityResult> {
       const series = receiver.latestPoints('k8s.pod.network.io', { 'k8s.pod.uid': node.pod('a').uid }).length;
       const memory = exportedMemory(receiver, BigInt(firstFull) * 1_000_000n);
       flows.push({ flows: hosts * ports, collectMs: summarize(durations), rssMiB: Math.max(...rss), series, ...memory });
-      process.stdout.write(`  ${hosts * ports} flows: ${series} series, collection ${summarize(durations).median.toFixed(0)} ms (${durations.length} collections), peak RSS ${Math.max(...rss).toFixed(1)} MiB, CPU ${cpu.toFixed(1)} s\n`);
+      process.stdout.write(
+        `  ${hosts * ports} flows: ${series} series, collection ${summarize(durations).median.toFixed(0)} ms (${durations.length} collections), peak RSS ${Math.max(...rss).toFixed(1)} MiB, CPU ${cpu.toFixed(1)} s\n`,
+      );
       // Where the peak is, for whoever attacks it next: RSS each second from when the flows were sent.
       process.stdout.write(`    RSS (MiB, 1 s apart): ${rss.map((x) => x.toFixed(0)).join(' ')}\n`);
     }
@@ -242,7 +256,11 @@ export function capacityReport(r: CapacityResult, markdown: boolean): string {
   const flow100k = r.flows.find((x) => x.flows === 100_000);
   const targets = [
     ['≥ 100,000 ring-buffer events/s with zero loss (one core, repeated)', `${f(r.maxZeroLoss, 0)}/s`, r.maxZeroLoss >= 100_000 ? 'yes' : 'no'],
-    ['100,000 flows collected in ≤ 300 ms per cycle', flow100k ? `${f(flow100k.collectMs.median, 0)} ms` : '–', flow100k && flow100k.collectMs.median <= 300 ? 'yes' : 'no'],
+    [
+      '100,000 flows collected in ≤ 300 ms per cycle',
+      flow100k ? `${f(flow100k.collectMs.median, 0)} ms` : '–',
+      flow100k && flow100k.collectMs.median <= 300 ? 'yes' : 'no',
+    ],
     ['RSS ≤ 70 MB idle', `${f(r.idleRss.median)} MiB`, r.idleRss.median * MiB <= 70e6 ? 'yes' : 'no'],
     ['RSS ≤ 120 MB with 100,000 flows', flow100k ? `${f(flow100k.rssMiB)} MiB` : '–', flow100k && flow100k.rssMiB * MiB <= 120e6 ? 'yes' : 'no'],
   ];
@@ -252,8 +270,26 @@ export function capacityReport(r: CapacityResult, markdown: boolean): string {
     'Ring buffer, agent pinned to CPU 0 (`taskset -a`), drop events (UDP to a closed port) from a paced generator on CPU 1 (one Python process: "sent" is what it managed), 5 s per rate, no event rate limit, default 2 MiB ring and 1 s aggregation window. Received is the events the agent took from the ring and handled, over the time until it was idle again (at least the 5 s of the run). Workload *repeated*: 64 source sockets to one closed port, as a crash-looping client makes; repeats fold into summary log records. Workload *distinct*: one socket to 20,000 closed ports, so nearly every event is its own log record (the log pipeline\'s capacity). Zero loss means no event lost in the ring or queue and no log record dropped by the SDK:',
     '',
     table(
-      ['Workload', 'Offered events/s', 'Sent/s', 'Received events/s', 'Events lost (ring, queue)', 'Log records exported', 'Log records dropped (SDK queue full)', 'Agent CPU per 10,000 events'],
-      r.ring.map((x) => [x.workload, f(x.offered, 0), f(x.sent, 0), f(x.received, 0), String(x.lost), String(x.logRecords), String(x.logDrops), `${f(x.cpuPer10k)} ms`]),
+      [
+        'Workload',
+        'Offered events/s',
+        'Sent/s',
+        'Received events/s',
+        'Events lost (ring, queue)',
+        'Log records exported',
+        'Log records dropped (SDK queue full)',
+        'Agent CPU per 10,000 events',
+      ],
+      r.ring.map((x) => [
+        x.workload,
+        f(x.offered, 0),
+        f(x.sent, 0),
+        f(x.received, 0),
+        String(x.lost),
+        String(x.logRecords),
+        String(x.logDrops),
+        `${f(x.cpuPer10k)} ms`,
+      ]),
       markdown,
     ),
     '',
@@ -283,7 +319,8 @@ export async function runCapacityBenchmark(args: string[]): Promise<number> {
     {
       title: 'Userspace capacity',
       name: 'capacity',
-      rerun: '`npx tsc -p tsconfig.json && npm run bench -- capacity` (as root; `--repeated-rates 25000,50000,...`, `--distinct-rates ...`, `--flow-sizes none` to skip the live flows).',
+      rerun:
+        '`npx tsc -p tsconfig.json && npm run bench -- capacity` (as root; `--repeated-rates 25000,50000,...`, `--distinct-rates ...`, `--flow-sizes none` to skip the live flows).',
     },
     (markdown) => capacityReport(result, markdown),
   );

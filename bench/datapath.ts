@@ -292,7 +292,12 @@ export function datapathReport(r: DatapathResult, markdown: boolean): string {
     flow: 'agent, all groups, flow granularity',
     bpftrace: 'bpftrace peer (same tracepoints, counting only)',
   };
-  const bulkRows = CONFIGS.map((c) => [labels[c], range(r.bulk[c].gbps, (x) => x.toFixed(2)), range(r.bulk[c].ratio, pct), c === 'baseline' ? '–' : range(r.bulk[c].cpuPercent, (x) => `${x.toFixed(1)}%`)]);
+  const bulkRows = CONFIGS.map((c) => [
+    labels[c],
+    range(r.bulk[c].gbps, (x) => x.toFixed(2)),
+    range(r.bulk[c].ratio, pct),
+    c === 'baseline' ? '–' : range(r.bulk[c].cpuPercent, (x) => `${x.toFixed(1)}%`),
+  ]);
   const cell = (x?: { ns: number; runs: number }) => (x && x.runs ? `${(x.ns / x.runs).toFixed(0)} ns (${x.runs.toLocaleString('en-US')} runs)` : 'not run');
   const kernelRows = PROGRAMS.map((p) => [p, ...KERNEL_LOADS.map((load) => cell(r.kernel[load].get(p)))]);
   const targets = [
@@ -308,7 +313,11 @@ export function datapathReport(r: DatapathResult, markdown: boolean): string {
     ...PROGRAMS.map((p) => {
       const measured = KERNEL_LOADS.map((load) => r.kernel[load].get(p)).filter((x) => x && x.runs >= MIN_RUNS_FOR_MEAN);
       const worst = Math.max(...measured.map((x) => x!.ns / x!.runs));
-      return [`Mean kernel cost of ${p} ≤ 150 ns (aim 100)`, Number.isFinite(worst) ? `${worst.toFixed(0)} ns` : 'too few runs', Number.isFinite(worst) ? (worst <= 150 ? 'yes' : 'no') : '–'];
+      return [
+        `Mean kernel cost of ${p} ≤ 150 ns (aim 100)`,
+        Number.isFinite(worst) ? `${worst.toFixed(0)} ns` : 'too few runs',
+        Number.isFinite(worst) ? (worst <= 150 ? 'yes' : 'no') : '–',
+      ];
     }),
   ];
   return [
@@ -332,7 +341,11 @@ export async function runDatapathBenchmark(args: string[]): Promise<number> {
   const result = await runDatapath(args);
   publishReport(
     args,
-    { title: 'Datapath overhead', name: 'datapath', rerun: '`npx tsc -p tsconfig.json && npm run bench -- datapath` (as root; options `--runs N`, `--seconds S`).' },
+    {
+      title: 'Datapath overhead',
+      name: 'datapath',
+      rerun: '`npx tsc -p tsconfig.json && npm run bench -- datapath` (as root; options `--runs N`, `--seconds S`).',
+    },
     (markdown) => datapathReport(result, markdown),
   );
   return 0;

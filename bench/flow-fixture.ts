@@ -61,7 +61,10 @@ export function flowRows(flows: number, podCount: number): CounterRows<Field> {
 
 /** A SeriesProducer publishing `flows` flows of `pods` pods, as the agent's is. */
 export function flowProducer(flows: number, pods: number): SeriesProducer {
-  const producer = new SeriesProducer({ name: 'flowtel', version: 'bench' }, resourceFromAttributes({ 'service.name': 'flowtel', 'k8s.node.name': 'worker-1' }));
+  const producer = new SeriesProducer(
+    { name: 'flowtel', version: 'bench' },
+    resourceFromAttributes({ 'service.name': 'flowtel', 'k8s.node.name': 'worker-1' }),
+  );
   const rows = flowRows(flows, pods);
   producer.register(() =>
     counterSums(rows, [

@@ -133,7 +133,15 @@ function addRealPodFields(pod: KubeObject, rand: () => number): void {
       fieldsType: 'FieldsV1',
       fieldsV1: {
         'f:metadata': { 'f:generateName': {}, 'f:labels': fields(Object.keys(pod.metadata.labels ?? {})), 'f:ownerReferences': {} },
-        'f:spec': { 'f:containers': {}, 'f:dnsPolicy': {}, 'f:enableServiceLinks': {}, 'f:restartPolicy': {}, 'f:schedulerName': {}, 'f:securityContext': {}, 'f:terminationGracePeriodSeconds': {} },
+        'f:spec': {
+          'f:containers': {},
+          'f:dnsPolicy': {},
+          'f:enableServiceLinks': {},
+          'f:restartPolicy': {},
+          'f:schedulerName': {},
+          'f:securityContext': {},
+          'f:terminationGracePeriodSeconds': {},
+        },
       },
     },
     {
@@ -142,21 +150,37 @@ function addRealPodFields(pod: KubeObject, rand: () => number): void {
       apiVersion: 'v1',
       time,
       fieldsType: 'FieldsV1',
-      fieldsV1: { 'f:status': { 'f:conditions': {}, 'f:containerStatuses': {}, 'f:hostIP': {}, 'f:hostIPs': {}, 'f:phase': {}, 'f:podIP': {}, 'f:podIPs': {}, 'f:startTime': {} } },
+      fieldsV1: {
+        'f:status': {
+          'f:conditions': {},
+          'f:containerStatuses': {},
+          'f:hostIP': {},
+          'f:hostIPs': {},
+          'f:phase': {},
+          'f:podIP': {},
+          'f:podIPs': {},
+          'f:startTime': {},
+        },
+      },
       subresource: 'status',
     },
   ];
 }
 
 /** Fills `api` with the cluster; returns what a client should see. */
-export function populate(api: K8sApiServer, options: FixtureOptions): Omit<FixtureDescription, 'ready' | 'pid' | 'server' | 'kubeconfig' | 'dir' | 'setupMs' | 'options'> {
+export function populate(
+  api: K8sApiServer,
+  options: FixtureOptions,
+): Omit<FixtureDescription, 'ready' | 'pid' | 'server' | 'kubeconfig' | 'dir' | 'setupMs' | 'options'> {
   const rand = rng(0x5eed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
   const safe = (n: number) => Array.from({ length: n }, () => SAFE[Math.floor(rand() * SAFE.length)]).join('');
   const nodeName = (n: number) => (n === 0 ? options.localNode : `bench-node-${n}`);
 
   for (let n = 0; n < options.nodes; n++) {
-    api.create(makeNode({ name: nodeName(n), internalIP: nodeIp(n), podCIDR: `${podCidrBase(n)}.0/24`, labels: { 'topology.kubernetes.io/zone': `zone-${n % 3}` } }));
+    api.create(
+      makeNode({ name: nodeName(n), internalIP: nodeIp(n), podCIDR: `${podCidrBase(n)}.0/24`, labels: { 'topology.kubernetes.io/zone': `zone-${n % 3}` } }),
+    );
   }
 
   // One Deployment (ReplicaSet + ClusterIP service) per `services`; its pods are spread round-robin.
@@ -190,7 +214,9 @@ export function populate(api: K8sApiServer, options: FixtureOptions): Omit<Fixtu
     if (d < options.services) {
       // 10.96.0.0/12 is the default service CIDR; .0.1 is the kubernetes service.
       const clusterIP = `10.96.${Math.floor((d + 2) / 256)}.${(d + 2) % 256}`;
-      api.create(makeService({ name, namespace, clusterIP, selector: { app: name }, labels: { app: name }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }));
+      api.create(
+        makeService({ name, namespace, clusterIP, selector: { app: name }, labels: { app: name }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
+      );
       services.push({ ip: clusterIP, name, namespace });
     }
   }
@@ -207,7 +233,10 @@ export function populate(api: K8sApiServer, options: FixtureOptions): Omit<Fixtu
     const name = `${dep.name}-${dep.hash}-${safe(5)}`;
     const containerIds = dep.containers.map(() => {
       let id = '';
-      while (id.length < 64) id += Math.floor(rand() * 2 ** 32).toString(16).padStart(8, '0');
+      while (id.length < 64)
+        id += Math.floor(rand() * 2 ** 32)
+          .toString(16)
+          .padStart(8, '0');
       return id;
     });
     const pod = makePod({
@@ -219,7 +248,11 @@ export function populate(api: K8sApiServer, options: FixtureOptions): Omit<Fixtu
       labels: { ...(dep.rs.metadata.labels ?? {}), 'app.kubernetes.io/version': '1.14.2' },
       annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9090', 'kubectl.kubernetes.io/restartedAt': '2025-01-07T10:12:44Z' },
       ownerReferences: [ownerReference(dep.rs)],
-      containers: dep.containers.map((c, j) => ({ ...c, containerID: `containerd://${containerIds[j]}`, ports: j === 0 ? [{ name: 'http', containerPort: 8080 }] : undefined })),
+      containers: dep.containers.map((c, j) => ({
+        ...c,
+        containerID: `containerd://${containerIds[j]}`,
+        ports: j === 0 ? [{ name: 'http', containerPort: 8080 }] : undefined,
+      })),
       qosClass: 'Burstable',
       serviceAccountName: dep.team,
     });

@@ -140,7 +140,14 @@ async function once(fixtureFile: string, warm: boolean): Promise<OnceResult> {
   });
   gcObserver.observe({ entryTypes: ['gc'] });
 
-  const metadata = new KubernetesMetadata({ client, nodeName: fixture.options.localNode, resolvePeers: true, podLabels: ['app'], deletedPodGracePeriodMs: 30_000, log });
+  const metadata = new KubernetesMetadata({
+    client,
+    nodeName: fixture.options.localNode,
+    resolvePeers: true,
+    podLabels: ['app'],
+    deletedPodGracePeriodMs: 30_000,
+    log,
+  });
   // Per-reflector timing is a diagnostic only: reach the private list as stats() itself does.
   const reflectors = (metadata as unknown as { reflectors?: Array<{ synced(): Promise<void>; resource?: string }> }).reflectors ?? [];
   const reflectorSyncMs: Record<string, number> = {};
@@ -186,35 +193,63 @@ async function once(fixtureFile: string, warm: boolean): Promise<OnceResult> {
     const peer = metadata.peerOf(p.ip);
     const a = peer.attributes;
     check(
-      peer.kind === 'pod' && a[`${PEER_PREFIX}${ATTR_K8S_POD_NAME}`] === p.name && a[`${PEER_PREFIX}${ATTR_K8S_NAMESPACE_NAME}`] === p.namespace && a[deploymentKey] === p.deployment,
+      peer.kind === 'pod' &&
+        a[`${PEER_PREFIX}${ATTR_K8S_POD_NAME}`] === p.name &&
+        a[`${PEER_PREFIX}${ATTR_K8S_NAMESPACE_NAME}`] === p.namespace &&
+        a[deploymentKey] === p.deployment,
       `peerOf(${p.ip}) = ${JSON.stringify(peer)}, expected pod ${p.namespace}/${p.name} of deployment ${p.deployment}`,
     );
   }
   for (const s of fixture.samples.services) {
     const peer = metadata.peerOf(s.ip);
     check(
-      peer.kind === 'service' && peer.attributes[`${PEER_PREFIX}${ATTR_K8S_SERVICE_NAME}`] === s.name && peer.attributes[`${PEER_PREFIX}${ATTR_K8S_NAMESPACE_NAME}`] === s.namespace,
+      peer.kind === 'service' &&
+        peer.attributes[`${PEER_PREFIX}${ATTR_K8S_SERVICE_NAME}`] === s.name &&
+        peer.attributes[`${PEER_PREFIX}${ATTR_K8S_NAMESPACE_NAME}`] === s.namespace,
       `peerOf(${s.ip}) = ${JSON.stringify(peer)}, expected service ${s.namespace}/${s.name}`,
     );
   }
   for (const n of fixture.samples.nodes) {
     const peer = metadata.peerOf(n.ip);
-    check(peer.kind === 'node' && peer.attributes[`${PEER_PREFIX}${ATTR_K8S_NODE_NAME}`] === n.name, `peerOf(${n.ip}) = ${JSON.stringify(peer)}, expected node ${n.name}`);
+    check(
+      peer.kind === 'node' && peer.attributes[`${PEER_PREFIX}${ATTR_K8S_NODE_NAME}`] === n.name,
+      `peerOf(${n.ip}) = ${JSON.stringify(peer)}, expected node ${n.name}`,
+    );
   }
   const external = metadata.peerOf('203.0.113.7');
-  check(external.kind === 'external' && external.attributes[ATTR_FLOWTEL_PEER_KIND] === 'external', `peerOf(203.0.113.7) = ${JSON.stringify(external)}, expected external`);
+  check(
+    external.kind === 'external' && external.attributes[ATTR_FLOWTEL_PEER_KIND] === 'external',
+    `peerOf(203.0.113.7) = ${JSON.stringify(external)}, expected external`,
+  );
   check(fixture.samples.localPods.length > 0, 'the fixture put no sample pod on the local node');
   for (const p of fixture.samples.localPods) {
     for (const [id, name] of Object.entries(p.containers)) {
       const a = metadata.podAttributesOf(p.uid, id);
-      check(a?.[ATTR_K8S_POD_NAME] === p.name && a[ATTR_K8S_CONTAINER_NAME] === name, `podAttributesOf(${p.uid}, ${id.slice(0, 12)}…) = ${JSON.stringify(a)}, expected ${p.name}/${name}`);
+      check(
+        a?.[ATTR_K8S_POD_NAME] === p.name && a[ATTR_K8S_CONTAINER_NAME] === name,
+        `podAttributesOf(${p.uid}, ${id.slice(0, 12)}…) = ${JSON.stringify(a)}, expected ${p.name}/${name}`,
+      );
     }
   }
   const remote = fixture.samples.pods.find((p) => p.nodeName !== fixture.options.localNode);
   if (remote) check(metadata.podAttributesOf(remote.uid) === undefined, `a pod on ${remote.nodeName} has local attributes`);
 
   metadata.stop();
-  return { ok: failures.length === 0, failures, syncMs, cpuMs: (cpu.user + cpu.system) / 1000, gcMs, warm, reflectorSyncMs, baseline, after, peakRssBefore, peakRssAtSync, stats, checks };
+  return {
+    ok: failures.length === 0,
+    failures,
+    syncMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    gcMs,
+    warm,
+    reflectorSyncMs,
+    baseline,
+    after,
+    peakRssBefore,
+    peakRssAtSync,
+    stats,
+    checks,
+  };
 }
 
 // ---- Driver ------------------------------------------------------------------------------
@@ -232,7 +267,15 @@ export interface K8sSyncOptions {
 }
 
 function parseDriverArgs(argv: string[]): K8sSyncOptions {
-  const o: K8sSyncOptions = { runs: 3, writeDoc: true, docFile: path.join(repoRoot(), 'docs', 'performance.md'), strict: false, warm: false, nodeArgs: [], fixtureArgs: [] };
+  const o: K8sSyncOptions = {
+    runs: 3,
+    writeDoc: true,
+    docFile: path.join(repoRoot(), 'docs', 'performance.md'),
+    strict: false,
+    warm: false,
+    nodeArgs: [],
+    fixtureArgs: [],
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -423,7 +466,7 @@ export async function runK8sSync(argv: string[]): Promise<K8sSyncSummary> {
     const doc = [
       environmentMarkdown(env),
       '',
-      `Workload: the agent-side cache (\`KubernetesMetadata\`, \`resolvePeers: true\`, node \`${fixture.options.localNode}\`: four reflectors, local pods, all pods, services, nodes) against the test API server (\`src/testbed/k8s-api-server.ts\`, HTTPS, in its own process) holding ${shape}. Each run is a fresh \`node --expose-gc\` process: ${options.warm ? 'short-lived allocations until V8\'s young generation is resident (\`--warm\`), ' : ''}full GC, baseline \`process.memoryUsage()\`, \`start()\`, await \`synced()\`, full GC, measure with the watches open. Every run also checks the object counts in \`stats()\` and that \`peerOf()\` names sample pod, ClusterIP and node addresses correctly.`,
+      `Workload: the agent-side cache (\`KubernetesMetadata\`, \`resolvePeers: true\`, node \`${fixture.options.localNode}\`: four reflectors, local pods, all pods, services, nodes) against the test API server (\`src/testbed/k8s-api-server.ts\`, HTTPS, in its own process) holding ${shape}. Each run is a fresh \`node --expose-gc\` process: ${options.warm ? "short-lived allocations until V8's young generation is resident (`--warm`), " : ''}full GC, baseline \`process.memoryUsage()\`, \`start()\`, await \`synced()\`, full GC, measure with the watches open. Every run also checks the object counts in \`stats()\` and that \`peerOf()\` names sample pod, ClusterIP and node addresses correctly.`,
       '',
       `Result: **${verdict}** (targets from the issue: initial sync < 5 s, RSS growth < 60 MiB; judged on the median of ${results.length} runs).`,
       '',

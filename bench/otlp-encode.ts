@@ -71,7 +71,12 @@ export async function runOtlpEncode(args: string[]): Promise<OtlpEncodeResult> {
   return {
     requests,
     points,
-    encoders: encoders.map((e, i) => ({ name: e.name, exportMs: summarize(samples[i].exportMs), requestMs: summarize(samples[i].requestMs), bytes: samples[i].bytes })),
+    encoders: encoders.map((e, i) => ({
+      name: e.name,
+      exportMs: summarize(samples[i].exportMs),
+      requestMs: summarize(samples[i].requestMs),
+      bytes: samples[i].bytes,
+    })),
   };
 }
 
@@ -82,7 +87,12 @@ function otlpEncodeReport(r: OtlpEncodeResult, markdown: boolean): string {
     '',
     table(
       ['Encoder', 'Per export', 'Per request', 'Bytes per export'],
-      r.encoders.map((e) => [e.name, `${f(e.exportMs.median, 0)} ms (${f(e.exportMs.min, 0)}–${f(e.exportMs.max, 0)})`, `${f(e.requestMs.median)} ms`, `${(e.bytes / 1048576).toFixed(1)} MiB`]),
+      r.encoders.map((e) => [
+        e.name,
+        `${f(e.exportMs.median, 0)} ms (${f(e.exportMs.min, 0)}–${f(e.exportMs.max, 0)})`,
+        `${f(e.requestMs.median)} ms`,
+        `${(e.bytes / 1048576).toFixed(1)} MiB`,
+      ]),
       markdown,
     ),
   ].join('\n');
@@ -91,7 +101,10 @@ function otlpEncodeReport(r: OtlpEncodeResult, markdown: boolean): string {
 export async function runOtlpEncodeBenchmark(args: string[]): Promise<number> {
   const result = await runOtlpEncode(args);
   const [stock, ours] = result.encoders;
-  if (stock.bytes !== ours.bytes) process.stdout.write(`  note: the encoders wrote different sizes (${stock.bytes} and ${ours.bytes} bytes); attribute order may differ, content is checked by test/unit/otlp-metrics-request.test.ts\n`);
+  if (stock.bytes !== ours.bytes)
+    process.stdout.write(
+      `  note: the encoders wrote different sizes (${stock.bytes} and ${ours.bytes} bytes); attribute order may differ, content is checked by test/unit/otlp-metrics-request.test.ts\n`,
+    );
   publishReport(
     args,
     { title: 'OTLP request encoding', name: 'otlp-encode', rerun: '`npx tsc -p tsconfig.json && npm run bench -- otlp-encode` (`--rounds N`, default 7).' },

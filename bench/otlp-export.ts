@@ -146,7 +146,8 @@ function report(rows: Row[], rounds: number, markdown: boolean): string {
     '',
     ...SIZES.map((flows) => {
       const get = (v: Variant) => rows.find((r) => r.flows === flows && r.variant === v)!;
-      const ratio = (a: Row, b: Row) => `CPU ${(a.cpuMs.median / b.cpuMs.median).toFixed(1)}x, peak RSS ${(a.peakRssGrowthMiB / Math.max(0.1, b.peakRssGrowthMiB)).toFixed(1)}x`;
+      const ratio = (a: Row, b: Row) =>
+        `CPU ${(a.cpuMs.median / b.cpuMs.median).toFixed(1)}x, peak RSS ${(a.peakRssGrowthMiB / Math.max(0.1, b.peakRssGrowthMiB)).toFixed(1)}x`;
       return `- ${flows.toLocaleString('en-US')} flows: stock gRPC / ours ${ratio(get('stock-grpc'), get('ours-grpc'))}; stock HTTP JSON / ours http/json ${ratio(get('stock-http-json'), get('ours-http-json'))}.`;
     }),
   ];
@@ -158,7 +159,9 @@ export async function runOtlpExportBenchmark(args: string[]): Promise<number> {
   const rounds = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 5;
   const sink = fork(path.join(__dirname, 'otlp-sink.js'));
   try {
-    const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve) => sink.once('message', (m) => resolve(m as { grpcPort: number; httpPort: number })));
+    const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve) =>
+      sink.once('message', (m) => resolve(m as { grpcPort: number; httpPort: number })),
+    );
     const rows: Row[] = [];
     for (const flows of SIZES) {
       for (const variant of Object.keys(VARIANTS) as Variant[]) {
@@ -175,12 +178,18 @@ export async function runOtlpExportBenchmark(args: string[]): Promise<number> {
           failures: r.failures,
         };
         rows.push(row);
-        process.stdout.write(`  ${flows} flows, ${variant}: CPU ${row.cpuMs.median.toFixed(0)} ms, peak RSS +${row.peakRssGrowthMiB.toFixed(1)} MiB, ${(row.bytesPerExport / MiB).toFixed(1)} MiB\n`);
+        process.stdout.write(
+          `  ${flows} flows, ${variant}: CPU ${row.cpuMs.median.toFixed(0)} ms, peak RSS +${row.peakRssGrowthMiB.toFixed(1)} MiB, ${(row.bytesPerExport / MiB).toFixed(1)} MiB\n`,
+        );
       }
     }
     publishReport(
       args,
-      { title: 'OTLP export: stock exporters and ours', name: 'otlp-export', rerun: '`npx tsc -p tsconfig.json && npm run bench -- otlp-export` (`--rounds N`, default 5).' },
+      {
+        title: 'OTLP export: stock exporters and ours',
+        name: 'otlp-export',
+        rerun: '`npx tsc -p tsconfig.json && npm run bench -- otlp-export` (`--rounds N`, default 5).',
+      },
       (markdown) => report(rows, rounds, markdown),
     );
     return rows.some((r) => r.failures.length) ? 1 : 0;

@@ -64,7 +64,9 @@ async function main(runs, seconds) {
       await waitFor('an export after the transfer', () => (receiver.metricExports.at(-1)?.receivedAt > endedAt + 2500 ? true : undefined));
       const after = await read();
       const d = Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]]));
-      console.log(`run ${run}: kernel ${d.kernel}, our map ${d.map}, exported ${d.exported}, map short ${d.kernel - d.map}, export short ${d.map - d.exported}, skipped runs ${d.skipped}`);
+      console.log(
+        `run ${run}: kernel ${d.kernel}, our map ${d.map}, exported ${d.exported}, map short ${d.kernel - d.map}, export short ${d.map - d.exported}, skipped runs ${d.skipped}`,
+      );
       // Where A's namespace's retransmits went, by map row: a short run shows whether they landed under another cgroup.
       const rowsAfter = rowsOfNetns('tcp_retransmits_by_cgroup', netnsIno);
       const moved = [...rowsAfter].map(([id, n]) => `${id} +${n - (rowsBefore.get(id) ?? 0)}`);

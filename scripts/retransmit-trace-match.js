@@ -30,10 +30,16 @@ async function main(runs, seconds) {
   const work = fs.mkdtempSync('/tmp/flowtel-rtx-');
   const cfg = path.join(work, 'agent.yaml');
   const groups = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'];
-  fs.writeFileSync(cfg, `events:\n  aggregationWindowMs: 0\nprobes:\n${groups.map((g) => `  ${g}: { enabled: true${g === 'tcpRetransmits' ? ', maxEventsPerSecondPerCpu: 1000000' : ''} }\n`).join('')}`);
+  fs.writeFileSync(
+    cfg,
+    `events:\n  aggregationWindowMs: 0\nprobes:\n${groups.map((g) => `  ${g}: { enabled: true${g === 'tcpRetransmits' ? ', maxEventsPerSecondPerCpu: 1000000' : ''} }\n`).join('')}`,
+  );
   const node = await TestNode.create({ cgroupRoot: defaultCgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }] });
   const receiver = await OtlpReceiver.start();
-  const agent = AgentProcess.start(['--cgroup-root', defaultCgroupRoot(), '--node-name', 'audit', '--config', cfg], { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_METRIC_EXPORT_INTERVAL: '1000' });
+  const agent = AgentProcess.start(['--cgroup-root', defaultCgroupRoot(), '--node-name', 'audit', '--config', cfg], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_METRIC_EXPORT_INTERVAL: '1000',
+  });
   let cat;
   try {
     await agent.running();
@@ -58,24 +64,44 @@ async function main(runs, seconds) {
       cat.kill();
       const k1 = await nstat(a.netns, ['TcpRetransSegs', 'TcpExtTCPRetransFail']);
       const recs = receiver.logRecords.slice(r0).filter((r) => r.eventName === 'flowtel.tcp.retransmit' && r.attributes['network.local.address'] === a.ip);
-      const hits = fs.readFileSync(out, 'utf8').split('\n').filter((l) => l.includes('tcp_retransmit_skb:') && l.includes(`saddr=${a.ip} `) && l.endsWith('err=0')).map((l) => {
-        const m = /\[(\d+)\]\s+(\S+)\s+([\d.]+): .* sport=(\d+) dport=(\d+)/.exec(l);
-        return { cpu: m[1], flags: m[2], t: BigInt(m[3].replace('.', '')) * 1000n, sport: m[4], dport: m[5], line: l.trim() };
-      });
-      const kSent = (k1.TcpRetransSegs - k0.TcpRetransSegs) - (k1.TcpExtTCPRetransFail - k0.TcpExtTCPRetransFail);
+      const hits = fs
+        .readFileSync(out, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('tcp_retransmit_skb:') && l.includes(`saddr=${a.ip} `) && l.endsWith('err=0'))
+        .map((l) => {
+          const m = /\[(\d+)\]\s+(\S+)\s+([\d.]+): .* sport=(\d+) dport=(\d+)/.exec(l);
+          return { cpu: m[1], flags: m[2], t: BigInt(m[3].replace('.', '')) * 1000n, sport: m[4], dport: m[5], line: l.trim() };
+        });
+      const kSent = k1.TcpRetransSegs - k0.TcpRetransSegs - (k1.TcpExtTCPRetransFail - k0.TcpExtTCPRetransFail);
       const segs = recs.reduce((n, r) => n + Number(r.attributes['flowtel.tcp.segments']), 0);
       console.log(`run ${run}: kernel ${kSent}, records ${recs.length} (${segs} segs, short ${kSent - segs}), trace err=0 hits ${hits.length}`);
       if (hits.length !== recs.length) {
         // Offset mono -> record clock from the first 200 in order, then nearest match.
-        const diffs = hits.slice(0, 200).map((h, i) => recs[i].timeUnixNano - h.t).sort((x, y) => (x < y ? -1 : 1));
+        const diffs = hits
+          .slice(0, 200)
+          .map((h, i) => recs[i].timeUnixNano - h.t)
+          .sort((x, y) => (x < y ? -1 : 1));
         const offset = diffs[100];
         const used = new Set();
         const byPort = new Map();
-        recs.forEach((r, i) => { const k = `${r.attributes['network.local.port']}`; (byPort.get(k) ?? byPort.set(k, []).get(k)).push(i); });
+        recs.forEach((r, i) => {
+          const k = `${r.attributes['network.local.port']}`;
+          (byPort.get(k) ?? byPort.set(k, []).get(k)).push(i);
+        });
         for (const h of hits) {
           const cands = byPort.get(h.sport) ?? [];
-          let best = -1, bestD = 10n ** 18n;
-          for (const i of cands) { if (used.has(i)) continue; let d = recs[i].timeUnixNano - h.t - offset; if (d < 0n) d = -d; if (d < bestD) { bestD = d; best = i; } if (d < 1000n) break; }
+          let best = -1,
+            bestD = 10n ** 18n;
+          for (const i of cands) {
+            if (used.has(i)) continue;
+            let d = recs[i].timeUnixNano - h.t - offset;
+            if (d < 0n) d = -d;
+            if (d < bestD) {
+              bestD = d;
+              best = i;
+            }
+            if (d < 1000n) break;
+          }
           if (best >= 0 && bestD < 300000n) used.add(best);
           else console.log(`  unmatched (nearest ${bestD} ns): ${h.line}`);
         }
@@ -91,4 +117,10 @@ async function main(runs, seconds) {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
-main(Number(process.argv[2] ?? 8), Number(process.argv[3] ?? 45)).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+main(Number(process.argv[2] ?? 8), Number(process.argv[3] ?? 45)).then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -169,12 +169,20 @@ export class Agent {
         },
       };
     });
-    return new Agent(pipeline, runtime, events, started, async () => {
-      stopServices();
-      stopKubernetesMetrics();
-      kubernetes?.stop();
-      await health?.stop();
-    }, log, config.shutdown.timeoutMs);
+    return new Agent(
+      pipeline,
+      runtime,
+      events,
+      started,
+      async () => {
+        stopServices();
+        stopKubernetesMetrics();
+        kubernetes?.stop();
+        await health?.stop();
+      },
+      log,
+      config.shutdown.timeoutMs,
+    );
   }
 
   /**
@@ -203,7 +211,8 @@ export class Agent {
       ...(report.lastFailure ? { lastFailure: report.lastFailure } : {}),
     };
     if (!report.finished) this.log.warn(`flowtel stopped: the final export did not finish within the shutdown budget of ${this.shutdownTimeoutMs} ms`, fields);
-    else if (report.metricPointsNotSent > 0 || report.logRecordsNotSent > 0) this.log.warn('flowtel stopped: the final export was not delivered in full', fields);
+    else if (report.metricPointsNotSent > 0 || report.logRecordsNotSent > 0)
+      this.log.warn('flowtel stopped: the final export was not delivered in full', fields);
     else this.log.info('flowtel stopped', fields);
   }
 }
@@ -240,7 +249,10 @@ function startKubernetes(config: FlowtelConfig, log: AgentLog): KubernetesMetada
 /** Each group's state for /readyz: what runs, with which programs, and why the others do not. */
 function readinessGroups(statuses: readonly GroupStatus[]): Record<string, unknown> {
   return Object.fromEntries(
-    statuses.map((s) => [s.group, { state: s.state, ...(s.reasons.length ? { reasons: s.reasons } : {}), ...(s.programs.length ? { programs: s.programs } : {}) }]),
+    statuses.map((s) => [
+      s.group,
+      { state: s.state, ...(s.reasons.length ? { reasons: s.reasons } : {}), ...(s.programs.length ? { programs: s.programs } : {}) },
+    ]),
   );
 }
 

@@ -55,9 +55,7 @@ export interface ChosenProgram {
   variant: ProgramVariant;
 }
 
-export type HookPlan =
-  | { supported: true; programs: ChosenProgram[]; degradations: string[] }
-  | { supported: false; reason: string };
+export type HookPlan = { supported: true; programs: ChosenProgram[]; degradations: string[] } | { supported: false; reason: string };
 
 /** Why `requirement` does not hold on this kernel, or undefined when it does. */
 export function unmetRequirement(requirement: KernelRequirement, kernel: KernelFacts): string | undefined {

@@ -65,7 +65,9 @@ export async function detectKernelHz(
   }
   try {
     const measured = await measureHz(() => reader.read());
-    return measured !== undefined ? { hz: measured, source: 'measured: jiffies read by BPF over 250 ms' } : { hz: HZ_MAX, unknownBecause: 'jiffies moved at no CONFIG_HZ rate' };
+    return measured !== undefined
+      ? { hz: measured, source: 'measured: jiffies read by BPF over 250 ms' }
+      : { hz: HZ_MAX, unknownBecause: 'jiffies moved at no CONFIG_HZ rate' };
   } catch (err) {
     return { hz: HZ_MAX, unknownBecause: `the jiffies probe failed: ${(err as Error).message.split('\n')[0]}` };
   } finally {

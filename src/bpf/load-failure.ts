@@ -59,18 +59,28 @@ export function describeLoadFailure(err: unknown, caps: bigint | undefined = rea
   }
   if (/failed to resolve CO-RE relocation|<invalid CO-RE relocation>/.test(log)) {
     const relocation = /relo #\d+: (.*)/.exec(log)?.[1] ?? firstLine;
-    return { state: 'unsupported', reason: `a kernel type a program reads is not as Flowtel expects on this kernel (${relocation.trim()}); please report it: Flowtel should declare this requirement` };
+    return {
+      state: 'unsupported',
+      reason: `a kernel type a program reads is not as Flowtel expects on this kernel (${relocation.trim()}); please report it: Flowtel should declare this requirement`,
+    };
   }
   // The log keeps its tail only (a verifier log can be megabytes): its end says a program failed to load.
   if (/END PROG LOAD LOG|prog '[^']+': failed to load: -\d+/.test(log)) {
     const program = /prog '([^']+)': (?:BPF program load failed|failed to load)/.exec(log)?.[1] ?? 'a program';
     if (e.errno === EPERM && !/processed \d+ insns/.test(log)) return permission(e, caps);
-    return { state: 'failed', reason: `the kernel's verifier refused ${program}, which this kernel should run: a bug in Flowtel, please report it with the agent's debug log (${verifierSummary(log)})` };
+    return {
+      state: 'failed',
+      reason: `the kernel's verifier refused ${program}, which this kernel should run: a bug in Flowtel, please report it with the agent's debug log (${verifierSummary(log)})`,
+    };
   }
   if (e.errno === EPERM || e.errno === EACCES) return permission(e, caps);
-  if (e.errno === ENOENT && /: open: /.test(firstLine)) return { state: 'failed', reason: `the BPF object is missing: ${firstLine} (run npm run build, or check bpfObjectDir)` };
+  if (e.errno === ENOENT && /: open: /.test(firstLine))
+    return { state: 'failed', reason: `the BPF object is missing: ${firstLine} (run npm run build, or check bpfObjectDir)` };
   if (e.errno !== undefined && e.errno >= LIBBPF_ERRNO_START && /: open: /.test(firstLine)) {
-    return { state: 'failed', reason: `the BPF object is damaged or not one of Flowtel's: ${firstLine} (rebuild it with npm run build:bpf, or check bpfObjectDir)` };
+    return {
+      state: 'failed',
+      reason: `the BPF object is damaged or not one of Flowtel's: ${firstLine} (rebuild it with npm run build:bpf, or check bpfObjectDir)`,
+    };
   }
   if (/: open: /.test(firstLine)) return { state: 'failed', reason: `the BPF object cannot be read: ${firstLine}` };
   return { state: 'failed', reason: firstLine };
@@ -90,7 +100,8 @@ function permission(e: NativeError, caps: bigint | undefined): LoadFailure {
     return { state: 'failed', reason: `permission denied (${what}): ${cause}` };
   }
   const missing = caps === undefined || hasCapability(caps, CAP_SYS_ADMIN) ? [] : [CAP_BPF, CAP_PERFMON].filter(lacks).map(capabilityName);
-  if (missing.length > 0) return { state: 'failed', reason: `permission denied (${what}): loading needs ${missing.join(' and ')}, which the agent does not have` };
+  if (missing.length > 0)
+    return { state: 'failed', reason: `permission denied (${what}): loading needs ${missing.join(' and ')}, which the agent does not have` };
   return {
     state: 'failed',
     reason: `permission denied (${what}): the agent has CAP_BPF and CAP_PERFMON; before Linux 5.11 loading also needs RLIMIT_MEMLOCK room (CAP_SYS_RESOURCE), and a security module may refuse it`,

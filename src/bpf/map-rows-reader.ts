@@ -39,7 +39,13 @@ export class MapRowsReader {
   forEach(onBatch: (rows: MapRows, first: number) => void): number {
     if (this.batch === undefined) {
       // Not from Node's shared pool: these live as long as the table.
-      this.batch = { count: 0, keys: Buffer.allocUnsafeSlow(this.batchRows * this.keySize), values: Buffer.allocUnsafeSlow(this.batchRows * this.valueStride), keySize: this.keySize, valueStride: this.valueStride };
+      this.batch = {
+        count: 0,
+        keys: Buffer.allocUnsafeSlow(this.batchRows * this.keySize),
+        values: Buffer.allocUnsafeSlow(this.batchRows * this.valueStride),
+        keySize: this.keySize,
+        valueStride: this.valueStride,
+      };
     }
     const batch = this.batch;
     let first = 0;

@@ -97,11 +97,7 @@ export interface NativeRingBufferConsumer {
 
 export interface NativeAddon {
   BpfObject: new (objectPath: string) => NativeBpfObject;
-  RingBufferConsumer: new (
-    mapFd: number,
-    onBatch: (batch: Buffer, records: number) => void,
-    options?: RingBufferOptions,
-  ) => NativeRingBufferConsumer;
+  RingBufferConsumer: new (mapFd: number, onBatch: (batch: Buffer, records: number) => void, options?: RingBufferOptions) => NativeRingBufferConsumer;
   kernelEnum(name: string): Record<string, number>;
   kernelEnumWithMember(member: string): Record<string, number>;
   /** The C types of the arguments a tp_btf program of this tracepoint gets on this kernel; null if the kernel has no such tracepoint. */

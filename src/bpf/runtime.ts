@@ -192,7 +192,11 @@ export class BpfRuntime {
     if (this.consumer || ringFd === undefined) return;
     let consumer: NativeRingBufferConsumer | undefined;
     // Tied to this consumer: after a restart, the old batches are done against the old one.
-    const batches = new EventBatches((batch, start, size) => this.dispatch(batch, start, size), (bytes) => consumer?.done(bytes), this.options.eventSliceMs ?? 20);
+    const batches = new EventBatches(
+      (batch, start, size) => this.dispatch(batch, start, size),
+      (bytes) => consumer?.done(bytes),
+      this.options.eventSliceMs ?? 20,
+    );
     consumer = new this.addon.RingBufferConsumer(ringFd, (batch, records) => batches.push(batch, records), {
       maxQueuedBatches: this.options.maxQueuedBatches,
       ...(this.options.maxQueuedBytes !== undefined ? { maxQueuedBytes: this.options.maxQueuedBytes } : {}),
@@ -206,7 +210,6 @@ export class BpfRuntime {
   drainEvents(): void {
     this.batches?.drain();
   }
-
 
   ringStats() {
     return this.consumer?.stats();

@@ -72,4 +72,3 @@ export function sumPerCpu(values: Buffer, at: number, cpus: number, perCpuStride
   for (let cpu = 0; cpu < cpus; cpu++, at += perCpuStride) total += readU64(values, at, signed);
   return total;
 }
-

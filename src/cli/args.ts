@@ -50,9 +50,14 @@ export function parseArgs(argv: string[]): ParsedArgs {
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const output = command === 'doctor' && (flag === '-o' || flag === '--output');
     if (flag !== '--config' && !output && !Object.hasOwn(CONFIG_FLAGS, flag)) {
-      throw new ConfigError(flag, arg, `a known flag (${['--config', ...(command === 'doctor' ? ['-o'] : []), ...Object.keys(CONFIG_FLAGS)].join(', ')})`, 'the command line');
+      throw new ConfigError(
+        flag,
+        arg,
+        `a known flag (${['--config', ...(command === 'doctor' ? ['-o'] : []), ...Object.keys(CONFIG_FLAGS)].join(', ')})`,
+        'the command line',
+      );
     }
-    let value: string | undefined = eq > 0 ? arg.slice(eq + 1) : rest[i + 1];
+    const value: string | undefined = eq > 0 ? arg.slice(eq + 1) : rest[i + 1];
     if (eq < 0) i++;
     if (value === undefined || (eq < 0 && value.startsWith('--'))) {
       throw new ConfigError(flag, undefined, 'a value after the flag', 'the command line');

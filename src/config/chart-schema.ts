@@ -12,8 +12,6 @@ export function probesChartSchema(groups: readonly ProbeGroupEntry[]): JsonSchem
     type: 'object',
     additionalProperties: false,
     description: 'probe groups, each with its own options (docs/telemetry.md)',
-    properties: Object.fromEntries(
-      groups.map((g) => [g.configKey, { description: `${g.name}; without it: ${g.withoutIt}`, ...g.configSchema.json }]),
-    ),
+    properties: Object.fromEntries(groups.map((g) => [g.configKey, { description: `${g.name}; without it: ${g.withoutIt}`, ...g.configSchema.json }])),
   };
 }

@@ -233,7 +233,12 @@ export function configFromFlags(flags: Array<[string, string]>): DeepPartial<Flo
 
 export function configFromFile(file: string): DeepPartial<FlowtelConfig> {
   const source = `config file ${file}`;
-  const text = readInputFile(file, { field: '--config', source: 'flag --config', what: 'a readable YAML or JSON config file', maxBytes: MAX_CONFIG_FILE_BYTES }).toString('utf8');
+  const text = readInputFile(file, {
+    field: '--config',
+    source: 'flag --config',
+    what: 'a readable YAML or JSON config file',
+    maxBytes: MAX_CONFIG_FILE_BYTES,
+  }).toString('utf8');
   let raw: unknown;
   try {
     // Aliases are bounded by the parser (maxAliasCount), so an anchor bomb is refused rather than expanded.
@@ -266,7 +271,12 @@ export function resolveConfig(
     throw new ConfigError('cgroupRoot', config.cgroupRoot, 'a mounted cgroup v2 file system (for example /sys/fs/cgroup)', sourceOf('cgroupRoot'));
   }
   if (checkNodePaths && !fs.existsSync(config.bpfObjectDir)) {
-    throw new ConfigError('bpfObjectDir', config.bpfObjectDir, 'an existing directory with the built *.bpf.o files (npm run build:bpf)', sourceOf('bpfObjectDir'));
+    throw new ConfigError(
+      'bpfObjectDir',
+      config.bpfObjectDir,
+      'an existing directory with the built *.bpf.o files (npm run build:bpf)',
+      sourceOf('bpfObjectDir'),
+    );
   }
   if (sourceOf('nodeName') === 'the default') {
     // A host name may carry characters a Kubernetes node name cannot; say so rather than export it.

@@ -66,8 +66,7 @@ export function integer(min: number, max: number, unit = ''): Spec<number> {
     expected,
     json: { type: 'integer', minimum: min, maximum: max, ...(unit ? { description: unit } : {}) },
     parse: check,
-    parseText: (text, field, source) =>
-      /^-?\d+$/.test(text.trim()) ? check(Number(text), field, source) : check(text, field, source),
+    parseText: (text, field, source) => (/^-?\d+$/.test(text.trim()) ? check(Number(text), field, source) : check(text, field, source)),
   };
 }
 
@@ -96,7 +95,11 @@ export function string(options: { pattern?: RegExp; expected?: string } = {}): S
     }
     return value;
   };
-  const json = { type: 'string', ...(options.pattern ? { pattern: jsonPattern(options.pattern) } : { minLength: 1 }), ...(options.expected ? { description: options.expected } : {}) };
+  const json = {
+    type: 'string',
+    ...(options.pattern ? { pattern: jsonPattern(options.pattern) } : { minLength: 1 }),
+    ...(options.expected ? { description: options.expected } : {}),
+  };
   return { expected, json, parse: check, parseText: check };
 }
 
@@ -183,11 +186,7 @@ export function stringList(item: Spec<string>): Spec<string[]> {
 
 type Shape = Record<string, Spec<unknown>>;
 export type Parsed<S extends Shape> = { [K in keyof S]: S[K] extends Spec<infer T> ? T : never };
-export type DeepPartial<T> = T extends Array<unknown>
-  ? T
-  : T extends object
-    ? { [K in keyof T]?: DeepPartial<T[K]> }
-    : T;
+export type DeepPartial<T> = T extends Array<unknown> ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
 
 export interface ObjectSpec<S extends Shape> extends Spec<DeepPartial<Parsed<S>>> {
   readonly shape: S;

@@ -13,14 +13,21 @@ const DOCTOR_EXPORT_TIMEOUT_MS = 10_000;
 
 export async function otlpCheck(config: FlowtelConfig, version: string): Promise<DoctorCheck> {
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const { endpointText, resolveOtlpSettings, exporterConfig } = require('../exporters/otlp/signal-settings') as typeof import('../exporters/otlp/signal-settings');
+  const { endpointText, resolveOtlpSettings, exporterConfig } =
+    require('../exporters/otlp/signal-settings') as typeof import('../exporters/otlp/signal-settings');
   /* eslint-enable @typescript-eslint/no-require-imports */
   let settings;
   try {
     const resolved = resolveOtlpSettings(config.exporters.otlp);
     settings = resolved.metrics ?? resolved.logs;
   } catch (err) {
-    return { kind: 'export', name: 'otlp', status: 'unavailable', detail: (err as Error).message, impact: 'every metric and log record: the agent would not start' };
+    return {
+      kind: 'export',
+      name: 'otlp',
+      status: 'unavailable',
+      detail: (err as Error).message,
+      impact: 'every metric and log record: the agent would not start',
+    };
   }
   if (!settings) {
     const local = `Prometheus on ${config.exporters.prometheus.host}:${config.exporters.prometheus.port} and the console`;

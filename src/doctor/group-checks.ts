@@ -28,7 +28,13 @@ export function groupChecks(entries: readonly ProbeGroupEntry[], config: Flowtel
 
 const DOCTOR_MAP_ROWS = 64;
 
-const STATUS_OF: Record<GroupStatus['state'], CheckStatus> = { ok: 'ok', degraded: 'degraded', unsupported: 'unavailable', failed: 'unavailable', disabled: 'info' };
+const STATUS_OF: Record<GroupStatus['state'], CheckStatus> = {
+  ok: 'ok',
+  degraded: 'degraded',
+  unsupported: 'unavailable',
+  failed: 'unavailable',
+  disabled: 'info',
+};
 
 export function groupCheck(status: GroupStatus): DoctorCheck {
   const programs = status.programs.map((p) => p.program).join(', ');

@@ -19,11 +19,26 @@ export { formatTable, type DoctorReport } from './report';
 
 export async function runDoctor(config: FlowtelConfig, version: string, kernel?: KernelFacts): Promise<DoctorReport> {
   const kernelHz = await detectKernelHz(() => openJiffiesReader(config.bpfObjectDir));
-  const checks: DoctorCheck[] = [kernelCheck(), capabilitiesCheck(), cgroupRootCheck(config), tickRateCheck(kernelHz, PROBE_GROUPS.filter((g) => g.needsKernelHz).map((g) => g.name)), tracefsCheck()];
+  const checks: DoctorCheck[] = [
+    kernelCheck(),
+    capabilitiesCheck(),
+    cgroupRootCheck(config),
+    tickRateCheck(
+      kernelHz,
+      PROBE_GROUPS.filter((g) => g.needsKernelHz).map((g) => g.name),
+    ),
+    tracefsCheck(),
+  ];
   const blocked = checks.filter((c) => c.status === 'fatal');
   if (blocked.length) {
     for (const entry of PROBE_GROUPS) {
-      checks.push({ kind: 'group', name: entry.name, status: 'unavailable', detail: `not tried: ${blocked.map((c) => `${c.name} ${c.detail}`).join('; ')}`, impact: entry.withoutIt });
+      checks.push({
+        kind: 'group',
+        name: entry.name,
+        status: 'unavailable',
+        detail: `not tried: ${blocked.map((c) => `${c.name} ${c.detail}`).join('; ')}`,
+        impact: entry.withoutIt,
+      });
     }
   } else {
     const groups = groupChecks(PROBE_GROUPS, config, { kernelHz, cgroupRoot: config.cgroupRoot }, kernel);

@@ -10,7 +10,11 @@ import type { DoctorCheck } from './report';
 export function neededAccess(config: FlowtelConfig): Array<{ resource: string; verbs: readonly string[] }> {
   const verbs = ['list', 'watch'];
   return config.kubernetes.resolvePeers
-    ? [{ resource: 'pods', verbs }, { resource: 'services', verbs }, { resource: 'nodes', verbs }]
+    ? [
+        { resource: 'pods', verbs },
+        { resource: 'services', verbs },
+        { resource: 'nodes', verbs },
+      ]
     : [{ resource: 'pods', verbs }];
 }
 
@@ -21,7 +25,9 @@ export function kubernetesWanted(config: FlowtelConfig, env: NodeJS.ProcessEnv =
 
 export async function kubernetesChecks(config: FlowtelConfig): Promise<DoctorCheck[]> {
   if (!kubernetesWanted(config)) {
-    return [{ kind: 'kubernetes', name: 'kubernetes api', status: 'info', detail: 'off: no kubeconfig and not in a cluster; series carry cgroup attribution only' }];
+    return [
+      { kind: 'kubernetes', name: 'kubernetes api', status: 'info', detail: 'off: no kubeconfig and not in a cluster; series carry cgroup attribution only' },
+    ];
   }
   const without = 'pod, workload and peer names on series and log records (cgroup attribution only)';
   /* eslint-disable @typescript-eslint/no-require-imports */
@@ -61,7 +67,13 @@ export async function kubernetesChecks(config: FlowtelConfig): Promise<DoctorChe
   if (errors.length) {
     checks.push({ kind: 'kubernetes', name: 'rbac', status: 'unavailable', detail: `cannot ask the API server: ${errors[0]}`, impact: without });
   } else if (denied.length) {
-    checks.push({ kind: 'kubernetes', name: 'rbac', status: 'unavailable', detail: `denied: ${denied.join(', ')} (the chart's ClusterRole grants them)`, impact: without });
+    checks.push({
+      kind: 'kubernetes',
+      name: 'rbac',
+      status: 'unavailable',
+      detail: `denied: ${denied.join(', ')} (the chart's ClusterRole grants them)`,
+      impact: without,
+    });
   } else {
     checks.push({ kind: 'kubernetes', name: 'rbac', status: 'ok', detail: `allowed: ${needed.map((a) => `${a.verbs.join('/')} ${a.resource}`).join(', ')}` });
   }

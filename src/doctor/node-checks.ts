@@ -58,7 +58,8 @@ export function capabilitiesCheck(caps: bigint = effectiveCapabilities(), releas
     [CAP_NET_ADMIN, 'CAP_NET_ADMIN', 'the flows group (cgroup_skb programs attach at the cgroup root)'],
     [CAP_SYS_PTRACE, 'CAP_SYS_PTRACE', "attribution of socket-less events to pods (other processes' /proc/<pid>/ns/net) and connections open before start"],
   ];
-  if (chargesMemlock(release)) optional.push([CAP_SYS_RESOURCE, 'CAP_SYS_RESOURCE', 'BPF maps beyond the default locked-memory limit (this kernel counts them against it)']);
+  if (chargesMemlock(release))
+    optional.push([CAP_SYS_RESOURCE, 'CAP_SYS_RESOURCE', 'BPF maps beyond the default locked-memory limit (this kernel counts them against it)']);
   const missing = optional.filter(([cap]) => !admin && !hasCapability(caps, cap));
   const present = ['CAP_BPF', 'CAP_PERFMON', ...optional.filter(([cap]) => admin || hasCapability(caps, cap)).map(([, name]) => name)];
   if (admin) present.push('CAP_SYS_ADMIN');

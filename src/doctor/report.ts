@@ -53,7 +53,10 @@ export function formatTable(report: DoctorReport): string {
       ? 'everything the agent needs works here'
       : report.exitCode === 1
         ? `the agent runs with less: ${count('degraded')} degraded, ${count('unavailable')} unavailable`
-        : `the agent cannot run here: ${report.checks.filter((c) => c.status === 'fatal').map((c) => c.name).join(', ')}`;
+        : `the agent cannot run here: ${report.checks
+            .filter((c) => c.status === 'fatal')
+            .map((c) => c.name)
+            .join(', ')}`;
   lines.push('', `exit ${report.exitCode}: ${summary}`);
   return `${lines.join('\n')}\n`;
 }

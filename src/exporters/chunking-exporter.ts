@@ -43,7 +43,7 @@ export function planChunks(metrics: ResourceMetrics, maxDataPoints: number): Chu
         points++;
         continue;
       }
-      for (let start = 0; start < count; ) {
+      for (let start = 0; start < count;) {
         if (points >= maxDataPoints) flush();
         const take = Math.min(maxDataPoints - points, count - start);
         parts.push({ scope: scope.scope, metric, start, end: start + take });
@@ -107,7 +107,11 @@ export class ChunkingMetricExporter implements PushMetricExporter {
     const done = (result: ExportResult, failedAt: number): void => {
       this.busy = false;
       if (result.code === ExportResultCode.SUCCESS) this.watch?.succeeded();
-      else this.watch?.failed(chunks.slice(failedAt).reduce((n, c) => n + c.points, 0), result.error?.message ?? 'the exporter reported a failure');
+      else
+        this.watch?.failed(
+          chunks.slice(failedAt).reduce((n, c) => n + c.points, 0),
+          result.error?.message ?? 'the exporter reported a failure',
+        );
       resultCallback(result);
     };
     const next = (index: number): void => {

@@ -6,12 +6,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableLogRecord, LogRecordExporter } from '@opentelemetry/sdk-logs';
-import {
-  AggregationTemporality,
-  DataPointType,
-  type PushMetricExporter,
-  type ResourceMetrics,
-} from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, DataPointType, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 
 export function formatAttributes(attributes: Attributes | Record<string, unknown>): string {
   const parts = Object.entries(attributes)

@@ -124,7 +124,12 @@ export class ExportWatch {
       });
       return;
     }
-    this.report(this.failing, items, cause, (t) => `${signal} exports to ${destination} still failing: ${t.events} failed exports (${t.items} ${this.options.items})`);
+    this.report(
+      this.failing,
+      items,
+      cause,
+      (t) => `${signal} exports to ${destination} still failing: ${t.events} failed exports (${t.items} ${this.options.items})`,
+    );
   }
 
   /** The destination accepted an export but refused `items` of it, saying `message`. */
@@ -134,10 +139,18 @@ export class ExportWatch {
     const what = message ? `: ${message}` : '';
     if (!this.rejecting) {
       this.rejecting = this.startTrouble(message);
-      this.options.log.warn(`${destination} refused ${items} ${this.options.items} of a ${signal} export (partial success)${what}; they are lost`, { signal, destination });
+      this.options.log.warn(`${destination} refused ${items} ${this.options.items} of a ${signal} export (partial success)${what}; they are lost`, {
+        signal,
+        destination,
+      });
       return;
     }
-    this.report(this.rejecting, items, message, (t) => `${destination} refused ${t.items} more ${this.options.items} in ${t.events} ${signal} exports (partial success)`);
+    this.report(
+      this.rejecting,
+      items,
+      message,
+      (t) => `${destination} refused ${t.items} more ${this.options.items} in ${t.events} ${signal} exports (partial success)`,
+    );
   }
 
   private startTrouble(cause: string): Trouble {
@@ -152,10 +165,13 @@ export class ExportWatch {
     trouble.last = cause;
     const now = this.now();
     if (now < trouble.nextSummaryAt) return;
-    this.options.log.warn(`${headline(trouble)} in the last ${seconds(now - trouble.nextSummaryAt + this.options.summaryIntervalMs)} s; last cause: ${trouble.last}`, {
-      signal: this.options.signal,
-      destination: this.options.destination,
-    });
+    this.options.log.warn(
+      `${headline(trouble)} in the last ${seconds(now - trouble.nextSummaryAt + this.options.summaryIntervalMs)} s; last cause: ${trouble.last}`,
+      {
+        signal: this.options.signal,
+        destination: this.options.destination,
+      },
+    );
     trouble.events = 0;
     trouble.items = 0;
     trouble.nextSummaryAt = now + this.options.summaryIntervalMs;

@@ -142,8 +142,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
       const metricsWatched = (metricsWatch = watch(settings, 'data points', 'metrics are cumulative, so the next export that succeeds carries every total'));
       const metricExporter = new metrics.OtlpMetricExporter({
         ...exporterConfig(settings, userAgent, { closing, onRejected: (items, message) => metricsWatched.rejected(items, message) }),
-        temporalityPreference:
-          otlp.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
+        temporalityPreference: otlp.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
       });
       readers.push(
         new PeriodicExportingMetricReader({
@@ -164,7 +163,9 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
         'log records',
         'the log records in it are lost, counted in flowtel.agent.events.lost{flowtel.loss.reason=log_export_failed}',
       ));
-      const logExporter = new logs.OtlpLogExporter(exporterConfig(settings, userAgent, { closing, onRejected: (items, message) => logsWatched.rejected(items, message) }));
+      const logExporter = new logs.OtlpLogExporter(
+        exporterConfig(settings, userAgent, { closing, onRejected: (items, message) => logsWatched.rejected(items, message) }),
+      );
       otlpExporters.push(logExporter);
       logExporters.push(logExporter);
       watches.push(logsWatched);
@@ -177,7 +178,7 @@ export async function createTelemetryPipeline(options: PipelineOptions): Promise
     try {
       await prometheus.startServer();
     } catch (err) {
-      throw new Error(`Prometheus exporter cannot listen on ${host}:${port}: ${(err as Error).message}`);
+      throw new Error(`Prometheus exporter cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
     }
     readers.push(prometheus);
     destinations.push(`Prometheus http://${host}:${port}/metrics`);

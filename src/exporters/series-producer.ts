@@ -131,7 +131,10 @@ export class SeriesProducer implements MetricProducer, SeriesRegistry {
         } as const;
         if (Array.isArray(series)) {
           const starts = startsOf(metric.name);
-          metrics.push({ ...sum, dataPoints: series.map((s) => ({ startTime: s.startTime ?? startOf(starts, s.key), endTime: now, attributes: s.attributes, value: s.value })) });
+          metrics.push({
+            ...sum,
+            dataPoints: series.map((s) => ({ startTime: s.startTime ?? startOf(starts, s.key), endTime: now, attributes: s.attributes, value: s.value })),
+          });
         } else {
           // Series made on demand carry their start times: their points are made when the exporter reads them.
           const list = series as SeriesList;

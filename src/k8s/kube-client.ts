@@ -43,10 +43,14 @@ export class KubeClient {
     const kc = new KubeConfig();
     if (kubeconfigPath) {
       // Refuses a FIFO or a device before the client library would block on it or read it without end.
-      readInputFile(kubeconfigPath, { field: 'kubernetes.kubeconfig', source: 'the configuration', what: 'a readable kubeconfig file', maxBytes: MAX_KUBECONFIG_BYTES });
+      readInputFile(kubeconfigPath, {
+        field: 'kubernetes.kubeconfig',
+        source: 'the configuration',
+        what: 'a readable kubeconfig file',
+        maxBytes: MAX_KUBECONFIG_BYTES,
+      });
       kc.loadFromFile(kubeconfigPath);
-    }
-    else if (process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) kc.loadFromCluster();
+    } else if (process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) kc.loadFromCluster();
     else kc.loadFromDefault();
     if (!kc.getCurrentCluster()) throw new Error(`kubeconfig ${kubeconfigPath ?? process.env.KUBECONFIG ?? '(default)'} has no current cluster`);
     return new KubeClient(kc);
@@ -86,8 +90,11 @@ export class KubeClient {
       finished = true;
       done(err);
     };
-    const controller = await this.watcher.watch(path, query, (type: string, object: Record<string, unknown>) => onEvent(type, object), (err: unknown) =>
-      finish(err ?? undefined),
+    const controller = await this.watcher.watch(
+      path,
+      query,
+      (type: string, object: Record<string, unknown>) => onEvent(type, object),
+      (err: unknown) => finish(err ?? undefined),
     );
     return () => {
       finished = true;

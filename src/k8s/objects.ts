@@ -80,7 +80,9 @@ export function toPodInfo(raw: Raw): PodInfo | undefined {
   if (!uid) return undefined;
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(asRecord(meta.labels))) if (typeof v === 'string') labels[k] = v;
-  const ips = asArray(status.podIPs).map((p) => asString(p.ip)).filter(Boolean);
+  const ips = asArray(status.podIPs)
+    .map((p) => asString(p.ip))
+    .filter(Boolean);
   if (ips.length === 0 && asString(status.podIP)) ips.push(asString(status.podIP));
   const containers: Record<string, string> = {};
   for (const list of [status.containerStatuses, status.initContainerStatuses, status.ephemeralContainerStatuses]) {
@@ -114,6 +116,9 @@ export function toServiceInfo(raw: Raw): ServiceInfo | undefined {
 export function toNodeInfo(raw: Raw): NodeInfo | undefined {
   const meta = asRecord(raw.metadata);
   const addresses = asArray(asRecord(raw.status).addresses);
-  const ips = addresses.filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => asString(a.address)).filter(Boolean);
+  const ips = addresses
+    .filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP')
+    .map((a) => asString(a.address))
+    .filter(Boolean);
   return { name: asString(meta.name), ips };
 }

@@ -186,7 +186,14 @@ export class Reflector<T> {
       void this.listAndWatch();
       return;
     }
-    this.fail(new KubeApiError(code, 'watch', this.options.resource, `watch ${this.options.resource}: ${String((status as { message?: string }).message ?? 'error event')}`));
+    this.fail(
+      new KubeApiError(
+        code,
+        'watch',
+        this.options.resource,
+        `watch ${this.options.resource}: ${String((status as { message?: string }).message ?? 'error event')}`,
+      ),
+    );
   }
 
   private fail(err: unknown): void {

@@ -1,12 +1,26 @@
 /** Health of the Kubernetes metadata cache, exported with the agent's other self-metrics. */
 import type { BatchObservableResult, Meter } from '@opentelemetry/api';
-import { ATTR_FLOWTEL_K8S_RESOURCE, METRIC_AGENT_K8S_ERRORS, METRIC_AGENT_K8S_LISTS, METRIC_AGENT_K8S_OBJECTS, METRIC_AGENT_K8S_RELISTS, METRIC_AGENT_K8S_SYNCED, METRIC_AGENT_K8S_WATCHES } from '../semconv';
+import {
+  ATTR_FLOWTEL_K8S_RESOURCE,
+  METRIC_AGENT_K8S_ERRORS,
+  METRIC_AGENT_K8S_LISTS,
+  METRIC_AGENT_K8S_OBJECTS,
+  METRIC_AGENT_K8S_RELISTS,
+  METRIC_AGENT_K8S_SYNCED,
+  METRIC_AGENT_K8S_WATCHES,
+} from '../semconv';
 import { observableCounter } from '../semconv/instruments';
 import type { KubernetesMetadata } from './metadata';
 
 export function registerKubernetesMetrics(meter: Meter, metadata: KubernetesMetadata): () => void {
-  const objects = meter.createObservableGauge(METRIC_AGENT_K8S_OBJECTS.name, { unit: METRIC_AGENT_K8S_OBJECTS.unit, description: METRIC_AGENT_K8S_OBJECTS.description });
-  const synced = meter.createObservableGauge(METRIC_AGENT_K8S_SYNCED.name, { unit: METRIC_AGENT_K8S_SYNCED.unit, description: METRIC_AGENT_K8S_SYNCED.description });
+  const objects = meter.createObservableGauge(METRIC_AGENT_K8S_OBJECTS.name, {
+    unit: METRIC_AGENT_K8S_OBJECTS.unit,
+    description: METRIC_AGENT_K8S_OBJECTS.description,
+  });
+  const synced = meter.createObservableGauge(METRIC_AGENT_K8S_SYNCED.name, {
+    unit: METRIC_AGENT_K8S_SYNCED.unit,
+    description: METRIC_AGENT_K8S_SYNCED.description,
+  });
   const lists = observableCounter(meter, METRIC_AGENT_K8S_LISTS);
   const watches = observableCounter(meter, METRIC_AGENT_K8S_WATCHES);
   const relists = observableCounter(meter, METRIC_AGENT_K8S_RELISTS);

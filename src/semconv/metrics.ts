@@ -12,7 +12,8 @@ export interface MetricName {
 export const METRIC_TCP_RETRANSMITS: MetricName = {
   name: 'flowtel.tcp.retransmits',
   unit: '{segment}',
-  description: 'TCP segments retransmitted by sockets of the endpoint and sent (the kernel\'s TcpRetransSegs less TcpExtTCPRetransFail, the retransmissions it failed to send).',
+  description:
+    "TCP segments retransmitted by sockets of the endpoint and sent (the kernel's TcpRetransSegs less TcpExtTCPRetransFail, the retransmissions it failed to send).",
 };
 
 export const METRIC_TCP_RETRANSMIT_EVENTS: MetricName = {
@@ -48,8 +49,7 @@ export const METRIC_AGENT_COLLECTION_DURATION: MetricName = {
 export const METRIC_AGENT_METRIC_EXPORTS_SKIPPED: MetricName = {
   name: 'flowtel.agent.metric_exports.skipped',
   unit: '{export}',
-  description:
-    'OTLP metric exports skipped because the previous one was still being sent (the next export carries the cumulative totals).',
+  description: 'OTLP metric exports skipped because the previous one was still being sent (the next export carries the cumulative totals).',
 };
 
 export const METRIC_AGENT_EXPORTS: MetricName = {
@@ -74,7 +74,7 @@ export const METRIC_AGENT_EVENTS_AGGREGATED: MetricName = {
 export const METRIC_PROCESS_MEMORY_USAGE: MetricName = {
   name: 'process.memory.usage',
   unit: 'By',
-  description: 'The amount of physical memory in use (the agent\'s resident set).',
+  description: "The amount of physical memory in use (the agent's resident set).",
 };
 
 /** Semantic convention (V8 JS runtime metrics), by v8js.heap.space.name. */
@@ -187,9 +187,33 @@ export const METRIC_POD_NETWORK_PACKETS: MetricName = {
   description: 'Packets sent and received by the sockets of the endpoint (GSO packets count their segments).',
 };
 
-export const METRIC_AGENT_K8S_OBJECTS: MetricName = { name: 'flowtel.agent.k8s.objects', unit: '{object}', description: 'Objects in the metadata cache, by resource.' };
-export const METRIC_AGENT_K8S_SYNCED: MetricName = { name: 'flowtel.agent.k8s.synced', unit: '1', description: '1 while the resource is listed and its watch healthy, 0 while retrying.' };
-export const METRIC_AGENT_K8S_LISTS: MetricName = { name: 'flowtel.agent.k8s.lists', unit: '{request}', description: 'LIST requests made (initial sync and relists).' };
-export const METRIC_AGENT_K8S_WATCHES: MetricName = { name: 'flowtel.agent.k8s.watches', unit: '{request}', description: 'WATCH requests made (each resume counts).' };
-export const METRIC_AGENT_K8S_RELISTS: MetricName = { name: 'flowtel.agent.k8s.relists', unit: '{relist}', description: 'Relists forced by 410 Gone (watch history compacted).' };
-export const METRIC_AGENT_K8S_ERRORS: MetricName = { name: 'flowtel.agent.k8s.errors', unit: '{error}', description: 'Failed LIST/WATCH attempts (API unreachable, RBAC, ...), each retried with backoff.' };
+export const METRIC_AGENT_K8S_OBJECTS: MetricName = {
+  name: 'flowtel.agent.k8s.objects',
+  unit: '{object}',
+  description: 'Objects in the metadata cache, by resource.',
+};
+export const METRIC_AGENT_K8S_SYNCED: MetricName = {
+  name: 'flowtel.agent.k8s.synced',
+  unit: '1',
+  description: '1 while the resource is listed and its watch healthy, 0 while retrying.',
+};
+export const METRIC_AGENT_K8S_LISTS: MetricName = {
+  name: 'flowtel.agent.k8s.lists',
+  unit: '{request}',
+  description: 'LIST requests made (initial sync and relists).',
+};
+export const METRIC_AGENT_K8S_WATCHES: MetricName = {
+  name: 'flowtel.agent.k8s.watches',
+  unit: '{request}',
+  description: 'WATCH requests made (each resume counts).',
+};
+export const METRIC_AGENT_K8S_RELISTS: MetricName = {
+  name: 'flowtel.agent.k8s.relists',
+  unit: '{relist}',
+  description: 'Relists forced by 410 Gone (watch history compacted).',
+};
+export const METRIC_AGENT_K8S_ERRORS: MetricName = {
+  name: 'flowtel.agent.k8s.errors',
+  unit: '{error}',
+  description: 'Failed LIST/WATCH attempts (API unreachable, RBAC, ...), each retried with backoff.',
+};

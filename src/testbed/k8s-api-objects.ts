@@ -324,7 +324,14 @@ export function makeNode(spec: NodeSpec): KubeObject {
         { type: 'Hostname', address: spec.name },
       ],
       conditions: [
-        { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status', lastHeartbeatTime: heartbeat, lastTransitionTime: heartbeat },
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'KubeletReady',
+          message: 'kubelet is posting ready status',
+          lastHeartbeatTime: heartbeat,
+          lastTransitionTime: heartbeat,
+        },
       ],
       nodeInfo: {
         architecture: 'amd64',
@@ -401,7 +408,10 @@ export function makeJob(spec: JobSpec): KubeObject {
       completionMode: 'NonIndexed',
       suspend: false,
       selector: { matchLabels: { 'batch.kubernetes.io/controller-uid': uid } },
-      template: { metadata: { labels: podLabels }, spec: { containers: [{ name: 'job', image: 'registry.k8s.io/e2e-test-images/agnhost:2.53' }], restartPolicy: 'Never' } },
+      template: {
+        metadata: { labels: podLabels },
+        spec: { containers: [{ name: 'job', image: 'registry.k8s.io/e2e-test-images/agnhost:2.53' }], restartPolicy: 'Never' },
+      },
     },
     status: { active: 1, startTime: metadata.creationTimestamp, ready: 1, terminating: 0, uncountedTerminatedPods: {} },
   };

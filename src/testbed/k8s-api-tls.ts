@@ -170,7 +170,10 @@ function certificate(spec: CertSpec): string {
   // Node's ECDSA signature is already the DER Ecdsa-Sig-Value X.509 wants.
   const signature = crypto.sign('sha256', tbs, spec.signingKey);
   const der = seq(tbs, algorithm, bitString(signature));
-  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').trimEnd();
+  const body = der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .trimEnd();
   return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 }
 

@@ -47,7 +47,12 @@ export class WatchStream {
     this.res.on('close', () => this.close());
     const fromState = this.request.sendInitialEvents || !resourceVersion || resourceVersion === '0';
     if (fromState) {
-      this.writeLines(this.store.snapshot(type, this.store.resourceVersion).filter((v) => this.matches(v)).map((v) => line('ADDED', v.json)));
+      this.writeLines(
+        this.store
+          .snapshot(type, this.store.resourceVersion)
+          .filter((v) => this.matches(v))
+          .map((v) => line('ADDED', v.json)),
+      );
       if (this.request.sendInitialEvents && bookmarks) this.bookmark(true);
     } else {
       let backlog: StoreEvent[];

@@ -30,7 +30,18 @@ import { tempDir } from '../support/tmp';
 const CASES = Number(process.env.FLOWTEL_FUZZ_CASES ?? 1200);
 const SEED = process.env.FLOWTEL_FUZZ_SEED ? Number(process.env.FLOWTEL_FUZZ_SEED) : undefined;
 
-const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', '__defineGetter__', 'propertyIsEnumerable', 'toLocaleString'];
+const PROTOTYPE_KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  '__defineGetter__',
+  'propertyIsEnumerable',
+  'toLocaleString',
+];
 
 /** Every key the schema knows, at any depth: random documents should hit real fields often. */
 function schemaKeys(spec: Spec<unknown>, into = new Set<string>()): Set<string> {
@@ -106,20 +117,22 @@ const { json: randomJson } = fc.letrec<{ json: Json }>((tie) => ({
 }));
 
 /** A valid document with one change: a value replaced or removed, or a key added beside it. */
-const mutatedDoc = fc
-  .tuple(fc.constantFrom(...VALID_PATHS), fc.integer({ min: 0, max: 2 }), keyArb, randomJson)
-  .map(([at, kind, key, value]) =>
-    withAt(VALID_DOC as unknown as Json, at, (parent, last) => {
-      const record = parent as Record<string, Json>;
-      if (kind === 0) record[last] = value;
-      else if (kind === 1) delete record[last];
-      else Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
-    }),
-  );
+const mutatedDoc = fc.tuple(fc.constantFrom(...VALID_PATHS), fc.integer({ min: 0, max: 2 }), keyArb, randomJson).map(([at, kind, key, value]) =>
+  withAt(VALID_DOC as unknown as Json, at, (parent, last) => {
+    const record = parent as Record<string, Json>;
+    if (kind === 0) record[last] = value;
+    else if (kind === 1) delete record[last];
+    else Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  }),
+);
 
 /** YAML text of the valid document with characters inserted or cut somewhere. */
 const brokenText = fc
-  .tuple(fc.nat(), fc.nat({ max: 20 }), fc.string({ maxLength: 8, unit: fc.constantFrom(':', '-', '[', '{', '&', '*', '!', '\n', ' ', '#', '"', "'", '|', '>', '%', '@', '\t', 'a') }))
+  .tuple(
+    fc.nat(),
+    fc.nat({ max: 20 }),
+    fc.string({ maxLength: 8, unit: fc.constantFrom(':', '-', '[', '{', '&', '*', '!', '\n', ' ', '#', '"', "'", '|', '>', '%', '@', '\t', 'a') }),
+  )
   .map(([at, cut, insert]) => {
     const text = YAML.stringify(VALID_DOC);
     const i = at % text.length;
@@ -129,7 +142,10 @@ const brokenText = fc
 /** Each alias level multiplies the expanded size: the parser must refuse it rather than build it. */
 const anchorBomb = fc.tuple(fc.integer({ min: 2, max: 14 }), fc.integer({ min: 2, max: 12 })).map(([depth, width]) => {
   let text = 'a0: &a0 ["boom"]\n';
-  for (let i = 1; i <= depth; i++) text += `a${i}: &a${i} [${Array(width).fill(`*a${i - 1}`).join(', ')}]\n`;
+  for (let i = 1; i <= depth; i++)
+    text += `a${i}: &a${i} [${Array(width)
+      .fill(`*a${i - 1}`)
+      .join(', ')}]\n`;
   return `${text}nodeName: *a${depth}\n`;
 });
 
@@ -141,7 +157,10 @@ const documentText = fc.oneof(
   anchorBomb,
 );
 
-const flagArb = fc.tuple(fc.constantFrom(...Object.keys(CONFIG_FLAGS), '--config', '--nope', 'constructor', '__proto__', '-o'), fc.oneof(leafArb.map(String), fc.constant('')));
+const flagArb = fc.tuple(
+  fc.constantFrom(...Object.keys(CONFIG_FLAGS), '--config', '--nope', 'constructor', '__proto__', '-o'),
+  fc.oneof(leafArb.map(String), fc.constant('')),
+);
 const ENV_NAMES = [
   'NODE_NAME',
   'OTEL_EXPORTER_OTLP_ENDPOINT',
@@ -154,7 +173,10 @@ const ENV_NAMES = [
 ];
 const envArb = fc.dictionary(
   fc.constantFrom(...ENV_NAMES),
-  fc.oneof(leafArb.map(String), fc.constantFrom('a=1,b', '=x', 'k=%zz', 'k=v\r\nx: y', 'grpc-timeout=1S', 'https://collector:4317', '/dev/zero', 'gzip', 'Worker_1')),
+  fc.oneof(
+    leafArb.map(String),
+    fc.constantFrom('a=1,b', '=x', 'k=%zz', 'k=v\r\nx: y', 'grpc-timeout=1S', 'https://collector:4317', '/dev/zero', 'gzip', 'Worker_1'),
+  ),
   { maxKeys: 3 },
 );
 
@@ -258,7 +280,17 @@ describe('config fuzzer: every input is accepted or rejected clearly', function 
       // JSON: a YAML block key over 1024 characters is already a parse error.
       { name: 'a 600 KB key', make: () => writeCase(JSON.stringify({ ['k'.repeat(600_000)]: 1 })), cause: /expected a known key/ },
       { name: 'a 2 KB block-mapping key', make: () => writeCase(`${'k'.repeat(2000)}: 1\n`), cause: /expected valid YAML or JSON: .*at most 1024 chars/ },
-      { name: 'an anchor bomb', make: () => writeCase(fc.sample(anchorBomb.filter((t) => t.includes('a9')), { numRuns: 1, seed: 1 })[0]), cause: /resource exhaustion/ },
+      {
+        name: 'an anchor bomb',
+        make: () =>
+          writeCase(
+            fc.sample(
+              anchorBomb.filter((t) => t.includes('a9')),
+              { numRuns: 1, seed: 1 },
+            )[0],
+          ),
+        cause: /resource exhaustion/,
+      },
     ];
     let servers: net.Server[] = [];
 
@@ -303,7 +335,10 @@ describe('config fuzzer: every input is accepted or rejected clearly', function 
     }
 
     it('refuses a CA file that is a device or a FIFO by name, through the real CLI', () => {
-      for (const [ca, cause] of [['/dev/zero', /character device/], [fifo(), /FIFO/]] as const) {
+      for (const [ca, cause] of [
+        ['/dev/zero', /character device/],
+        [fifo(), /FIFO/],
+      ] as const) {
         const r = cli(['validate'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://127.0.0.1:4317', OTEL_EXPORTER_OTLP_CERTIFICATE: ca });
         assertCliRejection(r, `CA ${ca}`);
         assert.match(r.stderr, /OTEL_EXPORTER_OTLP_CERTIFICATE = /);

@@ -140,10 +140,17 @@ describe('OTLP failures are seen, and shutdown is bounded', function () {
     await waitFor('a summary', () => (warnings(agent).some(isSummary) ? true : undefined), 25_000);
     const notReady = await readyz(agent);
     assert.equal(notReady.status, 503, JSON.stringify(notReady.body));
-    assert.ok(notReady.body.reasons?.some((r) => /no metrics export has succeeded for over 2 s/.test(r)), JSON.stringify(notReady.body));
+    assert.ok(
+      notReady.body.reasons?.some((r) => /no metrics export has succeeded for over 2 s/.test(r)),
+      JSON.stringify(notReady.body),
+    );
 
     receiver.failing = undefined;
-    const recovered = await waitFor('the recovery line', () => (/recovered after/.test(logLine(agent, 'metrics exports to ')?.msg ?? '') ? logLine(agent, 'metrics exports to ') : undefined), 20_000);
+    const recovered = await waitFor(
+      'the recovery line',
+      () => (/recovered after/.test(logLine(agent, 'metrics exports to ')?.msg ?? '') ? logLine(agent, 'metrics exports to ') : undefined),
+      20_000,
+    );
     const total = Number(/recovered after (\d+) failed exports/.exec(recovered.msg)?.[1]);
     const summaries = warnings(agent).filter(isSummary);
     const summarized = summaries.reduce((n, w) => n + Number(/still failing: (\d+) failed exports/.exec(w)![1]), 0);

@@ -44,16 +44,64 @@ describe('validate rejects what run rejects, with the same message', function ()
     { name: 'an endpoint without a host', args: ['--otlp-endpoint', 'http://:4317'], field: 'exporters.otlp.endpoint' },
     { name: 'an endpoint on port 0', args: [], env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:0' }, field: 'exporters.otlp.endpoint' },
     { name: 'an unknown compression', args: [], env: { ...http, OTEL_EXPORTER_OTLP_COMPRESSION: 'brotli' }, field: 'OTEL_EXPORTER_OTLP_COMPRESSION' },
-    { name: 'an unknown compression for logs only', args: [], env: { ...http, OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: 'zstd' }, field: 'OTEL_EXPORTER_OTLP_LOGS_COMPRESSION' },
-    { name: 'a reserved header in the config file', args: ['--config', file('te.yaml', 'exporters:\n  otlp:\n    endpoint: http://127.0.0.1:4317\n    headers: {te: trailers}\n')], field: 'exporters.otlp.headers' },
-    { name: 'a header value with a line break', args: ['--config', file('crlf.yaml', 'exporters:\n  otlp:\n    endpoint: http://127.0.0.1:4317\n    headers: {x-a: "b\\r\\nx-c: d"}\n')], field: 'exporters.otlp.headers.x-a' },
-    { name: 'a CA file that does not exist', args: [], env: { ...https, OTEL_EXPORTER_OTLP_CERTIFICATE: '/nonexistent/ca.crt' }, field: 'OTEL_EXPORTER_OTLP_CERTIFICATE' },
-    { name: 'a CA file that is not PEM', args: [], env: { ...https, OTEL_EXPORTER_OTLP_CERTIFICATE: file('ca.crt', 'not a certificate\n') }, field: 'OTEL_EXPORTER_OTLP_CERTIFICATE' },
-    { name: 'a CA file that is a device', args: [], env: { ...https, OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: '/dev/zero' }, field: 'OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE' },
-    { name: 'a client certificate without its key', args: [], env: { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: file('client.crt', 'x') }, field: 'OTEL_EXPORTER_OTLP_CLIENT_KEY' },
-    { name: 'a headers variable with a pair lacking "="', args: [], env: { ...http, OTEL_EXPORTER_OTLP_HEADERS: 'api-key=1,tenant' }, field: 'OTEL_EXPORTER_OTLP_HEADERS' },
-    { name: 'a headers variable with bad percent-encoding', args: [], env: { ...http, OTEL_EXPORTER_OTLP_HEADERS: 'api-key=%zz' }, field: 'OTEL_EXPORTER_OTLP_HEADERS api-key' },
-    { name: 'a headers variable with a bad header name', args: [], env: { ...http, OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'api key=1' }, field: 'OTEL_EXPORTER_OTLP_METRICS_HEADERS' },
+    {
+      name: 'an unknown compression for logs only',
+      args: [],
+      env: { ...http, OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: 'zstd' },
+      field: 'OTEL_EXPORTER_OTLP_LOGS_COMPRESSION',
+    },
+    {
+      name: 'a reserved header in the config file',
+      args: ['--config', file('te.yaml', 'exporters:\n  otlp:\n    endpoint: http://127.0.0.1:4317\n    headers: {te: trailers}\n')],
+      field: 'exporters.otlp.headers',
+    },
+    {
+      name: 'a header value with a line break',
+      args: ['--config', file('crlf.yaml', 'exporters:\n  otlp:\n    endpoint: http://127.0.0.1:4317\n    headers: {x-a: "b\\r\\nx-c: d"}\n')],
+      field: 'exporters.otlp.headers.x-a',
+    },
+    {
+      name: 'a CA file that does not exist',
+      args: [],
+      env: { ...https, OTEL_EXPORTER_OTLP_CERTIFICATE: '/nonexistent/ca.crt' },
+      field: 'OTEL_EXPORTER_OTLP_CERTIFICATE',
+    },
+    {
+      name: 'a CA file that is not PEM',
+      args: [],
+      env: { ...https, OTEL_EXPORTER_OTLP_CERTIFICATE: file('ca.crt', 'not a certificate\n') },
+      field: 'OTEL_EXPORTER_OTLP_CERTIFICATE',
+    },
+    {
+      name: 'a CA file that is a device',
+      args: [],
+      env: { ...https, OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: '/dev/zero' },
+      field: 'OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE',
+    },
+    {
+      name: 'a client certificate without its key',
+      args: [],
+      env: { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: file('client.crt', 'x') },
+      field: 'OTEL_EXPORTER_OTLP_CLIENT_KEY',
+    },
+    {
+      name: 'a headers variable with a pair lacking "="',
+      args: [],
+      env: { ...http, OTEL_EXPORTER_OTLP_HEADERS: 'api-key=1,tenant' },
+      field: 'OTEL_EXPORTER_OTLP_HEADERS',
+    },
+    {
+      name: 'a headers variable with bad percent-encoding',
+      args: [],
+      env: { ...http, OTEL_EXPORTER_OTLP_HEADERS: 'api-key=%zz' },
+      field: 'OTEL_EXPORTER_OTLP_HEADERS api-key',
+    },
+    {
+      name: 'a headers variable with a bad header name',
+      args: [],
+      env: { ...http, OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'api key=1' },
+      field: 'OTEL_EXPORTER_OTLP_METRICS_HEADERS',
+    },
     { name: 'a NODE_NAME that is no node name', args: [], env: { NODE_NAME: 'Worker_1' }, field: 'nodeName' },
     { name: 'a Prometheus host that is no address', args: ['--prometheus-host', 'not a host!'], field: 'exporters.prometheus.host' },
     { name: 'the health and Prometheus ports equal', args: ['--prometheus-port', '9555', '--health-port', '9555'], field: 'health.port' },
@@ -79,6 +127,9 @@ describe('validate rejects what run rejects, with the same message', function ()
     const config = file('reasons.yaml', 'probes:\n  drops:\n    denyReasons: [NOT_SPECIFIED, NETFILTER_DORP]\n');
     const validate = cli(['validate', '--config', config]);
     assert.equal(validate.code, 0, validate.stderr);
-    assert.match(validate.stderr, /^flowtel: warning: probes\.drops\.denyReasons\[1\]: NETFILTER_DORP is not a drop reason of this kernel \(.+\); it is ignored here$/m);
+    assert.match(
+      validate.stderr,
+      /^flowtel: warning: probes\.drops\.denyReasons\[1\]: NETFILTER_DORP is not a drop reason of this kernel \(.+\); it is ignored here$/m,
+    );
   });
 });

@@ -113,11 +113,16 @@ describe('a real OpenTelemetry Collector between the agent and the backend', fun
     const text = fs.readFileSync(path.join(ROOT, 'otel-collector-config.yaml'), 'utf8');
     // The same file with its listeners on free loopback ports: the fixed ones may be taken on a test machine.
     const [grpc, httpPort, health] = [await freePort(), await freePort(), await freePort()];
-    const local = text.replace('0.0.0.0:4317', `127.0.0.1:${grpc}`).replace('0.0.0.0:4318', `127.0.0.1:${httpPort}`).replace('0.0.0.0:13133', `127.0.0.1:${health}`);
+    const local = text
+      .replace('0.0.0.0:4317', `127.0.0.1:${grpc}`)
+      .replace('0.0.0.0:4318', `127.0.0.1:${httpPort}`)
+      .replace('0.0.0.0:13133', `127.0.0.1:${health}`);
     assert.notEqual(local, text);
     const collector = await Collector.start(local);
     try {
-      const status = await new Promise<number>((resolve, reject) => http.get(`http://127.0.0.1:${health}/`, (res) => resolve(res.statusCode ?? 0)).on('error', reject));
+      const status = await new Promise<number>((resolve, reject) =>
+        http.get(`http://127.0.0.1:${health}/`, (res) => resolve(res.statusCode ?? 0)).on('error', reject),
+      );
       assert.equal(status, 200);
     } finally {
       assert.equal(await collector.stop(), 0, collector.output);
@@ -178,7 +183,11 @@ describe('a real OpenTelemetry Collector between the agent and the backend', fun
           if (doc.kind !== 'gauge') assert.equal(point.temporality, 'cumulative', `${name}: temporality`);
           if (doc.kind === 'histogram') {
             assert.equal(point.bucketCounts?.length, (point.explicitBounds?.length ?? 0) + 1, `${name}: one bucket more than bounds`);
-            assert.equal(point.bucketCounts?.reduce((s, n) => s + n, 0), point.count, `${name}: buckets add up to the count`);
+            assert.equal(
+              point.bucketCounts?.reduce((s, n) => s + n, 0),
+              point.count,
+              `${name}: buckets add up to the count`,
+            );
           }
           assert.equal(point.resource['service.name'], 'flowtel', `${name}: resource`);
           assert.equal(point.resource['k8s.node.name'], 'collector-test', `${name}: resource`);

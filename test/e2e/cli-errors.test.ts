@@ -49,7 +49,10 @@ describe('CLI: bad input exits 2 with one clear message', () => {
     const r = flowtel(['run', '--config', file]);
     assert.equal(r.code, 2, r.stderr);
     assertOneLine(r.stderr);
-    assert.match(r.stderr, /exporters\.prometheus\.prot = 9000 \(number\) \(from config file .*flowtel\.yaml\): expected a known key \(one of: enabled, host, port\)/);
+    assert.match(
+      r.stderr,
+      /exporters\.prometheus\.prot = 9000 \(number\) \(from config file .*flowtel\.yaml\): expected a known key \(one of: enabled, host, port\)/,
+    );
   });
 
   it('an OTLP TLS file that cannot be read', () => {
@@ -59,7 +62,10 @@ describe('CLI: bad input exits 2 with one clear message', () => {
     });
     assert.equal(r.code, 2, r.stderr);
     assertOneLine(r.stderr);
-    assert.match(r.stderr, /OTEL_EXPORTER_OTLP_CERTIFICATE = "\/nonexistent\/flowtel-ca.crt" \(from environment variable OTEL_EXPORTER_OTLP_CERTIFICATE\): expected a readable PEM file .*ENOENT/);
+    assert.match(
+      r.stderr,
+      /OTEL_EXPORTER_OTLP_CERTIFICATE = "\/nonexistent\/flowtel-ca.crt" \(from environment variable OTEL_EXPORTER_OTLP_CERTIFICATE\): expected a readable PEM file .*ENOENT/,
+    );
   });
 
   it('wrong type in the config file', () => {
@@ -149,7 +155,10 @@ describe('CLI: missing privileges', function () {
       'tcp-rtt': 'tcp_rtt',
       flows: 'flows',
     };
-    assert.deepEqual(Object.keys(objects), PROBE_GROUPS.map((g) => g.name));
+    assert.deepEqual(
+      Object.keys(objects),
+      PROBE_GROUPS.map((g) => g.name),
+    );
     assert.equal(warnings.length, PROBE_GROUPS.length, r.stderr);
     PROBE_GROUPS.forEach(({ name, withoutIt }, i) => {
       // A group this kernel cannot run is named so before its object is looked for (docs/kernels.md).
@@ -187,12 +196,15 @@ describe('CLI: missing privileges', function () {
   /** Runs the agent under `wrapper` until it says it runs, then stops it; its stderr. */
   async function runUntilRunning(args: string[], wrapper: string[]): Promise<string> {
     const [cmd, ...pre] = wrapper;
-    const child = spawn(cmd, [...pre, process.execPath, CLI, 'run', '--health-port', String(randomHealthPort()), ...args], { env: agentEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, [...pre, process.execPath, CLI, 'run', '--health-port', String(randomHealthPort()), ...args], {
+      env: agentEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     try {
-      for (const deadline = Date.now() + 120_000; !stderr.includes('msg="flowtel running"'); ) {
+      for (const deadline = Date.now() + 120_000; !stderr.includes('msg="flowtel running"');) {
         if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the agent did not start:\n${stderr}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
@@ -245,13 +257,37 @@ describe('CLI: missing privileges', function () {
     // A user other than root, with the BPF capabilities but not CAP_SYS_PTRACE; and CAP_SYS_RESOURCE where this
     // process has it, which kernels before 5.11 need for maps beyond a user's locked-memory limit.
     const caps = `cap_bpf,cap_perfmon,cap_net_admin${hasCapability(effectiveCapabilities(), CAP_SYS_RESOURCE) ? ',cap_sys_resource' : ''}`;
-    const wrapper = ['capsh', `--caps=${caps}+eip cap_setpcap,cap_setuid,cap_setgid+ep`, '--keep=1', '--user=nobody', `--addamb=${caps}`, '--', '-c', 'exec "$@"', 'agent'];
+    const wrapper = [
+      'capsh',
+      `--caps=${caps}+eip cap_setpcap,cap_setuid,cap_setgid+ep`,
+      '--keep=1',
+      '--user=nobody',
+      `--addamb=${caps}`,
+      '--',
+      '-c',
+      'exec "$@"',
+      'agent',
+    ];
     const port = 20000 + Math.floor(Math.random() * 30000);
     const [cmd, ...pre] = wrapper;
     const groups = onlyGroups('tcpRetransmits');
     const child = spawn(
       cmd,
-      [...pre, process.execPath, CLI, 'run', '--health-port', String(randomHealthPort()), '--cgroup-root', cgroupRoot(), '--prometheus-host', '127.0.0.1', '--prometheus-port', String(port), ...groups],
+      [
+        ...pre,
+        process.execPath,
+        CLI,
+        'run',
+        '--health-port',
+        String(randomHealthPort()),
+        '--cgroup-root',
+        cgroupRoot(),
+        '--prometheus-host',
+        '127.0.0.1',
+        '--prometheus-port',
+        String(port),
+        ...groups,
+      ],
       { env: agentEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';
@@ -259,10 +295,13 @@ describe('CLI: missing privileges', function () {
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     try {
       let metric: RegExpExecArray | null = null;
-      for (const deadline = Date.now() + 120_000; !metric; ) {
+      for (const deadline = Date.now() + 120_000; !metric;) {
         if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no flowtel_agent_netns_unreadable from the agent:\n${stderr}`);
         await new Promise((resolve) => setTimeout(resolve, 500));
-        const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+        const text = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+          (r) => r.text(),
+          () => '',
+        );
         metric = /^flowtel_agent_netns_unreadable(?:\{[^}]*\})? (\d+)/m.exec(text);
       }
       const warnings = stderr.split('\n').filter((l) => l.includes('capability=CAP_SYS_PTRACE'));

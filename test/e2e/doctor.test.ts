@@ -15,7 +15,16 @@ import { K8sApiServer } from '../../src/testbed/k8s-api-server';
 import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { CLI, AGENT_NODE_FLAGS, agentEnv } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
-import { columnOf, groupOnThisKernel, KERNEL_DOC, parseKernelTable, readKernelDoc, renderKernelTable, seriesOf, type KernelColumn } from '../support/kernel-table';
+import {
+  columnOf,
+  groupOnThisKernel,
+  KERNEL_DOC,
+  parseKernelTable,
+  readKernelDoc,
+  renderKernelTable,
+  seriesOf,
+  type KernelColumn,
+} from '../support/kernel-table';
 import { PROBE_GROUPS as PROBE_GROUP_ENTRIES } from '../../src/probes/registry';
 import { PROBE_GROUPS as PROBE_GROUP_KEYS } from '../support/scenario';
 import { tempDir } from '../support/tmp';
@@ -73,7 +82,7 @@ describe('flowtel doctor (real kernel)', function () {
     requireKernel(this);
   });
 
-  it("reports each probe group on this kernel as docs/kernels.md does: state, program variants, reasons, exit code", async () => {
+  it('reports each probe group on this kernel as docs/kernels.md does: state, program variants, reasons, exit code', async () => {
     const run = await doctor(['-o', 'json']);
     const r = report(run);
     const series = seriesOf(r.kernel);
@@ -93,8 +102,9 @@ describe('flowtel doctor (real kernel)', function () {
       if (cell.state !== 'ok') assert.equal(actual.reason, cell.reason, `${group}: ${explain}`);
     }
     assert.equal(r.exitCode, expected.exitCode, explain);
-    assert.equal(run.code, r.exitCode, 'the process exits with the report\'s code');
-    for (const name of ['kernel', 'capabilities', 'cgroup v2 root', 'CONFIG_HZ']) assert.equal(check(r, name).status, 'ok', `${name}: ${check(r, name).detail}`);
+    assert.equal(run.code, r.exitCode, "the process exits with the report's code");
+    for (const name of ['kernel', 'capabilities', 'cgroup v2 root', 'CONFIG_HZ'])
+      assert.equal(check(r, name).status, 'ok', `${name}: ${check(r, name).detail}`);
     // The tick rate is what the kernel was built with: every kernel here has a config to read or jiffies to measure.
     assert.match(check(r, 'CONFIG_HZ').detail, /^(100|250|300|1000) \(/);
     // A group that does not run says what is missing from the telemetry.
@@ -128,7 +138,8 @@ describe('flowtel doctor (real kernel)', function () {
     const r = report(run);
     assert.equal(run.code, 2);
     const groups = r.checks.filter((c) => c.kind === 'group' && c.group);
-    for (const c of groups.filter((c) => c.group!.state === 'failed')) assert.match(c.detail, /the BPF object is missing: .*\.bpf\.o: open: No such file or directory/);
+    for (const c of groups.filter((c) => c.group!.state === 'failed'))
+      assert.match(c.detail, /the BPF object is missing: .*\.bpf\.o: open: No such file or directory/);
     // A group this kernel cannot run is reported as such, before its object is looked for.
     for (const c of groups.filter((c) => c.group!.state !== 'failed')) assert.equal(c.group!.state, 'unsupported');
     assert.equal(check(r, 'probe groups').status, 'fatal');
@@ -147,7 +158,11 @@ describe('flowtel doctor (real kernel)', function () {
     try {
       const before = receiver.metricExports.length;
       const ok = report(await doctor(['-o', 'json', '--config', config, '--otlp-endpoint', receiver.endpoint]));
-      assert.deepEqual(ok.checks.filter((c) => c.kind === 'group').map((c) => c.status), PROBE_GROUP_KEYS.map(() => 'info'), 'groups off: not tried');
+      assert.deepEqual(
+        ok.checks.filter((c) => c.kind === 'group').map((c) => c.status),
+        PROBE_GROUP_KEYS.map(() => 'info'),
+        'groups off: not tried',
+      );
       assert.equal(check(ok, 'otlp').status, 'ok', check(ok, 'otlp').detail);
       assert.equal(receiver.metricExports.length, before + 1, 'the receiver got one export');
     } finally {

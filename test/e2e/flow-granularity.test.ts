@@ -11,7 +11,16 @@ import type { TestNode } from '../../src/testbed/test-node';
 import { freshExport } from '../support/agent-process';
 import { groupOnThisKernel } from '../support/kernel-table';
 import { PROBE_GROUPS, onlyGroupConfig, useScenario } from '../support/scenario';
-import { IPERF_PORT, assertRetransmitsWithinBound, dropOutputPercent, dropPercent, iperf, maxSegmentsPerSkb, netClient, waitForClosedConnections } from '../support/traffic';
+import {
+  IPERF_PORT,
+  assertRetransmitsWithinBound,
+  dropOutputPercent,
+  dropPercent,
+  iperf,
+  maxSegmentsPerSkb,
+  netClient,
+  waitForClosedConnections,
+} from '../support/traffic';
 
 const PODS = [{ name: 'a' }, { name: 'b' }];
 
@@ -76,10 +85,21 @@ describe('e2e: flow granularity', function () {
     assert.ok(inKernelMap <= retransmitted, `our program counted more than the kernel sent: ${context}`);
     // Equality with the kernel but for the calls the program does not see (docs/telemetry.md): the bound the
     // tcp-retransmits test holds too. The two assertions above say in which layer a larger shortfall is.
-    assertRetransmitsWithinBound(inKernelMap, retransmitted, misses, await maxSegmentsPerSkb(node, 'a'), `our program missed retransmits the kernel sent: ${context}`);
+    assertRetransmitsWithinBound(
+      inKernelMap,
+      retransmitted,
+      misses,
+      await maxSegmentsPerSkb(node, 'a'),
+      `our program missed retransmits the kernel sent: ${context}`,
+    );
     assert.ok(toPeerB >= exported * 0.999, `${toPeerB} of A's ${exported} exported retransmitted segments on the B:5201 series`);
     assert.equal(
-      receiver.latestTotal('flowtel.tcp.connection.failures', { 'k8s.pod.uid': a.uid, 'network.peer.address': b.ip, 'server.port': 7031, 'error.type': 'refused' }),
+      receiver.latestTotal('flowtel.tcp.connection.failures', {
+        'k8s.pod.uid': a.uid,
+        'network.peer.address': b.ip,
+        'server.port': 7031,
+        'error.type': 'refused',
+      }),
       3,
     );
     const [point] = receiver.latestPoints('k8s.pod.network.io', { ...toB, 'network.io.direction': 'transmit' });
@@ -91,7 +111,12 @@ describe('e2e: flow granularity', function () {
       return;
     }
     const dropsInB = receiver.latestTotal('flowtel.network.drops', { 'k8s.pod.uid': b.uid, 'flowtel.drop.reason': 'NETFILTER_DROP' });
-    const fromA = receiver.latestTotal('flowtel.network.drops', { 'k8s.pod.uid': b.uid, 'flowtel.drop.reason': 'NETFILTER_DROP', 'network.peer.address': a.ip, 'server.port': IPERF_PORT });
+    const fromA = receiver.latestTotal('flowtel.network.drops', {
+      'k8s.pod.uid': b.uid,
+      'flowtel.drop.reason': 'NETFILTER_DROP',
+      'network.peer.address': a.ip,
+      'server.port': IPERF_PORT,
+    });
     assert.ok(dropsInB > 0, 'no NETFILTER_DROP in B');
     assert.equal(fromA, dropsInB, 'every drop in B is on the series of peer A');
   });

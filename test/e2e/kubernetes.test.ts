@@ -38,7 +38,14 @@ describe('e2e: Kubernetes enrichment', function () {
     publishNode(api, NODE, '192.0.2.10');
     published.set('a', publishTestPod(api, node.pod('a'), { nodeName: NODE, namespace: NAMESPACE, deployment: 'checkout' }));
     published.set('b', publishTestPod(api, node.pod('b'), { nodeName: NODE, namespace: NAMESPACE, deployment: 'payments' }));
-    publishService(api, { name: 'payments', namespace: NAMESPACE, clusterIP: CLUSTER_IP, selector: { 'app.kubernetes.io/name': 'payments' }, port: 80, targetPort: 7050 });
+    publishService(api, {
+      name: 'payments',
+      namespace: NAMESPACE,
+      clusterIP: CLUSTER_IP,
+      selector: { 'app.kubernetes.io/name': 'payments' },
+      port: 80,
+      targetPort: 7050,
+    });
     const dir = tempDir('k8s');
     kubeconfig = path.join(dir, 'kubeconfig');
     api.writeKubeconfig(kubeconfig);
@@ -50,7 +57,9 @@ describe('e2e: Kubernetes enrichment', function () {
     );
     ({ agent, receiver } = await startAgentWithReceiver(['--config', config, '--kubeconfig', kubeconfig, '--cgroup-root', cgroupRoot(), '--node-name', NODE]));
     await waitFor('the metadata cache to sync', () =>
-      receiver.latestPoints('flowtel.agent.k8s.synced').length >= 4 && receiver.latestPoints('flowtel.agent.k8s.synced').every((p) => p.value === 1) ? true : undefined,
+      receiver.latestPoints('flowtel.agent.k8s.synced').length >= 4 && receiver.latestPoints('flowtel.agent.k8s.synced').every((p) => p.value === 1)
+        ? true
+        : undefined,
     );
   });
 
@@ -86,7 +95,7 @@ describe('e2e: Kubernetes enrichment', function () {
     assert.equal(record.attributes['peer.k8s.deployment.name'], 'payments');
   });
 
-  it("names the peer: the remote pod for a pod address, the service for a ClusterIP", async () => {
+  it('names the peer: the remote pod for a pod address, the service for a ClusterIP', async () => {
     const a = node.pod('a');
     const b = node.pod('b');
     // kube-proxy's job, done with nftables in pod A: the ClusterIP is DNATed to pod B (the CNI routes the service range).
@@ -99,7 +108,10 @@ describe('e2e: Kubernetes enrichment', function () {
     assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, 7050, 2])), ['ok', 'ok']);
     await freshExport(receiver);
     const viaService = receiver.latestPoints('flowtel.tcp.connection.opens', { 'k8s.pod.uid': a.uid, 'network.peer.address': CLUSTER_IP });
-    assert.equal(viaService.reduce((s, p) => s + p.value, 0), 3);
+    assert.equal(
+      viaService.reduce((s, p) => s + p.value, 0),
+      3,
+    );
     assert.equal(viaService[0].attributes['peer.k8s.service.name'], 'payments');
     assert.equal(viaService[0].attributes['peer.k8s.namespace.name'], NAMESPACE);
     assert.equal(viaService[0].attributes['flowtel.peer.kind'], 'service');
@@ -128,7 +140,6 @@ describe('e2e: Kubernetes enrichment', function () {
     });
     console.log(`      pod C named in an export ${namedAt - publishedAt} ms after its watch event (exports every 1000 ms)`);
     assert.ok(namedAt - publishedAt <= 3000, `${namedAt - publishedAt} ms`);
-
   });
 
   it("ends a deleted pod's series after the grace period", async () => {
@@ -168,7 +179,10 @@ describe('e2e: Kubernetes enrichment', function () {
     assert.equal(syncedDuring, 0);
     await waitFor(
       're-sync',
-      () => (receiver.latestTotal('flowtel.agent.k8s.relists') > relistsBefore && receiver.latestPoints('flowtel.agent.k8s.synced').every((p) => p.value === 1) ? true : undefined),
+      () =>
+        receiver.latestTotal('flowtel.agent.k8s.relists') > relistsBefore && receiver.latestPoints('flowtel.agent.k8s.synced').every((p) => p.value === 1)
+          ? true
+          : undefined,
       30_000,
     );
     await netClient(node, 'd', ['connect', node.pod('b').ip, 7047, 1]);
@@ -181,7 +195,11 @@ describe('e2e: Kubernetes enrichment', function () {
   it('after a short outage with history kept, resumes its watches and reports synced again without relisting', async () => {
     const relistsBefore = receiver.latestTotal('flowtel.agent.k8s.relists');
     await api.stop();
-    await waitFor('the outage to show', () => (receiver.latestPoints('flowtel.agent.k8s.synced', { 'flowtel.k8s.resource': 'pods' })[0]?.value === 0 ? true : undefined), 15_000);
+    await waitFor(
+      'the outage to show',
+      () => (receiver.latestPoints('flowtel.agent.k8s.synced', { 'flowtel.k8s.resource': 'pods' })[0]?.value === 0 ? true : undefined),
+      15_000,
+    );
     await api.start();
     await waitFor('synced again', () => (receiver.latestPoints('flowtel.agent.k8s.synced').every((p) => p.value === 1) ? true : undefined), 30_000);
     assert.equal(receiver.latestTotal('flowtel.agent.k8s.relists'), relistsBefore, 'resumed from the resourceVersion, no relist');
@@ -232,8 +250,10 @@ describe('e2e: Kubernetes bad input', function () {
     api.writeKubeconfig(kubeconfig);
     ({ agent, receiver } = await startAgentWithReceiver(['--kubeconfig', kubeconfig, '--cgroup-root', cgroupRoot(), '--node-name', NODE]));
     // Both reflectors of pods (this node's, and the cluster's for peers) are refused; either may warn first.
-    const nodePods = /missing RBAC permission: cannot list pods \(grant \\"list\\" on \\"pods\\" to the agent's service account\): list pods: HTTP 403: pods is forbidden/;
-    const clusterPods = /missing RBAC permission: cannot list pods \(cluster\) \(grant \\"list\\" on \\"pods\\" to the agent's service account\): list pods \(cluster\): HTTP 403: pods is forbidden/;
+    const nodePods =
+      /missing RBAC permission: cannot list pods \(grant \\"list\\" on \\"pods\\" to the agent's service account\): list pods: HTTP 403: pods is forbidden/;
+    const clusterPods =
+      /missing RBAC permission: cannot list pods \(cluster\) \(grant \\"list\\" on \\"pods\\" to the agent's service account\): list pods \(cluster\): HTTP 403: pods is forbidden/;
     await waitFor('the RBAC message of both pod reflectors', () => (nodePods.test(agent!.stderr) && clusterPods.test(agent!.stderr) ? true : undefined));
     await netClient(node, 'a', ['connect', node.pod('b').ip, 7045, 1]);
     await freshExport(receiver);

@@ -83,12 +83,19 @@ describe('e2e: local default exporters (no OTLP endpoint)', function () {
     type GroupReport = { state: string; reasons?: string[]; programs?: Array<{ hook: string; program: string }> };
     const report = JSON.parse(ready.body) as { status: string; groups: Record<string, GroupReport>; ringBuffer: { running: boolean } };
     assert.equal(report.status, 'ready');
-    assert.deepEqual(Object.keys(report.groups), PROBE_GROUPS.map((g) => g.name));
+    assert.deepEqual(
+      Object.keys(report.groups),
+      PROBE_GROUPS.map((g) => g.name),
+    );
     for (const { name } of PROBE_GROUPS) {
       const expected = groupOnThisKernel(name);
       const group = report.groups[name];
       assert.equal(group.state, expected.state, name);
-      assert.deepEqual((group.programs ?? []).map((p) => p.program), expected.programs, name);
+      assert.deepEqual(
+        (group.programs ?? []).map((p) => p.program),
+        expected.programs,
+        name,
+      );
       assert.equal((group.reasons ?? []).join('; '), expected.reason, name);
     }
     assert.equal(report.ringBuffer.running, true);

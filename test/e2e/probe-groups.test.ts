@@ -81,7 +81,10 @@ describe('e2e: probe groups against the kernel', function () {
       const vethA = aVeth.rxBytes - before.aVeth.rxBytes; // what A's veth delivered to the bridge
       const vethB = bVeth.txBytes - before.bVeth.txBytes; // what the bridge delivered to B
       console.log(`      A transmit ${aTx}, B receive ${bRx}, iperf3 ${sentBytes}, veth A rx ${vethA}, veth B tx ${vethB}`);
-      for (const [name, value] of [['A transmit', aTx], ['B receive', bRx]] as const) {
+      for (const [name, value] of [
+        ['A transmit', aTx],
+        ['B receive', bRx],
+      ] as const) {
         assert.ok(Math.abs(value - sentBytes) / sentBytes <= 0.02, `${name} ${value} vs iperf3 ${sentBytes}`);
         assert.ok(Math.abs(value - vethA) / vethA <= 0.02, `${name} ${value} vs veth A ${vethA}`);
         assert.ok(Math.abs(value - vethB) / vethB <= 0.02, `${name} ${value} vs veth B ${vethB}`);
@@ -103,7 +106,25 @@ describe('e2e: probe groups against the kernel', function () {
     it("exports RTTs distributed as ss's: each median inside the other's middle half, with and without a tbf qdisc", async () => {
       const c = node.pod('c');
       for (const withTbf of [false, true]) {
-        if (withTbf) await mustRun('ip', ['netns', 'exec', c.netns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kbit', 'latency', '60ms']);
+        if (withTbf)
+          await mustRun('ip', [
+            'netns',
+            'exec',
+            c.netns,
+            'tc',
+            'qdisc',
+            'add',
+            'dev',
+            'eth0',
+            'root',
+            'tbf',
+            'rate',
+            '20mbit',
+            'burst',
+            '32kbit',
+            'latency',
+            '60ms',
+          ]);
         const before = histogramOf('flowtel.tcp.rtt', { 'k8s.pod.uid': c.uid });
         // ss over the whole transfer, as the exported samples are: under a tbf queue the RTT climbs while the queue
         // fills, so medians of different stretches of it differ (an emulated CPU, where each ss takes long, showed 2x).
@@ -123,7 +144,13 @@ describe('e2e: probe groups against the kernel', function () {
         const exportedMiddle = [quantileOfHistogram(after, before, 0.25), quantileOfHistogram(after, before, 0.75)];
         if (process.env.FLOWTEL_DEBUG_RTT) {
           const counts = after?.bucketCounts?.map((n, i) => n - (before?.bucketCounts?.[i] ?? 0)) ?? [];
-          console.log(counts.map((n, i) => (n ? `${(after?.explicitBounds?.[i - 1] ?? 0) * 1e6}us:${n}` : '')).filter(Boolean).join(' '), ssSamples);
+          console.log(
+            counts
+              .map((n, i) => (n ? `${(after?.explicitBounds?.[i - 1] ?? 0) * 1e6}us:${n}` : ''))
+              .filter(Boolean)
+              .join(' '),
+            ssSamples,
+          );
         }
         ssSamples.sort((x, y) => x - y);
         const ss = quantile(ssSamples, 0.5);
@@ -201,7 +228,8 @@ describe('e2e: probe groups against the kernel', function () {
       // What a count that falls short needs to be told apart (seen once in 32 runs: 2 of 3 timeouts): a run the
       // kernel skipped, or a failure counted but not exported.
       const events = (type: string) => receiver.eventsMatching('flowtel.tcp.connection.failure', { 'k8s.pod.uid': a.uid, 'error.type': type });
-      const why = async () => `log records: ${events('refused')} refused, ${events('timed_out')} timed out; inet_sock_set_state recursion misses ${await bpfRecursionMisses('inet_sock_set_state')}`;
+      const why = async () =>
+        `log records: ${events('refused')} refused, ${events('timed_out')} timed out; inet_sock_set_state recursion misses ${await bpfRecursionMisses('inet_sock_set_state')}`;
       if (c.delta(0) !== N || c.delta(1) !== M) assert.fail(`refused ${c.delta(0)} of ${N}, timed out ${c.delta(1)} of ${M}; ${await why()}`);
       assert.equal(kernelAfter.TcpAttemptFails - kernelBefore.TcpAttemptFails, N + M, 'kernel agrees on the failures');
       assert.equal(c.delta(2), K);
@@ -212,7 +240,8 @@ describe('e2e: probe groups against the kernel', function () {
       const handshake = histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': a.uid, 'flowtel.tcp.role': 'client' });
       assert.equal((handshake?.count ?? 0) - handshakeBefore, K);
       // The server's handshake is the child socket's first srtt: a veth round trip, more than 0 and far below 100 ms.
-      const serverHandshakes = (histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'server' })?.count ?? 0) - serverHandshakesBefore;
+      const serverHandshakes =
+        (histogramOf('flowtel.tcp.handshake.duration', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.role': 'server' })?.count ?? 0) - serverHandshakesBefore;
       assert.equal(serverHandshakes, K, "B's server handshakes");
       assert.ok(c.delta(10) > 0 && c.delta(10) / K < 0.1, `B's server handshakes took ${c.delta(10)} s in all`);
       assert.equal(c.delta(6), K);
@@ -284,7 +313,9 @@ describe('e2e: probe groups against the kernel', function () {
       assert.deepEqual(JSON.parse(await netClient(node, 'a', ['connect', b.ip, CLOSED_PORT, 3])), Array(3).fill('ECONNREFUSED'));
       const kernelAfter = await nstat(b.netns, ['TcpOutRsts']);
       await settled();
-      const sent = Object.entries(sentByReason(b.uid)).map(([reason, v]) => [reason, v - (reasonsBefore[reason] ?? 0)] as const).filter(([, v]) => v !== 0);
+      const sent = Object.entries(sentByReason(b.uid))
+        .map(([reason, v]) => [reason, v - (reasonsBefore[reason] ?? 0)] as const)
+        .filter(([, v]) => v !== 0);
       const outRsts = kernelAfter.TcpOutRsts - kernelBefore.TcpOutRsts;
       console.log(`      B sent ${JSON.stringify(Object.fromEntries(sent))}; kernel TcpOutRsts +${outRsts} (tcp-resets ${resetsHere.state} here)`);
       assert.equal(outRsts, 3);
@@ -292,7 +323,10 @@ describe('e2e: probe groups against the kernel', function () {
         assert.deepEqual(Object.fromEntries(sent), { NO_SOCKET: outRsts });
         // No socket: the reset belongs to the netns that received the SYN, which is B's, and is logged with A as the peer.
         const records = receiver.logsMatching('flowtel.tcp.reset', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.reset.reason': 'NO_SOCKET' });
-        assert.ok(records.some((r) => r.attributes['network.peer.address'] === a.ip), 'no NO_SOCKET reset record with A as the peer');
+        assert.ok(
+          records.some((r) => r.attributes['network.peer.address'] === a.ip),
+          'no NO_SOCKET reset record with A as the peer',
+        );
       } else {
         // The documented degradation: tcp_send_reset does not fire for a reset that answers no full socket.
         assert.match(resetsHere.reason, /not seen/);
@@ -343,14 +377,20 @@ describe('e2e: probe groups against the kernel', function () {
       // Before 6.10 the tracepoint passes no reason (docs/kernels.md): the same resets, under "unknown".
       const reason = resetsHere.state === 'ok' ? 'TCP_ABORT_ON_CLOSE' : RESET_REASON_UNKNOWN;
       assert.equal(byReason[reason], abortOnClose);
-      assert.equal(Object.values(byReason).reduce((s, v) => s + v, 0), outRsts);
+      assert.equal(
+        Object.values(byReason).reduce((s, v) => s + v, 0),
+        outRsts,
+      );
       // Log records travel on their own schedule, behind the metrics.
       const records = await waitFor("B's reset log records", () => {
         const found = receiver.logsMatching('flowtel.tcp.reset', { 'k8s.pod.uid': b.uid, 'flowtel.tcp.reset.reason': reason });
         return found.length > 0 ? found : undefined;
       });
       const peers = records.map((r) => r.attributes['network.peer.address']);
-      assert.ok(peers.every((peer) => peer === a.ip), `reset records with peers ${peers.join(', ')}; A is ${a.ip}`);
+      assert.ok(
+        peers.every((peer) => peer === a.ip),
+        `reset records with peers ${peers.join(', ')}; A is ${a.ip}`,
+      );
       assert.equal(total('flowtel.tcp.resets', { 'k8s.pod.uid': a.uid, 'network.io.direction': 'transmit' }) - aSentBefore, 0, 'A sent none');
     });
   });
@@ -411,7 +451,6 @@ describe('e2e: probe groups against the kernel', function () {
     });
   });
 
-
   // Last: mocha runs a suite's own tests before its child suites, so this lives in a suite of its own.
   describe('self-metrics', () => {
     it('lost no events in any of the above, and kept pod series free of peer attributes', () => {
@@ -437,7 +476,11 @@ describe('e2e: probe groups against the kernel', function () {
         .flatMap((g) => g.hooks.filter((h) => h.attachBySection).map((h) => h.program))
         .sort();
       // bpftool shows the variant that is loaded.
-      const loadedName = (name: string) => PROBE_GROUPS.flatMap((g) => g.hooks).find((h) => h.program === name)!.variants.map((v) => v.program).find((p) => loadedPrograms.has(p)) ?? name;
+      const loadedName = (name: string) =>
+        PROBE_GROUPS.flatMap((g) => g.hooks)
+          .find((h) => h.program === name)!
+          .variants.map((v) => v.program)
+          .find((p) => loadedPrograms.has(p)) ?? name;
       const loadedPrograms = new Set(PROBE_GROUPS.flatMap((g) => groupOnThisKernel(g.name).programs));
       const kernelBefore = await Promise.all(programs.map((name) => bpfRecursionMisses(loadedName(name))));
       await settled();
@@ -451,7 +494,10 @@ describe('e2e: probe groups against the kernel', function () {
       assert.deepEqual(skipped.map((p) => String(p.attributes['flowtel.bpf.program'])).sort(), programs, 'one series per tracing program');
       programs.forEach((name, i) => {
         const exported = skipped.find((p) => p.attributes['flowtel.bpf.program'] === name)!.value;
-        assert.ok(exported >= kernelBefore[i] && exported <= kernelAfter[i], `${name}: exported ${exported}, bpftool ${kernelBefore[i]} then ${kernelAfter[i]}`);
+        assert.ok(
+          exported >= kernelBefore[i] && exported <= kernelAfter[i],
+          `${name}: exported ${exported}, bpftool ${kernelBefore[i]} then ${kernelAfter[i]}`,
+        );
       });
     });
 

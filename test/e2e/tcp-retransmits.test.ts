@@ -16,7 +16,16 @@ import { nftRuleCounters, retransmissions } from '../../src/testbed/kernel-count
 import { AgentProcess, startAgentWithReceiver, waitFor } from '../support/agent-process';
 import { cgroupRoot, kernelCountsSkippedRuns, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
-import { IPERF_PORT, NFT_TABLE, assertRetransmitsWithinBound, dropPercent, iperf, maxSegmentsPerSkb, skippedRetransmitRuns, waitForClosedConnections } from '../support/traffic';
+import {
+  IPERF_PORT,
+  NFT_TABLE,
+  assertRetransmitsWithinBound,
+  dropPercent,
+  iperf,
+  maxSegmentsPerSkb,
+  skippedRetransmitRuns,
+  waitForClosedConnections,
+} from '../support/traffic';
 
 const RETRANSMITS = 'flowtel.tcp.retransmits';
 /** The agent's event rate limit in this test. */
@@ -151,7 +160,10 @@ describe('e2e: tcp-retransmits against the kernel', function () {
   it('pushes metrics to the receiver every second (OTEL_METRIC_EXPORT_INTERVAL=1000)', () => {
     const times = receiver!.metricExports.map((e) => e.receivedAt);
     assert.ok(times.length >= 4, `only ${times.length} exports`);
-    const gaps = times.slice(1).map((t, i) => t - times[i]).sort((x, y) => x - y);
+    const gaps = times
+      .slice(1)
+      .map((t, i) => t - times[i])
+      .sort((x, y) => x - y);
     const median = gaps[Math.floor(gaps.length / 2)];
     assert.ok(median >= 800 && median <= 1300, `median gap between exports is ${median} ms`);
   });
@@ -181,7 +193,9 @@ describe('e2e: tcp-retransmits against the kernel', function () {
     const oneWindow = EVENTS_PER_SECOND_PER_CPU * nativeAddon().possibleCpus();
     // Log records travel on their own batch schedule, behind the metrics: wait for more than one window of them.
     const deliveredOf = () => receiver!.eventsMatching('flowtel.tcp.retransmit', { 'k8s.pod.uid': node!.pod('a').uid });
-    await waitFor(`more than ${oneWindow} of pod A's retransmit events as log records`, () => (deliveredOf() > oneWindow ? true : undefined)).catch(() => undefined);
+    await waitFor(`more than ${oneWindow} of pod A's retransmit events as log records`, () => (deliveredOf() > oneWindow ? true : undefined)).catch(
+      () => undefined,
+    );
     const delivered = deliveredOf();
     process.stdout.write(`      pod A's retransmit events delivered ${delivered}, one window for every CPU ${oneWindow}, suppressed node-wide ${suppressed}\n`);
     assert.ok(delivered > oneWindow, `${delivered} of pod A's retransmits delivered as events, no more than one window's ${oneWindow}`);

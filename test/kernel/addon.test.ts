@@ -19,7 +19,6 @@ function retransmitsObject(): { object: NativeBpfObject; program: string } {
   return { object: opened.object, program: opened.program('tp_btf/tcp_retransmit_skb') };
 }
 
-
 describe('native addon (real kernel)', () => {
   let object: NativeBpfObject | undefined;
 
@@ -142,7 +141,7 @@ describe('native addon (real kernel)', () => {
       batches.push(count);
       for (let i = 0; i < count; i++) {
         seen.add(keys.toString('hex', i * info.keySize, (i + 1) * info.keySize));
-        assert.equal(values[i * info.valueStride], keys.readUInt32LE(i * info.keySize + 4) & 0xff, 'the value is its own row\'s');
+        assert.equal(values[i * info.valueStride], keys.readUInt32LE(i * info.keySize + 4) & 0xff, "the value is its own row's");
       }
     });
     assert.equal(total, rows);
@@ -151,9 +150,13 @@ describe('native addon (real kernel)', () => {
     assert.ok(Math.max(...batches) <= room);
 
     // A throw in the callback ends the walk and reaches the caller; Buffers with no room for a row are refused.
-    assert.throws(() => loaded.mapReadEach('tcp_connections_handshake', keys, values, () => {
-      throw new Error('stop here');
-    }), /stop here/);
+    assert.throws(
+      () =>
+        loaded.mapReadEach('tcp_connections_handshake', keys, values, () => {
+          throw new Error('stop here');
+        }),
+      /stop here/,
+    );
     assert.throws(() => loaded.mapReadEach('tcp_connections_handshake', Buffer.alloc(1), values, () => undefined), /no room for one row/);
     assert.throws(() => loaded.mapReadEach('tcp_connections_handshake', keys, values, 'x' as unknown as () => void), /onBatch a function/);
 
@@ -170,7 +173,7 @@ describe('native addon (real kernel)', () => {
       readerBatches++;
       for (let i = 0; i < batch.count; i++) {
         fromReader.add(batch.keys.toString('hex', i * batch.keySize, (i + 1) * batch.keySize));
-        assert.equal(batch.values[i * batch.valueStride], batch.keys.readUInt32LE(i * batch.keySize + 4) & 0xff, 'the value is its own row\'s');
+        assert.equal(batch.values[i * batch.valueStride], batch.keys.readUInt32LE(i * batch.keySize + 4) & 0xff, "the value is its own row's");
       }
     });
     assert.equal(count, rows);
@@ -198,34 +201,36 @@ describe('native addon (real kernel)', () => {
   });
 
   // One of the two, by kernel: before 6.1 the fixture would deadlock a CPU instead of being skipped.
-  if (!fixture.kernelSkipsNestedRuns()) it('reads no skipped runs where the kernel skips none (before 6.1), and 5.10 has no counter for them', () => {
-    const { object: opened, program } = retransmitsObject();
-    object = opened;
-    object.load();
-    object.attach(program);
-    assert.equal(kernelCountsSkippedRuns(), !/^5\.(10|11)\./.test(os.release()), 'bpf_prog_info.recursion_misses arrived in 5.12');
-    if (kernelCountsSkippedRuns()) assert.equal(object.programRecursionMisses(program), 0);
-    else assert.throws(() => object!.programRecursionMisses(program), new RegExp(`program ${program}: the kernel does not report recursion misses`));
-  });
-
-  if (fixture.kernelSkipsNestedRuns()) it('reads how many runs of a program the kernel skipped as recursive, as bpftool does', async () => {
-    const dir = await fixture.buildRecursionFixture();
-    await fixture.withPrintEventRestored(async () => {
-      const loaded = new (nativeAddon().BpfObject)(path.join(dir, fixture.RECURSION_FIXTURE.objectFile));
-      object = loaded;
-      fixture.RECURSION_FIXTURE.configure(loaded);
-      loaded.load();
-      for (const { program } of fixture.RECURSION_FIXTURE.hooks) loaded.attach(program);
-      assert.equal(loaded.programRecursionMisses(fixture.RECURSING_PROGRAM), 0);
-      fixture.triggerRecursion(7);
-      assert.equal(loaded.programRecursionMisses(fixture.RECURSING_PROGRAM), 7);
-      assert.equal(await bpfRecursionMisses(fixture.RECURSING_PROGRAM), 7);
-      // The trigger is a tracepoint program that nothing nests inside.
-      assert.equal(loaded.programRecursionMisses(fixture.TRIGGER_PROGRAM), 0);
-      object.close();
-      object = undefined;
+  if (!fixture.kernelSkipsNestedRuns())
+    it('reads no skipped runs where the kernel skips none (before 6.1), and 5.10 has no counter for them', () => {
+      const { object: opened, program } = retransmitsObject();
+      object = opened;
+      object.load();
+      object.attach(program);
+      assert.equal(kernelCountsSkippedRuns(), !/^5\.(10|11)\./.test(os.release()), 'bpf_prog_info.recursion_misses arrived in 5.12');
+      if (kernelCountsSkippedRuns()) assert.equal(object.programRecursionMisses(program), 0);
+      else assert.throws(() => object!.programRecursionMisses(program), new RegExp(`program ${program}: the kernel does not report recursion misses`));
     });
-  });
+
+  if (fixture.kernelSkipsNestedRuns())
+    it('reads how many runs of a program the kernel skipped as recursive, as bpftool does', async () => {
+      const dir = await fixture.buildRecursionFixture();
+      await fixture.withPrintEventRestored(async () => {
+        const loaded = new (nativeAddon().BpfObject)(path.join(dir, fixture.RECURSION_FIXTURE.objectFile));
+        object = loaded;
+        fixture.RECURSION_FIXTURE.configure(loaded);
+        loaded.load();
+        for (const { program } of fixture.RECURSION_FIXTURE.hooks) loaded.attach(program);
+        assert.equal(loaded.programRecursionMisses(fixture.RECURSING_PROGRAM), 0);
+        fixture.triggerRecursion(7);
+        assert.equal(loaded.programRecursionMisses(fixture.RECURSING_PROGRAM), 7);
+        assert.equal(await bpfRecursionMisses(fixture.RECURSING_PROGRAM), 7);
+        // The trigger is a tracepoint program that nothing nests inside.
+        assert.equal(loaded.programRecursionMisses(fixture.TRIGGER_PROGRAM), 0);
+        object.close();
+        object = undefined;
+      });
+    });
 
   it('names a program that was left out of the load when asked for its recursion misses', () => {
     const { object: opened, program } = retransmitsObject();

@@ -108,10 +108,24 @@ describe('probe groups loaded and unloaded in one process (real kernel)', functi
         `C heap ${mib(atWarmUp.nativeHeap)} -> ${mib(atEnd.nativeHeap)} MiB, RSS ${mib(atWarmUp.rss)} -> ${mib(atEnd.rss)} MiB\n`,
     );
     assert.deepEqual(atEnd.fds, atWarmUp.fds, 'open file descriptors by kind, after warm-up and at the end');
-    assert.equal(Object.keys(atEnd.fds).filter((k) => k.startsWith('bpf')).length, 0, `BPF fds left open after every group unloaded: ${describeFds(atEnd.fds)}`);
-    assert.ok(atEnd.jsHeap - atWarmUp.jsHeap <= MAX_HEAP_GROWTH_BYTES, `the JS heap grew ${mib(atEnd.jsHeap - atWarmUp.jsHeap)} MiB over ${CYCLES - WARM_UP} cycles`);
-    assert.ok(atEnd.nativeHeap - atWarmUp.nativeHeap <= MAX_HEAP_GROWTH_BYTES, `the C heap grew ${mib(atEnd.nativeHeap - atWarmUp.nativeHeap)} MiB over ${CYCLES - WARM_UP} cycles`);
-    assert.deepEqual(logLines.filter((l) => !/runs degraded|not a drop reason/.test(l)), [], 'warnings while cycling');
+    assert.equal(
+      Object.keys(atEnd.fds).filter((k) => k.startsWith('bpf')).length,
+      0,
+      `BPF fds left open after every group unloaded: ${describeFds(atEnd.fds)}`,
+    );
+    assert.ok(
+      atEnd.jsHeap - atWarmUp.jsHeap <= MAX_HEAP_GROWTH_BYTES,
+      `the JS heap grew ${mib(atEnd.jsHeap - atWarmUp.jsHeap)} MiB over ${CYCLES - WARM_UP} cycles`,
+    );
+    assert.ok(
+      atEnd.nativeHeap - atWarmUp.nativeHeap <= MAX_HEAP_GROWTH_BYTES,
+      `the C heap grew ${mib(atEnd.nativeHeap - atWarmUp.nativeHeap)} MiB over ${CYCLES - WARM_UP} cycles`,
+    );
+    assert.deepEqual(
+      logLines.filter((l) => !/runs degraded|not a drop reason/.test(l)),
+      [],
+      'warnings while cycling',
+    );
   });
 });
 
@@ -141,7 +155,9 @@ async function usage(runtime: BpfRuntime): Promise<Usage> {
     } catch {
       continue; // the directory's own fd, closed by now
     }
-    const kind = target.startsWith('anon_inode:') ? target.slice('anon_inode:'.length).replace(/^\[|\]$/g, '') : target.replace(/:\[\d+\]$/, '').replace(/^\/.*/, 'file');
+    const kind = target.startsWith('anon_inode:')
+      ? target.slice('anon_inode:'.length).replace(/^\[|\]$/g, '')
+      : target.replace(/:\[\d+\]$/, '').replace(/^\/.*/, 'file');
     fds[kind] = (fds[kind] ?? 0) + 1;
   }
   const status = fs.readFileSync('/proc/self/status', 'utf8');
@@ -164,4 +180,3 @@ function describeFds(fds: Record<string, number>): string {
 function mib(bytes: number): string {
   return (bytes / (1 << 20)).toFixed(1);
 }
-

@@ -21,7 +21,7 @@ describe('kernel tick rate measured by BPF (real kernel)', function () {
     requireKernel(this);
   });
 
-  it('equals the CONFIG_HZ of the kernel\'s own build config', async () => {
+  it("equals the CONFIG_HZ of the kernel's own build config", async () => {
     const config = process.env.FLOWTEL_VM_KERNEL_CONFIG ?? '';
     const built = kernelHz([config, `/boot/config-${os.release()}`, '/proc/config.gz'].filter(Boolean));
     assert.ok(built.source, 'no build config of this kernel to compare with');

@@ -62,7 +62,7 @@ describe('ring buffer flood (real kernel)', function () {
     for (let second = 0; second < 20 && runtime.readLosses().ringBufferFull === ringFullWithoutConsumer; second += 2) await iperf(node!, 'a', 'b', 2);
     runtime.detachAll();
     // Let the backlog (the batch in flight, the next one, the ring) reach the handler.
-    for (let last = -1; runtime.ringStats()!.deliveredRecords !== last || handled < last; ) {
+    for (let last = -1; runtime.ringStats()!.deliveredRecords !== last || handled < last;) {
       last = runtime.ringStats()!.deliveredRecords;
       await sleep(1000);
     }

@@ -20,7 +20,9 @@ describe('BPF objects built against older kernels', function () {
       const fetch = spawnSync(path.join(packageRoot(), 'scripts', 'debian-kernel.sh'), ['vmlinux', series], { encoding: 'utf8' });
       assert.equal(fetch.status, 0, fetch.stderr);
       const out = tempDir(`bpf-${series}`);
-      const make = spawnSync('make', ['-s', '-C', path.join(packageRoot(), 'bpf'), `OUTPUT=${out}`, `VMLINUX_BTF=${fetch.stdout.trim()}`], { encoding: 'utf8' });
+      const make = spawnSync('make', ['-s', '-C', path.join(packageRoot(), 'bpf'), `OUTPUT=${out}`, `VMLINUX_BTF=${fetch.stdout.trim()}`], {
+        encoding: 'utf8',
+      });
       assert.equal(make.status, 0, make.stderr);
       const sources = fs.readdirSync(path.join(packageRoot(), 'bpf')).filter((f) => f.endsWith('.bpf.c'));
       for (const source of sources) assert.ok(fs.statSync(path.join(out, source.replace(/\.c$/, '.o'))).size > 0, source);

@@ -29,7 +29,10 @@ async function main(argv: string[]): Promise<number> {
   const kernels = kernelsAt >= 0 ? options[kernelsAt + 1].split(',') : VM_KERNELS;
   const timeoutAt = options.indexOf('--timeout-minutes');
   const timeoutMs = (timeoutAt >= 0 ? Number(options[timeoutAt + 1]) : 30) * 60_000;
-  const command = argv.slice(separator + 1).map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`).join(' ');
+  const command = argv
+    .slice(separator + 1)
+    .map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`)
+    .join(' ');
   let failed = 0;
   for (const series of kernels) {
     const result = await runInVm({

@@ -94,20 +94,53 @@ export async function runInVm(command: VmCommand): Promise<VmResult> {
     };
     fs.mkdirSync(path.join(results, 'out'));
     fs.writeFileSync(path.join(results, 'command'), `${command.command}\n`);
-    fs.writeFileSync(path.join(results, 'env'), Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}\n`).join(''));
+    fs.writeFileSync(
+      path.join(results, 'env'),
+      Object.entries(env)
+        .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
+        .join(''),
+    );
     const consoleFile = path.join(results, 'console.log');
     const append = [
-      'console=ttyS0', 'quiet', 'loglevel=4', 'panic=-1', 'rdinit=/init',
-      `flowtel.release=${kernel.release}`, `flowtel.init=${path.join(HERE, 'guest-init.sh')}`,
+      'console=ttyS0',
+      'quiet',
+      'loglevel=4',
+      'panic=-1',
+      'rdinit=/init',
+      `flowtel.release=${kernel.release}`,
+      `flowtel.init=${path.join(HERE, 'guest-init.sh')}`,
     ].join(' ');
     const args = [
-      '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', String(command.cpus ?? 2), '-m', `${command.memoryMiB ?? 4096}M`,
-      '-display', 'none', '-monitor', 'none', '-no-reboot', '-nodefaults',
-      '-kernel', kernel.kernel, '-initrd', kernel.initramfs, '-append', append,
-      '-serial', `file:${consoleFile}`, '-serial', 'stdio',
-      '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
-      '-virtfs', `local,path=${path.join(kernel.dir, 'lib', 'modules', kernel.release)},mount_tag=modules,security_model=none,readonly=on`,
-      '-virtfs', `local,path=${results},mount_tag=results,security_model=none`,
+      '-accel',
+      'tcg,thread=multi',
+      '-cpu',
+      'max',
+      '-smp',
+      String(command.cpus ?? 2),
+      '-m',
+      `${command.memoryMiB ?? 4096}M`,
+      '-display',
+      'none',
+      '-monitor',
+      'none',
+      '-no-reboot',
+      '-nodefaults',
+      '-kernel',
+      kernel.kernel,
+      '-initrd',
+      kernel.initramfs,
+      '-append',
+      append,
+      '-serial',
+      `file:${consoleFile}`,
+      '-serial',
+      'stdio',
+      '-virtfs',
+      'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+      '-virtfs',
+      `local,path=${path.join(kernel.dir, 'lib', 'modules', kernel.release)},mount_tag=modules,security_model=none,readonly=on`,
+      '-virtfs',
+      `local,path=${results},mount_tag=results,security_model=none`,
     ];
     const guest = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     guests.add(guest);

@@ -89,12 +89,17 @@ describe('event flood with folding off and the rate limit raised 100x', function
     flooding = false;
     await watch;
 
-    const exportTimes = receiver.metricExports.slice(exportsBefore).map((e) => e.receivedAt).filter((t) => t >= floodStart && t <= floodEnd + 1000);
+    const exportTimes = receiver.metricExports
+      .slice(exportsBefore)
+      .map((e) => e.receivedAt)
+      .filter((t) => t >= floodStart && t <= floodEnd + 1000);
     const gaps = exportTimes.slice(1).map((t, i) => t - exportTimes[i]);
     const worstGap = Math.max(...gaps);
     const worstHealth = Math.max(...latencies);
     const lost = (reason: string) => receiver.latestTotal('flowtel.agent.events.lost', { 'flowtel.loss.reason': reason });
-    await waitFor('a final export after the flood', async () => (receiver.metricExports.at(-1)!.receivedAt > floodEnd + 2 * EXPORT_INTERVAL_MS ? true : undefined));
+    await waitFor('a final export after the flood', async () =>
+      receiver.metricExports.at(-1)!.receivedAt > floodEnd + 2 * EXPORT_INTERVAL_MS ? true : undefined,
+    );
     // Past the rate limit, events are suppressed in the kernel (counted there); past the queues, lost.
     const suppressed = receiver.latestTotal('flowtel.agent.events.suppressed');
     const excess = suppressed + lost('ring_buffer_full') + lost('queue_full');
@@ -105,14 +110,20 @@ describe('event flood with folding off and the rate limit raised 100x', function
         `ring_buffer_full ${lost('ring_buffer_full')}, queue_full ${lost('queue_full')}, log_records_dropped ${lost('log_queue_full')}`,
     );
     // Every event handed to JS becomes one log record (folding is off): delivered, or counted as lost.
-    await waitFor('the log records to settle', async () => {
-      const before = receiver.logRecords.length;
-      await sleep(2500);
-      return receiver.logRecords.length === before ? true : undefined;
-    }, 60_000);
+    await waitFor(
+      'the log records to settle',
+      async () => {
+        const before = receiver.logRecords.length;
+        await sleep(2500);
+        return receiver.logRecords.length === before ? true : undefined;
+      },
+      60_000,
+    );
     const received = receiver.latestTotal('flowtel.agent.events.received');
     const logLost = lost('log_queue_full') + lost('log_export_failed');
-    console.log(`      events received ${received} = log records ${receiver.logRecords.length} + lost ${logLost} (${received - receiver.logRecords.length - logLost} unaccounted)`);
+    console.log(
+      `      events received ${received} = log records ${receiver.logRecords.length} + lost ${logLost} (${received - receiver.logRecords.length - logLost} unaccounted)`,
+    );
     assert.ok(sent > 100_000, `the flood sent only ${sent} datagrams`);
     assert.ok(worstHealth < 1000, `/healthz took ${worstHealth} ms (Infinity: no answer within 1 s)`);
     assert.ok(exportTimes.length >= FLOOD_SECONDS - 2, `${exportTimes.length} exports during a ${FLOOD_SECONDS} s flood`);

@@ -54,7 +54,10 @@ export class AgentProcess {
     const chosen = args.indexOf('--health-port');
     const healthPort = chosen >= 0 ? Number(args[chosen + 1]) : randomHealthPort();
     const all = chosen >= 0 ? args : [...args, '--health-port', String(healthPort)];
-    return new AgentProcess(spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI, 'run', ...all], { env: agentEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }), healthPort);
+    return new AgentProcess(
+      spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI, 'run', ...all], { env: agentEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }),
+      healthPort,
+    );
   }
 
   /**

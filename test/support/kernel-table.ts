@@ -83,12 +83,20 @@ export function parseKernelTable(markdown: string): Map<string, KernelColumn> {
   const lines = markdown.slice(start + BEGIN.length, end).split('\n');
   const header = lines.find((l) => l.startsWith('| probe group |'));
   if (!header) throw new Error('the kernel table has no header row');
-  const series = header.split('|').slice(2, -1).map((s) => s.trim());
+  const series = header
+    .split('|')
+    .slice(2, -1)
+    .map((s) => s.trim());
   const columns = new Map(series.map((s) => [s, { series: s, exitCode: -1, groups: new Map<string, GroupCell>() } as KernelColumn]));
   for (const line of lines.filter((l) => /^\| [a-z-]+ \|/.test(l) && !l.startsWith('| probe group |'))) {
-    const [group, ...cells] = line.split('|').slice(1, -1).map((s) => s.trim());
+    const [group, ...cells] = line
+      .split('|')
+      .slice(1, -1)
+      .map((s) => s.trim());
     cells.forEach((text, i) => {
-      const state = (Object.keys(SYMBOL) as GroupState[]).find((s) => text === `${SYMBOL[s]} ${s}`) ?? (text.startsWith('✓') ? 'ok' : text.startsWith('~') ? 'degraded' : undefined);
+      const state =
+        (Object.keys(SYMBOL) as GroupState[]).find((s) => text === `${SYMBOL[s]} ${s}`) ??
+        (text.startsWith('✓') ? 'ok' : text.startsWith('~') ? 'degraded' : undefined);
       if (!state) throw new Error(`kernel table: ${group} on ${series[i]}: cannot read "${text}"`);
       const programs = [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]);
       columns.get(series[i])!.groups.set(group, { state, programs, reason: '' });

@@ -154,7 +154,10 @@ function kernels(filters: string[]): string[] {
   if (process.env.FLOWTEL_VM) return [];
   const chosen = process.env.FLOWTEL_KERNELS;
   if (chosen === undefined) return filters.length ? [] : [...VM_KERNELS];
-  return chosen.split(',').map((k) => k.trim()).filter(Boolean);
+  return chosen
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
 }
 
 async function main(): Promise<number> {
@@ -172,7 +175,8 @@ async function main(): Promise<number> {
   if (lines.length > 1) lines.push('');
   if (outcomes.length > 1) {
     lines.push('kernels:');
-    for (const o of outcomes) lines.push(`  ${o.where.padEnd(40)} ${o.passed} passed, ${o.failed} failed (${Math.round(o.seconds)} s${o.rerun ? `; ${o.rerun}` : ''})`);
+    for (const o of outcomes)
+      lines.push(`  ${o.where.padEnd(40)} ${o.passed} passed, ${o.failed} failed (${Math.round(o.seconds)} s${o.rerun ? `; ${o.rerun}` : ''})`);
     lines.push('');
   }
   if (skipped) lines.push(`${skipped} skipped`);

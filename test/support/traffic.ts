@@ -1,5 +1,6 @@
 /** Traffic and faults on the test node, shared by the e2e tests. */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { mustRun } from '../../src/testbed/exec';
 import type { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import type { TestNode } from '../../src/testbed/test-node';
@@ -62,7 +63,7 @@ export async function waitForClosedConnections(node: TestNode, pod: string, time
   );
 }
 
-const NET_CLIENT = require('node:path').resolve(__dirname, '..', '..', '..', 'test', 'support', 'net_client.py') as string;
+const NET_CLIENT = path.resolve(__dirname, '..', '..', '..', 'test', 'support', 'net_client.py');
 
 /** Runs net_client.py inside a pod and returns its stdout. */
 export async function netClient(node: TestNode, pod: string, args: Array<string | number>, timeoutMs = 60_000): Promise<string> {
@@ -148,5 +149,8 @@ export function assertRetransmitsWithinBound(exported: number, kernel: number, s
   const short = kernel - exported;
   const bound = skippedRuns * maxSegments + Math.max(maxSegments, Math.floor(kernel * UNSEEN_RETRANSMIT_SHARE));
   assert.ok(short >= 0, `${what}: exported ${exported} is over the kernel's ${kernel}`);
-  assert.ok(short <= bound, `${what}: ${short} short of the kernel's ${kernel}; the bound is ${bound} (${skippedRuns} skipped runs of at most ${maxSegments} segments, 1% unseen)`);
+  assert.ok(
+    short <= bound,
+    `${what}: ${short} short of the kernel's ${kernel}; the bound is ${bound} (${skippedRuns} skipped runs of at most ${maxSegments} segments, 1% unseen)`,
+  );
 }

@@ -73,7 +73,13 @@ class InformerProbe<T extends k8s.KubernetesObject> {
 
 interface WatchLine {
   type: string;
-  object: { kind?: string; apiVersion?: string; metadata?: { name?: string; resourceVersion?: string; annotations?: Record<string, string> }; code?: number; reason?: string };
+  object: {
+    kind?: string;
+    apiVersion?: string;
+    metadata?: { name?: string; resourceVersion?: string; annotations?: Record<string, string> };
+    code?: number;
+    reason?: string;
+  };
 }
 
 /** A raw client-node Watch, collecting every event line and the done() result. */
@@ -139,10 +145,42 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     api.create(makeNode({ name: 'node-b', internalIP: '10.200.0.2', podCIDR: '10.244.2.0/24' }));
     const rs = api.create(makeReplicaSet({ name: 'web-7d4b9c', namespace: 'shop', ownerDeployment: 'web' }));
     const job = api.create(makeJob({ name: 'report-28471234', namespace: 'shop', ownerCronJob: 'report' }));
-    api.create(makePod({ name: 'web-7d4b9c-x1', namespace: 'shop', nodeName: 'node-a', podIP: '10.244.1.10', labels: { app: 'web' }, ownerReferences: [ownerReference(rs)], containers: [{ name: 'web' }, { name: 'sidecar' }], qosClass: 'Burstable' }));
-    api.create(makePod({ name: 'web-7d4b9c-x2', namespace: 'shop', nodeName: 'node-b', podIP: '10.244.2.10', labels: { app: 'web' }, ownerReferences: [ownerReference(rs)] }));
-    api.create(makePod({ name: 'report-28471234-q', namespace: 'shop', nodeName: 'node-a', podIP: '10.244.1.11', labels: { app: 'report' }, ownerReferences: [ownerReference(job)], qosClass: 'Guaranteed' }));
-    api.create(makeService({ name: 'web', namespace: 'shop', clusterIP: '10.96.0.20', selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }));
+    api.create(
+      makePod({
+        name: 'web-7d4b9c-x1',
+        namespace: 'shop',
+        nodeName: 'node-a',
+        podIP: '10.244.1.10',
+        labels: { app: 'web' },
+        ownerReferences: [ownerReference(rs)],
+        containers: [{ name: 'web' }, { name: 'sidecar' }],
+        qosClass: 'Burstable',
+      }),
+    );
+    api.create(
+      makePod({
+        name: 'web-7d4b9c-x2',
+        namespace: 'shop',
+        nodeName: 'node-b',
+        podIP: '10.244.2.10',
+        labels: { app: 'web' },
+        ownerReferences: [ownerReference(rs)],
+      }),
+    );
+    api.create(
+      makePod({
+        name: 'report-28471234-q',
+        namespace: 'shop',
+        nodeName: 'node-a',
+        podIP: '10.244.1.11',
+        labels: { app: 'report' },
+        ownerReferences: [ownerReference(job)],
+        qosClass: 'Guaranteed',
+      }),
+    );
+    api.create(
+      makeService({ name: 'web', namespace: 'shop', clusterIP: '10.96.0.20', selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
+    );
     return { rs, job };
   }
 
@@ -155,15 +193,27 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     const pods = await core.listPodForAllNamespaces();
     assert.equal(pods.kind, 'PodList');
     assert.equal(pods.metadata?.resourceVersion, api.resourceVersion);
-    assert.deepEqual(pods.items.map((p) => p.metadata?.name), ['report-28471234-q', 'web-7d4b9c-x1', 'web-7d4b9c-x2']);
+    assert.deepEqual(
+      pods.items.map((p) => p.metadata?.name),
+      ['report-28471234-q', 'web-7d4b9c-x1', 'web-7d4b9c-x2'],
+    );
     const web = pods.items[1];
     assert.equal(web.spec?.nodeName, 'node-a');
     assert.equal(web.status?.podIP, '10.244.1.10');
-    assert.deepEqual(web.status?.podIPs?.map((p) => p.ip), ['10.244.1.10']);
+    assert.deepEqual(
+      web.status?.podIPs?.map((p) => p.ip),
+      ['10.244.1.10'],
+    );
     assert.equal(web.status?.qosClass, 'Burstable');
-    assert.deepEqual(web.status?.containerStatuses?.map((c) => c.name), ['web', 'sidecar']);
+    assert.deepEqual(
+      web.status?.containerStatuses?.map((c) => c.name),
+      ['web', 'sidecar'],
+    );
     for (const c of web.status?.containerStatuses ?? []) assert.match(c.containerID ?? '', hex64);
-    assert.deepEqual(web.metadata?.ownerReferences?.map((o) => [o.kind, o.name, o.uid, o.controller]), [['ReplicaSet', 'web-7d4b9c', rs.metadata.uid, true]]);
+    assert.deepEqual(
+      web.metadata?.ownerReferences?.map((o) => [o.kind, o.name, o.uid, o.controller]),
+      [['ReplicaSet', 'web-7d4b9c', rs.metadata.uid, true]],
+    );
     assert.match(web.metadata?.uid ?? '', /^[0-9a-f-]{36}$/);
     assert.ok(web.metadata?.creationTimestamp instanceof Date);
     assert.ok(Number(web.metadata?.resourceVersion) > 0);
@@ -177,12 +227,21 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     assert.equal(services.items[0].spec?.clusterIP, '10.96.0.20');
     assert.deepEqual(services.items[0].spec?.selector, { app: 'web' });
     const nodes = await core.listNode();
-    assert.deepEqual(nodes.items.map((n) => n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address), ['10.200.0.1', '10.200.0.2']);
+    assert.deepEqual(
+      nodes.items.map((n) => n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address),
+      ['10.200.0.1', '10.200.0.2'],
+    );
     const replicaSets = await kc.makeApiClient(k8s.AppsV1Api).listReplicaSetForAllNamespaces();
-    assert.deepEqual(replicaSets.items[0].metadata?.ownerReferences?.map((o) => [o.kind, o.name]), [['Deployment', 'web']]);
+    assert.deepEqual(
+      replicaSets.items[0].metadata?.ownerReferences?.map((o) => [o.kind, o.name]),
+      [['Deployment', 'web']],
+    );
     const jobs = await kc.makeApiClient(k8s.BatchV1Api).listJobForAllNamespaces();
     assert.equal(jobs.items[0].metadata?.uid, job.metadata.uid);
-    assert.deepEqual(jobs.items[0].metadata?.ownerReferences?.map((o) => [o.kind, o.name]), [['CronJob', 'report']]);
+    assert.deepEqual(
+      jobs.items[0].metadata?.ownerReferences?.map((o) => [o.kind, o.name]),
+      [['CronJob', 'report']],
+    );
 
     // A kubeconfig file works the same.
     const file = path.join(tempDir('k8s-api'), 'kubeconfig');
@@ -196,10 +255,13 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
   it('answers 401 without the token and fails TLS against a CA that did not sign it', async () => {
     const anonymous = new k8s.KubeConfig();
     anonymous.loadFromString(api.kubeconfig({ withoutToken: true }));
-    const err = await anonymous.makeApiClient(k8s.CoreV1Api).listNode().then(
-      () => assert.fail('listed without a token'),
-      (e: unknown) => e,
-    );
+    const err = await anonymous
+      .makeApiClient(k8s.CoreV1Api)
+      .listNode()
+      .then(
+        () => assert.fail('listed without a token'),
+        (e: unknown) => e,
+      );
     // client-node drops the body of a 401; the Status is there for clients that read it.
     assert.equal((err as { code?: number }).code, 401);
     const raw = await new Promise<{ code?: number; body: string }>((resolve, reject) =>
@@ -225,8 +287,7 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
   it('filters lists by label selectors (equality and set-based) and field selectors', async () => {
     seedCluster();
     api.create(makePod({ name: 'canary', namespace: 'shop', nodeName: 'node-b', labels: { app: 'web', track: 'canary' } }));
-    const names = async (q: { labelSelector?: string; fieldSelector?: string }) =>
-      (await core.listPodForAllNamespaces(q)).items.map((p) => p.metadata?.name);
+    const names = async (q: { labelSelector?: string; fieldSelector?: string }) => (await core.listPodForAllNamespaces(q)).items.map((p) => p.metadata?.name);
     assert.deepEqual(await names({ fieldSelector: 'spec.nodeName=node-a' }), ['report-28471234-q', 'web-7d4b9c-x1']);
     assert.deepEqual(await names({ fieldSelector: 'spec.nodeName=node-b,metadata.name!=canary' }), ['web-7d4b9c-x2']);
     assert.deepEqual(await names({ fieldSelector: 'metadata.namespace=shop,metadata.name=canary' }), ['canary']);
@@ -274,7 +335,10 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     assert.equal(exact.items.length, 1234);
     assert.equal(exact.metadata?.resourceVersion, listRv);
     assert.equal((await core.listPodForAllNamespaces({ resourceVersion: '0' })).items.length, 1234);
-    assert.equal((await core.listPodForAllNamespaces({ resourceVersion: listRv, resourceVersionMatch: 'NotOlderThan' })).metadata?.resourceVersion, api.resourceVersion);
+    assert.equal(
+      (await core.listPodForAllNamespaces({ resourceVersion: listRv, resourceVersionMatch: 'NotOlderThan' })).metadata?.resourceVersion,
+      api.resourceVersion,
+    );
 
     const first = await core.listPodForAllNamespaces({ limit: 500 });
     api.create(makePod({ name: 'pod-after-first-page' }));
@@ -324,8 +388,20 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     const webOnly = podInformer({ labelSelector: 'app=web' });
     await onA.start();
     await webOnly.start();
-    assert.deepEqual(onA.informer.list().map((p) => p.metadata?.name).sort(), ['report-28471234-q', 'web-7d4b9c-x1']);
-    assert.deepEqual(webOnly.informer.list().map((p) => p.metadata?.name).sort(), ['web-7d4b9c-x1', 'web-7d4b9c-x2']);
+    assert.deepEqual(
+      onA.informer
+        .list()
+        .map((p) => p.metadata?.name)
+        .sort(),
+      ['report-28471234-q', 'web-7d4b9c-x1'],
+    );
+    assert.deepEqual(
+      webOnly.informer
+        .list()
+        .map((p) => p.metadata?.name)
+        .sort(),
+      ['web-7d4b9c-x1', 'web-7d4b9c-x2'],
+    );
 
     // A pending pod scheduled onto node-a enters the node-a selection: ADDED, not MODIFIED.
     let t = Date.now();
@@ -424,7 +500,10 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     process.stdout.write(`      back in sync ${Date.now() - t} ms after the server came back\n`);
     // While down: a broken stream, then refused connections (restarts re-watch, they do not relist).
     assert.equal(probe.errors[0].code, 'ERR_STREAM_PREMATURE_CLOSE');
-    assert.ok(probe.errors.slice(1).every((e) => e.code === 'ECONNREFUSED'), JSON.stringify(probe.errors));
+    assert.ok(
+      probe.errors.slice(1).every((e) => e.code === 'ECONNREFUSED'),
+      JSON.stringify(probe.errors),
+    );
     // Back up: the re-watch from the old resourceVersion got a 410 ERROR event, which made it relist.
     const after = api.requests.filter((r) => r.at >= t);
     assert.equal(after[0].verb, 'watch');
@@ -469,10 +548,18 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     await sleep(700);
     assert.equal(none.lines.length, 0, 'no bookmarks unless allowWatchBookmarks=true');
 
-    const initial = await rawWatch(kc, '/api/v1/namespaces/shop/pods', { sendInitialEvents: true, resourceVersionMatch: 'NotOlderThan', allowWatchBookmarks: true, resourceVersion: '' });
+    const initial = await rawWatch(kc, '/api/v1/namespaces/shop/pods', {
+      sendInitialEvents: true,
+      resourceVersionMatch: 'NotOlderThan',
+      allowWatchBookmarks: true,
+      resourceVersion: '',
+    });
     cleanups.push(() => initial.controller.abort());
     await waitFor('initial-events-end', () => initial.lines.find((l) => l.object.metadata?.annotations?.['k8s.io/initial-events-end'] === 'true'), 2000);
-    assert.deepEqual(initial.lines.slice(0, 4).map((l) => l.type), ['ADDED', 'ADDED', 'ADDED', 'ADDED']);
+    assert.deepEqual(
+      initial.lines.slice(0, 4).map((l) => l.type),
+      ['ADDED', 'ADDED', 'ADDED', 'ADDED'],
+    );
     assert.equal(initial.lines[4].type, 'BOOKMARK');
 
     const t = Date.now();
@@ -492,9 +579,15 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     const { code, status } = apiError(err);
     assert.equal(code, 403);
     assert.equal(status.reason, 'Forbidden');
-    assert.equal(status.message, 'pods is forbidden: User "system:serviceaccount:flowtel:flowtel" cannot list resource "pods" in API group "" at the cluster scope');
+    assert.equal(
+      status.message,
+      'pods is forbidden: User "system:serviceaccount:flowtel:flowtel" cannot list resource "pods" in API group "" at the cluster scope',
+    );
     api.setForbidden('replicasets', '*');
-    const rsErr = await kc.makeApiClient(k8s.AppsV1Api).listNamespacedReplicaSet({ namespace: 'shop' }).catch((e: unknown) => e);
+    const rsErr = await kc
+      .makeApiClient(k8s.AppsV1Api)
+      .listNamespacedReplicaSet({ namespace: 'shop' })
+      .catch((e: unknown) => e);
     assert.match(apiError(rsErr).status.message ?? '', /cannot list resource "replicasets" in API group "apps" in the namespace "shop"/);
 
     const probe = podInformer();
@@ -524,7 +617,16 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
         }),
       );
     }
-    for (let i = 0; i < 2_000; i++) api.create(makeService({ name: `svc-${i}`, namespace: `ns-${i % 40}`, clusterIP: `10.96.${i >> 8}.${i & 255}`, selector: { app: `app-${i % 200}` }, ports: [{ port: 80 }] }));
+    for (let i = 0; i < 2_000; i++)
+      api.create(
+        makeService({
+          name: `svc-${i}`,
+          namespace: `ns-${i % 40}`,
+          clusterIP: `10.96.${i >> 8}.${i & 255}`,
+          selector: { app: `app-${i % 200}` },
+          ports: [{ port: 80 }],
+        }),
+      );
     const createMs = Date.now() - t;
     const heap = process.memoryUsage().heapUsed;
 

@@ -113,7 +113,16 @@ function counterTable(
   attribution: CgroupAttribution,
   options: { gracePeriodMs: number; idleFlowEvictMs?: number; now: () => number; keyFields?: readonly string[]; describe?: DescribeRow },
 ) {
-  const table = new EndpointCounterTable({ object, mapName: 'm', keyStruct: 'k', valueStruct: 'v', fields: ['events', 'segments'] as const, attribution, possibleCpus, ...options });
+  const table = new EndpointCounterTable({
+    object,
+    mapName: 'm',
+    keyStruct: 'k',
+    valueStruct: 'v',
+    fields: ['events', 'segments'] as const,
+    attribution,
+    possibleCpus,
+    ...options,
+  });
   // Each collection's series as an array (`rows`: as the table hands them over, read lazily).
   return { collect: () => [...table.collect()], rows: () => table.collect() };
 }
@@ -192,7 +201,7 @@ class FakeFlowMap {
         return { count: entries.length, keys, values, keySize: 32, valueStride: 16 };
       },
       mapDeleteKeys: (_name: string, keys: Buffer) => {
-        for (let off = 0; off < keys.length; off += 32) this.rows.delete(keys.toString('hex', off, off + 32)) && this.deleted++;
+        for (let off = 0; off < keys.length; off += 32) if (this.rows.delete(keys.toString('hex', off, off + 32))) this.deleted++;
         return keys.length / 32;
       },
     } as unknown as NativeBpfObject);
@@ -205,7 +214,10 @@ class FakeHistogramMap {
   deleted = 0;
   object(): NativeBpfObject {
     const base = new FakeCounterMap().object();
-    const histogram: StructLayoutInfo = { size: 48, members: { count: { offset: 0, size: 8 }, sum: { offset: 8, size: 8 }, buckets: { offset: 16, size: 32 } } };
+    const histogram: StructLayoutInfo = {
+      size: 48,
+      members: { count: { offset: 0, size: 8 }, sum: { offset: 8, size: 8 }, buckets: { offset: 16, size: 32 } },
+    };
     return withBatchReads({
       structLayout: (name: string) => (name === 'flowtel_histogram' ? histogram : base.structLayout(name)),
       mapReadAll: (): MapRows => {
@@ -220,7 +232,7 @@ class FakeHistogramMap {
         return { count: entries.length, keys, values, keySize: 32, valueStride: 48 };
       },
       mapDeleteKeys: (_name: string, keys: Buffer) => {
-        for (let off = 0; off < keys.length; off += 32) this.rows.delete(keys.toString('hex', off, off + 32)) && this.deleted++;
+        for (let off = 0; off < keys.length; off += 32) if (this.rows.delete(keys.toString('hex', off, off + 32))) this.deleted++;
         return keys.length / 32;
       },
     } as unknown as NativeBpfObject);
@@ -313,20 +325,34 @@ describe('flow rows: cached identities', () => {
     map.rows.set(rowOf(kubelet), [1, 10]);
     map.rows.set(rowOf(containerd), [2, 20]);
     const first = apiServer();
-    assert.deepEqual(first.map((r) => r.totals), [{ events: 3, segments: 30 }], 'both cgroups are the node: one series');
+    assert.deepEqual(
+      first.map((r) => r.totals),
+      [{ events: 3, segments: 30 }],
+      'both cgroups are the node: one series',
+    );
     assert.equal(first[0].attributes['flowtel.attribution'], 'node');
     clock.set(t0 + 1_000);
     map.rows.set(rowOf(kubelet), [5, 50]); // containerd stays idle from here on
     apiServer();
     clock.set(t0 + 5_000);
     map.rows.set(rowOf(kubelet), [6, 60]);
-    assert.deepEqual(apiServer().map((r) => r.totals), [{ events: 8, segments: 80 }]);
+    assert.deepEqual(
+      apiServer().map((r) => r.totals),
+      [{ events: 8, segments: 80 }],
+    );
     assert.equal(map.deleted, 1, "containerd's idle row was deleted from the kernel map");
     clock.set(t0 + 6_000);
     map.rows.set(rowOf(kubelet), [7, 70]);
-    assert.deepEqual(apiServer().map((r) => r.totals), [{ events: 9, segments: 90 }], 'the series did not go backwards');
+    assert.deepEqual(
+      apiServer().map((r) => r.totals),
+      [{ events: 9, segments: 90 }],
+      'the series did not go backwards',
+    );
     clock.set(t0 + 11_000);
-    assert.deepEqual(apiServer().map((r) => r.totals), [{ events: 9, segments: 90 }]);
+    assert.deepEqual(
+      apiServer().map((r) => r.totals),
+      [{ events: 9, segments: 90 }],
+    );
     assert.equal(map.deleted, 2, "kubelet's row idled too");
     assert.deepEqual(apiServer(), [], 'the series ended with its last row');
   });
@@ -348,7 +374,9 @@ describe('flow rows: cached identities', () => {
       for (const [peer, key] of Object.entries(stays)) map.rows.set(key, [moved, segmentsPer[peer as keyof typeof stays] * moved]);
     };
     const byPeerSeries = () =>
-      Object.fromEntries(table.collect().map((r) => [String(r.attributes['network.peer.address']), { attributes: r.attributes, start: r.startTime, totals: r.totals }]));
+      Object.fromEntries(
+        table.collect().map((r) => [String(r.attributes['network.peer.address']), { attributes: r.attributes, start: r.startTime, totals: r.totals }]),
+      );
     move();
     const before = byPeerSeries();
     assert.deepEqual(Object.keys(before).sort(), ['10.0.0.7', '10.0.0.8', 'fd00::9']);
@@ -373,7 +401,10 @@ describe('flow rows: cached identities', () => {
   it('names a row whose cgroup appears after its first collection, and evicts flows that stop moving', () => {
     const { root, map, table, clock } = flowTable();
     // Created after the index's walk: unknown until the next walk, then the same row is named.
-    const late = path.join(root, `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${'d'.repeat(64)}.scope`);
+    const late = path.join(
+      root,
+      `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${'d'.repeat(64)}.scope`,
+    );
     fs.mkdirSync(late);
     map.rows.set(FakeFlowMap.key(ino(late), '10.0.0.9', 53), [1, 1]);
     assert.equal(table.collect()[0].attributes['flowtel.attribution'], 'unknown');
@@ -500,7 +531,11 @@ describe('flow rows: cached identities', () => {
     const apiServer = (rows: Iterable<{ attributes: Attributes; totals: Record<string, number> }>) =>
       [...rows].filter((r) => r.attributes['network.peer.address'] === '10.0.0.1').map((r) => r.totals);
     assert.deepEqual(apiServer(second), [{ events: 7, segments: 70 }]);
-    assert.deepEqual(apiServer(first), [{ events: 7, segments: 70 }], 'the first collection reads the whole newer total, not the part summed before the columns grew');
+    assert.deepEqual(
+      apiServer(first),
+      [{ events: 7, segments: 70 }],
+      'the first collection reads the whole newer total, not the part summed before the columns grew',
+    );
   });
 
   it('keeps each row on its own series when the map returns rows in another order, or another row in a place', () => {
@@ -511,13 +546,24 @@ describe('flow rows: cached identities', () => {
       for (const [peer, segments] of rows) map.rows.set(key(peer), [1, segments]);
     };
     const segmentsByPeer = () => Object.fromEntries(Object.entries(byPeer(table.collect())).map(([peer, row]) => [peer, row.segments]));
-    fill([['10.0.0.1', 1], ['10.0.0.2', 2], ['10.0.0.3', 3]]);
+    fill([
+      ['10.0.0.1', 1],
+      ['10.0.0.2', 2],
+      ['10.0.0.3', 3],
+    ]);
     assert.deepEqual(segmentsByPeer(), { '10.0.0.1': 1, '10.0.0.2': 2, '10.0.0.3': 3 });
     assert.deepEqual(segmentsByPeer(), { '10.0.0.1': 1, '10.0.0.2': 2, '10.0.0.3': 3 }, 'same order again');
     // Rows found by position last time are now elsewhere; a new row takes the place of one that went.
-    fill([['10.0.0.3', 30], ['10.0.0.4', 40], ['10.0.0.1', 10]]);
+    fill([
+      ['10.0.0.3', 30],
+      ['10.0.0.4', 40],
+      ['10.0.0.1', 10],
+    ]);
     assert.deepEqual(segmentsByPeer(), { '10.0.0.3': 30, '10.0.0.4': 40, '10.0.0.1': 10 });
-    fill([['10.0.0.5', 50], ['10.0.0.4', 41]]);
+    fill([
+      ['10.0.0.5', 50],
+      ['10.0.0.4', 41],
+    ]);
     assert.deepEqual(segmentsByPeer(), { '10.0.0.5': 50, '10.0.0.4': 41 });
   });
 });
@@ -535,7 +581,16 @@ describe('kernel histogram table', () => {
     const attribution = new CgroupAttribution(index, 'worker-1');
     const map = new FakeHistogramMap();
     // Export boundary 1.5: kernel buckets 0 and 1 below it, 2 and 3 above.
-    const table = new KernelHistogramTable({ object: map.object(), mapName: 'm', keyStruct: 'k', attribution, boundaries: [1.5], scale: 1, gracePeriodMs: 1000, now: () => clock.now });
+    const table = new KernelHistogramTable({
+      object: map.object(),
+      mapName: 'm',
+      keyStruct: 'k',
+      attribution,
+      boundaries: [1.5],
+      scale: 1,
+      gracePeriodMs: 1000,
+      now: () => clock.now,
+    });
     return { kubelet, containerd, clock, map, table };
   }
 

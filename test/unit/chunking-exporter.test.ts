@@ -27,11 +27,16 @@ describe('export chunking', () => {
     const chunks = splitResourceMetrics(metrics(), 5000);
     const sizes = chunks.map((c) => c.scopeMetrics.flatMap((s) => s.metrics).reduce((n, m) => n + m.dataPoints.length, 0));
     assert.deepEqual(sizes, [5000, 5000, 2003]);
-    const values = chunks.flatMap((c) => c.scopeMetrics.flatMap((s) => s.metrics.filter((m) => m.descriptor.name === 'a').flatMap((m) => m.dataPoints.map((p) => p.value))));
+    const values = chunks.flatMap((c) =>
+      c.scopeMetrics.flatMap((s) => s.metrics.filter((m) => m.descriptor.name === 'a').flatMap((m) => m.dataPoints.map((p) => p.value))),
+    );
     assert.equal(values.length, 12_000);
     assert.equal(new Set(values).size, 12_000);
     assert.ok(chunks.every((c) => c.resource === resource));
-    assert.ok(chunks.flatMap((c) => c.scopeMetrics.flatMap((s) => s.metrics)).some((m) => m.descriptor.name === 'c'), 'empty metrics are kept');
+    assert.ok(
+      chunks.flatMap((c) => c.scopeMetrics.flatMap((s) => s.metrics)).some((m) => m.descriptor.name === 'c'),
+      'empty metrics are kept',
+    );
   });
 
   it('sends one request at a time and reports success only when every request succeeded', async () => {
@@ -126,8 +131,12 @@ describe('export chunking', () => {
       new ChunkingMetricExporter(inner, 5000).export({ resource, scopeMetrics: [{ scope: { name: 'flowtel' }, metrics: [lazy, sum('b', 3)] }] }, resolve),
     );
     assert.equal(result.code, ExportResultCode.SUCCESS);
-    assert.deepEqual(madeAtRequest, [5000, 10_000, 12_000], "each request makes only its own points");
-    assert.deepEqual(seen.slice(0, 12_000), Array.from({ length: 12_000 }, (_, i) => i), 'every point once, in order');
+    assert.deepEqual(madeAtRequest, [5000, 10_000, 12_000], 'each request makes only its own points');
+    assert.deepEqual(
+      seen.slice(0, 12_000),
+      Array.from({ length: 12_000 }, (_, i) => i),
+      'every point once, in order',
+    );
     assert.equal(seen.length, 12_003);
     assert.equal({ ...lazy }.dataPoints, undefined, 'spreading a lazy metric makes no point');
     assert.equal(lazy.dataPoints.length, 12_000, 'a reader of dataPoints (Prometheus, console) gets them all');

@@ -70,7 +70,10 @@ exporters:
     assert.match(configError(() => configFromFlags([['--log-level', 'loud']])).message, /one of "debug", "info", "warn", "error"/);
     assert.match(configError(() => configFromFlags([['--otlp-endpoint', 'collector:4317']])).message, /http:\/\/ or https:\/\/ URL/);
     const file = tempFile('list.yaml', 'probes: [a, b]\n');
-    assert.match(configError(() => configFromFile(file)).message, /probes = a list .*expected a mapping with keys tcpRetransmits, tcpResets, drops, tcpConnections, tcpRtt, flows/);
+    assert.match(
+      configError(() => configFromFile(file)).message,
+      /probes = a list .*expected a mapping with keys tcpRetransmits, tcpResets, drops, tcpConnections, tcpRtt, flows/,
+    );
   });
 
   it('names the flag or environment variable a bad value came from', () => {

@@ -15,7 +15,7 @@ describe('drop reason selection', () => {
   it('counts only the allowed reasons, minus denied ones', () => {
     assert.deepEqual(selectedReasons(reasons, { allowReasons: ['NETFILTER_DROP', 'NO_SOCKET'], denyReasons: ['NO_SOCKET'] }).values, [9]);
   });
-  it("ignores, and reports by field, a name this kernel does not have: the default deny list names QUEUE_PURGE, which 6.1 lacks", () => {
+  it('ignores, and reports by field, a name this kernel does not have: the default deny list names QUEUE_PURGE, which 6.1 lacks', () => {
     // The agent's own default on a kernel without QUEUE_PURGE (6.5 and older): the rest still applies.
     const selection = selectedReasons(reasons, defaultConfig('.').probes.drops);
     assert.deepEqual(selection.values.sort(), [3, 9]);

@@ -24,10 +24,14 @@ describe('event batches', () => {
   it('handles every record once, in order, in slices that let timers run between them', async () => {
     const seen: number[] = [];
     const done: number[] = [];
-    const batches = new EventBatches((batch, start) => {
-      seen.push(batch.readUInt32LE(start));
-      busy(0.5);
-    }, (bytes) => done.push(bytes), 10);
+    const batches = new EventBatches(
+      (batch, start) => {
+        seen.push(batch.readUInt32LE(start));
+        busy(0.5);
+      },
+      (bytes) => done.push(bytes),
+      10,
+    );
     const first = framedBatch(Array.from({ length: 300 }, (_, i) => i));
     const second = framedBatch(Array.from({ length: 100 }, (_, i) => 300 + i));
     batches.push(first, 300);
@@ -45,14 +49,21 @@ describe('event batches', () => {
       before = seen.length;
     }
     assert.ok(Math.max(...perTurn) <= 64, `${Math.max(...perTurn)} records handled without a turn of the timers`);
-    assert.deepEqual(seen, Array.from({ length: 400 }, (_, i) => i));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 400 }, (_, i) => i),
+    );
     assert.deepEqual(done, [first.length, second.length]);
   });
 
   it('drains everything at once when asked (at stop)', () => {
     const seen: number[] = [];
     const done: number[] = [];
-    const batches = new EventBatches((batch, start) => seen.push(batch.readUInt32LE(start)), (bytes) => done.push(bytes), 1);
+    const batches = new EventBatches(
+      (batch, start) => seen.push(batch.readUInt32LE(start)),
+      (bytes) => done.push(bytes),
+      1,
+    );
     const batch = framedBatch([7, 8, 9]);
     batches.push(batch, 3);
     batches.drain();

@@ -26,15 +26,24 @@ describe('export watch', () => {
     const { w, lines, advance } = watch();
     w.succeeded();
     w.failed(100, 'UNAVAILABLE: connection refused');
-    assert.deepEqual(lines.map((l) => l.level), ['warn']);
-    assert.match(lines[0].message, /^metrics export to OTLP grpc http:\/\/collector:4317 failed: UNAVAILABLE: connection refused; the next export carries the totals/);
+    assert.deepEqual(
+      lines.map((l) => l.level),
+      ['warn'],
+    );
+    assert.match(
+      lines[0].message,
+      /^metrics export to OTLP grpc http:\/\/collector:4317 failed: UNAVAILABLE: connection refused; the next export carries the totals/,
+    );
     for (let i = 0; i < 5; i++) {
       advance(15_000);
       w.failed(100, 'UNAVAILABLE: connection refused');
     }
     // 60 s after the first: one summary of the 4 failures since it (the 5th falls after the summary).
     assert.equal(lines.length, 2);
-    assert.match(lines[1].message, /^metrics exports to OTLP grpc http:\/\/collector:4317 still failing: 4 failed exports \(400 data points\) in the last 60 s; last cause: UNAVAILABLE/);
+    assert.match(
+      lines[1].message,
+      /^metrics exports to OTLP grpc http:\/\/collector:4317 still failing: 4 failed exports \(400 data points\) in the last 60 s; last cause: UNAVAILABLE/,
+    );
     advance(1000);
     w.succeeded();
     assert.equal(lines.length, 3);

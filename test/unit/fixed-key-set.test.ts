@@ -18,7 +18,11 @@ describe('fixed-size byte key set', () => {
     }
     assert.equal(set.size, 5000);
     assert.ok(set.capacity >= 5000);
-    assert.deepEqual(slots, Array.from({ length: 5000 }, (_, n) => n), 'slots are handed out in order');
+    assert.deepEqual(
+      slots,
+      Array.from({ length: 5000 }, (_, n) => n),
+      'slots are handed out in order',
+    );
     for (let n = 0; n < 5000; n++) assert.equal(set.find(keyOf(n), 0), n);
     for (let n = 5000; n < 6000; n++) assert.equal(set.find(keyOf(n), 0), -1);
     // A key read from the middle of a larger Buffer, as rows come from a map read.

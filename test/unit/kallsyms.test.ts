@@ -42,7 +42,7 @@ describe('kernel symbolizer', () => {
     }
   });
 
-  it('agrees with a line-by-line reading of this kernel\'s /proc/kallsyms', function () {
+  it("agrees with a line-by-line reading of this kernel's /proc/kallsyms", function () {
     requireKernel(this); // root: kptr_restrict shows others zero addresses
     const text = fs.readFileSync('/proc/kallsyms', 'latin1');
     const functions = text

@@ -32,7 +32,10 @@ describe('log queue', () => {
       exporter.calls[answered].answer({ code: ExportResultCode.SUCCESS });
     }
     await flushed;
-    assert.deepEqual(exporter.calls.map((c) => c.records.length), [10, 10, 5]);
+    assert.deepEqual(
+      exporter.calls.map((c) => c.records.length),
+      [10, 10, 5],
+    );
     assert.deepEqual(queue.losses, { queueFull: 0, exportFailed: 0 });
   });
 
@@ -47,7 +50,7 @@ describe('log queue', () => {
     await tick();
     assert.equal(queue.losses.exportFailed, 2);
     // The next call is never answered: it times out and its records count as failed too.
-    for (const deadline = Date.now() + 5000; queue.losses.exportFailed < 4 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const deadline = Date.now() + 5000; queue.losses.exportFailed < 4 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 5));
     assert.equal(queue.losses.exportFailed, 4);
     assert.equal(exporter.calls.length, 3, 'the last batch went out after the timeout');
     exporter.calls[2].answer({ code: ExportResultCode.SUCCESS });

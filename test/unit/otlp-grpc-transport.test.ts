@@ -110,7 +110,11 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
     // A request overwritten while it was still being sent would decode wrongly or carry another chunk's values.
     for (const [m, name] of ['a', 'b', 'c'].entries()) {
       const values = points.filter((p) => p.metric === name).map((p) => [p.attributes['flowtel.test.point'], p.value]);
-      assert.deepEqual(values, Array.from({ length: 60 }, (_, p) => [p, 1000 * m + p]), `metric ${name}`);
+      assert.deepEqual(
+        values,
+        Array.from({ length: 60 }, (_, p) => [p, 1000 * m + p]),
+        `metric ${name}`,
+      );
     }
   });
 
@@ -127,7 +131,7 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
     assert.deepEqual(Buffer.from(second), Buffer.from(new MetricsRequestEncoder().encode(metricsRequest(['b'], 10))));
   });
 
-  it('sends the configured headers and OTEL_EXPORTER_OTLP_*HEADERS (the signal\'s winning), with user agent and deadline', async () => {
+  it("sends the configured headers and OTEL_EXPORTER_OTLP_*HEADERS (the signal's winning), with user agent and deadline", async () => {
     const env = { OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=team%20a,x-both=generic', OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-both=metrics' };
     const t = transport(plainEndpoint(receiver, env, { 'X-Config': 'from-config' }));
     const result = await t.send(new MetricsRequestEncoder().encode(metricsRequest(['a'], 1)), 5000);
@@ -236,7 +240,12 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
     });
     await new Promise<void>((resolve) => wire.listen(0, '127.0.0.1', resolve));
     closers.push(() => new Promise((resolve) => wire.close(() => resolve())));
-    const wireEndpoint = resolveGrpcEndpoint(`http://127.0.0.1:${(wire.address() as net.AddressInfo).port}`, 'METRICS', {}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' });
+    const wireEndpoint = resolveGrpcEndpoint(
+      `http://127.0.0.1:${(wire.address() as net.AddressInfo).port}`,
+      'METRICS',
+      {},
+      { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' },
+    );
     assert.equal((await transport(wireEndpoint).send(plain, 5000)).status, 'success');
     const { headers, body } = await seen;
     assert.equal(headers['grpc-encoding'], 'gzip');
@@ -293,7 +302,13 @@ describe('OTLP/gRPC transport (node:http2 against a grpc-js server)', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const sockets: net.Socket[] = [];
     silent.on('connection', (socket) => sockets.push(socket));
-    closers.push(() => new Promise((resolve) => { for (const s of sockets) s.destroy(); silent.close(() => resolve()); }));
+    closers.push(
+      () =>
+        new Promise((resolve) => {
+          for (const s of sockets) s.destroy();
+          silent.close(() => resolve());
+        }),
+    );
     const endpoint = resolveGrpcEndpoint(`http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`, 'METRICS', {}, {});
     let released = 0;
     const body = new MetricsRequestEncoder().encode(metricsRequest(['a'], 20_000)); // about 1 MB: more than a stream window
@@ -419,7 +434,10 @@ describe('OTLP/gRPC over TLS', () => {
     const before = receiver.metricExports.length;
     const noClient = await send({ OTEL_EXPORTER_OTLP_CERTIFICATE: env.OTEL_EXPORTER_OTLP_CERTIFICATE });
     assert.equal(noClient.status, 'failure');
-    const untrusted = await send({ OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: env.OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY: env.OTEL_EXPORTER_OTLP_CLIENT_KEY });
+    const untrusted = await send({
+      OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: env.OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+      OTEL_EXPORTER_OTLP_CLIENT_KEY: env.OTEL_EXPORTER_OTLP_CLIENT_KEY,
+    });
     assert.equal(untrusted.status, 'failure');
     assert.match(untrusted.error!.message, /certificate/i);
     assert.equal(receiver.metricExports.length, before, 'nothing arrived');
@@ -429,15 +447,12 @@ describe('OTLP/gRPC over TLS', () => {
 describe('OTLP/gRPC endpoint settings', () => {
   it('names the variable, the value and what was expected for bad TLS files, a half client pair, compression and headers', () => {
     const url = 'https://collector:4317';
-    assert.throws(
-      () => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: '/nonexistent/ca.crt' }),
-      {
-        name: 'ConfigError',
-        message:
-          'invalid configuration: OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE = "/nonexistent/ca.crt" (from environment variable OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE): ' +
-          'expected a readable PEM file with the CA certificates that sign the collector, a regular file of at most 1048576 bytes (it cannot be opened: ENOENT)',
-      },
-    );
+    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: '/nonexistent/ca.crt' }), {
+      name: 'ConfigError',
+      message:
+        'invalid configuration: OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE = "/nonexistent/ca.crt" (from environment variable OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE): ' +
+        'expected a readable PEM file with the CA certificates that sign the collector, a regular file of at most 1048576 bytes (it cannot be opened: ENOENT)',
+    });
     const dir = tempDir('otlp-env');
     const cert = path.join(dir, 'tls.crt');
     fs.writeFileSync(cert, 'x');
@@ -445,14 +460,26 @@ describe('OTLP/gRPC endpoint settings', () => {
       () => resolveGrpcEndpoint(url, 'LOGS', {}, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: cert }),
       /OTEL_EXPORTER_OTLP_CLIENT_KEY = \(missing\) .*expected a PEM file, set together with OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE/,
     );
-    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }), /OTEL_EXPORTER_OTLP_COMPRESSION = "zstd" .*expected gzip or none/);
-    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', { 'trace-bin': 'x' }, {}), /exporters.otlp.headers = "trace-bin" .*expected an ordinary text header name/);
-    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_HEADERS: 'te=x' }), /"te" \(from environment variable OTEL_EXPORTER_OTLP_HEADERS\)/);
+    assert.throws(
+      () => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }),
+      /OTEL_EXPORTER_OTLP_COMPRESSION = "zstd" .*expected gzip or none/,
+    );
+    assert.throws(
+      () => resolveGrpcEndpoint(url, 'METRICS', { 'trace-bin': 'x' }, {}),
+      /exporters.otlp.headers = "trace-bin" .*expected an ordinary text header name/,
+    );
+    assert.throws(
+      () => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_HEADERS: 'te=x' }),
+      /"te" \(from environment variable OTEL_EXPORTER_OTLP_HEADERS\)/,
+    );
     assert.throws(
       () => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY: cert }),
       /OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE = \(missing\) .*set together with OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY/,
     );
-    assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_CERTIFICATE: cert }), /OTEL_EXPORTER_OTLP_CERTIFICATE = ".*tls.crt" .*expected PEM files node can use for TLS/);
+    assert.throws(
+      () => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_CERTIFICATE: cert }),
+      /OTEL_EXPORTER_OTLP_CERTIFICATE = ".*tls.crt" .*expected PEM files node can use for TLS/,
+    );
     const certs = makeTestCertificates();
     const other = makeTestCertificates();
     const write = (name: string, text: string) => {
@@ -460,20 +487,37 @@ describe('OTLP/gRPC endpoint settings', () => {
       return path.join(dir, name);
     };
     assert.throws(
-      () => resolveGrpcEndpoint(url, 'METRICS', {}, { OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE: write('client.crt', certs.clientCert), OTEL_EXPORTER_OTLP_CLIENT_KEY: write('other.key', other.clientKey) }),
+      () =>
+        resolveGrpcEndpoint(
+          url,
+          'METRICS',
+          {},
+          {
+            OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE: write('client.crt', certs.clientCert),
+            OTEL_EXPORTER_OTLP_CLIENT_KEY: write('other.key', other.clientKey),
+          },
+        ),
       /OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY = .*expected PEM files node can use for TLS/,
-      'a key that is not the certificate\'s',
+      "a key that is not the certificate's",
     );
     assert.throws(() => resolveGrpcEndpoint(url, 'METRICS', { Connection: 'close' }, {}), /exporters.otlp.headers = "connection"/);
-    assert.throws(() => resolveGrpcEndpoint('unix:///run/otel.sock', 'METRICS', {}, {}), /exporters.otlp.endpoint = "unix:\/\/\/run\/otel.sock" .*expected an http:\/\/ or https:\/\/ URL/);
+    assert.throws(
+      () => resolveGrpcEndpoint('unix:///run/otel.sock', 'METRICS', {}, {}),
+      /exporters.otlp.endpoint = "unix:\/\/\/run\/otel.sock" .*expected an http:\/\/ or https:\/\/ URL/,
+    );
   });
 
-  it('takes the signal\'s own variable over the generic one, and ignores TLS files for http://', () => {
-    const endpoint = resolveGrpcEndpoint('http://collector:4317', 'LOGS', {}, {
-      OTEL_EXPORTER_OTLP_COMPRESSION: 'none',
-      OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: 'gzip',
-      OTEL_EXPORTER_OTLP_CERTIFICATE: '/nonexistent/ca.crt',
-    });
+  it("takes the signal's own variable over the generic one, and ignores TLS files for http://", () => {
+    const endpoint = resolveGrpcEndpoint(
+      'http://collector:4317',
+      'LOGS',
+      {},
+      {
+        OTEL_EXPORTER_OTLP_COMPRESSION: 'none',
+        OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: 'gzip',
+        OTEL_EXPORTER_OTLP_CERTIFICATE: '/nonexistent/ca.crt',
+      },
+    );
     assert.equal(endpoint.gzip, true);
     assert.equal(endpoint.tls, undefined);
   });

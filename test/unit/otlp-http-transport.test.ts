@@ -21,7 +21,9 @@ interface Seen {
 }
 
 /** An HTTP server on loopback answering each request with the next of `answers` (the last one repeats). */
-async function server(answers: Array<{ status: number; headers?: Record<string, string>; body?: string | Buffer } | 'silent'>): Promise<{ url: string; seen: Seen[]; close: () => Promise<void> }> {
+async function server(
+  answers: Array<{ status: number; headers?: Record<string, string>; body?: string | Buffer } | 'silent'>,
+): Promise<{ url: string; seen: Seen[]; close: () => Promise<void> }> {
   const seen: Seen[] = [];
   const srv = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -48,7 +50,10 @@ async function server(answers: Array<{ status: number; headers?: Record<string, 
 
 const FAST = { maxRetries: 4, initialBackoffMs: 50, multiplier: 1.5 };
 
-function transport(url: string, options: { gzip?: boolean; headers?: Record<string, string>; closing?: ExportClosing; onSent?: (r: Uint8Array) => void } = {}): HttpExportTransport {
+function transport(
+  url: string,
+  options: { gzip?: boolean; headers?: Record<string, string>; closing?: ExportClosing; onSent?: (r: Uint8Array) => void } = {},
+): HttpExportTransport {
   return new HttpExportTransport(
     { url: new URL(url), tls: undefined, headers: options.headers ?? {}, gzip: options.gzip ?? false },
     'application/x-protobuf',
@@ -202,7 +207,10 @@ describe('OTLP settings from the config and the OTEL_EXPORTER_OTLP_* variables',
     assert.deepEqual([s.metrics?.timeoutMs, s.logs?.timeoutMs], [9000, 7000]);
     assert.deepEqual([s.metrics?.gzip, s.logs?.gzip], [true, false]);
     assert.deepEqual([s.metrics?.headers.a, s.logs?.headers.a], ['2', '1']);
-    assert.match(describeSignal(s.logs!), /^logs: OTLP http\/json to http:\/\/collector:4317\/v1\/logs \(no compression, timeout 7000 ms, plaintext, headers a;/);
+    assert.match(
+      describeSignal(s.logs!),
+      /^logs: OTLP http\/json to http:\/\/collector:4317\/v1\/logs \(no compression, timeout 7000 ms, plaintext, headers a;/,
+    );
   });
 
   it('a scheme-less gRPC signal endpoint is TLS, or plaintext with INSECURE=true', () => {
@@ -216,7 +224,10 @@ describe('OTLP settings from the config and the OTEL_EXPORTER_OTLP_* variables',
     const cases: Array<[NodeJS.ProcessEnv, RegExp]> = [
       [{ OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http' }, /OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "http".*one of grpc, http\/protobuf, http\/json/],
       [{ OTEL_EXPORTER_OTLP_TIMEOUT: '10s' }, /OTEL_EXPORTER_OTLP_TIMEOUT = "10s".*milliseconds/],
-      [{ OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'ftp://x/v1/logs', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }, /OTEL_EXPORTER_OTLP_LOGS_ENDPOINT = "ftp:\/\/x\/v1\/logs"/],
+      [
+        { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'ftp://x/v1/logs', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' },
+        /OTEL_EXPORTER_OTLP_LOGS_ENDPOINT = "ftp:\/\/x\/v1\/logs"/,
+      ],
       [{ OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'c:4317', OTEL_EXPORTER_OTLP_INSECURE: 'yes' }, /OTEL_EXPORTER_OTLP_INSECURE = "yes".*true or false/],
     ];
     for (const [env, message] of cases) assert.throws(() => resolveOtlpSettings(otlp({ endpoint: 'http://c:4317', protocol: 'http/protobuf' }), env), message);

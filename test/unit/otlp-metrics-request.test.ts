@@ -34,7 +34,13 @@ function point<T>(attributes: Attributes, value: T, startTime: [number, number] 
   return { startTime, endTime: NOW, attributes, value };
 }
 
-function sum(name: string, valueType: ValueType, points: Array<DataPoint<number>>, monotonic = true, temporality = AggregationTemporality.CUMULATIVE): SumMetricData {
+function sum(
+  name: string,
+  valueType: ValueType,
+  points: Array<DataPoint<number>>,
+  monotonic = true,
+  temporality = AggregationTemporality.CUMULATIVE,
+): SumMetricData {
   return {
     descriptor: { name, description: `${name} description`, unit: 'By', valueType },
     aggregationTemporality: temporality,
@@ -95,7 +101,10 @@ describe('OTLP metrics request encoder', () => {
         sum('doubles', ValueType.DOUBLE, [point({ a: 'b' }, 0.1), point({ a: 'c' }, -2e300)], false, AggregationTemporality.DELTA),
         gauge('gauge', [point({ unit: 'none' }, 3.25), point({}, Number.MAX_SAFE_INTEGER)]),
         histogram('hist', [
-          point({ direction: 'egress' }, { buckets: { boundaries: [0.001, 0.01, 0.1], counts: [1, 2, 3, 2 ** 33] }, sum: 12.5, count: 2 ** 33 + 6, min: 0.0005, max: 0.2 }),
+          point(
+            { direction: 'egress' },
+            { buckets: { boundaries: [0.001, 0.01, 0.1], counts: [1, 2, 3, 2 ** 33] }, sum: 12.5, count: 2 ** 33 + 6, min: 0.0005, max: 0.2 },
+          ),
           point({}, { buckets: { boundaries: [], counts: [] }, count: 0 }),
         ]),
         sum('empty', ValueType.INT, []),
@@ -106,7 +115,9 @@ describe('OTLP metrics request encoder', () => {
   });
 
   it('writes lengths of every size (one to three bytes) the same way, with many points', () => {
-    const points = Array.from({ length: 20_000 }, (_, i) => point({ 'k8s.pod.name': `pod-${i}`, 'server.port': i, idx: i % 7 === 0 ? 'x'.repeat(i % 300) : i }, i * 1000, i % 2 ? START : NOW));
+    const points = Array.from({ length: 20_000 }, (_, i) =>
+      point({ 'k8s.pod.name': `pod-${i}`, 'server.port': i, idx: i % 7 === 0 ? 'x'.repeat(i % 300) : i }, i * 1000, i % 2 ? START : NOW),
+    );
     const rm = request([sum('flow', ValueType.INT, points)]);
     const bytes = ours(rm);
     assert.ok(bytes.length > 2 ** 21, `expected a request over 2 MiB (three-byte lengths), got ${bytes.length}`);
@@ -114,13 +125,7 @@ describe('OTLP metrics request encoder', () => {
   });
 
   it('encodes times as nanoseconds exactly, including ones beyond 2^53', () => {
-    const times: Array<[number, number]> = [
-      [0, 0],
-      [1, 1],
-      [9_007_199, 254_740_993],
-      [2 ** 32 - 1, 999_999_999],
-      NOW,
-    ];
+    const times: Array<[number, number]> = [[0, 0], [1, 1], [9_007_199, 254_740_993], [2 ** 32 - 1, 999_999_999], NOW];
     for (const time of times) {
       const rm = request([gauge('t', [{ startTime: time, endTime: time, attributes: {}, value: 1 }])]);
       const decoded = decode(ours(rm)).resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[0];
@@ -182,12 +187,17 @@ describe('OTLP metrics request encoder', () => {
       descriptor: { name: 'exp', description: '', unit: 's', valueType: ValueType.DOUBLE },
       aggregationTemporality: AggregationTemporality.CUMULATIVE,
       dataPointType: DataPointType.EXPONENTIAL_HISTOGRAM,
-      dataPoints: [point({ a: 1 }, { count: 2, sum: 3, scale: 1, zeroCount: 0, positive: { offset: 1, bucketCounts: [1, 1] }, negative: { offset: 0, bucketCounts: [] } })],
+      dataPoints: [
+        point({ a: 1 }, { count: 2, sum: 3, scale: 1, zeroCount: 0, positive: { offset: 1, bucketCounts: [1, 1] }, negative: { offset: 0, bucketCounts: [] } }),
+      ],
     } as MetricData;
     const rm = request([exponential, sum('s', ValueType.INT, [point({}, 1)])]);
     assert.equal(MetricsRequestEncoder.handles(rm), false);
     assert.deepEqual(Buffer.from(new MetricsSerializer().serializeRequest(rm)!), reference(rm));
-    assert.throws(() => new MetricsRequestEncoder().encode(rm), /metric exp has data point type EXPONENTIAL_HISTOGRAM, expected a gauge, sum or explicit-bucket histogram/);
+    assert.throws(
+      () => new MetricsRequestEncoder().encode(rm),
+      /metric exp has data point type EXPONENTIAL_HISTOGRAM, expected a gauge, sum or explicit-bucket histogram/,
+    );
   });
 });
 
@@ -200,20 +210,23 @@ interface DecodedPoint {
 }
 
 let requestType: protobuf.Type | undefined;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 function decode(bytes: Buffer): any {
-  requestType ??= protobuf.loadSync(path.resolve(__dirname, '..', '..', '..', 'src', 'testbed', 'otlp-subset.proto')).lookupType('flowtel.otlp.ExportMetricsServiceRequest');
+  requestType ??= protobuf
+    .loadSync(path.resolve(__dirname, '..', '..', '..', 'src', 'testbed', 'otlp-subset.proto'))
+    .lookupType('flowtel.otlp.ExportMetricsServiceRequest');
   return requestType.toObject(requestType.decode(bytes), { longs: String, bytes: String, defaults: false });
 }
 
 /** The decoded request with each data point's attributes sorted by key (their order carries no meaning). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 function normalized(bytes: Buffer): any {
   const message = decode(bytes);
   for (const rm of message.resourceMetrics)
     for (const sm of rm.scopeMetrics)
       for (const metric of sm.metrics)
         for (const data of [metric.sum, metric.gauge, metric.histogram])
-          for (const p of data?.dataPoints ?? []) p.attributes = [...(p.attributes ?? [])].sort((a: DecodedAttribute, b: DecodedAttribute) => a.key.localeCompare(b.key));
+          for (const p of data?.dataPoints ?? [])
+            p.attributes = [...(p.attributes ?? [])].sort((a: DecodedAttribute, b: DecodedAttribute) => a.key.localeCompare(b.key));
   return message;
 }

@@ -24,7 +24,11 @@ const SKB = 'struct sk_buff *';
 const COMMON = { inet_sock_set_state: [SK, 'int', 'int'], tcp_probe: [SK, SKB], tcp_receive_reset: [SK] };
 const STRUCTS = { sock_cgroup_data: ['cgroup', 'classid', 'prioidx'] };
 const LINUX_5_10 = facts({ ...COMMON, tcp_retransmit_skb: [SK, SKB], tcp_send_reset: [SK, SKB], kfree_skb: [SKB, 'void *'] }, [], STRUCTS);
-const LINUX_6_1 = facts({ ...COMMON, tcp_retransmit_skb: [SK, SKB], tcp_send_reset: [SK, SKB], kfree_skb: [SKB, 'void *', 'enum skb_drop_reason'] }, [], STRUCTS);
+const LINUX_6_1 = facts(
+  { ...COMMON, tcp_retransmit_skb: [SK, SKB], tcp_send_reset: [SK, SKB], kfree_skb: [SKB, 'void *', 'enum skb_drop_reason'] },
+  [],
+  STRUCTS,
+);
 const LINUX_6_18 = facts(
   { ...COMMON, tcp_retransmit_skb: [SK, SKB, 'int'], tcp_send_reset: [SK, SKB, 'enum sk_rst_reason'], kfree_skb: [SKB, 'void *', 'enum skb_drop_reason', SK] },
   ['bpf_rdonly_cast'],
@@ -55,7 +59,10 @@ describe('program variants chosen from the kernel BTF', () => {
     assert.deepEqual(programsOf('tcp-rtt', LINUX_6_1), ['tcp_probe__skc_cast']);
     const resets = planHooks(group('tcp-resets').hooks, LINUX_6_1);
     assert.ok(resets.supported);
-    assert.deepEqual(resets.programs.map((p) => p.variant.program), ['tcp_send_reset__no_reason', 'tcp_receive_reset']);
+    assert.deepEqual(
+      resets.programs.map((p) => p.variant.program),
+      ['tcp_send_reset__no_reason', 'tcp_receive_reset'],
+    );
     assert.equal(resets.degradations.length, 1);
     assert.match(
       resets.degradations[0],
@@ -101,7 +108,7 @@ describe('load failures told apart', () => {
     assert.deepEqual(describeLoadFailure(new KernelUnsupportedError('drops', 'no kfree_skb')), { state: 'unsupported', reason: 'no kfree_skb' });
   });
 
-  it('a verifier refusal of a program this kernel should run is our bug, with the verifier\'s last words', () => {
+  it("a verifier refusal of a program this kernel should run is our bug, with the verifier's last words", () => {
     const log = [
       "libbpf: prog 'kfree_skb': BPF program load failed: Permission denied",
       "libbpf: prog 'kfree_skb': -- BEGIN PROG LOAD LOG --",
@@ -126,7 +133,9 @@ describe('load failures told apart', () => {
       '-- END PROG LOAD LOG --',
       "libbpf: prog 'inet_sock_set_state__skc_cast': failed to load: -13",
       "libbpf: failed to load object 'tcp_connections.bpf.o'",
-    ].join('\n').slice(-8192);
+    ]
+      .join('\n')
+      .slice(-8192);
     assert.ok(!tail.includes('BEGIN PROG LOAD LOG'));
     const failure = describeLoadFailure(nativeError('tcp_connections.bpf.o: load: Permission denied (errno 13)', 13, tail));
     assert.equal(failure.state, 'failed');
@@ -138,12 +147,21 @@ describe('load failures told apart', () => {
       nativeError('flows.bpf.o: load: Cannot allocate memory (errno 12)', 12, "libbpf: map 'flows_by_endpoint': failed to create: Cannot allocate memory(-12)"),
     );
     assert.equal(failure.state, 'failed');
-    assert.match(failure.reason, /^cannot create BPF map flows_by_endpoint \(the kernel could not allocate it: Cannot allocate memory\): lower the group's maxRows/);
+    assert.match(
+      failure.reason,
+      /^cannot create BPF map flows_by_endpoint \(the kernel could not allocate it: Cannot allocate memory\): lower the group's maxRows/,
+    );
   });
 
   it('a missing privilege and a missing object file are named as such', () => {
-    assert.match(describeLoadFailure(nativeError('flows.bpf.o: program flows_ingress on cgroup /sys/fs/cgroup: attach: Operation not permitted (errno 1)', 1, '')).reason, /^permission denied .*CAP_NET_ADMIN/);
-    assert.match(describeLoadFailure(nativeError('/x/drops.bpf.o: open: No such file or directory (errno 2)', 2, '')).reason, /^the BPF object is missing: \/x\/drops\.bpf\.o/);
+    assert.match(
+      describeLoadFailure(nativeError('flows.bpf.o: program flows_ingress on cgroup /sys/fs/cgroup: attach: Operation not permitted (errno 1)', 1, '')).reason,
+      /^permission denied .*CAP_NET_ADMIN/,
+    );
+    assert.match(
+      describeLoadFailure(nativeError('/x/drops.bpf.o: open: No such file or directory (errno 2)', 2, '')).reason,
+      /^the BPF object is missing: \/x\/drops\.bpf\.o/,
+    );
   });
 });
 

@@ -29,7 +29,10 @@ describe('probe-group registry', () => {
   });
 
   it('is what the config schema and defaults are made of', () => {
-    assert.deepEqual(Object.keys(configSchema.shape.probes.shape), PROBE_GROUPS.map((g) => g.configKey));
+    assert.deepEqual(
+      Object.keys(configSchema.shape.probes.shape),
+      PROBE_GROUPS.map((g) => g.configKey),
+    );
     for (const g of PROBE_GROUPS) {
       // Defaults pass the group's own schema, and every key of the defaults has a spec.
       assert.deepEqual(g.configSchema.parse(g.defaults(), `probes.${g.configKey}`, 'test'), g.defaults());
@@ -47,7 +50,11 @@ describe('probe-group registry', () => {
         if (rel.startsWith(path.join('src', 'probes', g.name) + path.sep)) continue;
         // A quoted name, a config key used as a property, or a hyphenated name anywhere (drops and flows are
         // also English words, so those two count only as code).
-        const patterns = [new RegExp(`['"\`]${escape(g.name)}['"\`]`), new RegExp(`\\.${escape(g.configKey)}\\b`), new RegExp(`\\b${escape(g.configKey)}\\s*:`)];
+        const patterns = [
+          new RegExp(`['"\`]${escape(g.name)}['"\`]`),
+          new RegExp(`\\.${escape(g.configKey)}\\b`),
+          new RegExp(`\\b${escape(g.configKey)}\\s*:`),
+        ];
         if (g.name.includes('-')) patterns.push(new RegExp(`(?<![\\w-])${escape(g.name)}(?![\\w-])`));
         lines.forEach((line, i) => {
           if (patterns.some((p) => p.test(line))) offenders.push(`${rel}:${i + 1} names ${g.name}: ${line.trim()}`);
@@ -77,7 +84,12 @@ describe('docs agree with the registry', () => {
   it('docs/kernels.md has a row for every group on every kernel of the matrix, and no other', () => {
     const columns = parseKernelTable(readKernelDoc());
     assert.ok(columns.size >= 4, 'the matrix has at least 4 kernels');
-    for (const [series, column] of columns) assert.deepEqual([...column.groups.keys()], PROBE_GROUPS.map((g) => g.name), series);
+    for (const [series, column] of columns)
+      assert.deepEqual(
+        [...column.groups.keys()],
+        PROBE_GROUPS.map((g) => g.name),
+        series,
+      );
   });
 });
 

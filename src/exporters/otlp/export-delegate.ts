@@ -43,7 +43,11 @@ export interface OtlpSignal<Internal> {
   metricsHelper: IExporterMetricsHelper<Internal>;
 }
 
-export function otlpExporterMetrics<Internal>(signal: OtlpSignal<Internal>, config: OtlpExporterConfig, meterProvider: MeterProvider | undefined): ExporterMetrics<Internal> {
+export function otlpExporterMetrics<Internal>(
+  signal: OtlpSignal<Internal>,
+  config: OtlpExporterConfig,
+  meterProvider: MeterProvider | undefined,
+): ExporterMetrics<Internal> {
   const protocol = config.protocol ?? 'grpc';
   return new ExporterMetrics({
     componentType: signal.componentType[protocol],

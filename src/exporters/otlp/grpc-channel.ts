@@ -106,7 +106,8 @@ function decodeStatusMessage(raw: string | string[] | undefined): string {
 /** The one message of a unary answer, without its 5-byte prefix (empty when the server sent none). */
 function responseMessage(body: Buffer, encoding: string | undefined): Buffer {
   if (body.length === 0) return body;
-  if (body.length < 5 || 5 + body.readUInt32BE(1) > body.length) throw new GrpcCallError(GrpcStatus.INTERNAL, `the answer's message is cut short (${body.length} bytes)`);
+  if (body.length < 5 || 5 + body.readUInt32BE(1) > body.length)
+    throw new GrpcCallError(GrpcStatus.INTERNAL, `the answer's message is cut short (${body.length} bytes)`);
   const message = body.subarray(5, 5 + body.readUInt32BE(1));
   if (body[0] !== 1) return message;
   if (encoding !== 'gzip') throw new GrpcCallError(GrpcStatus.INTERNAL, `the answer is compressed with '${encoding ?? '(none named)'}', which was not offered`);
@@ -228,7 +229,10 @@ export class GrpcChannel {
         this.drop(session);
       };
       this.aborts.add(abort);
-      const timer = setTimeout(() => abort(new GrpcCallError(GrpcStatus.DEADLINE_EXCEEDED, `no answer from ${endpoint.url.host} within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => abort(new GrpcCallError(GrpcStatus.DEADLINE_EXCEEDED, `no answer from ${endpoint.url.host} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       stream.on('response', (headers) => {
         httpStatus = Number(headers[':status']);
         const named = headers['grpc-encoding'];
@@ -291,12 +295,14 @@ export class GrpcChannel {
 
   private failureWithoutStatus(httpStatus: number | undefined, rstCode: number | undefined, failure: Error | undefined): GrpcCallError {
     const host = this.options.endpoint.url.host;
-    if (httpStatus !== undefined && httpStatus !== 200) return new GrpcCallError(statusOfHttp(httpStatus), `${host} answered HTTP status ${httpStatus}, not gRPC`);
+    if (httpStatus !== undefined && httpStatus !== 200)
+      return new GrpcCallError(statusOfHttp(httpStatus), `${host} answered HTTP status ${httpStatus}, not gRPC`);
     // A failed connection (refused, reset, TLS) ends the stream with an error of its own: the transport is lost.
     const streamError = (failure as NodeJS.ErrnoException | undefined)?.code === 'ERR_HTTP2_STREAM_ERROR';
     if (failure && !streamError) return new GrpcCallError(GrpcStatus.UNAVAILABLE, `cannot reach ${host}: ${failure.message.trim()}`);
     // The server reset the stream (RST_STREAM); node raises no error for some codes (CANCEL).
-    if (rstCode && rstCode !== http2.constants.NGHTTP2_NO_ERROR) return new GrpcCallError(statusOfReset(rstCode), `${host} reset the stream (HTTP/2 error ${rstCode})`);
+    if (rstCode && rstCode !== http2.constants.NGHTTP2_NO_ERROR)
+      return new GrpcCallError(statusOfReset(rstCode), `${host} reset the stream (HTTP/2 error ${rstCode})`);
     if (httpStatus === undefined) return new GrpcCallError(GrpcStatus.UNAVAILABLE, `${host} closed the stream without answering`);
     return new GrpcCallError(GrpcStatus.UNKNOWN, `${host} ended the call without a grpc-status`);
   }

@@ -80,6 +80,7 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 function checkHeaderValue(field: string, key: string, value: string, source: string): void {
   // Visible ASCII, spaces and tabs, and bytes from 0x80 (RFC 9110 field-value); never CR, LF or NUL.
+  // eslint-disable-next-line no-control-regex -- control characters are what this check is for
   if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) {
     throw new ConfigError(fieldOf(field, key), value, 'a header value without control characters', source);
   }
@@ -138,11 +139,21 @@ function usableTls(material: NonNullable<GrpcEndpoint['tls']>, files: Array<{ na
   } catch (err) {
     const given = files.filter((f): f is { name: string; path: string } => f !== undefined);
     const names = given.map((f) => f.name).join(', ');
-    throw new ConfigError(names, given.map((f) => f.path).join(', '), `PEM files node can use for TLS (${(err as Error).message})`, `environment variables ${names}`);
+    throw new ConfigError(
+      names,
+      given.map((f) => f.path).join(', '),
+      `PEM files node can use for TLS (${(err as Error).message})`,
+      `environment variables ${names}`,
+    );
   }
 }
 
-export function resolveGrpcEndpoint(endpoint: string, signal: OtlpSignal, configuredHeaders: Record<string, string>, env: NodeJS.ProcessEnv = process.env): GrpcEndpoint {
+export function resolveGrpcEndpoint(
+  endpoint: string,
+  signal: OtlpSignal,
+  configuredHeaders: Record<string, string>,
+  env: NodeJS.ProcessEnv = process.env,
+): GrpcEndpoint {
   const expected = 'an http:// or https:// URL such as http://otel-collector:4317';
   let url: URL;
   try {

@@ -48,7 +48,8 @@ export class HttpExportTransport implements IExporterTransport {
     private readonly closing?: ExportClosing,
   ) {
     const tls = settings.tls;
-    this.agent = settings.url.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 1, ...tls }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
+    this.agent =
+      settings.url.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 1, ...tls }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
     closing?.onDeadline(() => this.cancelAll(new HttpExportError('the agent stopped: its shutdown budget ran out')));
   }
 
@@ -118,7 +119,10 @@ export class HttpExportTransport implements IExporterTransport {
           const status = response.statusCode ?? 0;
           const text = Buffer.concat(chunks);
           if (status >= 200 && status < 300) outcome = { ok: text };
-          else outcome = { error: new HttpExportError(`${host} answered HTTP ${status}${describeBody(text)}`, status, retryAfterMs(response.headers['retry-after'])) };
+          else
+            outcome = {
+              error: new HttpExportError(`${host} answered HTTP ${status}${describeBody(text)}`, status, retryAfterMs(response.headers['retry-after'])),
+            };
         });
       });
       request.on('error', (err) => {

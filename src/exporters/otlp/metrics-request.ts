@@ -133,7 +133,9 @@ export class MetricsRequestEncoder {
         return;
       }
       default:
-        throw new Error(`OTLP metrics encoder: metric ${descriptor.name} has data point type ${DataPointType[metric.dataPointType]}, expected a gauge, sum or explicit-bucket histogram`);
+        throw new Error(
+          `OTLP metrics encoder: metric ${descriptor.name} has data point type ${DataPointType[metric.dataPointType]}, expected a gauge, sum or explicit-bucket histogram`,
+        );
     }
   }
 

@@ -50,7 +50,8 @@ export async function withRetries(attempt: () => Promise<Uint8Array>, classify: 
       backoff *= loop.policy.multiplier;
       // An attempt needs time to succeed: one started with a few ms left would only time out (and drop the connection).
       const room = loop.deadline - Date.now() - wait;
-      if (!retryable || stopping() || n >= loop.policy.maxRetries || room < Math.min(MIN_ATTEMPT_MS, loop.timeoutMillis / 4)) return { status: 'failure', error };
+      if (!retryable || stopping() || n >= loop.policy.maxRetries || room < Math.min(MIN_ATTEMPT_MS, loop.timeoutMillis / 4))
+        return { status: 'failure', error };
       if (loop.closing) await loop.closing.sleep(wait);
       else await new Promise((resolve) => setTimeout(resolve, wait));
       // The agent began to stop during the wait: its final export carries the totals, this one is given up.

@@ -213,11 +213,12 @@ export class DropsGroup implements ProbeGroup {
       // Repeats: same endpoint, reason, dropping function and packet tuple (the client's port aside).
       const key =
         `${reader.endpointKey(buf, offset)}|${reader.fields.uint(buf, offset, 'reason')}|${reader.fields.keyPart(buf, offset, 'location')}|` +
-        (reader.fields.uint(buf, offset, 'tuple_valid') ? `${reader.fields.uint(buf, offset, 'tuple.protocol')}|${reader.tuple.repeatKey(buf, offset, ports)}` : '');
+        (reader.fields.uint(buf, offset, 'tuple_valid')
+          ? `${reader.fields.uint(buf, offset, 'tuple.protocol')}|${reader.tuple.repeatKey(buf, offset, ports)}`
+          : '');
       context.events.offer(key, reader.timestamp(buf, offset), build, buf, offset);
     });
   }
-
 }
 
 export const drops = defineProbeGroup<'drops', DropsConfig>({

@@ -42,7 +42,7 @@ export class KernelSymbols {
       try {
         const chunk = Buffer.alloc(CHUNK_BYTES);
         let carried = '';
-        for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0; ) {
+        for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0;) {
           const lines = (carried + chunk.toString('latin1', 0, n)).split('\n');
           carried = lines.pop() ?? '';
           const text = lines.find((line) => /^[0-9a-f]{16} [tT] /.test(line));

@@ -108,7 +108,12 @@ export class FlowsGroup implements ProbeGroup {
         const attributes = { [ATTR_K8S_NODE_NAME]: nodeName, [ATTR_FLOWTEL_ATTRIBUTION]: ATTRIBUTION_OVERFLOW, [ATTR_NETWORK_IO_DIRECTION]: direction };
         const key = `overflow|${direction}`;
         bytes.push({ key, attributes, startTime: overflowStart, value: sumPerCpu(overflow.values, base + overflowValue.member('bytes').offset, cpus, stride) });
-        packets.push({ key, attributes, startTime: overflowStart, value: sumPerCpu(overflow.values, base + overflowValue.member('packets').offset, cpus, stride) });
+        packets.push({
+          key,
+          attributes,
+          startTime: overflowStart,
+          value: sumPerCpu(overflow.values, base + overflowValue.member('packets').offset, cpus, stride),
+        });
       }
       return {
         sums: [
@@ -118,7 +123,6 @@ export class FlowsGroup implements ProbeGroup {
       };
     });
   }
-
 }
 
 export const flows = defineProbeGroup<'flows', FlowsConfig>({

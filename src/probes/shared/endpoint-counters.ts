@@ -407,7 +407,6 @@ export class EndpointCounterTable<F extends string> {
     }
     return now - this.rowChangedAt[row];
   }
-
 }
 
 /** A collection's series of one table, each made when read from the columns they were summed in. */
@@ -484,7 +483,9 @@ function counterOffset(structName: string, layout: StructLayoutInfo, field: stri
   const member = new StructReader(structName, layout, [memberName]).member(memberName);
   const index = element ? Number(element[2]) : 0;
   if (member.size % 8 !== 0 || (index + 1) * 8 > member.size) {
-    throw new Error(`struct ${structName}: counter '${field}' is not a u64 ${element ? 'array element' : 'member'} (member '${memberName}' is ${member.size} bytes)`);
+    throw new Error(
+      `struct ${structName}: counter '${field}' is not a u64 ${element ? 'array element' : 'member'} (member '${memberName}' is ${member.size} bytes)`,
+    );
   }
   return member.offset + index * 8;
 }

@@ -21,10 +21,7 @@ export function ephemeralPorts(): EphemeralPorts {
   return new EphemeralPorts(low, high);
 }
 
-export function setCommonGlobals(
-  object: NativeBpfObject,
-  options: { granularity: Granularity; maxEventsPerSecondPerCpu?: number },
-): void {
+export function setCommonGlobals(object: NativeBpfObject, options: { granularity: Granularity; maxEventsPerSecondPerCpu?: number }): void {
   const [low, high] = ephemeralPortRange();
   object.setGlobal('flowtel_flow_granularity', u8(options.granularity === 'flow' ? 1 : 0));
   object.setGlobal('flowtel_ephemeral_low', u16(low));

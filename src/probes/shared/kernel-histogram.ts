@@ -83,7 +83,13 @@ export class KernelHistogramTable {
         const identity = this.rows.read(rows.keys, keyOffset, first + i);
         if (!identity) continue;
         const base = i * rows.valueStride;
-        const row = new RowHistogram(identity, identity.seriesKey, this.value.uint(rows.values, base, 'count'), this.value.uint(rows.values, base, 'sum') * scale, new Array<number>(boundaries.length + 1).fill(0));
+        const row = new RowHistogram(
+          identity,
+          identity.seriesKey,
+          this.value.uint(rows.values, base, 'count'),
+          this.value.uint(rows.values, base, 'sum') * scale,
+          new Array<number>(boundaries.length + 1).fill(0),
+        );
         for (let b = 0; b < this.exportIndex.length; b++) {
           const n = readU64(rows.values, base + bucketsOffset + b * 8);
           if (n) row.counts[this.exportIndex[b]] += n;

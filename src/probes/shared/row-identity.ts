@@ -236,7 +236,17 @@ export class RowIdentityReader {
     }
     const description = this.sharedGroup(group);
     const seriesKey = seriesKeyOf(endpoint.keyId, peerKey, description.key);
-    const identity = new RowIdentity(ref, endpoint, description, address, peer?.serverPort ?? 0, peer?.protocol ?? 0, peer?.family ?? 0, peerIdentity, seriesKey);
+    const identity = new RowIdentity(
+      ref,
+      endpoint,
+      description,
+      address,
+      peer?.serverPort ?? 0,
+      peer?.protocol ?? 0,
+      peer?.family ?? 0,
+      peerIdentity,
+      seriesKey,
+    );
     return { identity, generation, seenIn: 0, rowId };
   }
 
@@ -257,7 +267,6 @@ export class RowIdentityReader {
     this.groups.set(group.key, group);
     return group;
   }
-
 }
 
 /**

@@ -109,7 +109,7 @@ export function formatAddress(bytes: Buffer): string {
   // Compress the longest run of two or more zero groups (RFC 5952).
   let bestStart = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

@@ -137,7 +137,8 @@ export class TcpConnectionsGroup implements ProbeGroup {
     const roleCounters = (kind: 'opened' | 'closed' | 'bytes_sent' | 'bytes_received') =>
       roleValues.map((value) => {
         const role = roleName(value);
-        const direction = kind === 'bytes_sent' ? { [ATTR_NETWORK_IO_DIRECTION]: 'transmit' } : kind === 'bytes_received' ? { [ATTR_NETWORK_IO_DIRECTION]: 'receive' } : {};
+        const direction =
+          kind === 'bytes_sent' ? { [ATTR_NETWORK_IO_DIRECTION]: 'transmit' } : kind === 'bytes_received' ? { [ATTR_NETWORK_IO_DIRECTION]: 'receive' } : {};
         return { field: `${kind}[${value}]`, suffix: `${kind}/${role}`, attributes: Object.freeze({ ...direction, [ATTR_FLOWTEL_TCP_ROLE]: role }) };
       });
     const openCounters = roleCounters('opened');
@@ -186,7 +187,11 @@ export class TcpConnectionsGroup implements ProbeGroup {
           shown.add(key);
         }
         // Counters of a role that never happened (a server's client opens) are not series.
-        for (const [out, counters] of [[opens, openCounters], [closes, closeCounters], [bytes, byteCounters]] as const) {
+        for (const [out, counters] of [
+          [opens, openCounters],
+          [closes, closeCounters],
+          [bytes, byteCounters],
+        ] as const) {
           for (const { field, suffix, attributes } of counters) {
             if (totals[field] !== 0) out.push(new FieldSeries(row, row.seriesKey + suffix, totals[field], row.startTime, attributes));
           }
@@ -237,7 +242,6 @@ export class TcpConnectionsGroup implements ProbeGroup {
       context.events.offer(key, reader.timestamp(buf, offset), build, buf, offset);
     });
   }
-
 
   /** Live sockets by state at start, in the same series identity the kernel rows get. */
   private baseline(context: ProbeContext, states: TcpStateNames): Map<string, BaselineEntry> {

@@ -137,7 +137,6 @@ export class TcpResetsGroup implements ProbeGroup {
       context.events.offer(key, reader.timestamp(buf, offset), build, buf, offset);
     });
   }
-
 }
 
 export const tcpResets = defineProbeGroup<'tcpResets', EventProbeConfig>({

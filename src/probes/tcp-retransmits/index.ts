@@ -110,7 +110,6 @@ export class TcpRetransmitsGroup implements ProbeGroup {
       context.events.offer(key, reader.timestamp(buf, offset), build, buf, offset);
     });
   }
-
 }
 
 export const tcpRetransmits = defineProbeGroup<'tcpRetransmits', EventProbeConfig>({

@@ -72,7 +72,6 @@ export class TcpRttGroup implements ProbeGroup {
       histograms: [{ metric: METRIC_TCP_RTT, boundaries: RTT_BOUNDARIES_S, series: table.collect() }],
     }));
   }
-
 }
 
 export const tcpRtt = defineProbeGroup<'tcpRtt', TcpRttConfig>({
