@@ -2,7 +2,8 @@
  * Command-line parsing for `flowtel`. Flags that set configuration fields
  * are listed in CONFIG_FLAGS; everything is validated by the config schema.
  */
-import { CONFIG_FLAGS } from '../config/config';
+import { CONFIG_FLAGS, PROBE_GROUPS_FLAG } from '../config/config';
+import { PROBE_GROUPS } from '../probes/registry';
 import { ConfigError } from '../config/schema';
 
 export type OutputFormat = 'table' | 'json';
@@ -29,6 +30,7 @@ Commands:
 
 Flags for run, validate and doctor (each overrides the config file, which overrides OTEL_* variables):
   --config FILE                  YAML or JSON config file
+  ${`${PROBE_GROUPS_FLAG} LIST`.padEnd(30)} load only these probe groups (comma-separated): ${PROBE_GROUPS.map((g) => g.name).join(', ')}
 ${Object.entries(CONFIG_FLAGS)
   .map(([flag, field]) => `  ${`${flag} VALUE`.padEnd(30)} sets ${field}`)
   .join('\n')}
@@ -49,11 +51,11 @@ export function parseArgs(argv: string[]): ParsedArgs {
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const output = command === 'doctor' && (flag === '-o' || flag === '--output');
-    if (flag !== '--config' && !output && !Object.hasOwn(CONFIG_FLAGS, flag)) {
+    if (flag !== '--config' && !output && flag !== PROBE_GROUPS_FLAG && !Object.hasOwn(CONFIG_FLAGS, flag)) {
       throw new ConfigError(
         flag,
         arg,
-        `a known flag (${['--config', ...(command === 'doctor' ? ['-o'] : []), ...Object.keys(CONFIG_FLAGS)].join(', ')})`,
+        `a known flag (${['--config', ...(command === 'doctor' ? ['-o'] : []), PROBE_GROUPS_FLAG, ...Object.keys(CONFIG_FLAGS)].join(', ')})`,
         'the command line',
       );
     }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { probesDefaults, probesSchema, type ProbesConfig } from '../probes/registry';
+import { PROBE_GROUPS, probesDefaults, probesSchema, type ProbesConfig } from '../probes/registry';
 import { readInputFile } from './input-file';
 import {
   ConfigError,
@@ -227,8 +227,30 @@ export function configFromEnv(env: NodeJS.ProcessEnv): DeepPartial<FlowtelConfig
   return fromText(entries);
 }
 
+/** The flag that loads only the probe groups it names (each group's `enabled`, in one flag). */
+export const PROBE_GROUPS_FLAG = '--probe-groups';
+
 export function configFromFlags(flags: Array<[string, string]>): DeepPartial<FlowtelConfig> {
-  return fromText(flags.map(([flag, text]) => [CONFIG_FLAGS[flag], text, `flag ${flag}`]));
+  const partial = fromText(flags.filter(([flag]) => flag !== PROBE_GROUPS_FLAG).map(([flag, text]) => [CONFIG_FLAGS[flag], text, `flag ${flag}`]));
+  const selections = flags.filter(([flag]) => flag === PROBE_GROUPS_FLAG);
+  if (selections.length === 0) return partial;
+  // The last one wins, as for any other flag; its groups are on, every other group off.
+  const chosen = probeGroupSelection(selections[selections.length - 1][1]);
+  const probes: Record<string, { enabled: boolean }> = {};
+  for (const group of PROBE_GROUPS) probes[group.configKey] = { enabled: chosen.has(group.name) };
+  return deepMerge<DeepPartial<FlowtelConfig>>(partial, { probes } as DeepPartial<FlowtelConfig>);
+}
+
+function probeGroupSelection(text: string): Set<string> {
+  const known = PROBE_GROUPS.map((g) => g.name);
+  const expected = `a comma-separated list of probe groups (${known.join(', ')})`;
+  const names = text
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
+  if (names.length === 0) throw new ConfigError(PROBE_GROUPS_FLAG, text, expected, `flag ${PROBE_GROUPS_FLAG}`);
+  for (const name of names) if (!known.includes(name)) throw new ConfigError(PROBE_GROUPS_FLAG, name, expected, `flag ${PROBE_GROUPS_FLAG}`);
+  return new Set(names);
 }
 
 export function configFromFile(file: string): DeepPartial<FlowtelConfig> {

@@ -101,6 +101,28 @@ exporters:
     assert.equal(config.exporters.otlp.exportIntervalMs, 3000);
   });
 
+  it('--probe-groups loads only the groups it names, over the file, and names a group it does not know', () => {
+    const defaults = defaultConfig(process.cwd());
+    const file = tempFile('groups.yaml', 'probes:\n  flows:\n    enabled: true\n    granularity: flow\n');
+    const config = resolveConfig(
+      defaults,
+      [
+        { partial: configFromFile(file), source: 'file' },
+        { partial: configFromFlags([['--probe-groups', 'tcp-rtt, drops']]), source: 'flags' },
+      ],
+      false,
+    );
+    const enabled = Object.entries(config.probes)
+      .filter(([, group]) => group.enabled)
+      .map(([key]) => key);
+    assert.deepEqual(enabled.sort(), ['drops', 'tcpRtt']);
+    assert.equal(config.probes.flows.granularity, 'flow', 'the file still sets what the flag does not');
+    const unknown = configError(() => configFromFlags([['--probe-groups', 'tcp-rtt,http']]));
+    assert.equal(unknown.field, '--probe-groups');
+    assert.match(unknown.message, /"http" .*expected a comma-separated list of probe groups \(tcp-retransmits, tcp-resets, drops, tcp-connections, tcp-rtt, flows\)/);
+    assert.match(configError(() => configFromFlags([['--probe-groups', ' , ']])).message, /expected a comma-separated list of probe groups/);
+  });
+
   it('rejects a cgroup root that is not a cgroup v2 mount, naming where it came from', () => {
     const defaults = { ...defaultConfig('/tmp'), bpfObjectDir: os.tmpdir() };
     const err = configError(() => resolveConfig(defaults, [{ partial: configFromFlags([['--cgroup-root', '/nonexistent/cgroup']]), source: 'flags' }]));
