@@ -20,23 +20,24 @@ export type KernelRequirement =
   /** A kernel struct member the program reads (CO-RE would refuse the load without it). */
   | { kind: 'member'; struct: string; member: string; since: string };
 
-export interface ProgramVariant {
+export interface ProgramVariant<Program extends string = string> {
   /** The program's name in the BPF object. */
-  program: string;
+  program: Program;
   requires: readonly KernelRequirement[];
   /** What this variant does not do that the first variant of the hook does; absent for the first. */
   degradation?: string;
 }
 
-export interface HookSpec {
+/** `Program`: the program names of the object (generated from its BTF: src/bpf/objects.generated.ts). */
+export interface HookSpec<Program extends string = string> {
   /** Section-style name of the hook, e.g. tp_btf/tcp_retransmit_skb. */
   hook: string;
   /**
    * The name the program goes by in the agent's own metrics (flowtel.bpf.program), whichever variant
    * runs: the first variant's program name.
    */
-  program: string;
-  variants: readonly ProgramVariant[];
+  program: Program;
+  variants: readonly ProgramVariant<Program>[];
   /** Attached by section (tracing programs); false for programs the group attaches itself (cgroup_skb). */
   attachBySection: boolean;
 }

@@ -4,7 +4,8 @@
  * 9 MB at 100,000 flows on two CPUs), and new ones per collection stayed
  * allocated until V8 collected them; a batch is a few hundred KB at most.
  */
-import type { MapRows, NativeBpfObject } from './native';
+import type { MapRows } from './native';
+import type { AnyLoadedObject } from './object-names';
 
 /**
  * Rows per batch: enough that a walk of 100,000 rows is a few dozen calls,
@@ -22,7 +23,7 @@ export class MapRowsReader {
   private batch: MapRows | undefined;
 
   constructor(
-    private readonly object: NativeBpfObject,
+    private readonly object: AnyLoadedObject,
     private readonly mapName: string,
   ) {
     const info = object.mapInfo(mapName);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { EventBatches } from './event-batches';
 import { kernelFactsFrom, planHooks, unchosenPrograms, type ChosenProgram, type HookSpec } from './hooks';
 import { nativeAddon, type NativeAddon, type NativeBpfObject, type NativeRingBufferConsumer } from './native';
+import type { LoadedObject, ObjectNames, OpenedObject } from './object-names';
 import { u64 } from './le-bytes';
 import { StructReader, sumPerCpu } from './struct-reader';
 
@@ -15,25 +16,34 @@ export const SHARED_RING_MAP = 'flowtel_events';
 export const SHARED_LOSS_MAP = 'flowtel_losses';
 const SHARED_MAPS = [SHARED_RING_MAP, SHARED_LOSS_MAP] as const;
 
-export interface ProbeObjectSpec {
+/** `N`: the names the object defines (src/bpf/objects.generated.ts), which tsc checks each use against. */
+export interface ProbeObjectSpec<N extends ObjectNames = ObjectNames> {
   group: string;
   /** File name under the BPF object directory, e.g. tcp_retransmits.bpf.o. */
-  objectFile: string;
+  objectFile: N['file'];
   /** Before load: set globals, resize maps. */
-  configure(object: NativeBpfObject): void;
+  configure(object: OpenedObject<N>): void;
   /** The group's hooks, each with its program variants; the chosen ones load, by section when the hook says so, in order. */
-  hooks: readonly HookSpec[];
+  hooks: readonly HookSpec<N['programs']>[];
   /** After load, before attach: fill maps the programs read (filters). */
-  afterLoad?(object: NativeBpfObject): void;
+  afterLoad?(object: LoadedObject<N>): void;
   /** Attaches programs that need more than their section (cgroup_skb at a cgroup); returns link ids. */
-  attachCustom?(object: NativeBpfObject): number[];
+  attachCustom?(object: { attachCgroup(program: N['programs'], cgroupPath: string): number }): number[];
 }
 
-export interface LoadedProbeObject {
+export interface LoadedProbeObject<N extends ObjectNames = ObjectNames> {
+  readonly group: string;
+  readonly object: LoadedObject<N>;
+  readonly linkIds: number[];
+  /** The programs attached by section (tracing programs: the ones the kernel can skip as recursive). */
+  readonly programs: readonly AttachedProgram[];
+}
+
+/** What the runtime keeps of a loaded group: the whole native object, which only it may detach and close. */
+interface LoadedEntry {
   readonly group: string;
   readonly object: NativeBpfObject;
   readonly linkIds: number[];
-  /** The programs attached by section (tracing programs: the ones the kernel can skip as recursive). */
   readonly programs: readonly AttachedProgram[];
 }
 
@@ -78,7 +88,7 @@ export interface RuntimeOptions {
 
 export class BpfRuntime {
   private readonly addon: NativeAddon;
-  private readonly loaded = new Map<string, LoadedProbeObject>();
+  private readonly loaded = new Map<string, LoadedEntry>();
   private readonly handlers = new Map<number, EventHandler>();
   /** fd of each shared map, held through the object that created it or took it over; undefined before the first load. */
   private sharedFds: Map<string, number> | undefined;
@@ -113,7 +123,7 @@ export class BpfRuntime {
    * is the program variant of each hook (planHooks); without it, the runtime chooses from this kernel's
    * BTF and throws KernelUnsupportedError when a hook has no variant this kernel can run.
    */
-  load(spec: ProbeObjectSpec, chosen?: readonly ChosenProgram[]): LoadedProbeObject {
+  load<N extends ObjectNames>(spec: ProbeObjectSpec<N>, chosen?: readonly ChosenProgram[]): LoadedProbeObject<N> {
     if (this.loaded.has(spec.group)) throw new Error(`probe group ${spec.group} is already loaded`);
     const programs = chosen ?? this.choosePrograms(spec);
     const object = new this.addon.BpfObject(path.join(this.options.objectDir, spec.objectFile));
@@ -156,7 +166,7 @@ export class BpfRuntime {
     this.loaded.delete(group);
     for (const id of entry.linkIds) entry.object.detach(id);
     this.retireRecursionMisses(entry);
-    const next = this.loaded.values().next().value as LoadedProbeObject | undefined;
+    const next = this.loaded.values().next().value as LoadedEntry | undefined;
     if (next) {
       // Every object holds its own fd of the shared maps: hand ownership on.
       this.sharedFds = sharedMapFds(next.object);
@@ -222,7 +232,7 @@ export class BpfRuntime {
 
   /** Kernel-side losses summed over CPUs (running totals). */
   readLosses(): LossTotals {
-    const any = this.loaded.values().next().value as LoadedProbeObject | undefined;
+    const any = this.loaded.values().next().value as LoadedEntry | undefined;
     if (!any || !this.lossIndex) return { ringBufferFull: 0, mapFull: 0, rateLimited: 0 };
     const rows = any.object.mapReadAll(SHARED_LOSS_MAP);
     const totals = new Map<number, number>();
@@ -262,7 +272,7 @@ export class BpfRuntime {
   }
 
   /** Keeps the skipped runs of an object about to close; a failure to read them must not keep it loaded. */
-  private retireRecursionMisses(entry: LoadedProbeObject): void {
+  private retireRecursionMisses(entry: LoadedEntry): void {
     if (!this.kernelCountsRecursionMisses) return;
     for (const { name, program } of entry.programs) {
       try {

@@ -8,6 +8,7 @@
  */
 import type { AgentLog } from '../util/log';
 import type { HookSpec } from '../bpf/hooks';
+import type { ObjectNames } from '../bpf/object-names';
 import type { BpfRuntime, EventHandler, LoadedProbeObject, ProbeObjectSpec } from '../bpf/runtime';
 import type { CgroupAttribution } from '../k8s/attribution';
 import type { SeriesRegistry } from './series';
@@ -42,13 +43,14 @@ export interface ProbeContext {
   onUnload(undo: () => void): void;
 }
 
-export interface ProbeGroup {
+/** `N`: the names of the group's BPF object (src/bpf/objects.generated.ts). */
+export interface ProbeGroup<N extends ObjectNames = ObjectNames> {
   readonly name: string;
   /** Kernel hooks the group needs, each with its program variants (src/bpf/hooks.ts). */
-  readonly hooks: readonly HookSpec[];
-  readonly objectSpec: ProbeObjectSpec;
+  readonly hooks: readonly HookSpec<N['programs']>[];
+  readonly objectSpec: ProbeObjectSpec<N>;
   /** What the group does not count on this kernel because of its config (a filter of names the kernel lacks). */
   readonly configDegradations?: readonly string[];
   /** After load and attach: create instruments, register event handlers, all through `context`. */
-  start(loaded: LoadedProbeObject, context: ProbeContext): void;
+  start(loaded: LoadedProbeObject<N>, context: ProbeContext): void;
 }

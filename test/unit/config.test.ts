@@ -119,7 +119,10 @@ exporters:
     assert.equal(config.probes.flows.granularity, 'flow', 'the file still sets what the flag does not');
     const unknown = configError(() => configFromFlags([['--probe-groups', 'tcp-rtt,http']]));
     assert.equal(unknown.field, '--probe-groups');
-    assert.match(unknown.message, /"http" .*expected a comma-separated list of probe groups \(tcp-retransmits, tcp-resets, drops, tcp-connections, tcp-rtt, flows\)/);
+    assert.match(
+      unknown.message,
+      /"http" .*expected a comma-separated list of probe groups \(tcp-retransmits, tcp-resets, drops, tcp-connections, tcp-rtt, flows\)/,
+    );
     assert.match(configError(() => configFromFlags([['--probe-groups', ' , ']])).message, /expected a comma-separated list of probe groups/);
   });
 

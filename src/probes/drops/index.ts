@@ -6,8 +6,8 @@
  * of this kernel is the one used.
  */
 import os from 'node:os';
-import type { NativeBpfObject } from '../../bpf/native';
 import type { HookSpec } from '../../bpf/hooks';
+import type { DropsNames } from '../../bpf/objects.generated';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { nativeAddon } from '../../bpf/native';
 import {
@@ -39,7 +39,7 @@ import { KernelSymbols } from './kallsyms';
 import { SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';
 
 /** Before 5.17 kfree_skb passes no reason, and a drop cannot be told from a free: no program for that. */
-export const DROPS_HOOKS: readonly HookSpec[] = [
+export const DROPS_HOOKS: readonly HookSpec<DropsNames['programs']>[] = [
   {
     hook: 'tp_btf/kfree_skb',
     program: 'kfree_skb',
@@ -106,10 +106,10 @@ export function dropReasonWarnings(config: Pick<DropsConfig, 'allowReasons' | 'd
   return selectedReasons(new EnumNames(names, 'SKB_DROP_REASON_'), config).unknown.map(unknownReasonWarning);
 }
 
-export class DropsGroup implements ProbeGroup {
+export class DropsGroup implements ProbeGroup<DropsNames> {
   readonly name = 'drops';
   readonly hooks = DROPS_HOOKS;
-  readonly objectSpec: ProbeObjectSpec;
+  readonly objectSpec: ProbeObjectSpec<DropsNames>;
   private readonly reasons: EnumNames;
   private readonly selection: ReasonSelection;
   readonly configDegradations: readonly string[];
@@ -131,14 +131,14 @@ export class DropsGroup implements ProbeGroup {
         setCommonGlobals(object, config);
         object.setMapMaxEntries(MAP, config.maxRows);
       },
-      afterLoad: (object: NativeBpfObject) => {
+      afterLoad: (object) => {
         const limit = object.mapInfo(FILTER).maxEntries;
         for (const value of selected) if (value < limit) object.mapUpdate(FILTER, u32(value), Buffer.from([1]));
       },
     };
   }
 
-  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+  start(loaded: LoadedProbeObject<DropsNames>, context: ProbeContext): void {
     const { runtime, attribution } = context;
     const reasons = this.reasons;
     for (const unknown of this.selection.unknown) context.log.warn(unknownReasonWarning(unknown), { field: unknown.field, value: unknown.name });

@@ -10,6 +10,7 @@
 import type { HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import type { HookSpec } from '../../bpf/hooks';
+import type { FlowsNames } from '../../bpf/objects.generated';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { sumPerCpu, StructReader } from '../../bpf/struct-reader';
 import {
@@ -40,15 +41,15 @@ export interface FlowsConfig extends CommonProbeConfig {
   idleFlowTimeoutMs: number;
 }
 
-export const FLOWS_HOOKS: readonly HookSpec[] = [
+export const FLOWS_HOOKS: readonly HookSpec<FlowsNames['programs']>[] = [
   { hook: 'cgroup_skb/ingress', program: 'flows_ingress', attachBySection: false, variants: [{ program: 'flows_ingress', requires: [] }] },
   { hook: 'cgroup_skb/egress', program: 'flows_egress', attachBySection: false, variants: [{ program: 'flows_egress', requires: [] }] },
 ];
 
-export class FlowsGroup implements ProbeGroup {
+export class FlowsGroup implements ProbeGroup<FlowsNames> {
   readonly name = 'flows';
   readonly hooks = FLOWS_HOOKS;
-  readonly objectSpec: ProbeObjectSpec;
+  readonly objectSpec: ProbeObjectSpec<FlowsNames>;
 
   constructor(
     private readonly config: FlowsConfig,
@@ -66,12 +67,12 @@ export class FlowsGroup implements ProbeGroup {
     };
   }
 
-  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+  start(loaded: LoadedProbeObject<FlowsNames>, context: ProbeContext): void {
     const { runtime, attribution } = context;
     const object = loaded.object;
     const directions = new Directions(object);
     // The flows map and the per-pod overflow map share a layout; overflow rows are marked as such.
-    const directionTable = (mapName: string, marker: Record<string, boolean>, idleFlowEvictMs?: number) =>
+    const directionTable = (mapName: FlowsNames['maps'], marker: Record<string, boolean>, idleFlowEvictMs?: number) =>
       new EndpointCounterTable({
         object,
         mapName,

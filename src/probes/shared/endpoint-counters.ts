@@ -12,7 +12,8 @@
  *   series ends.
  */
 import type { Attributes, HrTime } from '@opentelemetry/api';
-import type { MapRows, NativeBpfObject, StructLayoutInfo } from '../../bpf/native';
+import type { MapRows, StructLayoutInfo } from '../../bpf/native';
+import type { LoadedObject, ObjectNames } from '../../bpf/object-names';
 import { MapRowsReader } from '../../bpf/map-rows-reader';
 import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
 import type { CgroupAttribution, EndpointRef, LocalEndpoint } from '../../k8s/attribution';
@@ -44,15 +45,16 @@ export interface CounterRows<F extends string> extends Iterable<SeriesTotals<F>>
   at(index: number): SeriesTotals<F>;
 }
 
-export interface EndpointCounterTableOptions<F extends string> {
-  object: NativeBpfObject;
-  mapName: string;
-  keyStruct: string;
+/** `N`: the names of the object (generated from its BTF), which tsc checks the map and struct names against. */
+export interface EndpointCounterTableOptions<F extends string, N extends ObjectNames = ObjectNames> {
+  object: LoadedObject<N>;
+  mapName: N['maps'];
+  keyStruct: N['structs'];
   /**
    * Value struct with u64 members `fields` (an element of a u64 array member
    * is named `member[i]`); omit when the value is one scalar (then fields = ['value']).
    */
-  valueStruct?: string;
+  valueStruct?: N['structs'];
   fields: readonly F[];
   /** Values are s64 deltas (may sum below zero per CPU). */
   signed?: boolean;
@@ -98,7 +100,7 @@ interface RefEntry {
 /** Rows the tables' columns start with. */
 const INITIAL_ROWS = 64;
 
-export class EndpointCounterTable<F extends string> {
+export class EndpointCounterTable<F extends string, N extends ObjectNames = ObjectNames> {
   private readonly reader: MapRowsReader;
   /** Bytes between one CPU's value of a row and the next one's. */
   private readonly perCpuStride: number;
@@ -156,7 +158,7 @@ export class EndpointCounterTable<F extends string> {
   private touched = new Int32Array(INITIAL_ROWS);
   private touchedCount = 0;
 
-  constructor(private readonly options: EndpointCounterTableOptions<F>) {
+  constructor(private readonly options: EndpointCounterTableOptions<F, N>) {
     const { object } = options;
     const layout = object.structLayout(options.keyStruct);
     this.rowKeys = new FixedKeySet(layout.size, INITIAL_ROWS);

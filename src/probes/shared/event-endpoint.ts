@@ -1,6 +1,6 @@
 /** Reads the local endpoint (cgroup_id, netns_ino) and tuple every event struct carries. */
 import type { Attributes } from '@opentelemetry/api';
-import type { NativeBpfObject } from '../../bpf/native';
+import type { LoadedObject, ObjectNames } from '../../bpf/object-names';
 import { StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution, EndpointRef } from '../../k8s/attribution';
 import {
@@ -13,11 +13,12 @@ import {
 } from '../../semconv';
 import { TupleDecoder, type EphemeralPorts, type Tuple } from './tuple';
 
-export class EventReader<F extends string> {
+/** `N`: the names of the object (generated from its BTF), which tsc checks the event struct's name against. */
+export class EventReader<F extends string, N extends ObjectNames = ObjectNames> {
   readonly fields: StructReader<F | 'header.timestamp_ns' | 'cgroup_id' | 'netns_ino'>;
   readonly tuple: TupleDecoder;
 
-  constructor(object: NativeBpfObject, structName: string, fields: readonly F[]) {
+  constructor(object: LoadedObject<N>, structName: N['structs'], fields: readonly F[]) {
     const layout = object.structLayout(structName);
     this.fields = new StructReader(structName, layout, ['header.timestamp_ns', 'cgroup_id', 'netns_ino', ...fields]);
     this.tuple = new TupleDecoder(structName, layout, 'tuple');

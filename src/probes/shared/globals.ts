@@ -1,7 +1,7 @@
 /** The `const volatile` globals every probe object shares (bpf/flowtel_common.bpf.h). */
 import fs from 'node:fs';
 import { u16, u64, u8 } from '../../bpf/le-bytes';
-import type { NativeBpfObject } from '../../bpf/native';
+import type { ObjectNames, OpenedObject } from '../../bpf/object-names';
 import type { Granularity } from '../config';
 import { EphemeralPorts } from './tuple';
 
@@ -21,7 +21,14 @@ export function ephemeralPorts(): EphemeralPorts {
   return new EphemeralPorts(low, high);
 }
 
-export function setCommonGlobals(object: NativeBpfObject, options: { granularity: Granularity; maxEventsPerSecondPerCpu?: number }): void {
+/** The globals bpf/flowtel_common.bpf.h gives every object. */
+type CommonGlobal = 'flowtel_flow_granularity' | 'flowtel_ephemeral_low' | 'flowtel_ephemeral_high' | 'flowtel_events_per_cpu_per_sec';
+
+/** `object` must define every common global (never: tsc refuses an object that lacks one). */
+export function setCommonGlobals<N extends ObjectNames>(
+  object: CommonGlobal extends N['globals'] ? OpenedObject<N> : never,
+  options: { granularity: Granularity; maxEventsPerSecondPerCpu?: number },
+): void {
   const [low, high] = ephemeralPortRange();
   object.setGlobal('flowtel_flow_granularity', u8(options.granularity === 'flow' ? 1 : 0));
   object.setGlobal('flowtel_ephemeral_low', u16(low));

@@ -12,7 +12,7 @@
  * node's (or unknown) series at pod granularity never ends.
  */
 import { MapRowsReader } from '../../bpf/map-rows-reader';
-import type { NativeBpfObject } from '../../bpf/native';
+import type { LoadedObject, ObjectNames } from '../../bpf/object-names';
 import { readU64, StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution } from '../../k8s/attribution';
 import { AttributesOf, type AttributeSource, type HistogramSeries } from '../series';
@@ -32,10 +32,11 @@ export function kernelBoundaries(from: number, to: number, scale: number, everyN
   return out;
 }
 
-export interface KernelHistogramOptions {
-  object: NativeBpfObject;
-  mapName: string;
-  keyStruct: string;
+/** `N`: the names of the object (generated from its BTF), which tsc checks the map and struct names against. */
+export interface KernelHistogramOptions<N extends ObjectNames = ObjectNames> {
+  object: LoadedObject<N>;
+  mapName: N['maps'];
+  keyStruct: N['structs'];
   keyFields?: readonly string[];
   describe?: DescribeRow;
   attribution: CgroupAttribution;
@@ -47,7 +48,7 @@ export interface KernelHistogramOptions {
   now?: () => number;
 }
 
-export class KernelHistogramTable {
+export class KernelHistogramTable<N extends ObjectNames = ObjectNames> {
   private readonly rows: RowIdentityReader;
   private readonly reader: MapRowsReader;
   private readonly gone: GoneRows;
@@ -56,7 +57,7 @@ export class KernelHistogramTable {
   /** Totals of deleted rows by series; `forever`: the node's (or unknown) series at pod granularity. */
   private readonly retired = new Map<string, { series: HistogramSeries; forever: boolean }>();
 
-  constructor(private readonly options: KernelHistogramOptions) {
+  constructor(private readonly options: KernelHistogramOptions<N>) {
     this.rows = new RowIdentityReader(options.object, options.keyStruct, options.keyFields, options.attribution, options.describe);
     this.reader = new MapRowsReader(options.object, options.mapName);
     this.gone = new GoneRows(options.attribution, options.gracePeriodMs);

@@ -23,7 +23,7 @@ export function tracepoint(name: string, args: number, since: string, argument?:
  * the bpf_rdonly_cast kfunc (a move), and `<program>__skc_cast` through the bpf_skc_to_tcp_sock helper (a call),
  * for kernels without the kfunc.
  */
-export function tcpFieldsHook(name: string, args: number, since: string): HookSpec {
+export function tcpFieldsHook<Name extends string>(name: Name, args: number, since: string): HookSpec<Name | `${Name}__skc_cast`> {
   const requires = [SOCKET_CGROUP, tracepoint(name, args, since)];
   return {
     hook: `tp_btf/${name}`,
@@ -31,7 +31,7 @@ export function tcpFieldsHook(name: string, args: number, since: string): HookSp
     attachBySection: true,
     variants: [
       { program: name, requires: [...requires, RDONLY_CAST] },
-      { program: `${name}__skc_cast`, requires },
+      { program: `${name}__skc_cast` as const, requires },
     ],
   };
 }

@@ -6,7 +6,7 @@
  * (seriesKeyOf, peerAttributes), so both name a row the same way.
  */
 import type { Attributes } from '@opentelemetry/api';
-import type { NativeBpfObject } from '../../bpf/native';
+import type { AnyLoadedObject } from '../../bpf/object-names';
 import { StructReader } from '../../bpf/struct-reader';
 import type { CgroupAttribution, EndpointRef, LocalEndpoint, PeerIdentity } from '../../k8s/attribution';
 import { EndpointKeyReader, peerAttributes, peerKeyOf } from './endpoint-key';
@@ -150,7 +150,7 @@ export class RowIdentityReader {
   private byPosition: RowEntry[] = [];
 
   constructor(
-    object: NativeBpfObject,
+    object: AnyLoadedObject,
     keyStruct: string,
     keyFields: readonly string[] | undefined,
     private readonly attribution: CgroupAttribution,

@@ -7,6 +7,7 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { HookSpec } from '../../bpf/hooks';
+import type { TcpConnectionsNames } from '../../bpf/objects.generated';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { tcpFieldsHook } from '../shared/kernel-requirements';
 import { StructReader } from '../../bpf/struct-reader';
@@ -69,12 +70,12 @@ export interface TcpConnectionsConfig extends EventProbeConfig {
   maxTrackedSockets: number;
 }
 
-export const TCP_CONNECTIONS_HOOKS: readonly HookSpec[] = [tcpFieldsHook('inet_sock_set_state', 3, '4.16')];
+export const TCP_CONNECTIONS_HOOKS: readonly HookSpec<TcpConnectionsNames['programs']>[] = [tcpFieldsHook('inet_sock_set_state', 3, '4.16')];
 
-export class TcpConnectionsGroup implements ProbeGroup {
+export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
   readonly name = 'tcp-connections';
   readonly hooks = TCP_CONNECTIONS_HOOKS;
-  readonly objectSpec: ProbeObjectSpec;
+  readonly objectSpec: ProbeObjectSpec<TcpConnectionsNames>;
 
   constructor(private readonly config: TcpConnectionsConfig) {
     this.objectSpec = {
@@ -89,7 +90,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
     };
   }
 
-  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+  start(loaded: LoadedProbeObject<TcpConnectionsNames>, context: ProbeContext): void {
     const { runtime, attribution } = context;
     const object = loaded.object;
     const roles = object.objectEnum('tcp_connection_role');
@@ -149,7 +150,7 @@ export class TcpConnectionsGroup implements ProbeGroup {
 
     const histogramOptions = {
       object,
-      keyStruct: 'tcp_connections_hist_key',
+      keyStruct: 'tcp_connections_hist_key' as const,
       keyFields: ['role'],
       describe: (key: { uint(field: string): number }) => {
         const role = roleName(key.uint('role'));

@@ -4,6 +4,7 @@
  * per reset. Reason names come from the running kernel's BTF.
  */
 import type { HookSpec } from '../../bpf/hooks';
+import type { TcpResetsNames } from '../../bpf/objects.generated';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
   ATTR_FLOWTEL_TCP_RESET_REASON,
@@ -31,7 +32,7 @@ const MAP = 'tcp_resets_count';
 /** The reason of a reset sent on a kernel whose tracepoint does not pass one (before 6.10). */
 export const RESET_REASON_UNKNOWN = 'unknown';
 
-export const TCP_RESETS_HOOKS: readonly HookSpec[] = [
+export const TCP_RESETS_HOOKS: readonly HookSpec<TcpResetsNames['programs']>[] = [
   {
     hook: 'tp_btf/tcp_send_reset',
     program: 'tcp_send_reset',
@@ -55,10 +56,10 @@ export const TCP_RESETS_HOOKS: readonly HookSpec[] = [
   },
 ];
 
-export class TcpResetsGroup implements ProbeGroup {
+export class TcpResetsGroup implements ProbeGroup<TcpResetsNames> {
   readonly name = 'tcp-resets';
   readonly hooks = TCP_RESETS_HOOKS;
-  readonly objectSpec: ProbeObjectSpec;
+  readonly objectSpec: ProbeObjectSpec<TcpResetsNames>;
 
   constructor(config: EventProbeConfig) {
     this.objectSpec = {
@@ -72,7 +73,7 @@ export class TcpResetsGroup implements ProbeGroup {
     };
   }
 
-  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+  start(loaded: LoadedProbeObject<TcpResetsNames>, context: ProbeContext): void {
     const { runtime, attribution } = context;
     const directions = new Directions(loaded.object);
     // Before 6.10 the tracepoint passes no reason (the no_reason variant runs) and the kernel has no enum sk_rst_reason.

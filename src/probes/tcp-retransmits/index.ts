@@ -5,6 +5,7 @@
  * with the connection's 5-tuple.
  */
 import type { HookSpec } from '../../bpf/hooks';
+import type { TcpRetransmitsNames } from '../../bpf/objects.generated';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import {
   ATTR_FLOWTEL_TCP_SEGMENTS,
@@ -32,7 +33,7 @@ const MAP = 'tcp_retransmits_by_cgroup';
  * From 6.17 the tracepoint fires for failed retransmits too and says so (err); before, it fires only for
  * retransmits that were sent, which is what both programs count: not a degradation.
  */
-export const TCP_RETRANSMITS_HOOKS: readonly HookSpec[] = [
+export const TCP_RETRANSMITS_HOOKS: readonly HookSpec<TcpRetransmitsNames['programs']>[] = [
   {
     hook: 'tp_btf/tcp_retransmit_skb',
     program: 'tcp_retransmit_skb',
@@ -44,10 +45,10 @@ export const TCP_RETRANSMITS_HOOKS: readonly HookSpec[] = [
   },
 ];
 
-export class TcpRetransmitsGroup implements ProbeGroup {
+export class TcpRetransmitsGroup implements ProbeGroup<TcpRetransmitsNames> {
   readonly name = 'tcp-retransmits';
   readonly hooks = TCP_RETRANSMITS_HOOKS;
-  readonly objectSpec: ProbeObjectSpec;
+  readonly objectSpec: ProbeObjectSpec<TcpRetransmitsNames>;
 
   constructor(config: EventProbeConfig) {
     this.objectSpec = {
@@ -61,7 +62,7 @@ export class TcpRetransmitsGroup implements ProbeGroup {
     };
   }
 
-  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+  start(loaded: LoadedProbeObject<TcpRetransmitsNames>, context: ProbeContext): void {
     const { runtime, attribution } = context;
     const table = new EndpointCounterTable({
       object: loaded.object,

@@ -7,6 +7,7 @@
  * seconds whose boundaries are the kernel's bucket bounds.
  */
 import type { HookSpec } from '../../bpf/hooks';
+import type { TcpRttNames } from '../../bpf/objects.generated';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { tcpFieldsHook } from '../shared/kernel-requirements';
 import { METRIC_TCP_RTT } from '../../semconv';
@@ -29,12 +30,12 @@ export interface TcpRttConfig extends CommonProbeConfig {
   sampleIntervalMs: number;
 }
 
-export const TCP_RTT_HOOKS: readonly HookSpec[] = [tcpFieldsHook('tcp_probe', 2, '4.16')];
+export const TCP_RTT_HOOKS: readonly HookSpec<TcpRttNames['programs']>[] = [tcpFieldsHook('tcp_probe', 2, '4.16')];
 
-export class TcpRttGroup implements ProbeGroup {
+export class TcpRttGroup implements ProbeGroup<TcpRttNames> {
   readonly name = 'tcp-rtt';
   readonly hooks = TCP_RTT_HOOKS;
-  readonly objectSpec: ProbeObjectSpec;
+  readonly objectSpec: ProbeObjectSpec<TcpRttNames>;
   /** `hz`: the kernel samples by jiffies (see bpf/tcp_rtt.bpf.c), and the tick rate turns sampleIntervalMs into them. */
   constructor(
     private readonly config: TcpRttConfig,
@@ -52,7 +53,7 @@ export class TcpRttGroup implements ProbeGroup {
     };
   }
 
-  start(loaded: LoadedProbeObject, context: ProbeContext): void {
+  start(loaded: LoadedProbeObject<TcpRttNames>, context: ProbeContext): void {
     if (this.hz.source === undefined) {
       context.log.warn(
         `tcp-rtt: the kernel's tick rate is unknown (no /boot/config-<release> or /proc/config.gz, and ${this.hz.unknownBecause ?? 'not measured'}); ` +
