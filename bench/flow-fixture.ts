@@ -9,10 +9,10 @@ import { hrTime } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { SeriesProducer } from '../src/exporters/series-producer';
 import type { EndpointRef, LocalEndpoint } from '../src/k8s/attribution';
-import type { CounterRows, SeriesTotals } from '../src/probes/shared/endpoint-counters';
-import { counterSums } from '../src/probes/shared/instruments';
-import { RowIdentity } from '../src/probes/shared/row-identity';
-import type { AttributeParts } from '../src/probes/series';
+import type { CounterRows, SeriesTotals } from '../src/tables/endpoint-counters';
+import { counterSums } from '../src/tables/instruments';
+import { RowIdentity } from '../src/tables/row-identity';
+import type { AttributeParts } from '../src/tables/series';
 import { METRIC_POD_NETWORK_IO, METRIC_POD_NETWORK_PACKETS } from '../src/semconv';
 
 type Field = 'bytes' | 'packets';

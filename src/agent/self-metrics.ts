@@ -50,7 +50,7 @@ export interface PipelineStats {
   readonly exportWatches: ReadonlyArray<{ readonly signal: string; readonly totals: Readonly<ExportTotals> }>;
 }
 
-/** What the event aggregator reports (./probes/shared/event-aggregator). */
+/** What the event aggregator reports (src/events/event-aggregator). */
 export interface AggregationStats {
   readonly folded: number;
 }

@@ -100,7 +100,7 @@ export interface FlowtelConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** maxQueuedBytes bounds the agent's memory under a flood: beyond it events wait in the kernel ring. */
   ringBuffer: { sizeBytes: number; maxQueuedBatches: number; maxQueuedBytes: number };
-  /** Repeats of an event within a window become one summary log record (probes/shared/event-aggregator). */
+  /** Repeats of an event within a window become one summary log record (src/events/event-aggregator). */
   events: { aggregationWindowMs: number; maxAggregatedKeys: number };
   probes: ProbesConfig;
   exporters: {

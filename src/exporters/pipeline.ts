@@ -13,7 +13,7 @@ import { LoggerProvider, type LogRecordExporter } from '@opentelemetry/sdk-logs'
 import { LogQueue, type LogLosses } from './log-queue';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { FlowtelConfig } from '../config/config';
-import type { SeriesRegistry } from '../probes/series';
+import type { SeriesRegistry } from '../tables/series';
 import { ConsoleLogLines, ConsoleMetricLines } from './console';
 import { ChunkingMetricExporter } from './chunking-exporter';
 import { ExportWatch, type ExportWatchLog } from './export-watch';

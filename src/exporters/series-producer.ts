@@ -1,5 +1,5 @@
 /**
- * A MetricProducer fed by probe groups' series snapshots (src/probes/series.ts).
+ * A MetricProducer fed by probe groups' series snapshots (src/tables/series.ts).
  * Each reader (OTLP, Prometheus, console) pulls it at collection time. Data
  * is cumulative (kernel counters are running totals); each series keeps the
  * start time of its first appearance and is dropped when a snapshot stops
@@ -17,7 +17,7 @@ import {
   type MetricProducer,
   type SumMetricData,
 } from '@opentelemetry/sdk-metrics';
-import type { HistogramSeries, NumberSeries, SeriesList, SeriesRegistry, SeriesSnapshot } from '../probes/series';
+import type { HistogramSeries, NumberSeries, SeriesList, SeriesRegistry, SeriesSnapshot } from '../tables/series';
 import { lazyMetric } from './lazy-points';
 import { ATTRIBUTE_PARTS } from './otlp/attributes';
 

@@ -1,6 +1,6 @@
 /**
  * The contract of a probe group: a BPF object to load, its kernel-map series
- * published through a SeriesRegistry (./series: exported by every reader,
+ * published through a SeriesRegistry (src/tables/series: exported by every reader,
  * series end when their pod or flow does), and its events, which become
  * log records through the OpenTelemetry logs API (ProbeContext.events).
  * Everything a group registers goes through its context, whose scope undoes
@@ -11,19 +11,19 @@ import type { HookSpec } from '../bpf/hooks';
 import type { ObjectNames } from '../bpf/object-names';
 import type { BpfRuntime, EventHandler, LoadedProbeObject, ProbeObjectSpec } from '../bpf/runtime';
 import type { CgroupAttribution } from '../k8s/attribution';
-import type { SeriesRegistry } from './series';
-import type { EventSink } from './shared/event-aggregator';
+import type { SeriesRegistry } from '../tables/series';
+import type { EventSink } from '../events/event-aggregator';
 
 /** What the agent shares with every group. */
 export interface SharedProbeContext {
-  /** Where events go to become log records (repeats folded, see ./shared/event-aggregator). */
+  /** Where events go to become log records (repeats folded, see src/events/event-aggregator). */
   events: EventSink;
   attribution: CgroupAttribution;
   runtime: BpfRuntime;
   log: AgentLog;
   /** How long a removed cgroup keeps its series before its kernel rows are deleted. */
   cgroupGracePeriodMs: number;
-  /** Where kernel-map series are published (see ./series). */
+  /** Where kernel-map series are published (see src/tables/series). */
   series: SeriesRegistry;
 }
 

@@ -22,7 +22,7 @@ import { CgroupAttribution } from '../../src/k8s/attribution';
 import { CgroupIndex } from '../../src/k8s/cgroup-index';
 import { NetnsIndex } from '../../src/k8s/netns-index';
 import { PROBE_GROUPS } from '../../src/probes/registry';
-import type { SeriesSnapshot } from '../../src/probes/series';
+import type { SeriesSnapshot } from '../../src/tables/series';
 import type { SharedProbeContext } from '../../src/probes/types';
 import { packageRoot } from '../../src/bpf/native';
 import { cgroupRoot, requireKernel } from '../support/kernel';

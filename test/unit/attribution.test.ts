@@ -9,9 +9,9 @@ import type { MapRows, NativeBpfObject, StructLayoutInfo } from '../../src/bpf/n
 import type { Attributes } from '@opentelemetry/api';
 import { CgroupAttribution, type PodMetadataSource } from '../../src/k8s/attribution';
 import { CgroupIndex } from '../../src/k8s/cgroup-index';
-import { EndpointCounterTable } from '../../src/probes/shared/endpoint-counters';
-import { KernelHistogramTable } from '../../src/probes/shared/kernel-histogram';
-import type { DescribeRow } from '../../src/probes/shared/row-identity';
+import { EndpointCounterTable } from '../../src/tables/endpoint-counters';
+import { KernelHistogramTable } from '../../src/tables/kernel-histogram';
+import type { DescribeRow } from '../../src/tables/row-identity';
 import { withBatchReads } from '../support/fake-map';
 import { tempDir } from '../support/tmp';
 

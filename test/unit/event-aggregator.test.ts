@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import type { NetworkEvent } from '../../src/probes/shared/emit';
-import { EventAggregator, type RepeatableEvent } from '../../src/probes/shared/event-aggregator';
+import type { NetworkEvent } from '../../src/events/emit';
+import { EventAggregator, type RepeatableEvent } from '../../src/events/event-aggregator';
 
 /** An event whose record is a buffer holding its source port at offset 0 and its time at offset 8. */
 function record(port: number, timeNs: number): Buffer {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { FixedKeySet } from '../../src/probes/shared/fixed-key-set';
+import { FixedKeySet } from '../../src/tables/fixed-key-set';
 
 /** A 12-byte key: the number in the first 4 bytes, then a fixed tail, so keys differ in few bytes. */
 function keyOf(n: number): Buffer {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { EphemeralPorts, TupleDecoder, formatAddress } from '../../src/probes/shared/tuple';
+import { EphemeralPorts, TupleDecoder, formatAddress } from '../../src/bpf/tuple';
 
 function bytes(hex: string): Buffer {
   return Buffer.from(hex.replace(/[^0-9a-f]/g, ''), 'hex');

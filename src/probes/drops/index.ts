@@ -27,13 +27,13 @@ import {
 import { object, string, stringList } from '../../config/schema';
 import { EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
 import { defineProbeGroup } from '../declaration';
-import { EndpointCounterTable } from '../shared/endpoint-counters';
+import { EndpointCounterTable } from '../../tables/endpoint-counters';
 import { EnumNames } from '../shared/enum-names';
-import { EventReader, socketTupleSummary } from '../shared/event-endpoint';
+import { EventReader, socketTupleSummary } from '../../events/event-endpoint';
 import { u32 } from '../../bpf/le-bytes';
 import { ephemeralPorts, setCommonGlobals } from '../shared/globals';
-import { counterSums } from '../shared/instruments';
-import type { RepeatableEvent } from '../shared/event-aggregator';
+import { counterSums } from '../../tables/instruments';
+import type { RepeatableEvent } from '../../events/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { KernelSymbols } from './kallsyms';
 import { SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';

@@ -26,10 +26,10 @@ import { integer, object } from '../../config/schema';
 import { COMMON_PROBE_FIELDS, type CommonProbeConfig } from '../config';
 import { defineProbeGroup } from '../declaration';
 import { Directions } from '../shared/direction';
-import { EndpointCounterTable } from '../shared/endpoint-counters';
+import { EndpointCounterTable } from '../../tables/endpoint-counters';
 import { setCommonGlobals } from '../shared/globals';
-import { seriesOf } from '../shared/instruments';
-import type { NumberSeries } from '../series';
+import { seriesOf } from '../../tables/instruments';
+import type { NumberSeries } from '../../tables/series';
 import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'flows_by_endpoint';

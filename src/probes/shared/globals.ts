@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { u16, u64, u8 } from '../../bpf/le-bytes';
 import type { ObjectNames, OpenedObject } from '../../bpf/object-names';
 import type { Granularity } from '../config';
-import { EphemeralPorts } from './tuple';
+import { EphemeralPorts } from '../../bpf/tuple';
 
 /** net.ipv4.ip_local_port_range, which tells client ports from server ports. */
 export function ephemeralPortRange(file = '/proc/sys/net/ipv4/ip_local_port_range'): [number, number] {

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { netnsInode, unifiedCgroupPath } from '../../k8s/netns-index';
-import { formatAddress } from '../shared/tuple';
+import { formatAddress } from '../../bpf/tuple';
 
 export interface ExistingSocket {
   cgroupId: bigint;

@@ -18,13 +18,13 @@ import { object } from '../../config/schema';
 import { EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
 import { defineProbeGroup } from '../declaration';
 import { Directions } from '../shared/direction';
-import { EndpointCounterTable } from '../shared/endpoint-counters';
-import { EventReader, socketTupleAttributes, socketTupleSummary } from '../shared/event-endpoint';
+import { EndpointCounterTable } from '../../tables/endpoint-counters';
+import { EventReader, socketTupleAttributes, socketTupleSummary } from '../../events/event-endpoint';
 import { ephemeralPorts, setCommonGlobals } from '../shared/globals';
-import { counterSums } from '../shared/instruments';
+import { counterSums } from '../../tables/instruments';
 import { EnumNames } from '../shared/enum-names';
 import { tcpStateNames } from '../shared/tcp-states';
-import type { RepeatableEvent } from '../shared/event-aggregator';
+import type { RepeatableEvent } from '../../events/event-aggregator';
 import type { ProbeContext, ProbeGroup } from '../types';
 import { SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';
 

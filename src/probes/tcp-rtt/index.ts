@@ -17,7 +17,7 @@ import { defineProbeGroup } from '../declaration';
 import { u32 } from '../../bpf/le-bytes';
 import { HZ_MAX, msToJiffies, type KernelHz } from '../../bpf/kernel-hz';
 import { setCommonGlobals } from '../shared/globals';
-import { KernelHistogramTable, kernelBoundaries } from '../shared/kernel-histogram';
+import { KernelHistogramTable, kernelBoundaries } from '../../tables/kernel-histogram';
 import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'tcp_rtt_histograms';

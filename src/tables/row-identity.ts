@@ -6,9 +6,9 @@
  * (seriesKeyOf, peerAttributes), so both name a row the same way.
  */
 import type { Attributes } from '@opentelemetry/api';
-import type { AnyLoadedObject } from '../../bpf/object-names';
-import { StructReader } from '../../bpf/struct-reader';
-import type { CgroupAttribution, EndpointRef, LocalEndpoint, PeerIdentity } from '../../k8s/attribution';
+import type { AnyLoadedObject } from '../bpf/object-names';
+import { StructReader } from '../bpf/struct-reader';
+import type { CgroupAttribution, EndpointRef, LocalEndpoint, PeerIdentity } from '../k8s/attribution';
 import { EndpointKeyReader, peerAttributes, peerKeyOf } from './endpoint-key';
 
 export interface KeyFieldView {

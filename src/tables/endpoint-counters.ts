@@ -12,12 +12,12 @@
  *   series ends.
  */
 import type { Attributes, HrTime } from '@opentelemetry/api';
-import type { MapRows, StructLayoutInfo } from '../../bpf/native';
-import type { LoadedObject, ObjectNames } from '../../bpf/object-names';
-import { MapRowsReader } from '../../bpf/map-rows-reader';
-import { StructReader, sumPerCpu } from '../../bpf/struct-reader';
-import type { CgroupAttribution, EndpointRef, LocalEndpoint } from '../../k8s/attribution';
-import type { AttributeParts } from '../series';
+import type { MapRows, StructLayoutInfo } from '../bpf/native';
+import type { LoadedObject, ObjectNames } from '../bpf/object-names';
+import { MapRowsReader } from '../bpf/map-rows-reader';
+import { StructReader, sumPerCpu } from '../bpf/struct-reader';
+import type { CgroupAttribution, EndpointRef, LocalEndpoint } from '../k8s/attribution';
+import type { AttributeParts } from './series';
 import { CounterSeriesStore, type SeriesColumns } from './counter-series';
 import { EndpointKeyReader } from './endpoint-key';
 import { FixedKeySet } from './fixed-key-set';

@@ -11,11 +11,11 @@
  * cgroups), so it never goes backwards, and ends with its last row; the
  * node's (or unknown) series at pod granularity never ends.
  */
-import { MapRowsReader } from '../../bpf/map-rows-reader';
-import type { LoadedObject, ObjectNames } from '../../bpf/object-names';
-import { readU64, StructReader } from '../../bpf/struct-reader';
-import type { CgroupAttribution } from '../../k8s/attribution';
-import { AttributesOf, type AttributeSource, type HistogramSeries } from '../series';
+import { MapRowsReader } from '../bpf/map-rows-reader';
+import type { LoadedObject, ObjectNames } from '../bpf/object-names';
+import { readU64, StructReader } from '../bpf/struct-reader';
+import type { CgroupAttribution } from '../k8s/attribution';
+import { AttributesOf, type AttributeSource, type HistogramSeries } from './series';
 import { GoneRows, RowIdentityReader, type DescribeRow } from './row-identity';
 
 /** Lower bound (in the kernel's unit) of quarter-octave bucket b. */

@@ -1,8 +1,8 @@
 /** Reads the local endpoint (cgroup_id, netns_ino) and tuple every event struct carries. */
 import type { Attributes } from '@opentelemetry/api';
-import type { LoadedObject, ObjectNames } from '../../bpf/object-names';
-import { StructReader } from '../../bpf/struct-reader';
-import type { CgroupAttribution, EndpointRef } from '../../k8s/attribution';
+import type { LoadedObject, ObjectNames } from '../bpf/object-names';
+import { StructReader } from '../bpf/struct-reader';
+import type { CgroupAttribution, EndpointRef } from '../k8s/attribution';
 import {
   ATTR_FLOWTEL_CGROUP_ID,
   ATTR_NETWORK_LOCAL_ADDRESS,
@@ -10,8 +10,8 @@ import {
   ATTR_NETWORK_PEER_ADDRESS,
   ATTR_NETWORK_PEER_PORT,
   ATTR_NETWORK_TYPE,
-} from '../../semconv';
-import { TupleDecoder, type EphemeralPorts, type Tuple } from './tuple';
+} from '../semconv';
+import { TupleDecoder, type EphemeralPorts, type Tuple } from '../bpf/tuple';
 
 /** `N`: the names of the object (generated from its BTF), which tsc checks the event struct's name against. */
 export class EventReader<F extends string, N extends ObjectNames = ObjectNames> {

@@ -19,7 +19,7 @@
  * connections fold together.
  */
 import type { Attributes } from '@opentelemetry/api';
-import { ATTR_FLOWTEL_EVENT_COUNT } from '../../semconv';
+import { ATTR_FLOWTEL_EVENT_COUNT } from '../semconv';
 import type { NetworkEvent } from './emit';
 
 export interface RepeatableEvent extends NetworkEvent {

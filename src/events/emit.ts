@@ -1,7 +1,7 @@
 /** Network events as WARN log records stamped with the kernel's time of the event. */
 import type { Attributes } from '@opentelemetry/api';
 import { SeverityNumber, type Logger } from '@opentelemetry/api-logs';
-import type { KernelClock } from '../../bpf/clock';
+import type { KernelClock } from '../bpf/clock';
 
 export interface NetworkEvent {
   eventName: string;

@@ -1,6 +1,6 @@
 import type { Attributes, HrTime } from '@opentelemetry/api';
-import type { MetricName } from '../../semconv';
-import { AttributesOf, type AttributeSource, type NumberSeries, type SeriesList, type SeriesSnapshot } from '../series';
+import type { MetricName } from '../semconv';
+import { AttributesOf, type AttributeSource, type NumberSeries, type SeriesList, type SeriesSnapshot } from './series';
 import type { CounterRows } from './endpoint-counters';
 
 /**

@@ -11,12 +11,12 @@
  */
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
-import type { CgroupAttribution, LocalEndpoint } from '../../k8s/attribution';
+import type { CgroupAttribution, LocalEndpoint } from '../k8s/attribution';
 import type { EndpointKeyReader } from './endpoint-key';
 import { PACKED_PEER_SIZE, peerAttributes, peerKeyOf } from './endpoint-key';
 import { FixedKeySet } from './fixed-key-set';
 import { seriesKeyOf, type RowDescription } from './row-identity';
-import { formatAddress } from './tuple';
+import { formatAddress } from '../bpf/tuple';
 
 /*
  * A series key: the endpoint's id (one per LocalEndpoint.keyId), the group's

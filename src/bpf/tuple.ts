@@ -1,6 +1,6 @@
 /** Decodes struct flowtel_tuple (addresses stored as 16 bytes, IPv4 mapped). */
-import { StructReader } from '../../bpf/struct-reader';
-import type { StructLayoutInfo } from '../../bpf/native';
+import { StructReader } from './struct-reader';
+import type { StructLayoutInfo } from './native';
 
 export interface Tuple {
   family: 'ipv4' | 'ipv6';

@@ -1,10 +1,10 @@
 /** Decodes struct flowtel_endpoint_key (bpf/flowtel.h) embedded as `endpoint` in a map key or event. */
 import type { Attributes } from '@opentelemetry/api';
-import type { StructLayoutInfo } from '../../bpf/native';
-import { StructReader } from '../../bpf/struct-reader';
-import type { EndpointRef } from '../../k8s/attribution';
-import { ATTR_NETWORK_PEER_ADDRESS, ATTR_NETWORK_TRANSPORT, ATTR_NETWORK_TYPE, ATTR_SERVER_PORT } from '../../semconv';
-import { formatAddress } from './tuple';
+import type { StructLayoutInfo } from '../bpf/native';
+import { StructReader } from '../bpf/struct-reader';
+import type { EndpointRef } from '../k8s/attribution';
+import { ATTR_NETWORK_PEER_ADDRESS, ATTR_NETWORK_TRANSPORT, ATTR_NETWORK_TYPE, ATTR_SERVER_PORT } from '../semconv';
+import { formatAddress } from '../bpf/tuple';
 
 const FIELDS = ['endpoint.cgroup_id', 'endpoint.netns_ino', 'endpoint.server_port', 'endpoint.protocol', 'endpoint.family', 'endpoint.peer_addr'] as const;
 type Field = (typeof FIELDS)[number];
