@@ -7,6 +7,11 @@
 #ifndef FLOWTEL_COMMON_BPF_H
 #define FLOWTEL_COMMON_BPF_H
 
+/* Everything these helpers use, so that a program needs only vmlinux.h before this header. */
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "flowtel.h"
 
 #define AF_INET 2

@@ -18,6 +18,7 @@ import { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { AgentProcess, sleep, waitFor } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
+import { PROBE_GROUPS } from '../support/scenario';
 
 const BUDGET_MS = 2000;
 const SUMMARY_MS = 3000;
@@ -25,7 +26,7 @@ const SUMMARY_MS = 3000;
 /** Only tcp-retransmits (start-up is quick), a short shutdown budget and summary interval, readiness after 2 intervals. */
 function configFile(extra = ''): string {
   const file = path.join(tempDir('otlp-failures'), 'flowtel.yaml');
-  const groups = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'];
+  const groups = PROBE_GROUPS;
   fs.writeFileSync(
     file,
     `probes:\n${groups.map((g) => `  ${g}: { enabled: ${g === 'tcpRetransmits'} }\n`).join('')}` +

@@ -184,7 +184,7 @@ describe('CLI: missing privileges', function () {
    * tests are about one group's cause.
    */
   function onlyGroups(...enabled: string[]): string[] {
-    const groups = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'];
+    const groups = PROBE_GROUPS.map((g) => g.configKey);
     const file = path.join(tempDir('groups'), 'flowtel.yaml');
     fs.writeFileSync(file, `probes:\n${groups.map((g) => `  ${g}: { enabled: ${enabled.includes(g)} }\n`).join('')}`);
     // The unprivileged user of one test must be able to read it.

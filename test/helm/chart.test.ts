@@ -16,6 +16,7 @@ import { CLI, agentEnv } from '../support/agent-process';
 import { cgroupRoot } from '../support/kernel';
 import { tempDir } from '../support/tmp';
 import { CHART, Container, Manifest, NAMESPACE, PodSpec, REPO, find, helm, podSpec, render, valuesFile } from './helm';
+import { PROBE_GROUPS } from '../../src/probes/registry';
 
 /** The capabilities values.yaml documents, one comment each; the agent gets exactly these. */
 const DOCUMENTED_CAPABILITIES = ['BPF', 'PERFMON', 'NET_ADMIN', 'SYS_RESOURCE', 'SYS_PTRACE'];
@@ -24,7 +25,7 @@ const READ_ONLY_HOST_PATHS = ['/sys/fs/cgroup', '/sys/kernel/btf'];
 /** Agent config keys the chart sets itself or leaves to the agent's defaults, so its values do not offer them. */
 const CHART_OWNED_KEYS = ['nodeName', 'cgroupRoot', 'bpfObjectDir', 'health.enabled', 'kubernetes.kubeconfig'];
 
-const ALL_GROUPS = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'];
+const ALL_GROUPS = PROBE_GROUPS.map((g) => g.configKey);
 
 /** The values people install with, by scenario. */
 const SCENARIOS: Record<string, object> = {

@@ -17,6 +17,7 @@ import { cgroupRoot, requireKernel } from '../support/kernel';
 import { netClient } from '../support/traffic';
 import { tempDir } from '../support/tmp';
 import type { OtlpReceiver } from '../../src/testbed/otlp-receiver';
+import { PROBE_GROUPS } from '../../src/probes/registry';
 
 const FLOOD_SECONDS = 20;
 const EXPORT_INTERVAL_MS = 1000;
@@ -57,7 +58,10 @@ describe('event flood with folding off and the rate limit raised 100x', function
     fs.writeFileSync(
       config,
       'events:\n  aggregationWindowMs: 0\nprobes:\n' +
-        ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections'].map((g) => `  ${g}:\n    maxEventsPerSecondPerCpu: 10000\n`).join(''),
+        // Every group that sends events (has a per-CPU event rate).
+        PROBE_GROUPS.filter((g) => Object.hasOwn(g.configSchema.shape, 'maxEventsPerSecondPerCpu'))
+          .map((g) => `  ${g.configKey}:\n    maxEventsPerSecondPerCpu: 10000\n`)
+          .join(''),
     );
     ({ agent, receiver } = await startAgentWithReceiver(['--cgroup-root', cgroupRoot(), '--node-name', 'test-node', '--config', config]));
   });

@@ -6,6 +6,7 @@ import { TestNode, type TestPodSpec } from '../../src/testbed/test-node';
 import { startAgentWithReceiver, type AgentProcess } from './agent-process';
 import { cgroupRoot, requireKernel } from './kernel';
 import { tempDir } from './tmp';
+import { PROBE_GROUPS as REGISTERED_GROUPS } from '../../src/probes/registry';
 
 export interface Scenario {
   node: TestNode;
@@ -36,11 +37,12 @@ export async function startScenario(pods: TestPodSpec[], configYaml: string): Pr
   }
 }
 
-/** Every probe group, by its key under `probes:` in the config. */
-export const PROBE_GROUPS = ['tcpRetransmits', 'tcpResets', 'drops', 'tcpConnections', 'tcpRtt', 'flows'] as const;
+/** Every registered probe group, by its key under `probes:` in the config. */
+export const PROBE_GROUPS: readonly ProbeConfigKey[] = REGISTERED_GROUPS.map((g) => g.configKey);
+export type ProbeConfigKey = (typeof REGISTERED_GROUPS)[number]['configKey'];
 
 /** A `probes:` config that turns every group off but `group`, which gets `settings` (a YAML mapping). */
-export function onlyGroupConfig(group: (typeof PROBE_GROUPS)[number], settings: Record<string, string | number>): string {
+export function onlyGroupConfig(group: ProbeConfigKey, settings: Record<string, string | number>): string {
   const others = PROBE_GROUPS.filter((g) => g !== group).map((g) => `  ${g}:\n    enabled: false\n`);
   const own = Object.entries(settings).map(([key, value]) => `    ${key}: ${value}\n`);
   return `probes:\n${others.join('')}  ${group}:\n${own.join('')}`;
