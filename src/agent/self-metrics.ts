@@ -9,7 +9,7 @@ import type { BatchObservableResult, Meter } from '@opentelemetry/api';
 import type { BpfRuntime } from '../bpf/runtime';
 import type { GroupStatus } from './group-loader';
 import type { ExportTotals } from '../exporters/export-watch';
-import { observableCounter, observableUpDownCounter } from '../semconv/instruments';
+import { observableCounter, observableGauge, observableUpDownCounter } from '../semconv/instruments';
 import {
   ATTR_FLOWTEL_BPF_PROGRAM,
   ATTR_FLOWTEL_EXPORT_OUTCOME,
@@ -63,14 +63,8 @@ export function registerSelfMetrics(
   groups: readonly GroupStatus[] = [],
   netns?: { readonly unreadableProcesses: number },
 ): () => void {
-  const probeGroups = meter.createObservableGauge(METRIC_AGENT_PROBE_GROUPS.name, {
-    unit: METRIC_AGENT_PROBE_GROUPS.unit,
-    description: METRIC_AGENT_PROBE_GROUPS.description,
-  });
-  const collection = meter.createObservableGauge(METRIC_AGENT_COLLECTION_DURATION.name, {
-    unit: METRIC_AGENT_COLLECTION_DURATION.unit,
-    description: METRIC_AGENT_COLLECTION_DURATION.description,
-  });
+  const probeGroups = observableGauge(meter, METRIC_AGENT_PROBE_GROUPS);
+  const collection = observableGauge(meter, METRIC_AGENT_COLLECTION_DURATION);
   const received = observableCounter(meter, METRIC_AGENT_EVENTS_RECEIVED);
   const lost = observableCounter(meter, METRIC_AGENT_EVENTS_LOST);
   const suppressed = observableCounter(meter, METRIC_AGENT_EVENTS_SUPPRESSED);
@@ -81,10 +75,7 @@ export function registerSelfMetrics(
   const rss = observableUpDownCounter(meter, METRIC_PROCESS_MEMORY_USAGE);
   const heapUsed = observableUpDownCounter(meter, METRIC_V8JS_HEAP_USED);
   const external = observableUpDownCounter(meter, METRIC_AGENT_MEMORY_EXTERNAL);
-  const unreadableNetns = meter.createObservableGauge(METRIC_AGENT_NETNS_UNREADABLE.name, {
-    unit: METRIC_AGENT_NETNS_UNREADABLE.unit,
-    description: METRIC_AGENT_NETNS_UNREADABLE.description,
-  });
+  const unreadableNetns = observableGauge(meter, METRIC_AGENT_NETNS_UNREADABLE);
   const callback = (observer: BatchObservableResult): void => {
     const losses = runtime.readLosses();
     const ring = runtime.ringStats();

@@ -9,18 +9,12 @@ import {
   METRIC_AGENT_K8S_SYNCED,
   METRIC_AGENT_K8S_WATCHES,
 } from '../semconv';
-import { observableCounter } from '../semconv/instruments';
+import { observableCounter, observableGauge } from '../semconv/instruments';
 import type { KubernetesMetadata } from './metadata';
 
 export function registerKubernetesMetrics(meter: Meter, metadata: KubernetesMetadata): () => void {
-  const objects = meter.createObservableGauge(METRIC_AGENT_K8S_OBJECTS.name, {
-    unit: METRIC_AGENT_K8S_OBJECTS.unit,
-    description: METRIC_AGENT_K8S_OBJECTS.description,
-  });
-  const synced = meter.createObservableGauge(METRIC_AGENT_K8S_SYNCED.name, {
-    unit: METRIC_AGENT_K8S_SYNCED.unit,
-    description: METRIC_AGENT_K8S_SYNCED.description,
-  });
+  const objects = observableGauge(meter, METRIC_AGENT_K8S_OBJECTS);
+  const synced = observableGauge(meter, METRIC_AGENT_K8S_SYNCED);
   const lists = observableCounter(meter, METRIC_AGENT_K8S_LISTS);
   const watches = observableCounter(meter, METRIC_AGENT_K8S_WATCHES);
   const relists = observableCounter(meter, METRIC_AGENT_K8S_RELISTS);

@@ -2,7 +2,7 @@
  * The config every probe group shares, and the schema fragments for it. A
  * group's own options live in its folder, next to the code that reads them.
  */
-import { boolean, described, integer, oneOf } from '../config/schema';
+import { boolean, described, integer, object, oneOf, type ObjectSpec } from '../config/schema';
 
 export type Granularity = 'pod' | 'flow';
 
@@ -33,3 +33,11 @@ export const EVENT_PROBE_FIELDS = {
   maxEventsPerSecondPerCpu: integer(0, 1_000_000, 'log records per second per CPU; 0 turns events off'),
   maxRows: COMMON_PROBE_FIELDS.maxRows,
 };
+
+/** The config of a group whose options are the event fields alone, with the defaults of every such group. */
+export function eventProbeConfig(): { schema: ObjectSpec<typeof EVENT_PROBE_FIELDS>; defaults: EventProbeConfig } {
+  return {
+    schema: object(EVENT_PROBE_FIELDS),
+    defaults: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
+  };
+}

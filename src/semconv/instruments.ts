@@ -1,5 +1,5 @@
 /** Instruments made from the names, units and descriptions of ./metrics (the agent's self-metrics). */
-import type { Meter, ObservableCounter, ObservableUpDownCounter } from '@opentelemetry/api';
+import type { Meter, ObservableCounter, ObservableGauge, ObservableUpDownCounter } from '@opentelemetry/api';
 import type { MetricName } from './metrics';
 
 /** An ObservableCounter with the name, unit and description from src/semconv (agent self-metrics). */
@@ -10,4 +10,9 @@ export function observableCounter(meter: Meter, metric: MetricName): ObservableC
 /** An ObservableUpDownCounter the same way (self-metrics that go down as well as up: memory). */
 export function observableUpDownCounter(meter: Meter, metric: MetricName): ObservableUpDownCounter {
   return meter.createObservableUpDownCounter(metric.name, { unit: metric.unit, description: metric.description });
+}
+
+/** An ObservableGauge the same way (self-metrics that are a state or a last value). */
+export function observableGauge(meter: Meter, metric: MetricName): ObservableGauge {
+  return meter.createObservableGauge(metric.name, { unit: metric.unit, description: metric.description });
 }

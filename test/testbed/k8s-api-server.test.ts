@@ -145,28 +145,19 @@ describe('testbed: Kubernetes API server with @kubernetes/client-node', function
     api.create(makeNode({ name: 'node-b', internalIP: '10.200.0.2', podCIDR: '10.244.2.0/24' }));
     const rs = api.create(makeReplicaSet({ name: 'web-7d4b9c', namespace: 'shop', ownerDeployment: 'web' }));
     const job = api.create(makeJob({ name: 'report-28471234', namespace: 'shop', ownerCronJob: 'report' }));
+    // Two pods of the web ReplicaSet, one on each node.
+    const webPod = { namespace: 'shop', labels: { app: 'web' }, ownerReferences: [ownerReference(rs)] };
     api.create(
       makePod({
+        ...webPod,
         name: 'web-7d4b9c-x1',
-        namespace: 'shop',
         nodeName: 'node-a',
         podIP: '10.244.1.10',
-        labels: { app: 'web' },
-        ownerReferences: [ownerReference(rs)],
         containers: [{ name: 'web' }, { name: 'sidecar' }],
         qosClass: 'Burstable',
       }),
     );
-    api.create(
-      makePod({
-        name: 'web-7d4b9c-x2',
-        namespace: 'shop',
-        nodeName: 'node-b',
-        podIP: '10.244.2.10',
-        labels: { app: 'web' },
-        ownerReferences: [ownerReference(rs)],
-      }),
-    );
+    api.create(makePod({ ...webPod, name: 'web-7d4b9c-x2', nodeName: 'node-b', podIP: '10.244.2.10' }));
     api.create(
       makePod({
         name: 'report-28471234-q',

@@ -14,8 +14,7 @@ import {
   EVENT_TCP_RESET,
   METRIC_TCP_RESETS,
 } from '../../semconv';
-import { object } from '../../config/schema';
-import { EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
+import { eventProbeConfig, type EventProbeConfig } from '../config';
 import { defineProbeGroup } from '../declaration';
 import { Directions } from '../shared/direction';
 import { EndpointCounterTable } from '../../tables/endpoint-counters';
@@ -143,10 +142,7 @@ export class TcpResetsGroup implements ProbeGroup<TcpResetsNames> {
 export const tcpResets = defineProbeGroup<'tcpResets', EventProbeConfig>({
   name: 'tcp-resets',
   configKey: 'tcpResets',
-  config: {
-    schema: object(EVENT_PROBE_FIELDS),
-    defaults: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
-  },
+  config: eventProbeConfig(),
   hooks: TCP_RESETS_HOOKS,
   withoutIt: 'no resets sent or received (flowtel.tcp.resets) and no reset log records',
   telemetry: { metrics: [METRIC_TCP_RESETS], events: [EVENT_TCP_RESET] },

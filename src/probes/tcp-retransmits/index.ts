@@ -15,8 +15,7 @@ import {
   METRIC_TCP_RETRANSMIT_EVENTS,
   METRIC_TCP_RETRANSMITS,
 } from '../../semconv';
-import { object } from '../../config/schema';
-import { EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
+import { eventProbeConfig, type EventProbeConfig } from '../config';
 import { defineProbeGroup } from '../declaration';
 import { EndpointCounterTable } from '../../tables/endpoint-counters';
 import { EventReader, socketTupleAttributes, socketTupleSummary } from '../../events/event-endpoint';
@@ -116,10 +115,7 @@ export class TcpRetransmitsGroup implements ProbeGroup<TcpRetransmitsNames> {
 export const tcpRetransmits = defineProbeGroup<'tcpRetransmits', EventProbeConfig>({
   name: 'tcp-retransmits',
   configKey: 'tcpRetransmits',
-  config: {
-    schema: object(EVENT_PROBE_FIELDS),
-    defaults: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384 },
-  },
+  config: eventProbeConfig(),
   hooks: TCP_RETRANSMITS_HOOKS,
   withoutIt: 'no retransmitted segments (flowtel.tcp.retransmits) and no retransmission log records',
   telemetry: { metrics: [METRIC_TCP_RETRANSMITS, METRIC_TCP_RETRANSMIT_EVENTS], events: [EVENT_TCP_RETRANSMIT] },
