@@ -13,6 +13,7 @@ import { packageRoot } from '../../src/bpf/native';
 import { CLI, agentEnv, randomHealthPort } from '../support/agent-process';
 import { groupOnThisKernel } from '../support/kernel-table';
 import { PROBE_GROUPS } from '../../src/probes/registry';
+import { defaultConfig } from '../../src/config/config';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { tempDir } from '../support/tmp';
 
@@ -147,18 +148,10 @@ describe('CLI: missing privileges', function () {
     const r = await flowtelAsync(['run', '--cgroup-root', cgroupRoot(), '--bpf-dir', emptyDir, '--prometheus', 'false']);
     assert.equal(r.code, 1, r.stderr);
     const warnings = r.stderr.split('\n').filter((l) => l.includes('level=warn') && l.includes(' group='));
-    const objects: Record<string, string> = {
-      'tcp-retransmits': 'tcp_retransmits',
-      'tcp-resets': 'tcp_resets',
-      drops: 'drops',
-      'tcp-connections': 'tcp_connections',
-      'tcp-rtt': 'tcp_rtt',
-      flows: 'flows',
-    };
-    assert.deepEqual(
-      Object.keys(objects),
-      PROBE_GROUPS.map((g) => g.name),
-    );
+    // Each group's object file, as its own spec names it.
+    const defaults = defaultConfig(packageRoot()).probes;
+    const node = { kernelHz: { hz: 250 }, cgroupRoot: cgroupRoot() };
+    const objects = Object.fromEntries(PROBE_GROUPS.map((g) => [g.name, g.build(defaults, node).objectSpec.objectFile]));
     assert.equal(warnings.length, PROBE_GROUPS.length, r.stderr);
     PROBE_GROUPS.forEach(({ name, withoutIt }, i) => {
       // A group this kernel cannot run is named so before its object is looked for (docs/kernels.md).
@@ -166,7 +159,7 @@ describe('CLI: missing privileges', function () {
       const cause =
         here.state === 'unsupported'
           ? `probe group ${name} disabled: this kernel cannot run it: ${here.reason}`
-          : `probe group ${name} disabled: the BPF object is missing: ${emptyDir}/${objects[name]}.bpf.o: open: No such file or directory`;
+          : `probe group ${name} disabled: the BPF object is missing: ${emptyDir}/${objects[name]}: open: No such file or directory`;
       assert.ok(warnings[i].includes(cause), `${warnings[i]}\nexpected: ${cause}`);
       assert.ok(warnings[i].includes(withoutIt), warnings[i]);
     });
