@@ -90,6 +90,8 @@ export function loadGroup(
   };
   try {
     const group = entry.build(config.probes, node);
+    // The runtime keys a loaded object by the spec's group: it must be the registry's name for unload to find it.
+    if (group.objectSpec.group !== entry.name) throw new Error(`internal: probe group ${entry.name} built a spec named ${group.objectSpec.group}`);
     const loaded = runtime.load(group.objectSpec, plan.programs);
     if (shared) group.start(loaded, scopedContext(shared, scope));
     else unload();
