@@ -19,6 +19,8 @@ export class MapRowsReader {
   private readonly keySize: number;
   /** Bytes per value in a batch (every CPU's value of a per-CPU map). */
   readonly valueStride: number;
+  /** Whether each row holds one value per possible CPU. */
+  readonly perCpu: boolean;
   private readonly batchRows: number;
   private batch: MapRows | undefined;
 
@@ -29,6 +31,7 @@ export class MapRowsReader {
     const info = object.mapInfo(mapName);
     this.keySize = info.keySize;
     this.valueStride = info.valueStride;
+    this.perCpu = info.perCpu;
     this.batchRows = Math.max(1, Math.min(MAX_BATCH_ROWS, Math.floor(BATCH_BYTES / (this.keySize + this.valueStride))));
   }
 

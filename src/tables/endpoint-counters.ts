@@ -104,6 +104,8 @@ export class EndpointCounterTable<F extends string, N extends ObjectNames = Obje
   private readonly reader: MapRowsReader;
   /** Bytes between one CPU's value of a row and the next one's. */
   private readonly perCpuStride: number;
+  /** Values per row: the possible CPUs for a per-CPU map, else 1. */
+  private readonly cpus: number;
   private readonly gone: GoneRows;
   private readonly endpointKey: EndpointKeyReader;
   private readonly keyFields: StructReader<string> | undefined;
@@ -165,7 +167,9 @@ export class EndpointCounterTable<F extends string, N extends ObjectNames = Obje
     this.endpointKey = new EndpointKeyReader(options.keyStruct, layout);
     this.keyFields = options.keyFields?.length ? new StructReader(options.keyStruct, layout, options.keyFields) : undefined;
     this.reader = new MapRowsReader(object, options.mapName);
-    this.perCpuStride = this.reader.valueStride / options.possibleCpus;
+    // A map shared by all CPUs (updated atomically) holds one value per row.
+    this.cpus = this.reader.perCpu ? options.possibleCpus : 1;
+    this.perCpuStride = this.reader.valueStride / this.cpus;
     this.gone = new GoneRows(options.attribution, options.gracePeriodMs);
     if (options.valueStruct) {
       const valueLayout = object.structLayout(options.valueStruct);
@@ -220,7 +224,8 @@ export class EndpointCounterTable<F extends string, N extends ObjectNames = Obje
 
   /** Adds row `i` of a batch (`position` in the whole read) into its series, and notes it for deletion when it expired. */
   private sumRow(rows: MapRows, i: number, position: number, collection: Collection): void {
-    const { fields, possibleCpus, idleFlowEvictMs, signed } = this.options;
+    const { fields, idleFlowEvictMs, signed } = this.options;
+    const possibleCpus = this.cpus;
     const { now, generation, values } = collection;
     const perCpuStride = this.perCpuStride;
     const series = this.series;

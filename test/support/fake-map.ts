@@ -5,12 +5,13 @@
  */
 import type { MapRows, NativeBpfObject } from '../../src/bpf/native';
 
-export function withBatchReads(object: NativeBpfObject): NativeBpfObject {
+/** `perCpu`: whether the map holds one value per CPU in each row, as mapInfo says. */
+export function withBatchReads(object: NativeBpfObject, perCpu: boolean): NativeBpfObject {
   const readAll = (name: string): MapRows => object.mapReadAll(name);
   return Object.assign(object, {
     mapInfo: (name: string) => {
       const { keySize, valueStride } = readAll(name);
-      return { name, fd: -1, type: 1, keySize, valueSize: valueStride, maxEntries: 1 << 20, perCpu: false, valueStride };
+      return { name, fd: -1, type: 1, keySize, valueSize: valueStride, maxEntries: 1 << 20, perCpu, valueStride };
     },
     mapReadEach: (name: string, keys: Buffer, values: Buffer, onBatch: (count: number) => void) => {
       const all = readAll(name);

@@ -79,30 +79,33 @@ class FakeCounterMap {
       },
       v: { size: 16, members: { events: { offset: 0, size: 8 }, segments: { offset: 8, size: 8 } } },
     };
-    return withBatchReads({
-      structLayout: (name: string) => layouts[name],
-      mapReadAll: (): MapRows => {
-        const entries = [...this.rows.entries()];
-        const keys = Buffer.alloc(entries.length * 32);
-        const values = Buffer.alloc(entries.length * 16 * this.cpus);
-        entries.forEach(([id, perCpu], i) => {
-          keys.writeBigUInt64LE(id, i * 32);
-          for (let c = 0; c < this.cpus; c++) {
-            values.writeBigUInt64LE(BigInt(perCpu[c * 2]), i * 32 + c * 16);
-            values.writeBigUInt64LE(BigInt(perCpu[c * 2 + 1]), i * 32 + c * 16 + 8);
+    return withBatchReads(
+      {
+        structLayout: (name: string) => layouts[name],
+        mapReadAll: (): MapRows => {
+          const entries = [...this.rows.entries()];
+          const keys = Buffer.alloc(entries.length * 32);
+          const values = Buffer.alloc(entries.length * 16 * this.cpus);
+          entries.forEach(([id, perCpu], i) => {
+            keys.writeBigUInt64LE(id, i * 32);
+            for (let c = 0; c < this.cpus; c++) {
+              values.writeBigUInt64LE(BigInt(perCpu[c * 2]), i * 32 + c * 16);
+              values.writeBigUInt64LE(BigInt(perCpu[c * 2 + 1]), i * 32 + c * 16 + 8);
+            }
+          });
+          return { count: entries.length, keys, values, keySize: 32, valueStride: 16 * this.cpus };
+        },
+        mapDeleteKeys: (_name: string, keys: Buffer) => {
+          for (let off = 0; off < keys.length; off += 32) {
+            const id = keys.readBigUInt64LE(off);
+            this.deleted.push(id);
+            this.rows.delete(id);
           }
-        });
-        return { count: entries.length, keys, values, keySize: 32, valueStride: 16 * this.cpus };
-      },
-      mapDeleteKeys: (_name: string, keys: Buffer) => {
-        for (let off = 0; off < keys.length; off += 32) {
-          const id = keys.readBigUInt64LE(off);
-          this.deleted.push(id);
-          this.rows.delete(id);
-        }
-        return keys.length / 32;
-      },
-    } as unknown as NativeBpfObject);
+          return keys.length / 32;
+        },
+      } as unknown as NativeBpfObject,
+      true,
+    );
   }
 }
 
@@ -188,23 +191,26 @@ class FakeFlowMap {
   }
   object(): NativeBpfObject {
     const base = new FakeCounterMap().object();
-    return withBatchReads({
-      structLayout: base.structLayout,
-      mapReadAll: (): MapRows => {
-        const entries = [...this.rows.entries()];
-        const keys = Buffer.concat(entries.map(([k]) => Buffer.from(k, 'hex')));
-        const values = Buffer.alloc(entries.length * 16);
-        entries.forEach(([, v], i) => {
-          values.writeBigUInt64LE(BigInt(v[0]), i * 16);
-          values.writeBigUInt64LE(BigInt(v[1]), i * 16 + 8);
-        });
-        return { count: entries.length, keys, values, keySize: 32, valueStride: 16 };
-      },
-      mapDeleteKeys: (_name: string, keys: Buffer) => {
-        for (let off = 0; off < keys.length; off += 32) if (this.rows.delete(keys.toString('hex', off, off + 32))) this.deleted++;
-        return keys.length / 32;
-      },
-    } as unknown as NativeBpfObject);
+    return withBatchReads(
+      {
+        structLayout: base.structLayout,
+        mapReadAll: (): MapRows => {
+          const entries = [...this.rows.entries()];
+          const keys = Buffer.concat(entries.map(([k]) => Buffer.from(k, 'hex')));
+          const values = Buffer.alloc(entries.length * 16);
+          entries.forEach(([, v], i) => {
+            values.writeBigUInt64LE(BigInt(v[0]), i * 16);
+            values.writeBigUInt64LE(BigInt(v[1]), i * 16 + 8);
+          });
+          return { count: entries.length, keys, values, keySize: 32, valueStride: 16 };
+        },
+        mapDeleteKeys: (_name: string, keys: Buffer) => {
+          for (let off = 0; off < keys.length; off += 32) if (this.rows.delete(keys.toString('hex', off, off + 32))) this.deleted++;
+          return keys.length / 32;
+        },
+      } as unknown as NativeBpfObject,
+      true,
+    );
   }
 }
 
@@ -218,24 +224,27 @@ class FakeHistogramMap {
       size: 48,
       members: { count: { offset: 0, size: 8 }, sum: { offset: 8, size: 8 }, buckets: { offset: 16, size: 32 } },
     };
-    return withBatchReads({
-      structLayout: (name: string) => (name === 'flowtel_histogram' ? histogram : base.structLayout(name)),
-      mapReadAll: (): MapRows => {
-        const entries = [...this.rows.entries()];
-        const keys = Buffer.concat(entries.map(([k]) => Buffer.from(k, 'hex')));
-        const values = Buffer.alloc(entries.length * 48);
-        entries.forEach(([, v], i) => {
-          values.writeBigUInt64LE(BigInt(v.count), i * 48);
-          values.writeBigUInt64LE(BigInt(v.sum), i * 48 + 8);
-          v.buckets.forEach((n, b) => values.writeBigUInt64LE(BigInt(n), i * 48 + 16 + b * 8));
-        });
-        return { count: entries.length, keys, values, keySize: 32, valueStride: 48 };
-      },
-      mapDeleteKeys: (_name: string, keys: Buffer) => {
-        for (let off = 0; off < keys.length; off += 32) if (this.rows.delete(keys.toString('hex', off, off + 32))) this.deleted++;
-        return keys.length / 32;
-      },
-    } as unknown as NativeBpfObject);
+    return withBatchReads(
+      {
+        structLayout: (name: string) => (name === 'flowtel_histogram' ? histogram : base.structLayout(name)),
+        mapReadAll: (): MapRows => {
+          const entries = [...this.rows.entries()];
+          const keys = Buffer.concat(entries.map(([k]) => Buffer.from(k, 'hex')));
+          const values = Buffer.alloc(entries.length * 48);
+          entries.forEach(([, v], i) => {
+            values.writeBigUInt64LE(BigInt(v.count), i * 48);
+            values.writeBigUInt64LE(BigInt(v.sum), i * 48 + 8);
+            v.buckets.forEach((n, b) => values.writeBigUInt64LE(BigInt(n), i * 48 + 16 + b * 8));
+          });
+          return { count: entries.length, keys, values, keySize: 32, valueStride: 48 };
+        },
+        mapDeleteKeys: (_name: string, keys: Buffer) => {
+          for (let off = 0; off < keys.length; off += 32) if (this.rows.delete(keys.toString('hex', off, off + 32))) this.deleted++;
+          return keys.length / 32;
+        },
+      } as unknown as NativeBpfObject,
+      false,
+    );
   }
 }
 
@@ -586,6 +595,7 @@ describe('kernel histogram table', () => {
       mapName: 'm',
       keyStruct: 'k',
       attribution,
+      possibleCpus: 4,
       boundaries: [1.5],
       scale: 1,
       gracePeriodMs: 1000,

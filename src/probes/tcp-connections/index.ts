@@ -157,6 +157,7 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
         return { key: role, attributes: { [ATTR_FLOWTEL_TCP_ROLE]: role } };
       },
       attribution,
+      possibleCpus: runtime.possibleCpus,
       scale: 1e-6,
       gracePeriodMs: context.cgroupGracePeriodMs,
     };

@@ -65,6 +65,7 @@ export class TcpRttGroup implements ProbeGroup<TcpRttNames> {
       mapName: MAP,
       keyStruct: 'tcp_rtt_key',
       attribution: context.attribution,
+      possibleCpus: context.runtime.possibleCpus,
       boundaries: RTT_BOUNDARIES_S,
       scale: 1e-6,
       gracePeriodMs: context.cgroupGracePeriodMs,
