@@ -188,11 +188,25 @@ export class OtlpReceiver {
     return this.logsMatching(eventName, match).reduce((n, r) => n + Number(r.attributes['flowtel.event.count'] ?? 1), 0);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops at once for new calls and waits for calls in flight, at most `graceMs`: grpc-js calls back only once
+   * every HTTP/2 session has ended, and a session of a client that went away without closing it may never end
+   * (a collector test once waited out mocha's timeout here, with no socket left open).
+   */
+  async stop(graceMs = 5000): Promise<void> {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
-    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, graceMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private register(server: grpc.Server): void {
