@@ -107,7 +107,11 @@ export function loadGroup(
     };
   } catch (err) {
     // A group may have registered its series before failing: they would read an unloaded object.
-    unload();
+    try {
+      unload();
+    } catch {
+      // The load failure is the one to report; the object is closed either way (unload's finally).
+    }
     if (err instanceof ConfigError) throw err;
     const failure = describeLoadFailure(err);
     return stopped(failure.state, [failure.reason]);
