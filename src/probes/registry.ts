@@ -28,8 +28,3 @@ export function probesSchema(groups: readonly ProbeGroupEntry[] = PROBE_GROUPS):
 export function probesDefaults(): ProbesConfig {
   return Object.fromEntries(PROBE_GROUPS.map((g) => [g.configKey, g.defaults()])) as ProbesConfig;
 }
-
-/** The group of a name, or undefined. */
-export function probeGroupNamed(name: string): ProbeGroupEntry | undefined {
-  return PROBE_GROUPS.find((g) => g.name === name);
-}

@@ -19,11 +19,6 @@ export class GroupScope {
     this.undos.push(undo);
   }
 
-  /** Registrations not yet undone. */
-  get size(): number {
-    return this.undos.length;
-  }
-
   /** Undoes every registration, newest first, each once; an undo that throws does not stop the others. */
   dispose(): void {
     this.disposed = true;
