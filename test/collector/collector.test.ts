@@ -155,19 +155,26 @@ describe('a real OpenTelemetry Collector between the agent and the backend', fun
 
         const documented = documentedMetrics();
         const latest = new Map<string, ReceivedDataPoint>();
+        const a = node.pod('a');
+        const retransmitOfA = () => receiver.logRecords.find((r) => r.eventName === 'flowtel.tcp.retransmit' && r.attributes['k8s.pod.uid'] === a.uid);
+        const noSocketDrop = () =>
+          receiver.logRecords.find((r) => r.eventName === 'flowtel.network.drop' && r.attributes['flowtel.drop.reason'] === 'NO_SOCKET');
+        // The records asserted below too: a drop of another reason (the nft rule's) may arrive before the NO_SOCKET one.
         await waitFor(
           'every expected metric and event through the collector',
           () => {
             for (const e of receiver.metricExports) for (const p of e.points) latest.set(p.metric, p);
             const events = new Set(receiver.logRecords.map((r) => r.eventName));
-            return EXPECTED_METRICS.every((m) => latest.has(m)) && EXPECTED_EVENTS.every((e) => events.has(e)) ? true : undefined;
+            const all = EXPECTED_METRICS.every((m) => latest.has(m)) && EXPECTED_EVENTS.every((e) => events.has(e));
+            return all && retransmitOfA() && noSocketDrop() ? true : undefined;
           },
           60_000,
         ).catch((err: Error) => {
           const events = new Set(receiver.logRecords.map((r) => r.eventName));
           throw new Error(
             `${err.message}; missing metrics: ${EXPECTED_METRICS.filter((m) => !latest.has(m)).join(', ') || 'none'}; ` +
-              `missing events: ${EXPECTED_EVENTS.filter((e) => !events.has(e)).join(', ') || 'none'}\n${agent?.stderr ?? ''}`,
+              `missing events: ${EXPECTED_EVENTS.filter((e) => !events.has(e)).join(', ') || 'none'}; ` +
+              `a retransmit record of pod A: ${retransmitOfA() ? 'yes' : 'no'}; a NO_SOCKET drop record: ${noSocketDrop() ? 'yes' : 'no'}\n${agent?.stderr ?? ''}`,
           );
         });
 
@@ -192,14 +199,13 @@ describe('a real OpenTelemetry Collector between the agent and the backend', fun
           assert.equal(point.resource['service.name'], 'flowtel', `${name}: resource`);
           assert.equal(point.resource['k8s.node.name'], 'collector-test', `${name}: resource`);
         }
-        const a = node.pod('a');
-        const retransmit = receiver.logRecords.find((r) => r.eventName === 'flowtel.tcp.retransmit' && r.attributes['k8s.pod.uid'] === a.uid);
+        const retransmit = retransmitOfA();
         assert.ok(retransmit, 'a retransmit record of pod A');
         assert.equal(retransmit.severityText, 'WARN');
         assert.equal(retransmit.attributes['network.peer.address'], b.ip);
         assert.equal(retransmit.attributes['network.transport'], 'tcp');
         assert.ok(Number(retransmit.attributes['flowtel.tcp.segments']) >= 1);
-        const drop = receiver.logRecords.find((r) => r.eventName === 'flowtel.network.drop' && r.attributes['flowtel.drop.reason'] === 'NO_SOCKET');
+        const drop = noSocketDrop();
         assert.ok(drop, 'a NO_SOCKET drop record');
         console.log(`      ${protocol}: ${checked} documented metrics checked, ${receiver.logRecords.length} log records`);
       } finally {
