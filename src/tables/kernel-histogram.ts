@@ -50,7 +50,7 @@ export interface KernelHistogramOptions<N extends ObjectNames = ObjectNames> {
 const HISTOGRAM_STRUCT = 'flowtel_histogram';
 
 /**
- * A counter table whose counters are a histogram's: count, sum and one per
+ * A counter table whose counters are a histogram's: the sum and one per
  * kernel bucket. Rows, series, deleted rows and ended series are the counter
  * table's; this only turns each series' totals into export buckets.
  */
@@ -69,7 +69,7 @@ export class KernelHistogramTable<N extends ObjectNames = ObjectNames> {
       mapName: options.mapName,
       keyStruct: options.keyStruct,
       valueStruct: HISTOGRAM_STRUCT,
-      fields: ['count', 'sum', ...Array.from({ length: buckets }, (_, b) => `buckets[${b}]`)],
+      fields: ['sum', ...Array.from({ length: buckets }, (_, b) => `buckets[${b}]`)],
       ...(options.keyFields ? { keyFields: options.keyFields } : {}),
       ...(options.describe ? { describe: options.describe } : {}),
       attribution: options.attribution,
@@ -86,8 +86,16 @@ export class KernelHistogramTable<N extends ObjectNames = ObjectNames> {
     for (let r = 0; r < rows.length; r++) {
       const row = rows.at(r);
       const counts = new Array<number>(boundaries.length + 1).fill(0);
-      for (let b = 0; b < this.exportIndex.length; b++) counts[this.exportIndex[b]] += row.total(2 + b);
-      out.push(new RowHistogram(row, row.seriesKey, row.total(0), row.total(1) * scale, counts));
+      let count = 0;
+      for (let b = 0; b < this.exportIndex.length; b++) {
+        const inBucket = row.total(1 + b);
+        counts[this.exportIndex[b]] += inBucket;
+        count += inBucket;
+      }
+      // The count is the buckets' sum, not the kernel's count member: the kernel adds to count, sum and a bucket
+      // one after another and the map is read without a lock, so a copy can catch a value between them, and
+      // OTLP requires count = Σ bucket counts. The sum may then be off by that one value.
+      out.push(new RowHistogram(row, row.seriesKey, count, row.total(0) * scale, counts));
     }
     return out;
   }

@@ -636,6 +636,15 @@ describe('kernel histogram table', () => {
     assert.deepEqual(apiServer(), [], 'the series ended with its last row');
   });
 
+  it('exports a count equal to the sum of the bucket counts when the copy caught the kernel between its adds', () => {
+    const { kubelet, map, table } = nodeCgroupsTable();
+    // The kernel had added to count but not yet to the value's bucket when the row was copied.
+    map.rows.set(FakeFlowMap.key(ino(kubelet), '10.0.0.1', 6443), { count: 4, sum: 7, buckets: [1, 0, 2, 0] });
+    const [series] = table.collect();
+    assert.deepEqual(series.counts, [1, 2]);
+    assert.equal(series.count, 3, 'OTLP requires count = Σ bucket counts');
+  });
+
   it('deletes exactly the rows of a removed cgroup when they span several batches of the map walk', () => {
     // Expired keys are gathered while the walk goes on; each must be a copy, not a view of the batch the next one overwrites.
     const { kubelet, containerd, clock, map, table } = nodeCgroupsTable();
