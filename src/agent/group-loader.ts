@@ -14,6 +14,7 @@ import { ConfigError } from '../config/schema';
 import type { NodeFacts, ProbeGroupEntry } from '../probes/declaration';
 import { GroupScope } from '../probes/scope';
 import type { ProbeContext, ProbeGroup, SharedProbeContext } from '../probes/types';
+import type { CommonProbeConfig } from '../probes/config';
 
 export type GroupState = 'ok' | 'degraded' | 'unsupported' | 'failed' | 'disabled';
 
@@ -93,7 +94,7 @@ export function loadGroup(
     // The runtime keys a loaded object by the spec's group: it must be the registry's name for unload to find it.
     if (group.objectSpec.group !== entry.name) throw new Error(`internal: probe group ${entry.name} built a spec named ${group.objectSpec.group}`);
     const loaded = runtime.load(group.objectSpec, plan.programs);
-    if (shared) group.start(loaded, scopedContext(shared, scope));
+    if (shared) group.start(loaded, scopedContext(shared, scope, entry.configOf(config.probes)));
     else unload();
     const reasons = [...plan.degradations, ...(group.configDegradations ?? [])];
     return {
@@ -119,13 +120,16 @@ export function loadGroup(
 }
 
 /** The context of one group: the shared one, with every registration kept in the group's scope. */
-function scopedContext(shared: SharedProbeContext, scope: GroupScope): ProbeContext {
+function scopedContext(shared: SharedProbeContext, scope: GroupScope, own: CommonProbeConfig): ProbeContext {
   return {
     events: shared.events,
     attribution: shared.attribution,
     runtime: shared.runtime,
     log: shared.log,
-    cgroupGracePeriodMs: shared.cgroupGracePeriodMs,
+    rowLifetime: {
+      gracePeriodMs: shared.cgroupGracePeriodMs,
+      ...(own.granularity === 'flow' ? { idleFlowEvictMs: own.idleFlowTimeoutMs } : {}),
+    },
     series: {
       register(collect) {
         const undo = shared.series.register(collect);

@@ -27,6 +27,14 @@ export interface SharedProbeContext {
   series: SeriesRegistry;
 }
 
+/** How long the rows of a group's kernel tables live; spread into every table's options. */
+export interface RowLifetime {
+  /** How long a removed cgroup keeps its series before its kernel rows are deleted. */
+  gracePeriodMs: number;
+  /** At flow granularity: a peer's row unchanged this long is deleted and its series ends; absent at pod granularity. */
+  idleFlowEvictMs?: number;
+}
+
 /** One group's view: registrations here last until the group unloads. */
 export interface ProbeContext {
   events: EventSink;
@@ -34,7 +42,7 @@ export interface ProbeContext {
   /** What a group reads of the runtime; handlers go through onEvent. */
   runtime: Pick<BpfRuntime, 'native' | 'possibleCpus'>;
   log: AgentLog;
-  cgroupGracePeriodMs: number;
+  rowLifetime: RowLifetime;
   /** Registers a source of series, unregistered when the group unloads. */
   series: SeriesRegistry;
   /** Handles the events of one kind until the group unloads. */

@@ -65,7 +65,10 @@ export interface EndpointCounterTableOptions<F extends string, N extends ObjectN
   attribution: CgroupAttribution;
   possibleCpus: number;
   gracePeriodMs: number;
+  /** A flow row whose counters have not moved for this long is deleted (its series ends); absent: never. */
   idleFlowEvictMs?: number;
+  /** Fields that count what exists now (live sockets): a flow row with any of them non-zero is never idle. */
+  liveFields?: readonly F[];
   now?: () => number;
 }
 
@@ -110,6 +113,8 @@ export class EndpointCounterTable<F extends string, N extends ObjectNames = Obje
   private readonly endpointKey: EndpointKeyReader;
   private readonly keyFields: StructReader<string> | undefined;
   private readonly valueOffsets: number[];
+  /** By field index: whether it is one of `liveFields`. */
+  private readonly isLiveField: boolean[];
   private readonly series: CounterSeriesStore;
   private readonly now: () => number;
   private pass = 0;
@@ -178,6 +183,7 @@ export class EndpointCounterTable<F extends string, N extends ObjectNames = Obje
       if (options.fields.length !== 1) throw new Error(`${options.mapName}: a scalar value has exactly one field`);
       this.valueOffsets = [0];
     }
+    this.isLiveField = options.fields.map((f) => options.liveFields?.includes(f) ?? false);
     this.series = new CounterSeriesStore(options.fields.length, this.groups, this.endpointKey, options.attribution);
     this.now = options.now ?? Date.now;
   }
@@ -245,14 +251,17 @@ export class EndpointCounterTable<F extends string, N extends ObjectNames = Obje
     this.touch(slot);
     series.setEndpoint(slot, endpoint);
     let activity = 0;
+    let holdsLive = false;
     for (let f = 0; f < fields.length; f++) {
       const value = sumPerCpu(rows.values, i * rows.valueStride + this.valueOffsets[f], possibleCpus, perCpuStride, signed);
       values[f] = value;
       series.add(slot, f, value);
       activity += Math.abs(value);
+      if (value !== 0 && this.isLiveField[f]) holdsLive = true;
     }
     const gone = this.gone.expired(this.refs[ref].ref, endpoint, now);
-    const idle = idleFlowEvictMs !== undefined && series.isFlow(slot) && this.idleFor(row, activity, now) >= idleFlowEvictMs;
+    // A row counting live sockets must stay: deleted, the socket's later close would start a new series below zero.
+    const idle = idleFlowEvictMs !== undefined && series.isFlow(slot) && this.idleFor(row, activity, now) >= idleFlowEvictMs && !holdsLive;
     if (gone || idle) {
       // A copy: the next batch overwrites the Buffer.
       collection.expiredKeys.push(Buffer.from(rows.keys.subarray(keyOffset, keyOffset + rows.keySize)));

@@ -44,6 +44,7 @@ export interface KernelHistogramOptions<N extends ObjectNames = ObjectNames> {
   /** Kernel unit to exported unit, e.g. 1e-6 for µs → s. */
   scale: number;
   gracePeriodMs: number;
+  idleFlowEvictMs?: number;
   now?: () => number;
 }
 
@@ -75,6 +76,7 @@ export class KernelHistogramTable<N extends ObjectNames = ObjectNames> {
       attribution: options.attribution,
       possibleCpus: options.possibleCpus,
       gracePeriodMs: options.gracePeriodMs,
+      ...(options.idleFlowEvictMs !== undefined ? { idleFlowEvictMs: options.idleFlowEvictMs } : {}),
       ...(options.now ? { now: options.now } : {}),
     });
   }

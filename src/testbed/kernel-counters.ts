@@ -44,6 +44,28 @@ export async function bpfMapEntryCount(mapName: string): Promise<number> {
   return (JSON.parse(await mustRun('bpftool', ['-j', 'map', 'dump', 'id', String(found[0].id)])) as unknown[]).length;
 }
 
+/**
+ * Rows whose key's endpoint is one of `cgroupIds`, in every loaded map whose
+ * name starts with `mapName`'s first 15 characters (all the kernel keeps, so
+ * tcp_connections_counts also counts its siblings tcp_connections_failures, …).
+ */
+export async function bpfMapCgroupRows(mapName: string, cgroupIds: readonly bigint[]): Promise<number> {
+  const maps = JSON.parse(await mustRun('bpftool', ['-j', 'map', 'show'])) as Array<{ id: number; name?: string }>;
+  const shortName = mapName.slice(0, 15);
+  const found = maps.filter((m) => m.name === shortName);
+  if (found.length === 0) throw new Error(`no loaded map named ${shortName}`);
+  let rows = 0;
+  for (const map of found) {
+    type Row = { formatted?: { key: { endpoint?: { cgroup_id: number } } } };
+    for (const row of JSON.parse(await mustRun('bpftool', ['-j', 'map', 'dump', 'id', String(map.id)])) as Row[]) {
+      const endpoint = row.formatted?.key.endpoint;
+      if (!endpoint) throw new Error(`bpftool printed map ${mapName} without a BTF-formatted endpoint key`);
+      if (cgroupIds.includes(BigInt(endpoint.cgroup_id))) rows++;
+    }
+  }
+  return rows;
+}
+
 /** Packets counted by the rules of an nft chain that carry a comment, keyed by the comment. */
 export async function nftRuleCounters(netns: string, family: string, table: string): Promise<Record<string, { packets: number; bytes: number }>> {
   const text = await mustRun('ip', ['netns', 'exec', netns, 'nft', '-j', 'list', 'table', family, table]);

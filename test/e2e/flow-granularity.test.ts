@@ -5,10 +5,10 @@
  * and nothing of that traffic may land on another peer.
  */
 import assert from 'node:assert/strict';
-import { bpfMapCgroupSum, bpfRecursionMisses, retransmissions } from '../../src/testbed/kernel-counters';
+import { bpfMapCgroupRows, bpfMapCgroupSum, bpfRecursionMisses, retransmissions } from '../../src/testbed/kernel-counters';
 import type { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import type { TestNode } from '../../src/testbed/test-node';
-import { freshExport } from '../support/agent-process';
+import { freshExport, sleep, waitFor } from '../support/agent-process';
 import { groupOnThisKernel } from '../support/kernel-table';
 import { PROBE_GROUPS, onlyGroupConfig, useScenario } from '../support/scenario';
 import {
@@ -19,6 +19,7 @@ import {
   iperf,
   maxSegmentsPerSkb,
   netClient,
+  serveInPod,
   waitForClosedConnections,
 } from '../support/traffic';
 
@@ -151,6 +152,55 @@ describe('e2e: flows that do not fit the kernel map', function () {
       const port = Number(p.attributes['server.port']);
       assert.ok(port >= 7100 && port < 7100 + DATAGRAMS, `server.port ${port}`);
     }
+  });
+});
+
+describe('e2e: idle flow rows', function () {
+  this.timeout(120_000);
+  let node: TestNode;
+  const IDLE_MS = 1000;
+  useScenario(
+    PODS,
+    `probes:\n${PROBE_GROUPS.map((g) => `  ${g}:\n    granularity: flow\n    idleFlowTimeoutMs: ${IDLE_MS}\n`).join('')}`,
+    (s) => ({ node } = s),
+  );
+
+  it("deletes every group's rows of a peer gone quiet, so that a full map does not stay full", async () => {
+    const a = node.pod('a');
+    const b = node.pod('b');
+    // Connections with data (opens, closes, bytes, RTT), refused ones (failures, resets, a NO_SOCKET drop in B) and
+    // a transfer that loses segments (retransmits, NETFILTER_DROP drops).
+    const server = await serveInPod(node, 'b', 7040, 3);
+    await netClient(node, 'a', ['connect', b.ip, 7040, 3, 0, 2000]);
+    await netClient(node, 'a', ['connect', b.ip, 7031, 2]);
+    await dropPercent(node, 'a', 'b', 2);
+    await iperf(node, 'a', 'b', 1);
+    await waitForClosedConnections(node, 'a');
+    await waitForClosedConnections(node, 'b');
+    await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once('exit', resolve)));
+
+    // Each loaded group's map, by the first 15 characters of its name (those of tcp-connections share theirs).
+    const maps: Record<string, string> = {
+      flows: 'flows_by_endpoint',
+      'tcp-connections': 'tcp_connections_counts',
+      'tcp-resets': 'tcp_resets_count',
+      'tcp-retransmits': 'tcp_retransmits_by_cgroup',
+      'tcp-rtt': 'tcp_rtt_histograms',
+      drops: 'drops_count',
+    };
+    const loaded = Object.entries(maps).filter(([group]) => groupOnThisKernel(group).state !== 'unsupported');
+    const cgroups = [a.cgroupId, b.cgroupId];
+    const rowsNow = async () => Object.fromEntries(await Promise.all(loaded.map(async ([group, map]) => [group, await bpfMapCgroupRows(map, cgroups)])));
+    const before = await rowsNow();
+    console.log(`      rows of A and B after the traffic: ${JSON.stringify(before)}`);
+    for (const [group] of loaded) assert.ok(before[group] > 0, `${group} has no row of A or B: the test would not see it evict`);
+    // Idle for IDLE_MS once the traffic ended, then deleted at the next collection (every second).
+    await sleep(IDLE_MS);
+    await waitFor('every row of A and B deleted', async () => (Object.values(await rowsNow()).every((n) => n === 0) ? true : undefined), 15_000).catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}; rows left: ${JSON.stringify(await rowsNow())}`);
+      },
+    );
   });
 });
 

@@ -38,7 +38,13 @@ describe('ring buffer flood (real kernel)', function () {
 
   it('holds back when JS is behind, counts ring-full losses, and accounts for every event', async () => {
     runtime = new BpfRuntime({ objectDir: path.join(packageRoot(), 'bpf', '.output'), ringBufferBytes: 4096, maxQueuedBatches: 1, maxBatchBytes: 4096 });
-    const group = new TcpRetransmitsGroup({ enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 1_000_000, maxRows: 1024 });
+    const group = new TcpRetransmitsGroup({
+      enabled: true,
+      granularity: 'pod',
+      maxEventsPerSecondPerCpu: 1_000_000,
+      maxRows: 1024,
+      idleFlowTimeoutMs: 300_000,
+    });
     const loaded = runtime.load(group.objectSpec);
     let handled = 0;
     const kind = loaded.object.objectEnum('flowtel_event_kind').FLOWTEL_EVENT_TCP_RETRANSMIT;

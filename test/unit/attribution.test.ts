@@ -114,7 +114,14 @@ function counterTable(
   object: NativeBpfObject,
   possibleCpus: number,
   attribution: CgroupAttribution,
-  options: { gracePeriodMs: number; idleFlowEvictMs?: number; now: () => number; keyFields?: readonly string[]; describe?: DescribeRow },
+  options: {
+    gracePeriodMs: number;
+    idleFlowEvictMs?: number;
+    liveFields?: readonly ('events' | 'segments')[];
+    now: () => number;
+    keyFields?: readonly string[];
+    describe?: DescribeRow;
+  },
 ) {
   const table = new EndpointCounterTable({
     object,
@@ -279,7 +286,7 @@ class FakeMetadata implements PodMetadataSource {
 
 describe('flow rows: cached identities', () => {
   /** `describe`: rows described by the group's own function (each its group, a column of its own). */
-  function flowTable(describe?: { keyFields: readonly string[]; describe: DescribeRow }) {
+  function flowTable(describe?: { keyFields?: readonly string[]; describe?: DescribeRow; liveFields?: readonly ('events' | 'segments')[] }) {
     const { root, pod } = tree();
     let now = 0;
     const index = new CgroupIndex({ root, minRescanIntervalMs: 10_000, now: () => now });
@@ -433,6 +440,23 @@ describe('flow rows: cached identities', () => {
     table.collect();
     assert.equal(map.deleted, 1, 'idle for 5 s: deleted from the kernel map');
     assert.equal(table.collect().length, 0, 'and its series ends');
+  });
+
+  it('keeps an idle flow row while it counts something live, and evicts it once that is gone', () => {
+    // As tcp-connections' rows: a gauge of open sockets (here "events") beside counters that stop moving.
+    const { pod, map, table, clock } = flowTable({ liveFields: ['events'] });
+    const key = FakeFlowMap.key(ino(pod), '10.0.0.7', 5432);
+    map.rows.set(key, [1, 40]);
+    table.collect();
+    clock.set(60_000);
+    table.collect();
+    assert.equal(map.deleted, 0, 'an open connection keeps its row however long it is quiet');
+    map.rows.set(key, [0, 41]); // it closed
+    clock.set(61_000);
+    table.collect();
+    clock.set(66_000);
+    table.collect();
+    assert.equal(map.deleted, 1, 'closed and idle for 5 s: deleted');
   });
 
   it('keeps every flow on its own totals while thousands of rows come and go (read in several batches; the columns grow, shrink and move)', () => {

@@ -55,7 +55,7 @@ exporters:
     const err = configError(() => configFromFile(file));
     assert.equal(err.field, 'probes.tcpRetransmits.enabeld');
     assert.match(err.message, /probes\.tcpRetransmits\.enabeld = true \(boolean\)/);
-    assert.match(err.message, /expected a known key \(one of: enabled, granularity, maxEventsPerSecondPerCpu, maxRows\)/);
+    assert.match(err.message, /expected a known key \(one of: enabled, granularity, maxEventsPerSecondPerCpu, maxRows, idleFlowTimeoutMs\)/);
     assert.match(err.message, /unknown\.yaml/);
   });
 

@@ -25,7 +25,7 @@ import {
   METRIC_NETWORK_DROPS,
 } from '../../semconv';
 import { object, string, stringList } from '../../config/schema';
-import { EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
+import { DEFAULT_IDLE_FLOW_TIMEOUT_MS, EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
 import { defineProbeGroup } from '../declaration';
 import { EndpointCounterTable } from '../../tables/endpoint-counters';
 import { EnumNames } from '../shared/enum-names';
@@ -155,7 +155,7 @@ export class DropsGroup implements ProbeGroup<DropsNames> {
       },
       attribution,
       possibleCpus: runtime.possibleCpus,
-      gracePeriodMs: context.cgroupGracePeriodMs,
+      ...context.rowLifetime,
     });
     context.series.register(() =>
       counterSums(table.collect(), [
@@ -235,6 +235,7 @@ export const drops = defineProbeGroup<'drops', DropsConfig>({
       granularity: 'pod',
       maxEventsPerSecondPerCpu: 100,
       maxRows: 16384,
+      idleFlowTimeoutMs: DEFAULT_IDLE_FLOW_TIMEOUT_MS,
       allowReasons: [],
       // QUEUE_PURGE: a socket freeing its own queues at close, not a network drop (one per closed connection).
       denyReasons: ['NOT_SPECIFIED', 'QUEUE_PURGE'],

@@ -22,8 +22,8 @@ import {
   METRIC_POD_NETWORK_IO,
   METRIC_POD_NETWORK_PACKETS,
 } from '../../semconv';
-import { integer, object } from '../../config/schema';
-import { COMMON_PROBE_FIELDS, type CommonProbeConfig } from '../config';
+import { object } from '../../config/schema';
+import { COMMON_PROBE_FIELDS, DEFAULT_IDLE_FLOW_TIMEOUT_MS, type CommonProbeConfig } from '../config';
 import { defineProbeGroup } from '../declaration';
 import { Directions } from '../shared/direction';
 import { EndpointCounterTable } from '../../tables/endpoint-counters';
@@ -37,9 +37,7 @@ const OVERFLOW = 'flows_overflow';
 const OVERFLOW_NODE = 'flows_overflow_node';
 
 /** cgroup_skb programs with bpf_link (5.7+); attached at the cgroup v2 root by the group itself. */
-export interface FlowsConfig extends CommonProbeConfig {
-  idleFlowTimeoutMs: number;
-}
+export type FlowsConfig = CommonProbeConfig;
 
 export const FLOWS_HOOKS: readonly HookSpec<FlowsNames['programs']>[] = [
   { hook: 'cgroup_skb/ingress', program: 'flows_ingress', attachBySection: false, variants: [{ program: 'flows_ingress', requires: [] }] },
@@ -51,10 +49,7 @@ export class FlowsGroup implements ProbeGroup<FlowsNames> {
   readonly hooks = FLOWS_HOOKS;
   readonly objectSpec: ProbeObjectSpec<FlowsNames>;
 
-  constructor(
-    private readonly config: FlowsConfig,
-    cgroupRoot: string,
-  ) {
+  constructor(config: FlowsConfig, cgroupRoot: string) {
     this.objectSpec = {
       group: this.name,
       objectFile: 'flows.bpf.o',
@@ -72,7 +67,7 @@ export class FlowsGroup implements ProbeGroup<FlowsNames> {
     const object = loaded.object;
     const directions = new Directions(object);
     // The flows map and the per-pod overflow map share a layout; overflow rows are marked as such.
-    const directionTable = (mapName: FlowsNames['maps'], marker: Record<string, boolean>, idleFlowEvictMs?: number) =>
+    const directionTable = (mapName: FlowsNames['maps'], marker: Record<string, boolean>) =>
       new EndpointCounterTable({
         object,
         mapName,
@@ -86,10 +81,9 @@ export class FlowsGroup implements ProbeGroup<FlowsNames> {
         },
         attribution,
         possibleCpus: runtime.possibleCpus,
-        gracePeriodMs: context.cgroupGracePeriodMs,
-        ...(idleFlowEvictMs !== undefined ? { idleFlowEvictMs } : {}),
+        ...context.rowLifetime,
       });
-    const table = directionTable(MAP, {}, this.config.granularity === 'flow' ? this.config.idleFlowTimeoutMs : undefined);
+    const table = directionTable(MAP, {});
     const overflowTable = directionTable(OVERFLOW, { [ATTR_OTEL_METRIC_OVERFLOW]: true });
     const overflowValue = new StructReader('flows_value', object.structLayout('flows_value'), ['bytes', 'packets']);
     const nodeName = context.attribution.nodeName;
@@ -130,11 +124,8 @@ export const flows = defineProbeGroup<'flows', FlowsConfig>({
   name: 'flows',
   configKey: 'flows',
   config: {
-    schema: object({
-      ...COMMON_PROBE_FIELDS,
-      idleFlowTimeoutMs: integer(1000, 86_400_000, 'milliseconds a flow may stay idle before its row is evicted'),
-    }),
-    defaults: { enabled: true, granularity: 'pod', maxRows: 65536, idleFlowTimeoutMs: 300_000 },
+    schema: object(COMMON_PROBE_FIELDS),
+    defaults: { enabled: true, granularity: 'pod', maxRows: 65536, idleFlowTimeoutMs: DEFAULT_IDLE_FLOW_TIMEOUT_MS },
   },
   hooks: FLOWS_HOOKS,
   withoutIt: 'no bytes and packets per pod (k8s.pod.network.io)',

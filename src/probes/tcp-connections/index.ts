@@ -29,7 +29,7 @@ import {
   METRIC_TCP_HANDSHAKE_DURATION,
 } from '../../semconv';
 import { integer, object } from '../../config/schema';
-import { EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
+import { DEFAULT_IDLE_FLOW_TIMEOUT_MS, EVENT_PROBE_FIELDS, type EventProbeConfig } from '../config';
 import { defineProbeGroup } from '../declaration';
 import { EndpointCounterTable } from '../../tables/endpoint-counters';
 import { FieldSeries, seriesOf } from '../../tables/instruments';
@@ -110,9 +110,10 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
       valueStruct: 'tcp_connections_counts',
       fields: countFields(liveStates, roleValues),
       signed: true,
+      liveFields: liveStates.map(([value]) => `sockets[${value}]`),
       attribution,
       possibleCpus: runtime.possibleCpus,
-      gracePeriodMs: context.cgroupGracePeriodMs,
+      ...context.rowLifetime,
     });
     const failures = new EndpointCounterTable({
       object,
@@ -126,7 +127,7 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
       },
       attribution,
       possibleCpus: runtime.possibleCpus,
-      gracePeriodMs: context.cgroupGracePeriodMs,
+      ...context.rowLifetime,
     });
     // What each counter of a row becomes: its field, the suffix of its series key and its own attributes
     // (frozen and shared by every row, so the exporter encodes them once).
@@ -159,7 +160,7 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
       attribution,
       possibleCpus: runtime.possibleCpus,
       scale: 1e-6,
-      gracePeriodMs: context.cgroupGracePeriodMs,
+      ...context.rowLifetime,
     };
     const handshake = new KernelHistogramTable({ ...histogramOptions, mapName: 'tcp_connections_handshake', boundaries: HANDSHAKE_BOUNDARIES_S });
     const duration = new KernelHistogramTable({ ...histogramOptions, mapName: 'tcp_connections_duration', boundaries: DURATION_BOUNDARIES_S });
@@ -284,7 +285,14 @@ export const tcpConnections = defineProbeGroup<'tcpConnections', TcpConnectionsC
       maxTrackedSockets: integer(16, 1 << 24, 'TCP sockets tracked from connect or accept to close'),
     }),
     // 65,536 sockets: 5.5 MiB of kernel memory, allocated when the group loads (docs/telemetry.md).
-    defaults: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 16384, maxTrackedSockets: 65536 },
+    defaults: {
+      enabled: true,
+      granularity: 'pod',
+      maxEventsPerSecondPerCpu: 100,
+      maxRows: 16384,
+      idleFlowTimeoutMs: DEFAULT_IDLE_FLOW_TIMEOUT_MS,
+      maxTrackedSockets: 65536,
+    },
   },
   hooks: TCP_CONNECTIONS_HOOKS,
   withoutIt: 'no connection opens, failures, closes, live connections or handshake and lifetime histograms',

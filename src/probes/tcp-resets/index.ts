@@ -97,7 +97,7 @@ export class TcpResetsGroup implements ProbeGroup<TcpResetsNames> {
       },
       attribution,
       possibleCpus: runtime.possibleCpus,
-      gracePeriodMs: context.cgroupGracePeriodMs,
+      ...context.rowLifetime,
     });
     context.series.register(() => counterSums(table.collect(), [[METRIC_TCP_RESETS, 'value']]));
 

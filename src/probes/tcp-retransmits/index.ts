@@ -71,7 +71,7 @@ export class TcpRetransmitsGroup implements ProbeGroup<TcpRetransmitsNames> {
       fields: ['events', 'segments'] as const,
       attribution,
       possibleCpus: runtime.possibleCpus,
-      gracePeriodMs: context.cgroupGracePeriodMs,
+      ...context.rowLifetime,
     });
     context.series.register(() =>
       counterSums(table.collect(), [

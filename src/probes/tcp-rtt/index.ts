@@ -12,7 +12,7 @@ import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
 import { tcpFieldsHook } from '../shared/kernel-requirements';
 import { METRIC_TCP_RTT } from '../../semconv';
 import { integer, object } from '../../config/schema';
-import { COMMON_PROBE_FIELDS, type CommonProbeConfig } from '../config';
+import { COMMON_PROBE_FIELDS, DEFAULT_IDLE_FLOW_TIMEOUT_MS, type CommonProbeConfig } from '../config';
 import { defineProbeGroup } from '../declaration';
 import { u32 } from '../../bpf/le-bytes';
 import { HZ_MAX, msToJiffies, type KernelHz } from '../../bpf/kernel-hz';
@@ -68,7 +68,7 @@ export class TcpRttGroup implements ProbeGroup<TcpRttNames> {
       possibleCpus: context.runtime.possibleCpus,
       boundaries: RTT_BOUNDARIES_S,
       scale: 1e-6,
-      gracePeriodMs: context.cgroupGracePeriodMs,
+      ...context.rowLifetime,
     });
     context.series.register(() => ({
       histograms: [{ metric: METRIC_TCP_RTT, boundaries: RTT_BOUNDARIES_S, series: table.collect() }],
@@ -85,8 +85,9 @@ export const tcpRtt = defineProbeGroup<'tcpRtt', TcpRttConfig>({
       granularity: COMMON_PROBE_FIELDS.granularity,
       sampleIntervalMs: integer(1, 3_600_000, 'milliseconds between RTT samples of one socket'),
       maxRows: COMMON_PROBE_FIELDS.maxRows,
+      idleFlowTimeoutMs: COMMON_PROBE_FIELDS.idleFlowTimeoutMs,
     }),
-    defaults: { enabled: true, granularity: 'pod', sampleIntervalMs: 50, maxRows: 4096 },
+    defaults: { enabled: true, granularity: 'pod', sampleIntervalMs: 50, maxRows: 4096, idleFlowTimeoutMs: DEFAULT_IDLE_FLOW_TIMEOUT_MS },
   },
   hooks: TCP_RTT_HOOKS,
   withoutIt: 'no round-trip-time histograms (flowtel.tcp.rtt)',
