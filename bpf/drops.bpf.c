@@ -100,8 +100,8 @@ static __always_inline int on_free(struct sk_buff *skb, void *location, __u32 re
 	struct drops_value *value = flowtel_row(&drops_count, &key, &zero);
 
 	if (value) {
-		value->packets += 1;
-		value->bytes += length;
+		flowtel_add(value->packets, 1);
+		flowtel_add(value->bytes, length);
 	}
 
 	struct drop_event *e = flowtel_event_reserve(FLOWTEL_EVENT_DROP, sizeof(*e), 0);

@@ -158,8 +158,8 @@ static __always_inline void account(struct __sk_buff *skb, __u8 direction)
 		if (!value)
 			return;
 	}
-	value->bytes += skb->len;
-	value->packets += packets;
+	flowtel_add(value->bytes, skb->len);
+	flowtel_add(value->packets, packets);
 }
 
 SEC("cgroup_skb/ingress")

@@ -188,6 +188,11 @@ static __always_inline int on_state_change(struct sock *sk, int oldstate, int ne
 	}
 
 	static const struct tcp_connections_counts zero;
+	/*
+	 * Plain adds to this row, not flowtel_add: only this program writes it,
+	 * and the kernel never runs a tracing program inside itself on one CPU
+	 * (the nested run is skipped and counted, program_skipped).
+	 */
 	struct tcp_connections_counts *counts = flowtel_row(&tcp_connections_counts, &row, &zero);
 
 	/*

@@ -43,8 +43,8 @@ static __always_inline void count(const struct tcp_retransmits_key *key, __u32 s
 	struct tcp_retransmits_value *value = flowtel_row(&tcp_retransmits_by_cgroup, key, &zero);
 
 	if (value) {
-		value->events += 1;
-		value->segments += segments;
+		flowtel_add(value->events, 1);
+		flowtel_add(value->segments, segments);
 	}
 }
 
