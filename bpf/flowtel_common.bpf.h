@@ -218,19 +218,39 @@ static __always_inline __u64 flowtel_socket_cgroup_id(struct sock *sk)
 	return cgroup ? cgroup->kn->id : 0;
 }
 
+/* Timewait and request sockets are not full sockets: no cgroup data. */
+static __always_inline bool flowtel_sk_is_full(const struct sock *sk)
+{
+	__u8 state = sk->__sk_common.skc_state;
+
+	return state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
+}
+
+/* `sk` may be a TIME_WAIT or request socket (resets, drops): only its sock_common is read then. */
 static __always_inline void flowtel_fill_tuple(struct flowtel_tuple *t, struct sock *sk)
 {
 	__u16 family = sk->__sk_common.skc_family;
 
 	t->family = family;
-	t->protocol = sk->sk_protocol;
-	/*
-	 * inet_sport, not skc_num: when a socket moves to CLOSE the kernel
-	 * releases its port (skc_num = 0) before inet_sock_set_state fires.
-	 */
-	t->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	if (t->sport == 0)
+	if (flowtel_sk_is_full(sk)) {
+		t->protocol = sk->sk_protocol;
+		/*
+		 * inet_sport, not skc_num: when a socket moves to CLOSE the kernel
+		 * releases its port (skc_num = 0) before inet_sock_set_state fires.
+		 */
+		t->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+		if (t->sport == 0)
+			t->sport = sk->__sk_common.skc_num;
+	} else {
+		/*
+		 * sk_protocol and inet_sport lie past the end of a TIME_WAIT or
+		 * request socket, in whatever the slab holds next. Both kinds are
+		 * TCP, and their skc_num is the local port (a request socket's is
+		 * its listener's).
+		 */
+		t->protocol = IPPROTO_TCP;
 		t->sport = sk->__sk_common.skc_num;
+	}
 	t->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (family == AF_INET) {
 		__u32 s = sk->__sk_common.skc_rcv_saddr;
@@ -246,14 +266,6 @@ static __always_inline void flowtel_fill_tuple(struct flowtel_tuple *t, struct s
 		BPF_CORE_READ_INTO(&t->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&t->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
-}
-
-/* Timewait and request sockets are not full sockets: no cgroup data. */
-static __always_inline bool flowtel_sk_is_full(const struct sock *sk)
-{
-	__u8 state = sk->__sk_common.skc_state;
-
-	return state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
 }
 
 static __always_inline __u32 flowtel_sock_netns(const struct sock *sk)

@@ -18,7 +18,7 @@ import { cgroupRoot, kernelCountsSkippedRuns, requireKernel } from '../support/k
 import { groupOnThisKernel } from '../support/kernel-table';
 import { PROBE_GROUPS } from '../../src/probes/registry';
 import { RESET_REASON_UNKNOWN } from '../../src/probes/tcp-resets';
-import { NFT_TABLE, holdConnections, iperf, netClient, nftRule, serveInPod, waitForClosedConnections } from '../support/traffic';
+import { NFT_TABLE, holdConnections, iperf, lateDataServerInPod, netClient, nftRule, serveInPod, waitForClosedConnections } from '../support/traffic';
 
 describe('e2e: probe groups against the kernel', function () {
   this.timeout(180_000);
@@ -392,6 +392,38 @@ describe('e2e: probe groups against the kernel', function () {
         `reset records with peers ${peers.join(', ')}; A is ${a.ip}`,
       );
       assert.equal(total('flowtel.tcp.resets', { 'k8s.pod.uid': a.uid, 'network.io.direction': 'transmit' }) - aSentBefore, 0, 'A sent none');
+    });
+
+    it("logs a reset sent by a TIME_WAIT socket with that socket's own port", async () => {
+      const a = node.pod('a');
+      const b = node.pod('b');
+      const PORT = 7013;
+      const server = await lateDataServerInPod(node, 'b', PORT);
+      const exited = new Promise((resolve) => server.once('exit', resolve));
+      // A closes first; B keeps its side open and sends later: A's socket, in TIME_WAIT by then, answers with a reset.
+      const { port: aPort } = JSON.parse(await netClient(node, 'a', ['connect-close', b.ip, PORT])) as { port: number };
+      await exited;
+      await settled();
+      const fromA = receiver.logsMatching('flowtel.tcp.reset', { 'network.peer.address': b.ip, 'network.peer.port': PORT });
+      const ports = fromA.map(
+        (r) => `${String(r.attributes['k8s.pod.uid'] === a.uid ? 'A' : r.attributes['k8s.pod.uid'])}:${String(r.attributes['network.local.port'])}`,
+      );
+      console.log(`      A's port ${aPort}; reset records to B:${PORT} from ${ports.join(', ') || 'none'} (tcp-resets ${resetsHere.state} here)`);
+      if (resetsHere.state !== 'ok') {
+        // Before 6.10 tcp_send_reset does not fire for a socket that is not full (docs/kernels.md).
+        assert.deepEqual(fromA, []);
+        return;
+      }
+      const records = await waitFor("A's TIME_WAIT reset record", () => {
+        const found = receiver.logsMatching('flowtel.tcp.reset', { 'network.peer.address': b.ip, 'network.peer.port': PORT });
+        return found.length > 0 ? found : undefined;
+      });
+      for (const r of records) {
+        assert.equal(r.attributes['k8s.pod.uid'], a.uid, 'a TIME_WAIT socket has no cgroup: attributed by its netns, to A');
+        assert.equal(r.attributes['network.local.port'], aPort, `the reset record's local port: ${JSON.stringify(r.attributes)}`);
+        assert.equal(r.attributes['network.transport'], 'tcp');
+        assert.equal(r.attributes['flowtel.tcp.reset.reason'], 'TCP_TIMEWAIT_SOCKET');
+      }
     });
   });
 

@@ -16,6 +16,10 @@
                               SOCKETS sockets (source ports) to PORTS ports from PORT; prints the count
   flows PREFIX FIRST_HOST HOSTS FIRST_PORT PORTS
                               one UDP datagram to each of HOSTS x PORTS addresses (distinct flows)
+  late-serve PORT             accept one connection, wait for the client's FIN, then send data
+                              (the client's TIME_WAIT socket answers it with a reset)
+  connect-close HOST PORT     connect, print the local port, close at once (the socket lives on
+                              in TIME_WAIT, in its FIN_WAIT2 substate while the server stays open)
   udp HOST PORT COUNT [spread]
                               send COUNT datagrams (spread: one to each of PORT .. PORT+COUNT-1)
 """
@@ -156,6 +160,30 @@ def flows(prefix, first_host, hosts, first_port, ports):
     print(sent, flush=True)
 
 
+def late_serve(port):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", port))
+    listener.listen(1)
+    print("ready", flush=True)
+    conn, _ = listener.accept()
+    while conn.recv(65536):
+        pass
+    try:
+        conn.sendall(b"late")
+        time.sleep(0.5)  # the reset arrives
+    except OSError:
+        pass
+    conn.close()
+    listener.close()
+
+
+def connect_close(host, port):
+    s = socket.create_connection((host, port))
+    print(json.dumps({"port": s.getsockname()[1]}), flush=True)
+    s.close()
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "serve":
@@ -163,6 +191,10 @@ if __name__ == "__main__":
     elif mode == "connect":
         connect(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
                 int(sys.argv[5]) if len(sys.argv) > 5 else 0, int(sys.argv[6]) if len(sys.argv) > 6 else 0)
+    elif mode == "late-serve":
+        late_serve(int(sys.argv[2]))
+    elif mode == "connect-close":
+        connect_close(sys.argv[2], int(sys.argv[3]))
     elif mode == "udp":
         udp(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), len(sys.argv) > 5 and sys.argv[5] == "spread")
     elif mode == "echo-serve":

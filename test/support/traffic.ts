@@ -74,7 +74,16 @@ export async function netClient(node: TestNode, pod: string, args: Array<string 
 
 /** Starts `net_client.py serve` in a pod and waits until it listens. */
 export async function serveInPod(node: TestNode, pod: string, port: number, count: number, unread = false) {
-  const child = node.spawnInPod(pod, 'python3', [NET_CLIENT, 'serve', String(port), String(count), ...(unread ? ['unread'] : [])]);
+  return startServer(node, pod, port, ['serve', String(port), String(count), ...(unread ? ['unread'] : [])]);
+}
+
+/** Starts `net_client.py late-serve`: it sends data after the client has closed, which the client's TIME_WAIT socket resets. */
+export async function lateDataServerInPod(node: TestNode, pod: string, port: number) {
+  return startServer(node, pod, port, ['late-serve', String(port)]);
+}
+
+async function startServer(node: TestNode, pod: string, port: number, args: string[]) {
+  const child = node.spawnInPod(pod, 'python3', [NET_CLIENT, ...args]);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   await waitFor(`server on port ${port} in pod ${pod}`, () => (out.includes('ready') ? true : undefined), 10_000);
