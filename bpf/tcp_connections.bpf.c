@@ -196,15 +196,18 @@ static __always_inline int on_state_change(struct sock *sk, int oldstate, int ne
 	struct tcp_connections_counts *counts = flowtel_row(&tcp_connections_counts, &row, &zero);
 
 	/*
-	 * Live sockets by state: leave the old state, enter the new one (CLOSE is not counted).
-	 * An accepted connection's child socket is a clone of its listener and reports
-	 * LISTEN -> SYN_RECV: it never was a listener, so nothing leaves LISTEN.
+	 * Live sockets by state: leave the old state, enter the new one. CLOSE
+	 * is not counted, nor is SYN_RECV: an accepted connection's child socket
+	 * is a clone of its listener and reports LISTEN -> SYN_RECV while it
+	 * still has the listener's addresses (on some kernels), so its +1 and
+	 * its later -1 would land on different flow rows. It never was a
+	 * listener either, so nothing leaves LISTEN.
 	 * A full map (counted by flowtel_row) leaves counts NULL; failures,
 	 * histograms and events below still go on.
 	 */
-	if (counts && oldstate != TCP_CLOSE && !(oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV))
+	if (counts && oldstate != TCP_CLOSE && oldstate != TCP_SYN_RECV && !(oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV))
 		counts->sockets[oldstate & (TCP_CONNECTIONS_STATES - 1)] -= 1;
-	if (counts && newstate != TCP_CLOSE)
+	if (counts && newstate != TCP_CLOSE && newstate != TCP_SYN_RECV)
 		counts->sockets[newstate & (TCP_CONNECTIONS_STATES - 1)] += 1;
 
 	/* Transitions below the state counts only: no clock read. */

@@ -49,18 +49,19 @@ export async function bpfMapEntryCount(mapName: string): Promise<number> {
  * name starts with `mapName`'s first 15 characters (all the kernel keeps, so
  * tcp_connections_counts also counts its siblings tcp_connections_failures, …).
  */
-export async function bpfMapCgroupRows(mapName: string, cgroupIds: readonly bigint[]): Promise<number> {
+export async function bpfMapCgroupRows(mapName: string, cgroupIds: readonly bigint[]): Promise<Array<{ map: string; key: unknown; values: unknown }>> {
   const maps = JSON.parse(await mustRun('bpftool', ['-j', 'map', 'show'])) as Array<{ id: number; name?: string }>;
   const shortName = mapName.slice(0, 15);
   const found = maps.filter((m) => m.name === shortName);
   if (found.length === 0) throw new Error(`no loaded map named ${shortName}`);
-  let rows = 0;
+  const rows: Array<{ map: string; key: unknown; values: unknown }> = [];
   for (const map of found) {
-    type Row = { formatted?: { key: { endpoint?: { cgroup_id: number } } } };
+    type Row = { formatted?: { key: { endpoint?: { cgroup_id: number } }; value?: unknown; values?: unknown } };
     for (const row of JSON.parse(await mustRun('bpftool', ['-j', 'map', 'dump', 'id', String(map.id)])) as Row[]) {
       const endpoint = row.formatted?.key.endpoint;
       if (!endpoint) throw new Error(`bpftool printed map ${mapName} without a BTF-formatted endpoint key`);
-      if (cgroupIds.includes(BigInt(endpoint.cgroup_id))) rows++;
+      if (cgroupIds.includes(BigInt(endpoint.cgroup_id)))
+        rows.push({ map: `${map.id}`, key: row.formatted?.key, values: row.formatted?.values ?? row.formatted?.value });
     }
   }
   return rows;

@@ -169,6 +169,9 @@ def late_serve(port):
     conn, _ = listener.accept()
     while conn.recv(65536):
         pass
+    # Let the ACK of the client's FIN go out on its own (not on our data), so that the client's socket is in
+    # FIN_WAIT2, and so TIME_WAIT, when the data arrives; in FIN_WAIT1 it would still be a full socket.
+    time.sleep(1)
     try:
         conn.sendall(b"late")
         time.sleep(0.5)  # the reset arrives

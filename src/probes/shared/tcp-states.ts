@@ -28,14 +28,24 @@ export class TcpStateNames {
     return this.byValue.get(value) ?? `STATE_${value}`;
   }
 
-  /** Every state this kernel names that has a network.connection.state value, but CLOSE (not a live socket): [kernel value, semconv name]. */
+  /** The states live sockets are counted in: [kernel value, semconv name], each a liveStateName. */
   liveStates(): Array<[number, string]> {
     const out: Array<[number, string]> = [];
     for (const value of this.byValue.keys()) {
-      const name = this.semconv(value);
-      if (name && name !== 'closed') out.push([value, name]);
+      const name = this.liveStateName(value);
+      if (name) out.push([value, name]);
     }
     return out.sort((a, b) => a[0] - b[0]);
+  }
+
+  /**
+   * The network.connection.state of a state live sockets are counted in, else undefined. Not CLOSE (no live
+   * socket) and not SYN_RECV: a half-open connection is a request socket, which is not counted, and an accepted
+   * socket is in SYN_RECV only while the kernel builds it, before its peer address is set (as bpf/tcp_connections.bpf.c).
+   */
+  liveStateName(value: number): string | undefined {
+    const name = this.semconv(value);
+    return name === 'closed' || name === 'syn_received' ? undefined : name;
   }
 
   /** network.connection.state value, or undefined for kernel-internal states. */

@@ -251,8 +251,8 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
     const out = new Map<string, BaselineEntry>();
     const ports = ephemeralPorts();
     for (const socket of existingTcpSockets((p) => context.attribution.cgroupIdOfProcPath(p))) {
-      const state = states.semconv(socket.state);
-      if (!state || state === 'closed') continue;
+      const state = states.liveStateName(socket.state);
+      if (!state) continue;
       const ref = { cgroupId: socket.cgroupId, netnsIno: socket.netnsIno };
       const endpoint = context.attribution.resolveRef(ref);
       let peer;
