@@ -18,9 +18,14 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * Per CPU: every packet adds to a row, and CPUs sending or receiving for one
+ * pod would otherwise contend for it. So its size counts once per possible
+ * CPU (16,384 rows: 256 KiB per CPU), and the agent sizes it (maxRows).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 16384);
 	__type(key, struct flows_key);
 	__type(value, struct flows_value);
 } flows_by_endpoint SEC(".maps");

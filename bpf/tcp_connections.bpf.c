@@ -25,12 +25,13 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
- * Not preallocated: a row is 224 bytes per CPU, and max_entries rows of it on
- * every possible CPU would be reserved up front. Rows are created once per
- * endpoint (per peer at flow granularity), so the allocation is rare.
+ * Shared by all CPUs and added to atomically: a row is 224 bytes, which a
+ * per-CPU map would hold once per possible CPU (16,384 rows: 235 MiB at 64
+ * CPUs). Not preallocated either: rows are created once per endpoint (per
+ * peer at flow granularity), so memory follows the rows in use.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384);
 	__type(key, struct tcp_connections_key);
@@ -38,7 +39,7 @@ struct {
 } tcp_connections_counts SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct tcp_connections_failure_key);
 	__type(value, __u64);
@@ -188,11 +189,6 @@ static __always_inline int on_state_change(struct sock *sk, int oldstate, int ne
 	}
 
 	static const struct tcp_connections_counts zero;
-	/*
-	 * Plain adds to this row, not flowtel_add: only this program writes it,
-	 * and the kernel never runs a tracing program inside itself on one CPU
-	 * (the nested run is skipped and counted, program_skipped).
-	 */
 	struct tcp_connections_counts *counts = flowtel_row(&tcp_connections_counts, &row, &zero);
 
 	/*
@@ -206,9 +202,9 @@ static __always_inline int on_state_change(struct sock *sk, int oldstate, int ne
 	 * histograms and events below still go on.
 	 */
 	if (counts && oldstate != TCP_CLOSE && oldstate != TCP_SYN_RECV && !(oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV))
-		counts->sockets[oldstate & (TCP_CONNECTIONS_STATES - 1)] -= 1;
+		flowtel_add(counts->sockets[oldstate & (TCP_CONNECTIONS_STATES - 1)], -1);
 	if (counts && newstate != TCP_CLOSE && newstate != TCP_SYN_RECV)
-		counts->sockets[newstate & (TCP_CONNECTIONS_STATES - 1)] += 1;
+		flowtel_add(counts->sockets[newstate & (TCP_CONNECTIONS_STATES - 1)], 1);
 
 	/* Transitions below the state counts only: no clock read. */
 	if (newstate != TCP_SYN_SENT && newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
@@ -222,7 +218,7 @@ static __always_inline int on_state_change(struct sock *sk, int oldstate, int ne
 		struct tcp_connections_socket *st = socket_find(sk);
 
 		if (counts)
-			counts->opened[TCP_ROLE_CLIENT] += 1;
+			flowtel_add(counts->opened[TCP_ROLE_CLIENT], 1);
 		if (st) {
 			if (st->connect_ns)
 				hist_add(&tcp_connections_handshake, endpoint, TCP_ROLE_CLIENT, (now - st->connect_ns) / 1000);
@@ -235,7 +231,7 @@ static __always_inline int on_state_change(struct sock *sk, int oldstate, int ne
 		__u32 srtt_us = tp ? tp->srtt_us >> 3 : 0;
 
 		if (counts)
-			counts->opened[TCP_ROLE_SERVER] += 1;
+			flowtel_add(counts->opened[TCP_ROLE_SERVER], 1);
 		hist_add(&tcp_connections_handshake, endpoint, TCP_ROLE_SERVER, srtt_us);
 		socket_track(sk, 0, now);
 		return 0;
@@ -253,10 +249,10 @@ static __always_inline int on_state_change(struct sock *sk, int oldstate, int ne
 		__u8 role = st->connect_ns ? TCP_ROLE_CLIENT : TCP_ROLE_SERVER;
 
 		if (counts) {
-			counts->closed[role] += 1;
+			flowtel_add(counts->closed[role], 1);
 			if (tp) {
-				counts->bytes_sent[role] += tp->bytes_acked;
-				counts->bytes_received[role] += tp->bytes_received;
+				flowtel_add(counts->bytes_sent[role], tp->bytes_acked);
+				flowtel_add(counts->bytes_received[role], tp->bytes_received);
 			}
 		}
 		hist_add(&tcp_connections_duration, endpoint, role, (now - st->established_ns) / 1000);

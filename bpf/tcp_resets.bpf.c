@@ -22,8 +22,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Shared by all CPUs, added to atomically: see drops_count in drops.bpf.c. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct tcp_resets_key);
 	__type(value, __u64);

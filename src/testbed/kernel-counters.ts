@@ -95,14 +95,17 @@ export async function bpfMapCgroupSum(mapName: string, field: string, cgroupId: 
   if (found.length === 0) throw new Error(`no loaded map named ${shortName}`);
   let sum = 0;
   for (const map of found) {
-    type Row = { formatted?: { key: { endpoint?: { cgroup_id: number } }; values: Array<{ value: Record<string, number> }> } };
+    // A per-CPU map's row has a value per CPU (values), a shared map's one value.
+    type Row = {
+      formatted?: { key: { endpoint?: { cgroup_id: number } }; values?: Array<{ value: Record<string, number> }>; value?: Record<string, number> };
+    };
     const rows = JSON.parse(await mustRun('bpftool', ['-j', 'map', 'dump', 'id', String(map.id)])) as Row[];
     for (const row of rows) {
       const formatted = row.formatted;
       if (!formatted?.key.endpoint) throw new Error(`bpftool printed map ${mapName} without a BTF-formatted endpoint key`);
       // JSON numbers: exact for cgroup ids, which are inode numbers far below 2^53.
       if (BigInt(formatted.key.endpoint.cgroup_id) !== cgroupId) continue;
-      for (const { value } of formatted.values) {
+      for (const value of formatted.values?.map((v) => v.value) ?? (formatted.value ? [formatted.value] : [])) {
         if (typeof value[field] !== 'number') throw new Error(`map ${mapName} has no field ${field}`);
         sum += value[field];
       }

@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { bpfMapCgroupRows, bpfMapCgroupSum, bpfRecursionMisses, retransmissions } from '../../src/testbed/kernel-counters';
 import type { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import type { TestNode } from '../../src/testbed/test-node';
-import { freshExport, sleep, waitFor } from '../support/agent-process';
+import { freshExport, waitFor } from '../support/agent-process';
 import { groupOnThisKernel } from '../support/kernel-table';
 import { PROBE_GROUPS, onlyGroupConfig, useScenario } from '../support/scenario';
+import { PROBE_GROUPS as REGISTERED_GROUPS } from '../../src/probes/registry';
 import {
   IPERF_PORT,
   assertRetransmitsWithinBound,
@@ -158,11 +159,12 @@ describe('e2e: flows that do not fit the kernel map', function () {
 describe('e2e: idle flow rows', function () {
   this.timeout(120_000);
   let node: TestNode;
+  let receiver: OtlpReceiver;
   const IDLE_MS = 1000;
   useScenario(
     PODS,
     `probes:\n${PROBE_GROUPS.map((g) => `  ${g}:\n    granularity: flow\n    idleFlowTimeoutMs: ${IDLE_MS}\n`).join('')}`,
-    (s) => ({ node } = s),
+    (s) => ({ node, receiver } = s),
   );
 
   it("deletes every group's rows of a peer gone quiet, so that a full map does not stay full", async () => {
@@ -193,11 +195,17 @@ describe('e2e: idle flow rows', function () {
     const rowsLeft = async () =>
       Object.fromEntries(await Promise.all(loaded.map(async ([group, map]) => [group, await bpfMapCgroupRows(map, cgroups)] as const)));
     const rowsNow = async () => Object.fromEntries(Object.entries(await rowsLeft()).map(([group, rows]) => [group, rows.length] as const));
-    const before = await rowsNow();
-    console.log(`      rows of A and B after the traffic: ${JSON.stringify(before)}`);
-    for (const [group] of loaded) assert.ok(before[group] > 0, `${group} has no row of A or B: the test would not see it evict`);
+    // Each group had rows of A or B: it exported a peer's series of theirs (before or as the rows went).
+    await freshExport(receiver);
+    const pods = [a.uid, b.uid];
+    for (const [group] of loaded) {
+      const metrics = new Set(REGISTERED_GROUPS.find((g) => g.name === group)!.telemetry.metrics.map((m) => m.name));
+      const seen = receiver.metricExports.some((e) =>
+        e.points.some((p) => metrics.has(p.metric) && pods.includes(String(p.attributes['k8s.pod.uid'])) && p.attributes['network.peer.address'] !== undefined),
+      );
+      assert.ok(seen, `${group} exported no peer series of A or B: the test would not see it evict`);
+    }
     // Idle for IDLE_MS once the traffic ended, then deleted at the next collection (every second).
-    await sleep(IDLE_MS);
     await waitFor('every row of A and B deleted', async () => (Object.values(await rowsNow()).every((n) => n === 0) ? true : undefined), 15_000).catch(
       async (err: Error) => {
         throw new Error(`${err.message}; rows left: ${JSON.stringify(await rowsLeft())}`);

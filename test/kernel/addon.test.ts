@@ -101,8 +101,11 @@ describe('native addon (real kernel)', () => {
     object.load();
     const info = object.mapInfo('tcp_retransmits_by_cgroup');
     assert.equal(info.maxEntries, 128);
-    assert.equal(info.perCpu, true);
-    assert.equal(info.valueStride, 16 * nativeAddon().possibleCpus());
+    assert.equal(info.perCpu, false, 'a map shared by all CPUs');
+    assert.equal(info.valueStride, 16);
+    const lossInfo = object.mapInfo('flowtel_losses');
+    assert.equal(lossInfo.perCpu, true);
+    assert.equal(lossInfo.valueStride, 8 * nativeAddon().possibleCpus(), 'a per-CPU map: one value per possible CPU');
     const link = object.attach(program);
     const losses = object.mapReadAll('flowtel_losses');
     assert.equal(losses.count, 3); // an array map: every index present

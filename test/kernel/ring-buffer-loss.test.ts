@@ -77,7 +77,7 @@ describe('ring buffer flood (real kernel)', function () {
     const ring = runtime.ringStats()!;
     const rows = loaded.object.mapReadAll('tcp_retransmits_by_cgroup');
     const value = new StructReader('tcp_retransmits_value', loaded.object.structLayout('tcp_retransmits_value'), ['events']);
-    const cpus = runtime.possibleCpus;
+    const cpus = loaded.object.mapInfo('tcp_retransmits_by_cgroup').perCpu ? runtime.possibleCpus : 1;
     let events = 0;
     for (let i = 0; i < rows.count; i++) {
       events += sumPerCpu(rows.values, i * rows.valueStride + value.member('events').offset, cpus, rows.valueStride / cpus);

@@ -125,7 +125,7 @@ export const flows = defineProbeGroup<'flows', FlowsConfig>({
   configKey: 'flows',
   config: {
     schema: object(COMMON_PROBE_FIELDS),
-    defaults: { enabled: true, granularity: 'pod', maxRows: 65536, idleFlowTimeoutMs: DEFAULT_IDLE_FLOW_TIMEOUT_MS },
+    defaults: { enabled: true, granularity: 'pod', maxRows: 16384, idleFlowTimeoutMs: DEFAULT_IDLE_FLOW_TIMEOUT_MS },
   },
   hooks: FLOWS_HOOKS,
   withoutIt: 'no bytes and packets per pod (k8s.pod.network.io)',
