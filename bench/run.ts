@@ -6,6 +6,7 @@
 import { runCapacityBenchmark } from './capacity';
 import { runDatapathBenchmark } from './datapath';
 import { exitStatus, runK8sSync } from './k8s-sync';
+import { runMapMemoryBenchmark } from './map-memory';
 import { runOtlpEncodeBenchmark } from './otlp-encode';
 import { runOtlpExportBenchmark } from './otlp-export';
 
@@ -27,6 +28,10 @@ const BENCHMARKS: Record<string, Benchmark> = {
   k8s: {
     description: 'Kubernetes metadata cache: initial sync time and memory (10,000 pods, 2,000 services, 100 nodes)',
     run: async (args) => exitStatus(await runK8sSync(args), args.includes('--strict')),
+  },
+  'map-memory': {
+    description: 'Kernel memory of the BPF maps with the default config, by group, projected to 64 and 192 possible CPUs',
+    run: runMapMemoryBenchmark,
   },
   'otlp-encode': {
     description: 'OTLP request encoding of a 100,000-flow export: the OpenTelemetry serializer against ours, in process',

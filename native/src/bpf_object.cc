@@ -75,6 +75,7 @@ Napi::Function BpfObject::Define(Napi::Env env) {
           InstanceMethod("objectEnum", &BpfObject::ObjectEnum),
           InstanceMethod("structLayout", &BpfObject::ObjectStructLayout),
           InstanceMethod("programNames", &BpfObject::ProgramNames),
+          InstanceMethod("mapNames", &BpfObject::MapNames),
           InstanceMethod("programRecursionMisses", &BpfObject::ProgramRecursionMisses),
           InstanceMethod("programTestRun", &BpfObject::ProgramTestRun),
           InstanceMethod("close", &BpfObject::Close),
@@ -465,6 +466,15 @@ Napi::Value BpfObject::ObjectStructLayout(const Napi::CallbackInfo &info) {
   const struct btf *btf = bpf_object__btf(Object(info.Env()));
   if (btf == nullptr) ThrowMessage(info.Env(), path_, "object has no BTF");
   return StructLayout(info.Env(), btf, path_, name);
+}
+
+Napi::Value BpfObject::MapNames(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  struct bpf_map *map;
+  uint32_t i = 0;
+  bpf_object__for_each_map(map, Object(env)) out.Set(i++, bpf_map__name(map));
+  return out;
 }
 
 Napi::Value BpfObject::ProgramNames(const Napi::CallbackInfo &info) {

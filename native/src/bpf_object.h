@@ -37,6 +37,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value ObjectEnum(const Napi::CallbackInfo &info);
   Napi::Value ObjectStructLayout(const Napi::CallbackInfo &info);
   Napi::Value ProgramNames(const Napi::CallbackInfo &info);
+  Napi::Value MapNames(const Napi::CallbackInfo &info);
   Napi::Value ProgramRecursionMisses(const Napi::CallbackInfo &info);
   Napi::Value ProgramTestRun(const Napi::CallbackInfo &info);
   void Close(const Napi::CallbackInfo &info);

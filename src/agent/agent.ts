@@ -8,6 +8,7 @@ import { KernelClock } from '../bpf/clock';
 import { openJiffiesReader } from '../bpf/kernel-clock';
 import { detectKernelHz, HZ_MAX } from '../bpf/kernel-hz';
 import { BpfRuntime } from '../bpf/runtime';
+import { formatMiB } from '../bpf/map-memory';
 import type { FlowtelConfig } from '../config/config';
 import { agentResource } from '../exporters/resource';
 import type { ExportWatch } from '../exporters/export-watch';
@@ -140,6 +141,8 @@ export class Agent {
       cgroupRoot: config.cgroupRoot,
       exporting: pipeline.destinations.join('; '),
       kubernetes: kubernetes ? 'on' : 'off (cgroup attribution only)',
+      // What the kernel holds for our maps, which counts against the pod's memory limit too.
+      bpfMaps: `${formatMiB(runtime.mapMemory().reduce((sum, m) => sum + m.bytes, 0))} for ${runtime.possibleCpus} possible CPUs`,
     });
     // pollErrors is a running total and the poll loop carries on after an error: unready only while errors keep coming.
     let pollErrorsSeen = 0;

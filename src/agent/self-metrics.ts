@@ -11,6 +11,7 @@ import type { GroupStatus } from './group-loader';
 import type { ExportTotals } from '../exporters/export-watch';
 import { observableCounter, observableGauge, observableUpDownCounter } from '../semconv/instruments';
 import {
+  ATTR_FLOWTEL_BPF_MAP,
   ATTR_FLOWTEL_BPF_PROGRAM,
   ATTR_FLOWTEL_EXPORT_OUTCOME,
   ATTR_FLOWTEL_SIGNAL,
@@ -26,6 +27,7 @@ import {
   LOSS_LOG_QUEUE_FULL,
   LOSS_UNHANDLED,
   LOSS_RING_BUFFER_FULL,
+  METRIC_AGENT_BPF_MAP_MEMORY,
   METRIC_AGENT_COLLECTION_DURATION,
   METRIC_AGENT_EVENTS_AGGREGATED,
   METRIC_AGENT_EVENTS_LOST,
@@ -76,6 +78,7 @@ export function registerSelfMetrics(
   const heapUsed = observableUpDownCounter(meter, METRIC_V8JS_HEAP_USED);
   const external = observableUpDownCounter(meter, METRIC_AGENT_MEMORY_EXTERNAL);
   const unreadableNetns = observableGauge(meter, METRIC_AGENT_NETNS_UNREADABLE);
+  const mapMemory = observableUpDownCounter(meter, METRIC_AGENT_BPF_MAP_MEMORY);
   const callback = (observer: BatchObservableResult): void => {
     const losses = runtime.readLosses();
     const ring = runtime.ringStats();
@@ -112,8 +115,26 @@ export function registerSelfMetrics(
     observer.observe(rss, memory.rss);
     observer.observe(external, memory.external);
     for (const space of v8.getHeapSpaceStatistics()) observer.observe(heapUsed, space.space_used_size, { [ATTR_V8JS_HEAP_SPACE_NAME]: space.space_name });
+    for (const { group, map, bytes } of runtime.mapMemory()) {
+      observer.observe(mapMemory, bytes, { [ATTR_FLOWTEL_BPF_MAP]: map, ...(group ? { [ATTR_FLOWTEL_PROBE_GROUP]: group } : {}) });
+    }
   };
-  const observables = [probeGroups, received, lost, suppressed, collection, skipped, aggregated, exports, rejected, rss, heapUsed, external, unreadableNetns];
+  const observables = [
+    probeGroups,
+    received,
+    lost,
+    suppressed,
+    collection,
+    skipped,
+    aggregated,
+    exports,
+    rejected,
+    rss,
+    heapUsed,
+    external,
+    unreadableNetns,
+    mapMemory,
+  ];
   meter.addBatchObservableCallback(callback, observables);
   return () => meter.removeBatchObservableCallback(callback, observables);
 }

@@ -60,6 +60,8 @@ export interface NativeBpfObject {
   objectEnum(name: string): Record<string, number>;
   structLayout(name: string): StructLayoutInfo;
   programNames(): Array<{ name: string; section: string }>;
+  /** Every map of the object, its global-data maps (.bss, .rodata) included. */
+  mapNames(): string[];
   /** Runs of a loaded program the kernel skipped because it was already running on that CPU (bpf_prog_info.recursion_misses). */
   programRecursionMisses(name: string): number;
   /** Runs a loaded program once with no input (BPF_PROG_TEST_RUN) and returns its return value. */

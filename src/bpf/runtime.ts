@@ -10,6 +10,7 @@ import { kernelFactsFrom, planHooks, unchosenPrograms, type ChosenProgram, type 
 import { nativeAddon, type NativeAddon, type NativeBpfObject, type NativeRingBufferConsumer } from './native';
 import type { LoadedObject, ObjectNames, OpenedObject } from './object-names';
 import { u64 } from './le-bytes';
+import { mapMemlockBytes, type MapMemory } from './map-memory';
 import { StructReader, sumPerCpu } from './struct-reader';
 
 export const SHARED_RING_MAP = 'flowtel_events';
@@ -189,6 +190,25 @@ export class BpfRuntime {
     return () => {
       if (this.handlers.get(kind) === handler) this.handlers.delete(kind);
     };
+  }
+
+  /** The kernel memory of every map of the loaded objects; the shared maps (one kernel map, an fd in each object) once. */
+  mapMemory(): MapMemory[] {
+    const out: MapMemory[] = [];
+    const sharedSeen = new Set<string>();
+    for (const entry of this.loaded.values()) {
+      for (const map of entry.object.mapNames()) {
+        const shared = (SHARED_MAPS as readonly string[]).includes(map);
+        if (shared && sharedSeen.has(map)) continue;
+        const { fd, perCpu, maxEntries, valueSize } = entry.object.mapInfo(map);
+        // A map the object did not create (autocreate off) has no fd.
+        const bytes = fd >= 0 ? mapMemlockBytes(fd) : undefined;
+        if (bytes === undefined) continue;
+        if (shared) sharedSeen.add(map);
+        out.push({ group: shared ? undefined : entry.group, map, bytes, perCpu, maxEntries, valueSize });
+      }
+    }
+    return out;
   }
 
   /** How many event kinds have a handler (a leak check for groups loaded and unloaded in one process). */

@@ -63,6 +63,7 @@ export const LOSS_UNHANDLED = 'unhandled';
 export const LOSS_PROGRAM_SKIPPED = 'program_skipped';
 /** Which of the agent's BPF programs a loss belongs to (program_skipped only). */
 export const ATTR_FLOWTEL_BPF_PROGRAM = 'flowtel.bpf.program';
+export const ATTR_FLOWTEL_BPF_MAP = 'flowtel.bpf.map';
 
 /** Reset reason name from the kernel's enum sk_rst_reason, without SK_RST_REASON_ (sent resets only). */
 export const ATTR_FLOWTEL_TCP_RESET_REASON = 'flowtel.tcp.reset.reason';

@@ -40,6 +40,12 @@ export const METRIC_AGENT_PROBE_GROUPS: MetricName = {
   description: 'Each probe group, 1 with its state (ok, degraded, unsupported, failed, disabled) and, when not ok, the reason.',
 };
 
+export const METRIC_AGENT_BPF_MAP_MEMORY: MetricName = {
+  name: 'flowtel.agent.bpf.map.memory',
+  unit: 'By',
+  description: "Kernel memory of each of the agent's BPF maps, as the kernel states it (fdinfo memlock); it counts against the pod's memory limit.",
+};
+
 export const METRIC_AGENT_COLLECTION_DURATION: MetricName = {
   name: 'flowtel.agent.collection.duration',
   unit: 's',

@@ -551,6 +551,31 @@ describe('e2e: probe groups against the kernel', function () {
       assert.ok(external > 0 && external < rss.value, `external ${external} B of RSS ${rss.value} B`);
     });
 
+    it('exports the kernel memory of each of its maps, as bpftool states it', async () => {
+      const exported = receiver.latestPoints('flowtel.agent.bpf.map.memory');
+      type BpftoolMap = { name?: string; bytes_memlock?: number; flags?: number };
+      // A map that is not preallocated (BPF_F_NO_PREALLOC) states the rows it holds, which may have changed since the export.
+      const agrees = (m: BpftoolMap, value: number) =>
+        m.bytes_memlock === value || ((m.flags ?? 0) & 1 && Math.abs((m.bytes_memlock ?? 0) - value) <= value * 0.02);
+      const kernel = JSON.parse(await mustRun('bpftool', ['-j', 'map', 'show'])) as BpftoolMap[];
+      const groups = new Set(exported.map((p) => p.attributes['flowtel.probe_group']));
+      const total = exported.reduce((sum, p) => sum + p.value, 0);
+      console.log(`      ${exported.length} maps of ${groups.size - 1} groups and the shared ones: ${(total / 2 ** 20).toFixed(1)} MiB`);
+      assert.ok(exported.length > 0, 'no flowtel.agent.bpf.map.memory point');
+      for (const group of PROBE_GROUPS.filter((g) => groupOnThisKernel(g.name).state !== 'unsupported')) {
+        assert.ok(groups.has(group.name), `no map of ${group.name}`);
+      }
+      for (const point of exported) {
+        // The kernel keeps 15 characters of a name; libbpf names a global-data map after its section (.rodata, .bss).
+        const map = String(point.attributes['flowtel.bpf.map']);
+        const candidates = kernel.filter((m) => m.name === map.slice(0, 15) || (map.startsWith('.') && m.name?.endsWith(map)));
+        assert.ok(
+          candidates.some((m) => agrees(m, point.value)),
+          `${map}: exported ${point.value} B, bpftool says ${candidates.map((m) => m.bytes_memlock).join(' or ') || 'no such map'}`,
+        );
+      }
+    });
+
     it("shares one ring buffer among all groups' objects", () => {
       // Each group's object holds an fd of every shared map; distinct map ids tell whether they are one map.
       const types = nativeAddon().kernelEnum('bpf_map_type');
