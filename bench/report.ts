@@ -110,6 +110,30 @@ export function summarize(values: number[]): Summary {
   return { median, min: sorted[0], max: sorted[sorted.length - 1] };
 }
 
+/**
+ * A distribution-free confidence interval for the median (at least `level`):
+ * the k-th smallest and k-th largest of n values, with k the largest for which
+ * a Binomial(n, 1/2) falls below k with probability at most (1 − level) / 2.
+ * Undefined when n is too small for any interval at that level (n < 6 for 95%).
+ */
+export function medianInterval(values: number[], level = 0.95): { low: number; high: number } | undefined {
+  const n = values.length;
+  const sorted = [...values].sort((a, b) => a - b);
+  const tail = (1 - level) / 2;
+  // P(X <= j) for X ~ Binomial(n, 1/2), accumulated j = 0, 1, ...
+  let cumulative = 0;
+  let coefficient = 1; // C(n, j)
+  let k = 0;
+  for (let j = 0; j < n; j++) {
+    cumulative += coefficient / 2 ** n;
+    if (cumulative > tail) break;
+    k = j + 1; // P(X <= k - 1) <= tail: the k-th order statistic bounds the median
+    coefficient = (coefficient * (n - j)) / (j + 1);
+  }
+  if (k === 0) return undefined;
+  return { low: sorted[k - 1], high: sorted[n - k] };
+}
+
 export const MiB = 1024 * 1024;
 
 /** A plain-text table (for the terminal) or a Markdown one. */
