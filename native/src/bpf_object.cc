@@ -67,6 +67,8 @@ Napi::Function BpfObject::Define(Napi::Env env) {
           InstanceMethod("attach", &BpfObject::Attach),
           InstanceMethod("attachCgroup", &BpfObject::AttachCgroup),
           InstanceMethod("detach", &BpfObject::Detach),
+          InstanceMethod("attachIter", &BpfObject::AttachIter),
+          InstanceMethod("readIter", &BpfObject::ReadIter),
           InstanceMethod("mapInfo", &BpfObject::MapInfo),
           InstanceMethod("mapReadAll", &BpfObject::MapReadAll),
           InstanceMethod("mapReadEach", &BpfObject::MapReadEach),
@@ -230,6 +232,60 @@ void BpfObject::Detach(const Napi::CallbackInfo &info) {
   int err = bpf_link__destroy(it->second);
   links_.erase(it);
   if (err != 0) ThrowErrno(info.Env(), path_ + ": link " + std::to_string(id), "detach", err);
+}
+
+static Napi::Buffer<uint8_t> HandOver(Napi::Env env, std::vector<uint8_t> bytes, size_t size);
+
+// An iterator program (SEC("iter/...")); with a map name, over that map's elements (iter/bpf_map_elem,
+// iter/bpf_sk_storage_map).
+Napi::Value BpfObject::AttachIter(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "program name");
+  struct bpf_program *prog = FindProgram(env, name);
+  std::string subject = path_ + ": iterator " + name;
+  union bpf_iter_link_info link_info;
+  std::memset(&link_info, 0, sizeof(link_info));
+  DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    std::string map_name = StringArg(info, 1, "map name");
+    subject += " over map " + map_name;
+    int map_fd = bpf_map__fd(FindMap(env, map_name));
+    if (map_fd < 0) ThrowErrno(env, subject, "map fd", map_fd);
+    link_info.map.map_fd = static_cast<uint32_t>(map_fd);
+    opts.link_info = &link_info;
+    opts.link_info_len = sizeof(link_info);
+  }
+  ClearLibbpfLog();
+  return RegisterLink(env, bpf_program__attach_iter(prog, &opts), subject);
+}
+
+// Runs an attached iterator once: everything its program wrote (bpf_seq_write, bpf_seq_printf), in one Buffer.
+Napi::Value BpfObject::ReadIter(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint32_t id = UintArg(info, 0, "link id");
+  auto it = links_.find(id);
+  if (it == links_.end()) ThrowMessage(env, path_, "no link with id " + std::to_string(id));
+  std::string subject = path_ + ": iterator link " + std::to_string(id);
+  int link_fd = bpf_link__fd(it->second);
+  if (link_fd < 0) ThrowErrno(env, subject, "link fd", link_fd);
+  int fd = bpf_iter_create(link_fd);
+  if (fd < 0) ThrowErrno(env, subject, "create", errno);
+  std::vector<uint8_t> out;
+  uint8_t chunk[65536];
+  for (;;) {
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int saved = errno;
+      close(fd);
+      ThrowErrno(env, subject, "read", saved);
+    }
+    if (n == 0) break;
+    out.insert(out.end(), chunk, chunk + n);
+  }
+  if (close(fd) != 0) ThrowErrno(env, subject, "close", errno);
+  size_t size = out.size();
+  return HandOver(env, std::move(out), size);
 }
 
 Napi::Value BpfObject::MapInfo(const Napi::CallbackInfo &info) {

@@ -28,6 +28,9 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value Attach(const Napi::CallbackInfo &info);
   Napi::Value AttachCgroup(const Napi::CallbackInfo &info);
   void Detach(const Napi::CallbackInfo &info);
+  // BPF iterators: attach once (a link), then each read runs the program over every element anew.
+  Napi::Value AttachIter(const Napi::CallbackInfo &info);
+  Napi::Value ReadIter(const Napi::CallbackInfo &info);
   Napi::Value MapInfo(const Napi::CallbackInfo &info);
   Napi::Value MapReadAll(const Napi::CallbackInfo &info);
   Napi::Value MapReadEach(const Napi::CallbackInfo &info);

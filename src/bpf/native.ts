@@ -46,6 +46,10 @@ export interface NativeBpfObject {
   attach(program: string): number;
   attachCgroup(program: string, cgroupPath: string): number;
   detach(linkId: number): void;
+  /** Attaches an iterator program (SEC("iter/...")), over the elements of `mapName` for map iterators; returns a link id. */
+  attachIter(program: string, mapName?: string): number;
+  /** Runs an attached iterator once; returns everything its program wrote. */
+  readIter(linkId: number): Buffer;
   mapInfo(name: string): MapInfo;
   mapReadAll(name: string): MapRows;
   /**
