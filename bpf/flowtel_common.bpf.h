@@ -68,10 +68,11 @@ const volatile __u64 flowtel_events_per_cpu_per_sec = 100;
 const volatile __u64 flowtel_ringbuf_wakeup_bytes = 0;
 
 /*
- * Adds to a per-CPU counter that another program can interrupt on this CPU
- * (a softirq's program while a process-context one holds the same row): a
- * plain load-add-store would lose the interrupting program's add. The
- * locked add costs a few ns on a line this CPU already owns.
+ * Adds to a counter that another program may be adding to at the same time:
+ * on this CPU, one that interrupts it (a softirq's program while a
+ * process-context one holds the same per-CPU row), or on another CPU, for
+ * the rows of a map shared by all CPUs. A plain load-add-store would lose
+ * the other add. The locked add costs a few ns on a line this CPU owns.
  */
 #define flowtel_add(counter, delta) __sync_fetch_and_add(&(counter), (delta))
 
