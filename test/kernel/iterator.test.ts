@@ -5,11 +5,9 @@
  * keep what it last reported in each socket's row).
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { nativeAddon, type NativeBpfObject } from '../../src/bpf/native';
-import { requireKernel } from '../support/kernel';
+import type { NativeBpfObject } from '../../src/bpf/native';
 import { seriesOf } from '../support/kernel-table';
-import { buildFixture } from './fixtures/build';
+import { useFixtureObject } from './fixtures/build';
 
 /**
  * Kernels of the CI matrix that refuse to load iterator programs: the development machine's 6.18 answers
@@ -34,22 +32,12 @@ function putRow(object: NativeBpfObject, key: number): void {
 
 describe('kernel: BPF iterators', function () {
   this.timeout(60_000);
-  let object: NativeBpfObject | undefined;
-
-  before(function () {
-    requireKernel(this);
-  });
-
-  afterEach(() => {
-    object?.close();
-    object = undefined;
-  });
+  const fixture = useFixtureObject('iterator');
 
   it('runs a map iterator once per read, over the rows there are then, writing into each', async () => {
-    const dir = await buildFixture('iterator');
-    object = new (nativeAddon().BpfObject)(path.join(dir, 'iterator.bpf.o'));
+    const object = await fixture.open();
     if (REFUSED_ON.has(seriesOf())) {
-      assert.throws(() => object!.load(), /load: Operation not permitted/, 'this kernel loads iterators now: take it out of REFUSED_ON');
+      assert.throws(() => object.load(), /load: Operation not permitted/, 'this kernel loads iterators now: take it out of REFUSED_ON');
       console.log(`      ${seriesOf()} refuses iterator programs (EPERM), as expected here`);
       return;
     }
@@ -79,7 +67,7 @@ describe('kernel: BPF iterators', function () {
     const visits = Array.from({ length: rows.count }, (_, i) => Number(rows.values.readBigUInt64LE(i * rows.valueStride))).sort();
     assert.deepEqual(visits, [1, 2, 2, 2], 'what the iterator wrote is in the map');
     object.detach(link);
-    assert.throws(() => object!.readIter(link), new RegExp(`no link with id ${link}`));
-    assert.throws(() => object!.attachIter('dump_rows', 'nope'), /no map named 'nope'/);
+    assert.throws(() => object.readIter(link), new RegExp(`no link with id ${link}`));
+    assert.throws(() => object.attachIter('dump_rows', 'nope'), /no map named 'nope'/);
   });
 });

@@ -7,11 +7,9 @@
  * and BPF compare-and-exchange in 5.12, so 5.10 refuses the program.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { nativeAddon, type NativeBpfObject } from '../../src/bpf/native';
-import { requireKernel } from '../support/kernel';
+import type { NativeBpfObject } from '../../src/bpf/native';
 import { seriesOf } from '../support/kernel-table';
-import { buildFixture } from './fixtures/build';
+import { useFixtureObject } from './fixtures/build';
 
 /** Kernels of the CI matrix older than both helpers. */
 const TOO_OLD = new Set(['5.10']);
@@ -31,22 +29,12 @@ function total(object: NativeBpfObject): number {
 
 describe('kernel: a map walked on demand', function () {
   this.timeout(60_000);
-  let object: NativeBpfObject | undefined;
-
-  before(function () {
-    requireKernel(this);
-  });
-
-  afterEach(() => {
-    object?.close();
-    object = undefined;
-  });
+  const fixture = useFixtureObject('walk');
 
   it('visits every row per run and counts each amount once', async () => {
-    const dir = await buildFixture('walk');
-    object = new (nativeAddon().BpfObject)(path.join(dir, 'walk.bpf.o'));
+    const object = await fixture.open();
     if (TOO_OLD.has(seriesOf())) {
-      assert.throws(() => object!.load(), /load: Invalid argument/, 'this kernel loads the walk now: take it out of TOO_OLD');
+      assert.throws(() => object.load(), /load: Invalid argument/, 'this kernel loads the walk now: take it out of TOO_OLD');
       console.log(`      ${seriesOf()} refuses the walk (no bpf_for_each_map_elem or compare-and-exchange), as expected`);
       return;
     }

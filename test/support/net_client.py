@@ -30,12 +30,18 @@ import sys
 import time
 
 
-def serve(port, count, unread):
+def listen(port, backlog):
+    """A TCP listener on every address of the pod; "ready" on stdout tells the test it may connect."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("0.0.0.0", port))
-    listener.listen(128)
+    listener.listen(backlog)
     print("ready", flush=True)
+    return listener
+
+
+def serve(port, count, unread):
+    listener = listen(port, 128)
     for _ in range(count):
         conn, _ = listener.accept()
         if unread:
@@ -75,11 +81,7 @@ def udp(host, port, count, spread):
 
 
 def echo_serve(port):
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("0.0.0.0", port))
-    listener.listen(1024)
-    print("ready", flush=True)
+    listener = listen(port, 1024)
     while True:
         conn, _ = listener.accept()
         try:
@@ -161,11 +163,7 @@ def flows(prefix, first_host, hosts, first_port, ports):
 
 
 def late_serve(port):
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("0.0.0.0", port))
-    listener.listen(1)
-    print("ready", flush=True)
+    listener = listen(port, 1)
     conn, _ = listener.accept()
     while conn.recv(65536):
         pass
