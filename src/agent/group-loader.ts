@@ -103,7 +103,7 @@ export function loadGroup(
         group: entry.name,
         state: reasons.length ? 'degraded' : 'ok',
         reasons,
-        programs: plan.programs.map(({ hook, variant }) => ({ hook: hook.hook, program: variant.program })),
+        programs: plan.programs.flatMap(({ hook, variant }) => (variant.program === null ? [] : [{ hook: hook.hook, program: variant.program }])),
       },
     };
   } catch (err) {

@@ -17,12 +17,17 @@ export type KernelRequirement =
   | { kind: 'tracepoint'; tracepoint: string; args: number; argument?: string; since: string }
   /** A kfunc the program calls. */
   | { kind: 'kfunc'; name: string; since: string }
+  /** A BPF helper the program calls (its kernel function, in BTF like every function). */
+  | { kind: 'helper'; name: string; since: string }
   /** A kernel struct member the program reads (CO-RE would refuse the load without it). */
   | { kind: 'member'; struct: string; member: string; since: string };
 
 export interface ProgramVariant<Program extends string = string> {
-  /** The program's name in the BPF object. */
-  program: Program;
+  /**
+   * The program's name in the BPF object; null: on kernels this variant is chosen for, the group needs no
+   * program at this hook (it gets the same data another way, as its other hooks' variants say).
+   */
+  program: Program | null;
   requires: readonly KernelRequirement[];
   /** What this variant does not do that the first variant of the hook does; absent for the first. */
   degradation?: string;
@@ -70,6 +75,8 @@ export function unmetRequirement(requirement: KernelRequirement, kernel: KernelF
     }
     case 'kfunc':
       return kernel.hasFunction(requirement.name) ? undefined : `this kernel has no kfunc ${requirement.name} (Linux ${requirement.since}+)`;
+    case 'helper':
+      return kernel.hasFunction(requirement.name) ? undefined : `this kernel has no BPF helper ${requirement.name} (Linux ${requirement.since}+)`;
     case 'member': {
       const members = kernel.structMembers(requirement.struct);
       if (members?.includes(requirement.member)) return undefined;
@@ -104,8 +111,13 @@ export function planHooks(hooks: readonly HookSpec[], kernel: KernelFacts): Hook
 
 /** The programs of `hooks` that are not chosen in `plan`: not to be loaded. */
 export function unchosenPrograms(hooks: readonly HookSpec[], programs: readonly ChosenProgram[]): string[] {
-  const chosen = new Set(programs.map((p) => p.variant.program));
-  return hooks.flatMap((h) => h.variants.map((v) => v.program)).filter((p) => !chosen.has(p));
+  const chosen = new Set(chosenProgramNames(programs));
+  return hooks.flatMap((h) => h.variants.flatMap((v) => (v.program === null || chosen.has(v.program) ? [] : [v.program])));
+}
+
+/** The programs `plan` loads (hooks whose chosen variant needs no program have none). */
+export function chosenProgramNames(programs: readonly ChosenProgram[]): string[] {
+  return programs.flatMap(({ variant }) => (variant.program === null ? [] : [variant.program]));
 }
 
 function ordinal(n: number): string {

@@ -34,6 +34,11 @@ export interface LoadedObject<N extends ObjectNames> {
   mapUpdate(name: N['maps'], key: Buffer, value: Buffer): void;
   structLayout(name: N['structs']): StructLayoutInfo;
   objectEnum<E extends keyof N['enums'] & string>(name: E): Record<N['enums'][E], number>;
+  /** Runs a loaded program once (BPF_PROG_TEST_RUN); returns its return value. */
+  programTestRun(name: N['programs']): number;
+  /** Attaches a loaded program by its section for a while; closing the object detaches it too. Returns a link id. */
+  attach(name: N['programs']): number;
+  detach(linkId: number): void;
 }
 
 /** Any object, as code shared by every group sees it (a typed object is one, method by method). */

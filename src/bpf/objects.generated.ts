@@ -85,10 +85,10 @@ export interface TcpRetransmitsNames extends ObjectNames {
 /** tcp_rtt.bpf.o */
 export interface TcpRttNames extends ObjectNames {
   file: 'tcp_rtt.bpf.o';
-  maps: 'flowtel_events' | 'flowtel_losses' | 'flowtel_rate' | 'tcp_rtt_histograms';
-  programs: 'tcp_probe' | 'tcp_probe__skc_cast';
+  maps: 'flowtel_events' | 'flowtel_losses' | 'flowtel_rate' | 'tcp_rtt_histograms' | 'tcp_rtt_sockets';
+  programs: 'rtt_adopt' | 'rtt_track' | 'rtt_track__skc_cast' | 'rtt_walk' | 'tcp_probe' | 'tcp_probe__skc_cast';
   globals: 'flowtel_ephemeral_high' | 'flowtel_ephemeral_low' | 'flowtel_events_per_cpu_per_sec' | 'flowtel_flow_granularity' | 'flowtel_ringbuf_wakeup_bytes' | 'tcp_rtt_sample_interval_jiffies';
-  structs: 'flowtel_btf_anchor' | 'flowtel_endpoint_key' | 'flowtel_event_header' | 'flowtel_histogram' | 'flowtel_rate_window' | 'tcp_rtt_key';
+  structs: 'flowtel_btf_anchor' | 'flowtel_endpoint_key' | 'flowtel_event_header' | 'flowtel_histogram' | 'flowtel_rate_window' | 'tcp_rtt_key' | 'tcp_rtt_socket';
   enums: {
     flowtel_direction: 'FLOWTEL_DIRECTION_TRANSMIT' | 'FLOWTEL_DIRECTION_RECEIVE';
     flowtel_event_kind: 'FLOWTEL_EVENT_TCP_RETRANSMIT' | 'FLOWTEL_EVENT_TCP_RESET' | 'FLOWTEL_EVENT_DROP' | 'FLOWTEL_EVENT_TCP_CONNECT_FAILED';

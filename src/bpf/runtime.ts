@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { EventBatches } from './event-batches';
-import { kernelFactsFrom, planHooks, unchosenPrograms, type ChosenProgram, type HookSpec } from './hooks';
+import { chosenProgramNames, kernelFactsFrom, planHooks, unchosenPrograms, type ChosenProgram, type HookSpec } from './hooks';
 import { nativeAddon, type NativeAddon, type NativeBpfObject, type NativeRingBufferConsumer } from './native';
 import type { LoadedObject, ObjectNames, OpenedObject } from './object-names';
 import { u64 } from './le-bytes';
@@ -38,6 +38,8 @@ export interface LoadedProbeObject<N extends ObjectNames = ObjectNames> {
   readonly linkIds: number[];
   /** The programs attached by section (tracing programs: the ones the kernel can skip as recursive). */
   readonly programs: readonly AttachedProgram[];
+  /** Every program loaded: the chosen variants, attached by section or not. */
+  readonly loadedPrograms: ReadonlySet<N['programs']>;
 }
 
 /** What the runtime keeps of a loaded group: the whole native object, which only it may detach and close. */
@@ -129,7 +131,7 @@ export class BpfRuntime {
     const programs = chosen ?? this.choosePrograms(spec);
     const object = new this.addon.BpfObject(path.join(this.options.objectDir, spec.objectFile));
     const linkIds: number[] = [];
-    const bySection = programs.filter((p) => p.hook.attachBySection);
+    const bySection = programs.flatMap(({ hook, variant }) => (hook.attachBySection && variant.program !== null ? [{ hook, program: variant.program }] : []));
     try {
       for (const program of unchosenPrograms(spec.hooks, programs)) object.setProgramAutoload(program, false);
       spec.configure(object);
@@ -141,14 +143,20 @@ export class BpfRuntime {
       }
       object.load();
       spec.afterLoad?.(object);
-      for (const { hook, variant } of bySection) linkIds.push(attachProgram(object, hook, variant.program));
+      for (const { hook, program } of bySection) linkIds.push(attachProgram(object, hook, program));
       if (spec.attachCustom) linkIds.push(...spec.attachCustom(object));
     } catch (err) {
       object.close();
       throw err;
     }
     if (this.sharedFds === undefined) this.adoptSharedMaps(object);
-    const entry = { group: spec.group, object, linkIds, programs: bySection.map(({ hook, variant }) => ({ name: hook.program, program: variant.program })) };
+    const entry = {
+      group: spec.group,
+      object,
+      linkIds,
+      programs: bySection.map(({ hook, program }) => ({ name: hook.program, program })),
+      loadedPrograms: new Set(chosenProgramNames(programs)) as ReadonlySet<N['programs']>,
+    };
     this.loaded.set(spec.group, entry);
     return entry;
   }

@@ -65,7 +65,7 @@ const VALID_DOC = {
     tcpRetransmits: { enabled: true, granularity: 'pod', maxEventsPerSecondPerCpu: 100, maxRows: 1024 },
     drops: { enabled: true, allowReasons: [], denyReasons: ['NOT_SPECIFIED'] },
     tcpConnections: { maxTrackedSockets: 4096 },
-    tcpRtt: { sampleIntervalMs: 50 },
+    tcpRtt: { sampleIntervalMs: 500 },
     flows: { granularity: 'flow', idleFlowTimeoutMs: 60_000 },
   },
   exporters: {

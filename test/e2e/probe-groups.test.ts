@@ -17,6 +17,7 @@ import { AgentProcess, freshExport, startAgentWithReceiver, waitFor } from '../s
 import { cgroupRoot, kernelCountsSkippedRuns, requireKernel } from '../support/kernel';
 import { groupOnThisKernel } from '../support/kernel-table';
 import { PROBE_GROUPS } from '../../src/probes/registry';
+import type { HookSpec } from '../../src/bpf/hooks';
 import { RESET_REASON_UNKNOWN } from '../../src/probes/tcp-resets';
 import { NFT_TABLE, holdConnections, iperf, lateDataServerInPod, netClient, nftRule, serveInPod, waitForClosedConnections } from '../support/traffic';
 
@@ -504,16 +505,12 @@ describe('e2e: probe groups against the kernel', function () {
       // kernel tests make the kernel skip runs on purpose and check the count through the addon, the runtime and
       // the self-metrics (test/kernel/recursion-misses.test.ts); this checks the agent's own six programs.
       // By the name of each hook's first variant, whichever runs here; of the groups this kernel runs.
-      const programs = PROBE_GROUPS.filter((g) => groupOnThisKernel(g.name).state !== 'unsupported')
-        .flatMap((g) => g.hooks.filter((h) => h.attachBySection).map((h) => h.program))
-        .sort();
-      // bpftool shows the variant that is loaded.
-      const loadedName = (name: string) =>
-        PROBE_GROUPS.flatMap((g) => g.hooks)
-          .find((h) => h.program === name)!
-          .variants.map((v) => v.program)
-          .find((p) => loadedPrograms.has(p)) ?? name;
       const loadedPrograms = new Set(PROBE_GROUPS.flatMap((g) => groupOnThisKernel(g.name).programs));
+      // bpftool shows the variant that is loaded; a hook this kernel needs no program at has none.
+      const loadedVariant = (hook: HookSpec) => hook.variants.map((v) => v.program).find((p) => p !== null && loadedPrograms.has(p));
+      const attached = PROBE_GROUPS.flatMap((g) => g.hooks).filter((h) => h.attachBySection && loadedVariant(h) !== undefined);
+      const programs = attached.map((h) => h.program).sort();
+      const loadedName = (name: string) => loadedVariant(attached.find((h) => h.program === name)!)!;
       const kernelBefore = await Promise.all(programs.map((name) => bpfRecursionMisses(loadedName(name))));
       await settled();
       const kernelAfter = await Promise.all(programs.map((name) => bpfRecursionMisses(loadedName(name))));

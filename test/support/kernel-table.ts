@@ -139,12 +139,12 @@ export function groupOnThisKernel(group: string): GroupCell {
   if (documented) return documented;
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { PROBE_GROUPS } = require('../../src/probes/registry') as typeof import('../../src/probes/registry');
-  const { kernelFactsFrom, planHooks } = require('../../src/bpf/hooks') as typeof import('../../src/bpf/hooks');
+  const { chosenProgramNames, kernelFactsFrom, planHooks } = require('../../src/bpf/hooks') as typeof import('../../src/bpf/hooks');
   const { nativeAddon } = require('../../src/bpf/native') as typeof import('../../src/bpf/native');
   /* eslint-enable @typescript-eslint/no-require-imports */
   const entry = PROBE_GROUPS.find((g) => g.name === group);
   if (!entry) throw new Error(`no probe group ${group}`);
   const plan = planHooks(entry.hooks, kernelFactsFrom(nativeAddon()));
   if (!plan.supported) return { state: 'unsupported', programs: [], reason: plan.reason };
-  return { state: plan.degradations.length ? 'degraded' : 'ok', programs: plan.programs.map((p) => p.variant.program), reason: plan.degradations.join('; ') };
+  return { state: plan.degradations.length ? 'degraded' : 'ok', programs: chosenProgramNames(plan.programs), reason: plan.degradations.join('; ') };
 }

@@ -51,8 +51,8 @@ export function openForThisKernel(objectFile: string, hooks: readonly HookSpec[]
   const object = new addon.BpfObject(path.join(packageRoot(), 'bpf', '.output', objectFile));
   for (const program of unchosenPrograms(hooks, plan.programs)) object.setProgramAutoload(program, false);
   const program = (hook: string) => {
-    const chosen = plan.programs.find((p) => p.hook.hook === hook);
-    if (!chosen) throw new Error(`${objectFile} has no hook ${hook}`);
+    const chosen = plan.programs.find((p) => p.hook.hook === hook && p.variant.program !== null);
+    if (!chosen?.variant.program) throw new Error(`${objectFile} has no program at hook ${hook} on this kernel`);
     return chosen.variant.program;
   };
   return { object, program };

@@ -5,7 +5,7 @@
  * the kernel tests check the same choices on the real kernels.
  */
 import assert from 'node:assert/strict';
-import { planHooks, unchosenPrograms, type KernelFacts } from '../../src/bpf/hooks';
+import { chosenProgramNames, planHooks, unchosenPrograms, type KernelFacts } from '../../src/bpf/hooks';
 import { describeLoadFailure } from '../../src/bpf/load-failure';
 import { KernelUnsupportedError } from '../../src/bpf/runtime';
 import { measureHz } from '../../src/bpf/kernel-hz';
@@ -26,12 +26,12 @@ const STRUCTS = { sock_cgroup_data: ['cgroup', 'classid', 'prioidx'] };
 const LINUX_5_10 = facts({ ...COMMON, tcp_retransmit_skb: [SK, SKB], tcp_send_reset: [SK, SKB], kfree_skb: [SKB, 'void *'] }, [], STRUCTS);
 const LINUX_6_1 = facts(
   { ...COMMON, tcp_retransmit_skb: [SK, SKB], tcp_send_reset: [SK, SKB], kfree_skb: [SKB, 'void *', 'enum skb_drop_reason'] },
-  [],
+  ['bpf_for_each_map_elem'],
   STRUCTS,
 );
 const LINUX_6_18 = facts(
   { ...COMMON, tcp_retransmit_skb: [SK, SKB, 'int'], tcp_send_reset: [SK, SKB, 'enum sk_rst_reason'], kfree_skb: [SKB, 'void *', 'enum skb_drop_reason', SK] },
-  ['bpf_rdonly_cast'],
+  ['bpf_rdonly_cast', 'bpf_for_each_map_elem'],
   STRUCTS,
 );
 
@@ -39,7 +39,7 @@ const group = (name: string) => PROBE_GROUPS.find((g) => g.name === name)!;
 const programsOf = (name: string, kernel: KernelFacts) => {
   const plan = planHooks(group(name).hooks, kernel);
   assert.ok(plan.supported, `${name}: ${!plan.supported ? plan.reason : ''}`);
-  return plan.programs.map((p) => p.variant.program);
+  return chosenProgramNames(plan.programs);
 };
 
 describe('program variants chosen from the kernel BTF', () => {
@@ -47,7 +47,7 @@ describe('program variants chosen from the kernel BTF', () => {
     assert.deepEqual(programsOf('tcp-retransmits', LINUX_6_18), ['tcp_retransmit_skb']);
     assert.deepEqual(programsOf('tcp-resets', LINUX_6_18), ['tcp_send_reset', 'tcp_receive_reset']);
     assert.deepEqual(programsOf('drops', LINUX_6_18), ['kfree_skb']);
-    assert.deepEqual(programsOf('tcp-rtt', LINUX_6_18), ['tcp_probe']);
+    assert.deepEqual(programsOf('tcp-rtt', LINUX_6_18), ['rtt_track', 'rtt_walk', 'rtt_adopt']);
     // The groups whose hooks these facts describe (a new group is checked on the real kernels: e2e/doctor).
     for (const name of ['tcp-retransmits', 'tcp-resets', 'drops', 'tcp-connections', 'tcp-rtt', 'flows']) {
       const plan = planHooks(group(name).hooks, LINUX_6_18);
@@ -57,7 +57,7 @@ describe('program variants chosen from the kernel BTF', () => {
 
   it('falls back on 6.1, naming what is lost and which argument of which kernel it needed', () => {
     assert.deepEqual(programsOf('tcp-retransmits', LINUX_6_1), ['tcp_retransmit_skb__sent']);
-    assert.deepEqual(programsOf('tcp-rtt', LINUX_6_1), ['tcp_probe__skc_cast']);
+    assert.deepEqual(programsOf('tcp-rtt', LINUX_6_1), ['rtt_track__skc_cast', 'rtt_walk', 'rtt_adopt']);
     const resets = planHooks(group('tcp-resets').hooks, LINUX_6_1);
     assert.ok(resets.supported);
     assert.deepEqual(
@@ -69,6 +69,17 @@ describe('program variants chosen from the kernel BTF', () => {
       resets.degradations[0],
       /^tp_btf\/tcp_send_reset: resets sent have no reason .* \(tracepoint tcp_send_reset has 2 arguments here \(struct sock \*, struct sk_buff \*\); its 3rd argument, the reset reason, arrived in Linux 6\.10\)$/,
     );
+    // 5.10 cannot walk a map from a program: RTT comes from received segments, named as such.
+    const rtt = planHooks(group('tcp-rtt').hooks, LINUX_5_10);
+    assert.ok(rtt.supported);
+    assert.deepEqual(chosenProgramNames(rtt.programs), ['tcp_probe__skc_cast']);
+    assert.deepEqual(rtt.degradations, [
+      'tp_btf/tcp_probe: RTT sampled from received segments (a program runs per segment) instead of read from the sockets ' +
+        '(this kernel has no BPF helper bpf_for_each_map_elem (Linux 5.13+))',
+    ]);
+    // A kernel that could walk but lacks what every variant needs is unsupported, not ok with no programs.
+    const walkNoCgroup = planHooks(group('tcp-rtt').hooks, facts(COMMON, ['bpf_for_each_map_elem'], { sock_cgroup_data: ['val'] }));
+    assert.equal(walkNoCgroup.supported, false);
     // Same counts, another cast: not a degradation.
     assert.equal((planHooks(group('tcp-connections').hooks, LINUX_6_1) as { degradations: string[] }).degradations.length, 0);
   });

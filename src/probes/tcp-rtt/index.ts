@@ -1,15 +1,20 @@
 /**
- * tcp-rtt: the smoothed RTT of sockets receiving data (tp_btf/tcp_probe),
- * sampled in the kernel (each socket at its first segment, then at most once
- * per window of sampleIntervalMs; see bpf/tcp_rtt.bpf.c)
- * into quarter-octave histograms per local endpoint
- * (per flow at flow granularity), exported as an explicit-bucket histogram in
- * seconds whose boundaries are the kernel's bucket bounds.
+ * tcp-rtt: the smoothed RTT of TCP sockets, each sampled at most once per
+ * sampleIntervalMs while it receives ACKs, into quarter-octave histograms per
+ * local endpoint (per flow at flow granularity), exported as an
+ * explicit-bucket histogram in seconds whose boundaries are the kernel's
+ * bucket bounds.
+ *
+ * Two mechanisms, chosen per kernel by the hooks' program variants (see
+ * bpf/tcp_rtt.bpf.c): where programs can walk a map (5.13+), the group keeps
+ * a table of established sockets and reads them every sampleIntervalMs, and
+ * no program runs per packet; elsewhere tcp_probe samples sockets from their
+ * received segments (a degradation, named at start).
  */
-import type { HookSpec } from '../../bpf/hooks';
+import type { HookSpec, KernelRequirement } from '../../bpf/hooks';
 import type { TcpRttNames } from '../../bpf/objects.generated';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
-import { tcpFieldsHook } from '../shared/kernel-requirements';
+import { RDONLY_CAST, SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';
 import { METRIC_TCP_RTT } from '../../semconv';
 import { integer, object } from '../../config/schema';
 import { COMMON_PROBE_FIELDS, DEFAULT_IDLE_FLOW_TIMEOUT_MS, type CommonProbeConfig } from '../config';
@@ -21,22 +26,77 @@ import { KernelHistogramTable, kernelBoundaries } from '../../tables/kernel-hist
 import type { ProbeContext, ProbeGroup } from '../types';
 
 const MAP = 'tcp_rtt_histograms';
+const SOCKETS = 'tcp_rtt_sockets';
 
 /** 16 µs to ~16.8 s in quarter octaves. */
 export const RTT_BOUNDARIES_S = kernelBoundaries(16, 2 ** 24, 1e-6);
 
+/**
+ * How long after start tcp_probe adopts the connections established before the agent (each at its first
+ * received segment). A connection that receives nothing in that time is not sampled until it reconnects.
+ */
+export const ADOPTION_WINDOW_MS = 10_000;
+
 export interface TcpRttConfig extends CommonProbeConfig {
-  /** Each socket's srtt is sampled at most this often (its first segment always). */
+  /** Each socket's srtt is sampled at most this often, and only when it received an ACK since. */
   sampleIntervalMs: number;
+  /** Sockets the kernel table holds (kernels that read sockets); what does not fit is counted as map_full. */
+  maxTrackedSockets: number;
 }
 
-export const TCP_RTT_HOOKS: readonly HookSpec<TcpRttNames['programs']>[] = [tcpFieldsHook('tcp_probe', 2, '4.16')];
+/** Programs that walk a map (bpf_for_each_map_elem): where the kernel has it, sockets are read instead of segments. */
+const MAP_WALK: KernelRequirement = { kind: 'helper', name: 'bpf_for_each_map_elem', since: '5.13' };
+const STATE_TRACEPOINT = tracepoint('inet_sock_set_state', 3, '4.16');
+const PROBE_TRACEPOINT = tracepoint('tcp_probe', 2, '4.16');
+const PER_SEGMENT = 'RTT sampled from received segments (a program runs per segment) instead of read from the sockets';
+
+export const TCP_RTT_HOOKS: readonly HookSpec<TcpRttNames['programs']>[] = [
+  {
+    hook: 'tp_btf/inet_sock_set_state',
+    program: 'rtt_track',
+    attachBySection: true,
+    variants: [
+      { program: 'rtt_track', requires: [SOCKET_CGROUP, STATE_TRACEPOINT, MAP_WALK, RDONLY_CAST] },
+      { program: 'rtt_track__skc_cast', requires: [SOCKET_CGROUP, STATE_TRACEPOINT, MAP_WALK] },
+      { program: null, requires: [] },
+    ],
+  },
+  {
+    hook: 'raw_tp (run every sampleIntervalMs)',
+    program: 'rtt_walk',
+    attachBySection: false,
+    variants: [
+      { program: 'rtt_walk', requires: [MAP_WALK] },
+      { program: null, requires: [] },
+    ],
+  },
+  {
+    hook: 'tp_btf/tcp_probe (for the adoption window)',
+    program: 'rtt_adopt',
+    attachBySection: false,
+    variants: [
+      { program: 'rtt_adopt', requires: [SOCKET_CGROUP, PROBE_TRACEPOINT, MAP_WALK] },
+      { program: null, requires: [] },
+    ],
+  },
+  {
+    hook: 'tp_btf/tcp_probe',
+    program: 'tcp_probe',
+    attachBySection: true,
+    variants: [
+      // Not needed where the other hooks read the sockets: all of their requirements hold.
+      { program: null, requires: [SOCKET_CGROUP, STATE_TRACEPOINT, PROBE_TRACEPOINT, MAP_WALK] },
+      { program: 'tcp_probe', requires: [SOCKET_CGROUP, PROBE_TRACEPOINT, RDONLY_CAST], degradation: PER_SEGMENT },
+      { program: 'tcp_probe__skc_cast', requires: [SOCKET_CGROUP, PROBE_TRACEPOINT], degradation: PER_SEGMENT },
+    ],
+  },
+];
 
 export class TcpRttGroup implements ProbeGroup<TcpRttNames> {
   readonly name = 'tcp-rtt';
   readonly hooks = TCP_RTT_HOOKS;
   readonly objectSpec: ProbeObjectSpec<TcpRttNames>;
-  /** `hz`: the kernel samples by jiffies (see bpf/tcp_rtt.bpf.c), and the tick rate turns sampleIntervalMs into them. */
+  /** `hz`: the per-segment sampler counts windows in jiffies (see bpf/tcp_rtt.bpf.c), and the tick rate turns sampleIntervalMs into them. */
   constructor(
     private readonly config: TcpRttConfig,
     private readonly hz: KernelHz,
@@ -49,12 +109,14 @@ export class TcpRttGroup implements ProbeGroup<TcpRttNames> {
         setCommonGlobals(object, { granularity: config.granularity });
         object.setGlobal('tcp_rtt_sample_interval_jiffies', u32(msToJiffies(config.sampleIntervalMs, this.hz.hz)));
         object.setMapMaxEntries(MAP, config.maxRows);
+        object.setMapMaxEntries(SOCKETS, config.maxTrackedSockets);
       },
     };
   }
 
   start(loaded: LoadedProbeObject<TcpRttNames>, context: ProbeContext): void {
-    if (this.hz.source === undefined) {
+    if (loaded.loadedPrograms.has('rtt_walk')) this.readSockets(loaded, context);
+    else if (this.hz.source === undefined) {
       context.log.warn(
         `tcp-rtt: the kernel's tick rate is unknown (no /boot/config-<release> or /proc/config.gz, and ${this.hz.unknownBecause ?? 'not measured'}); ` +
           `assuming ${HZ_MAX} Hz, so a socket is sampled at most once per ${this.config.sampleIntervalMs} ms or up to ${HZ_MAX / 100} times less often`,
@@ -74,6 +136,31 @@ export class TcpRttGroup implements ProbeGroup<TcpRttNames> {
       histograms: [{ metric: METRIC_TCP_RTT, boundaries: RTT_BOUNDARIES_S, series: table.collect() }],
     }));
   }
+
+  /** Walks the socket table every sampleIntervalMs, and adopts existing connections for ADOPTION_WINDOW_MS. */
+  private readSockets(loaded: LoadedProbeObject<TcpRttNames>, context: ProbeContext): void {
+    let adoption: number | undefined = loaded.object.attach('rtt_adopt');
+    const endAdoption = (): void => {
+      if (adoption !== undefined) loaded.object.detach(adoption);
+      adoption = undefined;
+    };
+    const adoptionTimer = setTimeout(endAdoption, ADOPTION_WINDOW_MS).unref();
+    let warned = false;
+    const walkTimer = setInterval(() => {
+      try {
+        loaded.object.programTestRun('rtt_walk');
+      } catch (err) {
+        // Once: a walk that fails now fails every time; the histograms then count closes only.
+        if (!warned) context.log.warn(`tcp-rtt: reading the sockets failed (${(err as Error).message}); RTT is sampled at connection close only`);
+        warned = true;
+      }
+    }, this.config.sampleIntervalMs).unref();
+    context.onUnload(() => {
+      clearTimeout(adoptionTimer);
+      clearInterval(walkTimer);
+      endAdoption();
+    });
+  }
 }
 
 export const tcpRtt = defineProbeGroup<'tcpRtt', TcpRttConfig>({
@@ -83,15 +170,24 @@ export const tcpRtt = defineProbeGroup<'tcpRtt', TcpRttConfig>({
     schema: object({
       enabled: COMMON_PROBE_FIELDS.enabled,
       granularity: COMMON_PROBE_FIELDS.granularity,
-      sampleIntervalMs: integer(1, 3_600_000, 'milliseconds between RTT samples of one socket'),
+      sampleIntervalMs: integer(100, 3_600_000, 'milliseconds between RTT samples of one socket'),
       maxRows: COMMON_PROBE_FIELDS.maxRows,
+      maxTrackedSockets: integer(16, 1 << 24, 'TCP sockets whose RTT the kernel table follows'),
       idleFlowTimeoutMs: COMMON_PROBE_FIELDS.idleFlowTimeoutMs,
     }),
-    defaults: { enabled: true, granularity: 'pod', sampleIntervalMs: 50, maxRows: 4096, idleFlowTimeoutMs: DEFAULT_IDLE_FLOW_TIMEOUT_MS },
+    defaults: {
+      enabled: true,
+      granularity: 'pod',
+      sampleIntervalMs: 1000,
+      maxRows: 4096,
+      maxTrackedSockets: 65536,
+      idleFlowTimeoutMs: DEFAULT_IDLE_FLOW_TIMEOUT_MS,
+    },
   },
   hooks: TCP_RTT_HOOKS,
   withoutIt: 'no round-trip-time histograms (flowtel.tcp.rtt)',
   telemetry: { metrics: [METRIC_TCP_RTT], events: [] },
   needsKernelHz: true,
+  trialConfig: (config, rows) => ({ ...config, maxTrackedSockets: Math.min(config.maxTrackedSockets, rows) }),
   build: (config, node) => new TcpRttGroup(config, node.kernelHz),
 });
