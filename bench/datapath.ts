@@ -24,6 +24,7 @@ import { cgroupRoot } from '../test/support/kernel';
 import { dropPercent, iperf, netClient, NFT_TABLE } from '../test/support/traffic';
 import { cpuSeconds, programStats, setBpfStats, type ProgramStats } from './proc';
 import { PROBE_GROUPS } from '../src/probes/registry';
+import { ADOPTION_WINDOW_MS } from '../src/probes/tcp-rtt';
 import { medianInterval, publishReport, repoRoot, summarize, table, type Summary } from './report';
 
 /** Each hook's program of every registered group (bpftool shows a variant under the program's name). */
@@ -60,6 +61,8 @@ interface Running {
   pid?: number;
   /** An agent, which exports (bpftrace does not). */
   agent: boolean;
+  /** When the agent started (Date.now()). */
+  startedAt?: number;
   stop(): Promise<void>;
 }
 
@@ -100,9 +103,10 @@ async function start(config: Config, ctx: BenchContext): Promise<Running> {
     OTEL_EXPORTER_OTLP_ENDPOINT: ctx.receiver.endpoint,
     OTEL_METRIC_EXPORT_INTERVAL: '5000',
   });
+  const startedAt = Date.now();
   await agent.running();
   await sleep(500);
-  return { pid: agent.child.pid, agent: true, stop: async () => void (await agent.stop()) };
+  return { pid: agent.child.pid, agent: true, startedAt, stop: async () => void (await agent.stop()) };
 }
 
 /** How long bpftrace gets to exit after SIGINT before it is killed. */
@@ -135,8 +139,9 @@ const WARM_UP_DROP_PORT = 9;
  * drop) is not a cost of each 5 s of traffic; it was most of the agent's CPU in these runs
  * (docs/performance.md). The datagrams make that first drop happen here: bulk TCP alone drops a packet only now
  * and then, and a symbol table read in the measured run (about 0.24 CPU-s) put that run's agent CPU at 2.1–2.8%
- * instead of 0.4–0.6%. Returns the CPU seconds the process used so far, start-up included, which the report
- * gives on its own.
+ * instead of 0.4–0.6%. An agent's warm-up also lasts until tcp-rtt has stopped adopting the connections that
+ * were there before it (tcp_probe, attached for its first ADOPTION_WINDOW_MS). Returns the CPU seconds the
+ * process used so far, start-up included, which the report gives on its own.
  */
 async function warmUp(running: Running, ctx: BenchContext, load: () => Promise<unknown>): Promise<number> {
   await load();
@@ -145,6 +150,8 @@ async function warmUp(running: Running, ctx: BenchContext, load: () => Promise<u
   if (!running.agent) return cpuSeconds(running.pid);
   const loadEnded = Date.now();
   await waitFor('an export after the warm-up', () => (ctx.receiver.metricExports.some((e) => e.receivedAt > loadEnded) ? true : undefined), 15_000);
+  const adopting = (running.startedAt ?? 0) + ADOPTION_WINDOW_MS + 500 - Date.now();
+  if (adopting > 0) await sleep(adopting);
   return cpuSeconds(running.pid);
 }
 

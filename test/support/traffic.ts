@@ -82,6 +82,11 @@ export async function lateDataServerInPod(node: TestNode, pod: string, port: num
   return startServer(node, pod, port, ['late-serve', String(port)]);
 }
 
+/** Starts `net_client.py echo-serve`: one 4-byte answer per connection, the client closing first (as `churn` does). */
+export async function echoServerInPod(node: TestNode, pod: string, port: number) {
+  return startServer(node, pod, port, ['echo-serve', String(port)]);
+}
+
 async function startServer(node: TestNode, pod: string, port: number, args: string[]) {
   const child = node.spawnInPod(pod, 'python3', [NET_CLIENT, ...args]);
   let out = '';
