@@ -24,7 +24,7 @@ import { cgroupRoot } from '../test/support/kernel';
 import { dropPercent, iperf, netClient, NFT_TABLE } from '../test/support/traffic';
 import { cpuSeconds, programStats, setBpfStats, type ProgramStats } from './proc';
 import { PROBE_GROUPS } from '../src/probes/registry';
-import { ADOPTION_WINDOW_MS } from '../src/probes/tcp-rtt';
+import { ADOPTION_WINDOW_MS } from '../src/probes/shared/socket-table';
 import { medianInterval, publishReport, repoRoot, summarize, table, type Summary } from './report';
 
 /** Each hook's program of every registered group (bpftool shows a variant under the program's name). */

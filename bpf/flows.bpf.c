@@ -1,12 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
 /*
- * flows: bytes and packets per local endpoint and direction from cgroup_skb
- * programs attached at the cgroup v2 root (they see every socket's traffic;
- * the socket's cgroup is bpf_skb_cgroup_id). At flow granularity rows also
- * carry the peer address, server port and protocol. A flow that finds the
- * map full is counted as lost and its traffic goes to the pod's overflow row
- * (no peer), or, if even that map is full, to a node-wide row: pod and node
- * totals stay whole whatever the number of flows.
+ * flows: bytes and packets per local endpoint and direction. At flow
+ * granularity rows also carry the peer address, server port and protocol.
+ *
+ * TCP, where a program can walk a map (bpf_for_each_map_elem, 5.13+), comes
+ * from each socket's own counters, with no program per packet:
+ *   flows_track  (inet_sock_set_state) keeps each socket from ESTABLISHED to
+ *                CLOSE in flows_sockets, with its row key, and adds what is
+ *                left of its counters at CLOSE;
+ *   flows_walk   (run by user space before each collection) adds to each row
+ *                what its sockets counted since the previous walk;
+ *   flows_adopt  (tcp_probe, attached only for a while after start) adopts
+ *                the connections established before the agent.
+ * A socket's bytes are tcp_sock.bytes_acked (sent and acknowledged) and
+ * bytes_received (received in order): payload, each byte once however often
+ * it was retransmitted, plus one for a FIN (the SYN is not counted); packets
+ * are segs_out and segs_in. Each counter's new amount is claimed with a
+ * compare-and-exchange of what was counted so far, so the walk and the close
+ * never count the same bytes twice.
+ *
+ * Everything else, and TCP on kernels that cannot walk (5.10), is counted
+ * per packet by cgroup_skb programs attached at the cgroup v2 root (they see
+ * every socket's traffic; the socket's cgroup is bpf_skb_cgroup_id): IP packet
+ * bytes. Where TCP comes from sockets, those programs count only other
+ * protocols, and are attached only when the config asks (nonTcpPackets).
+ *
+ * A flow that finds the map full is counted as lost and its traffic goes to
+ * the pod's overflow row (no peer), or, if even that map is full, to a
+ * node-wide row: pod and node totals stay whole whatever the number of flows.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -141,20 +162,14 @@ static __always_inline void flow_peer(struct __sk_buff *skb, __u8 direction, str
 	}
 }
 
-static __always_inline void account(struct __sk_buff *skb, __u8 direction)
+/* Adds to the row of `key`, or to the pod's overflow row, or to the node's, whichever has room first. */
+static __always_inline void add_to_row(const struct flows_key *key, __u64 bytes, __u64 packets)
 {
-	struct flows_key key = { .direction = direction };
-	__u64 packets = skb->gso_segs ? skb->gso_segs : 1;
-
-	key.endpoint.cgroup_id = bpf_skb_cgroup_id(skb);
-	if (flowtel_flow_granularity)
-		flow_peer(skb, direction, &key.endpoint);
-
-	struct flows_value *value = flow_row(&flows_by_endpoint, &key);
+	struct flows_value *value = flow_row(&flows_by_endpoint, key);
 
 	if (!value) {
-		struct flows_key pod = { .endpoint.cgroup_id = key.endpoint.cgroup_id, .direction = direction };
-		__u32 index = direction;
+		struct flows_key pod = { .endpoint.cgroup_id = key->endpoint.cgroup_id, .direction = key->direction };
+		__u32 index = key->direction;
 
 		flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
 		value = flow_row(&flows_overflow, &pod);
@@ -163,8 +178,31 @@ static __always_inline void account(struct __sk_buff *skb, __u8 direction)
 		if (!value)
 			return;
 	}
-	flowtel_add(value->bytes, skb->len);
+	flowtel_add(value->bytes, bytes);
 	flowtel_add(value->packets, packets);
+}
+
+static __always_inline void account(struct __sk_buff *skb, __u8 direction)
+{
+	struct flows_key key = { .direction = direction };
+	__u64 packets = skb->gso_segs ? skb->gso_segs : 1;
+
+	key.endpoint.cgroup_id = bpf_skb_cgroup_id(skb);
+	if (flowtel_flow_granularity)
+		flow_peer(skb, direction, &key.endpoint);
+	add_to_row(&key, skb->len, packets);
+}
+
+/* The packet's transport protocol from its IP header (cgroup_skb data starts there); 0 if unreadable. */
+static __always_inline __u8 packet_protocol(struct __sk_buff *skb)
+{
+	__u8 protocol = 0;
+
+	if (skb->protocol == bpf_htons(0x0800))
+		bpf_skb_load_bytes(skb, offsetof(struct iphdr, protocol), &protocol, 1);
+	else if (skb->protocol == bpf_htons(0x86DD))
+		bpf_skb_load_bytes(skb, offsetof(struct ipv6hdr, nexthdr), &protocol, 1);
+	return protocol;
 }
 
 SEC("cgroup_skb/ingress")
@@ -179,4 +217,183 @@ int flows_egress(struct __sk_buff *skb)
 {
 	account(skb, FLOWTEL_DIRECTION_TRANSMIT);
 	return 1;
+}
+
+/* Where TCP comes from the sockets: every other protocol, per packet. */
+SEC("cgroup_skb/ingress")
+int flows_ingress_other(struct __sk_buff *skb)
+{
+	if (packet_protocol(skb) != IPPROTO_TCP)
+		account(skb, FLOWTEL_DIRECTION_RECEIVE);
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int flows_egress_other(struct __sk_buff *skb)
+{
+	if (packet_protocol(skb) != IPPROTO_TCP)
+		account(skb, FLOWTEL_DIRECTION_TRANSMIT);
+	return 1;
+}
+
+/* ---- TCP from the sockets' own counters (kernels with bpf_for_each_map_elem) ---- */
+
+enum flows_socket_counter {
+	FLOWS_SENT_BYTES,
+	FLOWS_RECEIVED_BYTES,
+	FLOWS_SENT_SEGMENTS,
+	FLOWS_RECEIVED_SEGMENTS,
+	FLOWS_SOCKET_COUNTERS,
+};
+
+/* A tracked socket: kernel-side only. */
+struct flows_socket {
+	struct flowtel_endpoint_key endpoint;	/* its rows (both directions), fixed when tracking starts */
+	__u64 counted[FLOWS_SOCKET_COUNTERS];	/* each counter's amount already added to the rows */
+};
+
+/*
+ * Sockets from ESTABLISHED to CLOSE, keyed by their kernel address (see
+ * tcp_rtt_sockets in tcp_rtt.bpf.c for why the address is safe and why the
+ * map is not preallocated). Sized by the agent (maxTrackedSockets); a socket
+ * that finds it full is counted as map_full and its traffic is not counted.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct flows_socket);
+} flows_sockets SEC(".maps");
+
+#define E2BIG 7	/* errno: what a hash map's update returns when it is full */
+
+/* The socket's counters now (read through its address: the walk has no typed socket). */
+static __always_inline void read_counters(__u64 address, __u64 now[FLOWS_SOCKET_COUNTERS])
+{
+	struct tcp_sock *tp = (struct tcp_sock *)address;
+
+	now[FLOWS_SENT_BYTES] = BPF_CORE_READ(tp, bytes_acked);
+	now[FLOWS_RECEIVED_BYTES] = BPF_CORE_READ(tp, bytes_received);
+	now[FLOWS_SENT_SEGMENTS] = BPF_CORE_READ(tp, segs_out);
+	now[FLOWS_RECEIVED_SEGMENTS] = BPF_CORE_READ(tp, segs_in);
+}
+
+/*
+ * Starts counting a socket from its counters now: at ESTABLISHED that leaves
+ * out the SYN (a client's bytes_acked is 1 by then); an adopted socket's
+ * earlier traffic happened before the agent. `flags`: BPF_ANY for a socket
+ * just established, BPF_NOEXIST to adopt one.
+ */
+static __always_inline void track(struct sock *sk, __u64 flags)
+{
+	__u64 address = (__u64)sk;
+	struct flows_socket entry = {};
+
+	flowtel_endpoint_of_sock(&entry.endpoint, sk);
+	/* The rows of the per-packet programs, which know the cgroup only: the same key for the same pod. */
+	entry.endpoint.netns_ino = 0;
+	if (flowtel_flow_granularity) {
+		struct flowtel_tuple tuple = {};
+
+		flowtel_fill_tuple(&tuple, sk);
+		flowtel_endpoint_set_peer(&entry.endpoint, &tuple);
+	}
+	read_counters(address, entry.counted);
+	if (bpf_map_update_elem(&flows_sockets, &address, &entry, flags) == -E2BIG)
+		flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
+}
+
+/* What counter `i` grew by since it was last counted, claimed so that no one else adds it too. */
+static __always_inline __u64 claim(struct flows_socket *entry, int i, __u64 now)
+{
+	__u64 counted = entry->counted[i];
+
+	if (now <= counted || __sync_val_compare_and_swap(&entry->counted[i], counted, now) != counted)
+		return 0;
+	return now - counted;
+}
+
+/* Adds to the socket's rows what its counters grew by since they were last counted. */
+static __always_inline void add_growth(__u64 address, struct flows_socket *entry)
+{
+	__u64 now[FLOWS_SOCKET_COUNTERS];
+	struct flows_key key = { .endpoint = entry->endpoint };
+	__u64 bytes, segments;
+
+	read_counters(address, now);
+	bytes = claim(entry, FLOWS_SENT_BYTES, now[FLOWS_SENT_BYTES]);
+	segments = claim(entry, FLOWS_SENT_SEGMENTS, now[FLOWS_SENT_SEGMENTS]);
+	if (bytes || segments) {
+		key.direction = FLOWTEL_DIRECTION_TRANSMIT;
+		add_to_row(&key, bytes, segments);
+	}
+	bytes = claim(entry, FLOWS_RECEIVED_BYTES, now[FLOWS_RECEIVED_BYTES]);
+	segments = claim(entry, FLOWS_RECEIVED_SEGMENTS, now[FLOWS_RECEIVED_SEGMENTS]);
+	if (bytes || segments) {
+		key.direction = FLOWTEL_DIRECTION_RECEIVE;
+		add_to_row(&key, bytes, segments);
+	}
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(flows_track, struct sock *sk, int oldstate, int newstate)
+{
+	if (newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
+		return 0;
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	if (newstate == TCP_ESTABLISHED) {
+		track(sk, BPF_ANY);
+		return 0;
+	}
+
+	__u64 address = (__u64)sk;
+	struct flows_socket *entry = bpf_map_lookup_elem(&flows_sockets, &address);
+
+	if (!entry)
+		return 0;
+	add_growth(address, entry);
+	bpf_map_delete_elem(&flows_sockets, &address);
+	return 0;
+}
+
+/* tcp_probe fires only for established sockets, under the socket's lock, which their CLOSE takes too. */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(flows_adopt, struct sock *sk, const struct sk_buff *skb)
+{
+	__u64 address = (__u64)sk;
+
+	if (!bpf_map_lookup_elem(&flows_sockets, &address))
+		track(sk, BPF_NOEXIST);
+	return 0;
+}
+
+/*
+ * One tracked socket. The walk runs under RCU and TCP sockets are freed
+ * RCU-safely, so the memory read is a TCP socket; one that has closed since
+ * had its counters claimed by its close, so a late read adds nothing (a claim
+ * needs a counter above what was counted) unless the memory already holds a
+ * new socket: the state check skips those still connecting.
+ */
+static long walk_one(struct bpf_map *map, __u64 *address, struct flows_socket *entry, __u32 *visited)
+{
+	struct sock *sk = (struct sock *)*address;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	(*visited)++;
+	if (state == TCP_CLOSE || state == TCP_LISTEN || state == TCP_SYN_SENT || state == TCP_SYN_RECV)
+		return 0;
+	add_growth(*address, entry);
+	return 0;
+}
+
+/* Returns the sockets visited: how many the table holds. */
+SEC("raw_tp")
+int flows_walk(void *ctx)
+{
+	__u32 visited = 0;
+
+	bpf_for_each_map_elem(&flows_sockets, walk_one, &visited, 0);
+	return visited;
 }

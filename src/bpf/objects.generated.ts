@@ -18,10 +18,10 @@ export interface DropsNames extends ObjectNames {
 /** flows.bpf.o */
 export interface FlowsNames extends ObjectNames {
   file: 'flows.bpf.o';
-  maps: 'flows_by_endpoint' | 'flows_overflow' | 'flows_overflow_node' | 'flowtel_events' | 'flowtel_losses' | 'flowtel_rate';
-  programs: 'flows_egress' | 'flows_ingress';
+  maps: 'flows_by_endpoint' | 'flows_overflow' | 'flows_overflow_node' | 'flows_sockets' | 'flowtel_events' | 'flowtel_losses' | 'flowtel_rate';
+  programs: 'flows_adopt' | 'flows_egress' | 'flows_egress_other' | 'flows_ingress' | 'flows_ingress_other' | 'flows_track' | 'flows_walk';
   globals: 'flowtel_ephemeral_high' | 'flowtel_ephemeral_low' | 'flowtel_events_per_cpu_per_sec' | 'flowtel_flow_granularity' | 'flowtel_ringbuf_wakeup_bytes';
-  structs: 'flows_key' | 'flows_value' | 'flowtel_btf_anchor' | 'flowtel_endpoint_key' | 'flowtel_event_header' | 'flowtel_histogram' | 'flowtel_rate_window';
+  structs: 'flows_key' | 'flows_socket' | 'flows_value' | 'flowtel_btf_anchor' | 'flowtel_endpoint_key' | 'flowtel_event_header' | 'flowtel_histogram' | 'flowtel_rate_window';
   enums: {
     flowtel_direction: 'FLOWTEL_DIRECTION_TRANSMIT' | 'FLOWTEL_DIRECTION_RECEIVE';
     flowtel_event_kind: 'FLOWTEL_EVENT_TCP_RETRANSMIT' | 'FLOWTEL_EVENT_TCP_RESET' | 'FLOWTEL_EVENT_DROP' | 'FLOWTEL_EVENT_TCP_CONNECT_FAILED';

@@ -28,8 +28,8 @@ export interface ProbeObjectSpec<N extends ObjectNames = ObjectNames> {
   hooks: readonly HookSpec<N['programs']>[];
   /** After load, before attach: fill maps the programs read (filters). */
   afterLoad?(object: LoadedObject<N>): void;
-  /** Attaches programs that need more than their section (cgroup_skb at a cgroup); returns link ids. */
-  attachCustom?(object: { attachCgroup(program: N['programs'], cgroupPath: string): number }): number[];
+  /** Attaches programs that need more than their section (cgroup_skb at a cgroup), of those loaded; returns link ids. */
+  attachCustom?(object: { attachCgroup(program: N['programs'], cgroupPath: string): number }, loaded: ReadonlySet<N['programs']>): number[];
 }
 
 export interface LoadedProbeObject<N extends ObjectNames = ObjectNames> {
@@ -131,6 +131,7 @@ export class BpfRuntime {
     const programs = chosen ?? this.choosePrograms(spec);
     const object = new this.addon.BpfObject(path.join(this.options.objectDir, spec.objectFile));
     const linkIds: number[] = [];
+    const loadedPrograms = new Set(chosenProgramNames(programs)) as ReadonlySet<N['programs']>;
     const bySection = programs.flatMap(({ hook, variant }) => (hook.attachBySection && variant.program !== null ? [{ hook, program: variant.program }] : []));
     try {
       for (const program of unchosenPrograms(spec.hooks, programs)) object.setProgramAutoload(program, false);
@@ -144,7 +145,7 @@ export class BpfRuntime {
       object.load();
       spec.afterLoad?.(object);
       for (const { hook, program } of bySection) linkIds.push(attachProgram(object, hook, program));
-      if (spec.attachCustom) linkIds.push(...spec.attachCustom(object));
+      if (spec.attachCustom) linkIds.push(...spec.attachCustom(object, loadedPrograms));
     } catch (err) {
       object.close();
       throw err;
@@ -155,7 +156,7 @@ export class BpfRuntime {
       object,
       linkIds,
       programs: bySection.map(({ hook, program }) => ({ name: hook.program, program })),
-      loadedPrograms: new Set(chosenProgramNames(programs)) as ReadonlySet<N['programs']>,
+      loadedPrograms,
     };
     this.loaded.set(spec.group, entry);
     return entry;

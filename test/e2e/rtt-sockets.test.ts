@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mustRun } from '../../src/testbed/exec';
 import type { OtlpReceiver } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
-import { ADOPTION_WINDOW_MS } from '../../src/probes/tcp-rtt';
+import { ADOPTION_WINDOW_MS } from '../../src/probes/shared/socket-table';
 import { AgentProcess, freshExport, startAgentWithReceiver } from '../support/agent-process';
 import { cgroupRoot, requireKernel } from '../support/kernel';
 import { groupOnThisKernel } from '../support/kernel-table';

@@ -42,7 +42,7 @@ export const PROBE_GROUPS: readonly ProbeConfigKey[] = REGISTERED_GROUPS.map((g)
 export type ProbeConfigKey = (typeof REGISTERED_GROUPS)[number]['configKey'];
 
 /** A `probes:` config that turns every group off but `group`, which gets `settings` (a YAML mapping). */
-export function onlyGroupConfig(group: ProbeConfigKey, settings: Record<string, string | number>): string {
+export function onlyGroupConfig(group: ProbeConfigKey, settings: Record<string, string | number | boolean>): string {
   const others = PROBE_GROUPS.filter((g) => g !== group).map((g) => `  ${g}:\n    enabled: false\n`);
   const own = Object.entries(settings).map(([key, value]) => `    ${key}: ${value}\n`);
   return `probes:\n${others.join('')}  ${group}:\n${own.join('')}`;

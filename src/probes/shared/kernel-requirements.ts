@@ -1,7 +1,7 @@
 /**
  * Kernel requirements several probe groups share (see src/bpf/hooks.ts).
  */
-import type { HookSpec, KernelRequirement } from '../../bpf/hooks';
+import type { HookSpec, KernelRequirement, ProgramVariant } from '../../bpf/hooks';
 
 /**
  * Programs that attribute a socket to its pod read the socket's cgroup from
@@ -34,4 +34,41 @@ export function tcpFieldsHook<Name extends string>(name: Name, args: number, sin
       { program: `${name}__skc_cast` as const, requires },
     ],
   };
+}
+
+/** Programs that walk a map (bpf_for_each_map_elem): where the kernel has it, TCP is read from the sockets. */
+export const MAP_WALK: KernelRequirement = { kind: 'helper', name: 'bpf_for_each_map_elem', since: '5.13' };
+export const STATE_TRACEPOINT = tracepoint('inet_sock_set_state', 3, '4.16');
+export const PROBE_TRACEPOINT = tracepoint('tcp_probe', 2, '4.16');
+/** Everything a group's socket table needs (socketTableHooks): where all of it holds, no program runs per TCP packet. */
+export const SOCKET_TABLE: readonly KernelRequirement[] = [SOCKET_CGROUP, STATE_TRACEPOINT, PROBE_TRACEPOINT, MAP_WALK];
+
+/**
+ * The three hooks of a group that reads TCP sockets instead of packets (see bpf/tcp_rtt.bpf.c): `track` keeps
+ * sockets from ESTABLISHED to CLOSE (in variants, best first), `walk` reads them when user space runs it, `adopt`
+ * takes in the connections older than the agent for a while after start. On kernels without SOCKET_TABLE none
+ * loads, and the group's per-packet hooks count instead.
+ */
+export function socketTableHooks<Name extends string>(track: readonly ProgramVariant<Name>[], walk: Name, adopt: Name, walkWhen: string): HookSpec<Name>[] {
+  return [
+    { hook: 'tp_btf/inet_sock_set_state', program: track[0].program as Name, attachBySection: true, variants: [...track, { program: null, requires: [] }] },
+    {
+      hook: `raw_tp (run ${walkWhen})`,
+      program: walk,
+      attachBySection: false,
+      variants: [
+        { program: walk, requires: [MAP_WALK] },
+        { program: null, requires: [] },
+      ],
+    },
+    {
+      hook: 'tp_btf/tcp_probe (for the adoption window)',
+      program: adopt,
+      attachBySection: false,
+      variants: [
+        { program: adopt, requires: [SOCKET_CGROUP, PROBE_TRACEPOINT, MAP_WALK] },
+        { program: null, requires: [] },
+      ],
+    },
+  ];
 }

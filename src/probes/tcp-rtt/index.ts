@@ -11,10 +11,11 @@
  * no program runs per packet; elsewhere tcp_probe samples sockets from their
  * received segments (a degradation, named at start).
  */
-import type { HookSpec, KernelRequirement } from '../../bpf/hooks';
+import type { HookSpec } from '../../bpf/hooks';
 import type { TcpRttNames } from '../../bpf/objects.generated';
 import type { LoadedProbeObject, ProbeObjectSpec } from '../../bpf/runtime';
-import { RDONLY_CAST, SOCKET_CGROUP, tracepoint } from '../shared/kernel-requirements';
+import { PROBE_TRACEPOINT, RDONLY_CAST, SOCKET_CGROUP, SOCKET_TABLE, socketTableHooks } from '../shared/kernel-requirements';
+import { adoptExistingSockets, walker } from '../shared/socket-table';
 import { METRIC_TCP_RTT } from '../../semconv';
 import { integer, object } from '../../config/schema';
 import { COMMON_PROBE_FIELDS, DEFAULT_IDLE_FLOW_TIMEOUT_MS, type CommonProbeConfig } from '../config';
@@ -31,12 +32,6 @@ const SOCKETS = 'tcp_rtt_sockets';
 /** 16 µs to ~16.8 s in quarter octaves. */
 export const RTT_BOUNDARIES_S = kernelBoundaries(16, 2 ** 24, 1e-6);
 
-/**
- * How long after start tcp_probe adopts the connections established before the agent (each at its first
- * received segment). A connection that receives nothing in that time is not sampled until it reconnects.
- */
-export const ADOPTION_WINDOW_MS = 10_000;
-
 export interface TcpRttConfig extends CommonProbeConfig {
   /** Each socket's srtt is sampled at most this often, and only when it received an ACK since. */
   sampleIntervalMs: number;
@@ -44,48 +39,25 @@ export interface TcpRttConfig extends CommonProbeConfig {
   maxTrackedSockets: number;
 }
 
-/** Programs that walk a map (bpf_for_each_map_elem): where the kernel has it, sockets are read instead of segments. */
-const MAP_WALK: KernelRequirement = { kind: 'helper', name: 'bpf_for_each_map_elem', since: '5.13' };
-const STATE_TRACEPOINT = tracepoint('inet_sock_set_state', 3, '4.16');
-const PROBE_TRACEPOINT = tracepoint('tcp_probe', 2, '4.16');
 const PER_SEGMENT = 'RTT sampled from received segments (a program runs per segment) instead of read from the sockets';
 
 export const TCP_RTT_HOOKS: readonly HookSpec<TcpRttNames['programs']>[] = [
-  {
-    hook: 'tp_btf/inet_sock_set_state',
-    program: 'rtt_track',
-    attachBySection: true,
-    variants: [
-      { program: 'rtt_track', requires: [SOCKET_CGROUP, STATE_TRACEPOINT, MAP_WALK, RDONLY_CAST] },
-      { program: 'rtt_track__skc_cast', requires: [SOCKET_CGROUP, STATE_TRACEPOINT, MAP_WALK] },
-      { program: null, requires: [] },
+  ...socketTableHooks<TcpRttNames['programs']>(
+    [
+      { program: 'rtt_track', requires: [...SOCKET_TABLE, RDONLY_CAST] },
+      { program: 'rtt_track__skc_cast', requires: SOCKET_TABLE },
     ],
-  },
-  {
-    hook: 'raw_tp (run every sampleIntervalMs)',
-    program: 'rtt_walk',
-    attachBySection: false,
-    variants: [
-      { program: 'rtt_walk', requires: [MAP_WALK] },
-      { program: null, requires: [] },
-    ],
-  },
-  {
-    hook: 'tp_btf/tcp_probe (for the adoption window)',
-    program: 'rtt_adopt',
-    attachBySection: false,
-    variants: [
-      { program: 'rtt_adopt', requires: [SOCKET_CGROUP, PROBE_TRACEPOINT, MAP_WALK] },
-      { program: null, requires: [] },
-    ],
-  },
+    'rtt_walk',
+    'rtt_adopt',
+    'every sampleIntervalMs',
+  ),
   {
     hook: 'tp_btf/tcp_probe',
     program: 'tcp_probe',
     attachBySection: true,
     variants: [
-      // Not needed where the other hooks read the sockets: all of their requirements hold.
-      { program: null, requires: [SOCKET_CGROUP, STATE_TRACEPOINT, PROBE_TRACEPOINT, MAP_WALK] },
+      // Not needed where the socket table reads the sockets.
+      { program: null, requires: SOCKET_TABLE },
       { program: 'tcp_probe', requires: [SOCKET_CGROUP, PROBE_TRACEPOINT, RDONLY_CAST], degradation: PER_SEGMENT },
       { program: 'tcp_probe__skc_cast', requires: [SOCKET_CGROUP, PROBE_TRACEPOINT], degradation: PER_SEGMENT },
     ],
@@ -137,29 +109,12 @@ export class TcpRttGroup implements ProbeGroup<TcpRttNames> {
     }));
   }
 
-  /** Walks the socket table every sampleIntervalMs, and adopts existing connections for ADOPTION_WINDOW_MS. */
+  /** Walks the socket table every sampleIntervalMs, and adopts the connections older than the agent. */
   private readSockets(loaded: LoadedProbeObject<TcpRttNames>, context: ProbeContext): void {
-    let adoption: number | undefined = loaded.object.attach('rtt_adopt');
-    const endAdoption = (): void => {
-      if (adoption !== undefined) loaded.object.detach(adoption);
-      adoption = undefined;
-    };
-    const adoptionTimer = setTimeout(endAdoption, ADOPTION_WINDOW_MS).unref();
-    let warned = false;
-    const walkTimer = setInterval(() => {
-      try {
-        loaded.object.programTestRun('rtt_walk');
-      } catch (err) {
-        // Once: a walk that fails now fails every time; the histograms then count closes only.
-        if (!warned) context.log.warn(`tcp-rtt: reading the sockets failed (${(err as Error).message}); RTT is sampled at connection close only`);
-        warned = true;
-      }
-    }, this.config.sampleIntervalMs).unref();
-    context.onUnload(() => {
-      clearTimeout(adoptionTimer);
-      clearInterval(walkTimer);
-      endAdoption();
-    });
+    adoptExistingSockets(loaded.object, 'rtt_adopt', context);
+    const walk = walker(loaded.object, 'rtt_walk', context, 'RTT is sampled at connection close only');
+    const timer = setInterval(walk, this.config.sampleIntervalMs).unref();
+    context.onUnload(() => clearInterval(timer));
   }
 }
 
