@@ -283,9 +283,9 @@ static __always_inline void read_counters(__u64 address, __u64 now[FLOWS_SOCKET_
  * Starts counting a socket from its counters now: at ESTABLISHED that leaves
  * out the SYN (a client's bytes_acked is 1 by then); an adopted socket's
  * earlier traffic happened before the agent. `flags`: BPF_ANY for a socket
- * just established, BPF_NOEXIST to adopt one.
+ * just established, BPF_NOEXIST to adopt one (whose role is not known).
  */
-static __always_inline void track(struct sock *sk, __u64 flags)
+static __always_inline void track(struct sock *sk, __u64 flags, int role)
 {
 	__u64 address = (__u64)sk;
 	struct flows_socket entry = {};
@@ -297,7 +297,7 @@ static __always_inline void track(struct sock *sk, __u64 flags)
 		struct flowtel_tuple tuple = {};
 
 		flowtel_fill_tuple(&tuple, sk);
-		flowtel_endpoint_set_peer(&entry.endpoint, &tuple);
+		flowtel_endpoint_set_peer_role(&entry.endpoint, &tuple, role);
 	}
 	read_counters(address, entry.counted);
 	if (bpf_map_update_elem(&flows_sockets, &address, &entry, flags) == -E2BIG)
@@ -344,7 +344,7 @@ int BPF_PROG(flows_track, struct sock *sk, int oldstate, int newstate)
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	if (newstate == TCP_ESTABLISHED) {
-		track(sk, BPF_ANY);
+		track(sk, BPF_ANY, flowtel_role_of_transition(oldstate, newstate));
 		return 0;
 	}
 
@@ -365,7 +365,7 @@ int BPF_PROG(flows_adopt, struct sock *sk, const struct sk_buff *skb)
 	__u64 address = (__u64)sk;
 
 	if (!bpf_map_lookup_elem(&flows_sockets, &address))
-		track(sk, BPF_NOEXIST);
+		track(sk, BPF_NOEXIST, FLOWTEL_ROLE_UNKNOWN);
 	return 0;
 }
 

@@ -316,6 +316,41 @@ static __always_inline void flowtel_endpoint_set_peer(struct flowtel_endpoint_ke
 	k->server_port = flowtel_server_port(t->sport, t->dport);
 }
 
+/* Which end of a TCP connection a socket is, where the program knows it (values of enum tcp_connection_role). */
+#define FLOWTEL_ROLE_UNKNOWN 0
+#define FLOWTEL_ROLE_CLIENT 1
+#define FLOWTEL_ROLE_SERVER 2
+
+/*
+ * The role a transition of inet_sock_set_state shows: a client connects
+ * (SYN_SENT), a server's socket is born of a SYN (SYN_RECV).
+ */
+static __always_inline int flowtel_role_of_transition(int oldstate, int newstate)
+{
+	if (oldstate == TCP_SYN_SENT || newstate == TCP_SYN_SENT)
+		return FLOWTEL_ROLE_CLIENT;
+	if (oldstate == TCP_SYN_RECV || newstate == TCP_SYN_RECV)
+		return FLOWTEL_ROLE_SERVER;
+	return FLOWTEL_ROLE_UNKNOWN;
+}
+
+/*
+ * flowtel_endpoint_set_peer, with the server port taken from the connection's
+ * role when known: the peer's port for a client, its own for a server. The
+ * port rule guesses wrong when both ports are in the ephemeral range (gRPC on
+ * 50051, a pod with its own port range).
+ */
+static __always_inline void flowtel_endpoint_set_peer_role(struct flowtel_endpoint_key *k, const struct flowtel_tuple *t, int role)
+{
+	if (!flowtel_flow_granularity)
+		return;
+	flowtel_endpoint_set_peer(k, t);
+	if (role == FLOWTEL_ROLE_CLIENT && t->dport)
+		k->server_port = t->dport;
+	else if (role == FLOWTEL_ROLE_SERVER && t->sport)
+		k->server_port = t->sport;
+}
+
 /*
  * Fills `t` from the IP and TCP/UDP headers of a packet. `t` is written in
  * packet order (saddr = source). Returns false when the headers do not parse.

@@ -183,9 +183,17 @@ static __always_inline int on_state_change(struct sock *sk, int oldstate, int ne
 	/* Pod rows need no tuple: a failure event reads its own. */
 	if (flowtel_flow_granularity) {
 		struct flowtel_tuple tuple = {};
+		int role = flowtel_role_of_transition(oldstate, newstate);
 
+		/* Transitions after the handshake: the role the socket was tracked with (none if it never was). */
+		if (role == FLOWTEL_ROLE_UNKNOWN) {
+			struct tcp_connections_socket *st = socket_find(sk);
+
+			if (st)
+				role = st->connect_ns ? FLOWTEL_ROLE_CLIENT : FLOWTEL_ROLE_SERVER;
+		}
 		flowtel_fill_tuple(&tuple, sk);
-		flowtel_endpoint_set_peer(endpoint, &tuple);
+		flowtel_endpoint_set_peer_role(endpoint, &tuple, role);
 	}
 
 	static const struct tcp_connections_counts zero;

@@ -48,15 +48,15 @@ struct {
 	__type(value, struct flowtel_histogram);
 } tcp_rtt_histograms SEC(".maps");
 
-/* The row key of a socket: its endpoint, and at flow granularity its peer. */
-static __always_inline void endpoint_of(struct flowtel_endpoint_key *endpoint, struct sock *sk)
+/* The row key of a socket: its endpoint, and at flow granularity its peer (`role`: FLOWTEL_ROLE_*). */
+static __always_inline void endpoint_of(struct flowtel_endpoint_key *endpoint, struct sock *sk, int role)
 {
 	flowtel_endpoint_of_sock(endpoint, sk);
 	if (flowtel_flow_granularity) {
 		struct flowtel_tuple tuple = {};
 
 		flowtel_fill_tuple(&tuple, sk);
-		flowtel_endpoint_set_peer(endpoint, &tuple);
+		flowtel_endpoint_set_peer_role(endpoint, &tuple, role);
 	}
 }
 
@@ -97,7 +97,7 @@ static __always_inline int sample(struct sock *sk, bool kfunc)
 
 	struct tcp_rtt_key key = {};
 
-	endpoint_of(&key.endpoint, sk);
+	endpoint_of(&key.endpoint, sk, FLOWTEL_ROLE_UNKNOWN);
 	add_sample(&key, srtt_us);
 	return 0;
 }
@@ -142,12 +142,12 @@ struct {
 #define E2BIG 7	/* errno: what a hash map's update returns when it is full */
 
 /* `flags`: BPF_ANY for a socket just established (a fresh start), BPF_NOEXIST to adopt one. */
-static __always_inline void track(struct sock *sk, __u64 flags)
+static __always_inline void track(struct sock *sk, __u64 flags, int role)
 {
 	__u64 address = (__u64)sk;
 	struct tcp_rtt_socket entry = {};
 
-	endpoint_of(&entry.key.endpoint, sk);
+	endpoint_of(&entry.key.endpoint, sk, role);
 	if (bpf_map_update_elem(&tcp_rtt_sockets, &address, &entry, flags) == -E2BIG)
 		flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
 }
@@ -164,14 +164,14 @@ static __always_inline bool claim(struct tcp_rtt_socket *entry, __u32 rcv_tstamp
 	return seen != now && __sync_val_compare_and_swap(&entry->sampled_ack, seen, now) == seen;
 }
 
-static __always_inline int on_state_change(struct sock *sk, int newstate, bool kfunc)
+static __always_inline int on_state_change(struct sock *sk, int oldstate, int newstate, bool kfunc)
 {
 	if (newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
 		return 0;
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	if (newstate == TCP_ESTABLISHED) {
-		track(sk, BPF_ANY);
+		track(sk, BPF_ANY, flowtel_role_of_transition(oldstate, newstate));
 		return 0;
 	}
 
@@ -193,13 +193,13 @@ static __always_inline int on_state_change(struct sock *sk, int newstate, bool k
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(rtt_track, struct sock *sk, int oldstate, int newstate)
 {
-	return on_state_change(sk, newstate, FLOWTEL_CAST_KFUNC);
+	return on_state_change(sk, oldstate, newstate, FLOWTEL_CAST_KFUNC);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(rtt_track__skc_cast, struct sock *sk, int oldstate, int newstate)
 {
-	return on_state_change(sk, newstate, FLOWTEL_CAST_HELPER);
+	return on_state_change(sk, oldstate, newstate, FLOWTEL_CAST_HELPER);
 }
 
 /* tcp_probe fires only for established sockets, under the socket's lock, which their CLOSE takes too. */
@@ -209,7 +209,7 @@ int BPF_PROG(rtt_adopt, struct sock *sk, const struct sk_buff *skb)
 	__u64 address = (__u64)sk;
 
 	if (!bpf_map_lookup_elem(&tcp_rtt_sockets, &address))
-		track(sk, BPF_NOEXIST);
+		track(sk, BPF_NOEXIST, FLOWTEL_ROLE_UNKNOWN);
 	return 0;
 }
 

@@ -124,6 +124,49 @@ describe('e2e: flow granularity', function () {
   });
 });
 
+describe('e2e: server port by connection role', function () {
+  this.timeout(120_000);
+  let node: TestNode;
+  let receiver: OtlpReceiver;
+  useScenario(PODS, `probes:\n${PROBE_GROUPS.map((g) => `  ${g}:\n    granularity: flow\n`).join('')}`, (s) => ({ node, receiver } = s));
+
+  it('names the listening port the server port when both ports are ephemeral (gRPC on 50051, a client on 40000)', async () => {
+    const a = node.pod('a');
+    const b = node.pod('b');
+    // Both ports lie in the kernel's default ephemeral range (32768-60999), and the client's is the lower: the rule
+    // "the port outside the range, else the lower one" names the client's port. The role of the socket cannot err.
+    const SERVER_PORT = 50051;
+    const CLIENT_PORT = 40000;
+    const server = await serveInPod(node, 'b', SERVER_PORT, 1);
+    try {
+      await netClient(node, 'a', ['connect-from', b.ip, SERVER_PORT, CLIENT_PORT, 5000]);
+      await waitForClosedConnections(node, 'a');
+    } finally {
+      server.kill('SIGKILL');
+    }
+    await freshExport(receiver);
+    // The groups that know each socket's role: both ends, every series of the connection.
+    // (On 5.10 flows and tcp-rtt see packets and segments, not sockets: they use the port rule there.)
+    const readsSockets = (group: string) => groupOnThisKernel(group).programs.some((p) => p.endsWith('_walk'));
+    const metrics = [
+      'flowtel.tcp.connection.opens',
+      ...(readsSockets('flows') ? ['k8s.pod.network.io'] : []),
+      ...(readsSockets('tcp-rtt') ? ['flowtel.tcp.rtt'] : []),
+    ];
+    for (const metric of metrics) {
+      for (const [pod, peer] of [
+        [a, b],
+        [b, a],
+      ] as const) {
+        const series = receiver.latestPoints(metric, { 'k8s.pod.uid': pod.uid, 'network.peer.address': peer.ip });
+        const ports = [...new Set(series.map((p) => p.attributes['server.port']))];
+        console.log(`      ${metric} in pod ${pod === a ? 'A' : 'B'}: server.port ${ports.join(', ')}`);
+        assert.deepEqual(ports, [SERVER_PORT], `${metric} in pod ${pod === a ? 'A (client)' : 'B (server)'}`);
+      }
+    }
+  });
+});
+
 describe('e2e: flows that do not fit the kernel map', function () {
   this.timeout(90_000);
   let node: TestNode;

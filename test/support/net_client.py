@@ -179,6 +179,17 @@ def late_serve(port):
     listener.close()
 
 
+def connect_from(host, port, source_port, send):
+    """One connection from a chosen local port, `send` bytes, then a close."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", source_port))
+    s.connect((host, port))
+    s.sendall(b"x" * send)
+    time.sleep(0.3)
+    s.close()
+
+
 def connect_close(host, port):
     s = socket.create_connection((host, port))
     print(json.dumps({"port": s.getsockname()[1]}), flush=True)
@@ -194,6 +205,8 @@ if __name__ == "__main__":
                 int(sys.argv[5]) if len(sys.argv) > 5 else 0, int(sys.argv[6]) if len(sys.argv) > 6 else 0)
     elif mode == "late-serve":
         late_serve(int(sys.argv[2]))
+    elif mode == "connect-from":
+        connect_from(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif mode == "connect-close":
         connect_close(sys.argv[2], int(sys.argv[3]))
     elif mode == "udp":
