@@ -113,3 +113,28 @@ export async function bpfMapCgroupSum(mapName: string, field: string, cgroupId: 
   }
   return sum;
 }
+
+/**
+ * Adds `delta` to the 64-bit integer at `byteOffset` of the value of every row of a loaded shared (not per-CPU)
+ * hash map whose key's endpoint has cgroup id `cgroupId`, written back through bpftool: what an update a kernel
+ * program lost would leave behind. The map is found by its name's first 15 characters (all the kernel keeps) and
+ * its value size, which tells it from siblings of the same prefix. Returns the rows changed.
+ */
+export async function addToKernelMapRows(mapName: string, valueSize: number, cgroupId: bigint, byteOffset: number, delta: bigint): Promise<number> {
+  const maps = JSON.parse(await mustRun('bpftool', ['-j', 'map', 'show'])) as Array<{ id: number; name?: string; bytes_value?: number }>;
+  const found = maps.filter((m) => m.name === mapName.slice(0, 15) && m.bytes_value === valueSize);
+  if (found.length !== 1) throw new Error(`${found.length} loaded maps named ${mapName.slice(0, 15)} with ${valueSize}-byte values, expected 1`);
+  const id = String(found[0].id);
+  type Row = { key: string[]; value: string[] };
+  let changed = 0;
+  for (const row of JSON.parse(await mustRun('bpftool', ['-j', 'map', 'dump', 'id', id])) as Row[]) {
+    const key = Buffer.from(row.key.map((b) => parseInt(b, 16)));
+    if (key.readBigUInt64LE(0) !== cgroupId) continue; // struct flowtel_endpoint_key starts with the cgroup id
+    const value = Buffer.from(row.value.map((b) => parseInt(b, 16)));
+    value.writeBigInt64LE(value.readBigInt64LE(byteOffset) + delta, byteOffset);
+    const hex = (buf: Buffer) => [...buf].map((b) => b.toString(16).padStart(2, '0'));
+    await mustRun('bpftool', ['map', 'update', 'id', id, 'key', 'hex', ...hex(key), 'value', 'hex', ...hex(value)]);
+    changed++;
+  }
+  return changed;
+}

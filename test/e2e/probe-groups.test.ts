@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { nativeAddon } from '../../src/bpf/native';
+import { nativeAddon, packageRoot } from '../../src/bpf/native';
 import { mustRun } from '../../src/testbed/exec';
-import { bpfRecursionMisses, nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
+import { addToKernelMapRows, bpfRecursionMisses, nftRuleCounters, nstat } from '../../src/testbed/kernel-counters';
 import { OtlpReceiver, type ReceivedDataPoint } from '../../src/testbed/otlp-receiver';
 import { TestNode } from '../../src/testbed/test-node';
 import { AgentProcess, freshExport, startAgentWithReceiver, waitFor } from '../support/agent-process';
@@ -22,8 +22,11 @@ import type { HookSpec } from '../../src/bpf/hooks';
 import { RESET_REASON_UNKNOWN } from '../../src/probes/tcp-resets';
 import { NFT_TABLE, holdConnections, iperf, lateDataServerInPod, netClient, nftRule, serveInPod, waitForClosedConnections } from '../support/traffic';
 
-/** tcp-rtt's sampleIntervalMs in this suite's agent (its only setting that is not the default). */
+/** tcp-rtt's sampleIntervalMs and tcp-connections' reconcileIntervalMs in this suite's agent (its only settings that are not the defaults). */
 const RTT_SAMPLE_INTERVAL_MS = 100;
+const RECONCILE_INTERVAL_MS = 3000;
+/** The kernel's TCP_ESTABLISHED: the index of ESTABLISHED in struct tcp_connections_counts.sockets. */
+const TCP_ESTABLISHED = 1;
 
 describe('e2e: probe groups against the kernel', function () {
   this.timeout(180_000);
@@ -38,10 +41,14 @@ describe('e2e: probe groups against the kernel', function () {
     node = await TestNode.create({ cgroupRoot: cgroupRoot(), pods: [{ name: 'a' }, { name: 'b' }, { name: 'c' }, { name: 'd' }] });
     // Connections that exist before the agent starts: the live counts must include them.
     preexisting = await holdConnections(node, 'd', 'c', 7040, 3);
-    // The default configuration, but for tcp-rtt's interval: a sample per socket every 100 ms, so that the
-    // seconds of a transfer give enough samples to compare their distribution with ss's.
+    // The default configuration, but for tcp-rtt's interval (a sample per socket every 100 ms, so that the
+    // seconds of a transfer give enough samples to compare their distribution with ss's) and a reconciliation
+    // of live-connection counts every few seconds instead of every minute.
     const config = path.join(tempDir('probe-groups'), 'flowtel.yaml');
-    fs.writeFileSync(config, `probes:\n  tcpRtt:\n    sampleIntervalMs: ${RTT_SAMPLE_INTERVAL_MS}\n`);
+    fs.writeFileSync(
+      config,
+      `probes:\n  tcpRtt:\n    sampleIntervalMs: ${RTT_SAMPLE_INTERVAL_MS}\n  tcpConnections:\n    reconcileIntervalMs: ${RECONCILE_INTERVAL_MS}\n`,
+    );
     ({ agent, receiver } = await startAgentWithReceiver(['--config', config, '--cgroup-root', cgroupRoot(), '--node-name', 'test-node']));
   });
 
@@ -344,6 +351,27 @@ describe('e2e: probe groups against the kernel', function () {
       const established = receiver.latestPoints('flowtel.tcp.connections', { 'k8s.pod.uid': uid('a'), 'network.connection.state': 'established' });
       assert.ok(established.length > 0, "A's established series is gone instead of 0");
       assert.equal(total('flowtel.tcp.connections', { 'k8s.pod.uid': uid('a'), 'network.connection.state': 'established' }), 0);
+    });
+
+    it('corrects a live count the kernel got wrong at the next reconciliation with the sockets', async () => {
+      const holder = await holdConnections(node, 'a', 'b', 7005, 2);
+      try {
+        await settled();
+        const established = () => total('flowtel.tcp.connections', { 'k8s.pod.uid': uid('a'), 'network.connection.state': 'established' });
+        assert.equal(established(), await establishedInKernel('a'));
+        // As a lost update in the kernel would: 5 more ESTABLISHED sockets in A's kernel row than there are.
+        const layout = new (nativeAddon().BpfObject)(path.join(packageRoot(), 'bpf', '.output', 'tcp_connections.bpf.o'));
+        const counts = layout.structLayout('tcp_connections_counts');
+        layout.close();
+        const offset = counts.members.sockets.offset + 8 * TCP_ESTABLISHED;
+        assert.equal(await addToKernelMapRows('tcp_connections_counts', counts.size, node.pod('a').cgroupId, offset, 5n), 1, "A's one row");
+        // Without reconciliation the count would stay 7; corrected within an interval and an export.
+        await waitFor('the live count corrected', () => (established() === 2 ? true : undefined), RECONCILE_INTERVAL_MS + 5000);
+        assert.equal(await establishedInKernel('a'), 2);
+      } finally {
+        holder.kill('SIGKILL');
+        await waitForClosedConnections(node, 'a');
+      }
     });
   });
 

@@ -68,7 +68,16 @@ export interface TcpConnectionsConfig extends EventProbeConfig {
    * and duration histograms, closes and bytes); a socket that finds no room is counted as lost (map_full).
    */
   maxTrackedSockets: number;
+  /** How often the live-connection counts are checked against the sockets processes hold (/proc); 0: never. */
+  reconcileIntervalMs: number;
 }
+
+/**
+ * States whose sockets a process holds, so /proc sees every one of them: the live counts of these are set to
+ * /proc's at each reconciliation. Sockets in the closing states are mostly orphans (closed by their process,
+ * still in the kernel), which /proc cannot attribute: those counts stay the kernel's.
+ */
+const RECONCILED_STATES: ReadonlySet<string> = new Set(['established', 'syn_sent', 'close_wait', 'listen']);
 
 export const TCP_CONNECTIONS_HOOKS: readonly HookSpec<TcpConnectionsNames['programs']>[] = [tcpFieldsHook('inet_sock_set_state', 3, '4.16')];
 
@@ -99,7 +108,13 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
     // Count slots are the kernel's state values: as many as struct tcp_connections_counts.sockets has u64s.
     const sockets = new StructReader('tcp_connections_counts', object.structLayout('tcp_connections_counts'), ['sockets']).member('sockets');
     const liveStates = states.liveStates().filter(([value]) => value < sockets.size / 8);
-    const baseline = this.baseline(context, states);
+    // Live sockets are counted as kernel deltas from a start count: /proc's at start, and again at each
+    // reconciliation, when each series' start count is set so that start + delta = /proc's count. A delta the
+    // kernel missed (a skipped program run) is thereby corrected within a reconciliation interval.
+    let baseline = this.socketsByState(context, states);
+    /** Per series key of a reconciled state: what to add to the kernel's delta (minus its delta at reconciliation). */
+    const offsets = new Map<string, number>();
+    let reconciledAt = Date.now();
 
     /** Index of the per-role arrays of struct tcp_connections_counts: 0 (not known), then enum tcp_connection_role. */
     const roleValues = [0, roles.TCP_ROLE_CLIENT, roles.TCP_ROLE_SERVER];
@@ -135,6 +150,7 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
       field: `sockets[${value}]`,
       suffix: `state/${name}`,
       attributes: Object.freeze({ [ATTR_NETWORK_CONNECTION_STATE]: name }),
+      reconciled: RECONCILED_STATES.has(name),
     }));
     const roleCounters = (kind: 'opened' | 'closed' | 'bytes_sent' | 'bytes_received') =>
       roleValues.map((value) => {
@@ -169,6 +185,15 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
       const opens: NumberSeries[] = [];
       const closes: NumberSeries[] = [];
       const bytes: NumberSeries[] = [];
+      const interval = this.config.reconcileIntervalMs;
+      const reconcile = interval > 0 && Date.now() - reconciledAt >= interval;
+      if (reconcile) {
+        reconciledAt = Date.now();
+        const held = this.socketsByState(context, states);
+        baseline = new Map([...baseline].filter(([, entry]) => !RECONCILED_STATES.has(entry.state)));
+        for (const [key, entry] of held) if (RECONCILED_STATES.has(entry.state)) baseline.set(key, entry);
+        offsets.clear();
+      }
       // Live sockets: the kernel's state deltas plus the baseline from /proc of endpoints still alive.
       const live = new Map<string, NumberSeries>();
       const shown = new Set<string>();
@@ -180,10 +205,11 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
       }
       for (const row of counts.collect()) {
         const { totals } = row;
-        for (const { field, suffix, attributes } of stateCounters) {
+        for (const { field, suffix, attributes, reconciled } of stateCounters) {
           const key = row.seriesKey + suffix;
-          const atStart = live.get(key)?.value ?? 0;
           const delta = totals[field];
+          if (reconcile && reconciled) offsets.set(key, -delta);
+          const atStart = (live.get(key)?.value ?? 0) + (offsets.get(key) ?? 0);
           if (atStart === 0 && delta === 0 && !shownStates.has(key)) continue;
           // Sockets that predate the agent but not its baseline (opened while it started) may close below zero: clamp.
           live.set(key, new FieldSeries(row, key, Math.max(0, atStart + delta), row.startTime, attributes));
@@ -246,8 +272,8 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
     });
   }
 
-  /** Live sockets by state at start, in the same series identity the kernel rows get. */
-  private baseline(context: ProbeContext, states: TcpStateNames): Map<string, BaselineEntry> {
+  /** Live sockets by state that processes hold now (/proc), in the same series identity the kernel rows get. */
+  private socketsByState(context: ProbeContext, states: TcpStateNames): Map<string, BaselineEntry> {
     const out = new Map<string, BaselineEntry>();
     const ports = ephemeralPorts();
     for (const socket of existingTcpSockets((p) => context.attribution.cgroupIdOfProcPath(p))) {
@@ -260,7 +286,7 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
         peer = peerInfo(socket.remoteAddress, ports.serverPort(socket.localPort, socket.remotePort), IPPROTO_TCP, socket.family === 'ipv6' ? 10 : 2);
       }
       const key = seriesKeyOf(endpoint.keyId, peer?.key, `state/${state}`);
-      const entry = out.get(key) ?? { ref, groupAttributes: { ...peer?.attributes, [ATTR_NETWORK_CONNECTION_STATE]: state }, value: 0 };
+      const entry = out.get(key) ?? { ref, state, groupAttributes: { ...peer?.attributes, [ATTR_NETWORK_CONNECTION_STATE]: state }, value: 0 };
       entry.value += 1;
       out.set(key, entry);
     }
@@ -271,6 +297,8 @@ export class TcpConnectionsGroup implements ProbeGroup<TcpConnectionsNames> {
 /** Sockets of one series found at start. */
 interface BaselineEntry {
   ref: EndpointRef;
+  /** The TCP state's name (network.connection.state). */
+  state: string;
   /** Peer and state attributes; the endpoint's are resolved at each collection. */
   groupAttributes: Attributes;
   value: number;
@@ -283,6 +311,7 @@ export const tcpConnections = defineProbeGroup<'tcpConnections', TcpConnectionsC
     schema: object({
       ...EVENT_PROBE_FIELDS,
       maxTrackedSockets: integer(16, 1 << 24, 'TCP sockets tracked from connect or accept to close'),
+      reconcileIntervalMs: integer(0, 86_400_000, 'milliseconds between checks of the live-connection counts against /proc; 0: never'),
     }),
     // 65,536 sockets: 5.5 MiB of kernel memory, allocated when the group loads (docs/telemetry.md).
     defaults: {
@@ -292,6 +321,7 @@ export const tcpConnections = defineProbeGroup<'tcpConnections', TcpConnectionsC
       maxRows: 16384,
       idleFlowTimeoutMs: DEFAULT_IDLE_FLOW_TIMEOUT_MS,
       maxTrackedSockets: 65536,
+      reconcileIntervalMs: 60_000,
     },
   },
   hooks: TCP_CONNECTIONS_HOOKS,
