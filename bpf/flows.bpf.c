@@ -266,8 +266,6 @@ struct {
 	__type(value, struct flows_socket);
 } flows_sockets SEC(".maps");
 
-#define E2BIG 7	/* errno: what a hash map's update returns when it is full */
-
 /* The socket's counters now (read through its address: the walk has no typed socket). */
 static __always_inline void read_counters(__u64 address, __u64 now[FLOWS_SOCKET_COUNTERS])
 {
@@ -300,18 +298,27 @@ static __always_inline void track(struct sock *sk, __u64 flags, int role)
 		flowtel_endpoint_set_peer_role(&entry.endpoint, &tuple, role);
 	}
 	read_counters(address, entry.counted);
-	if (bpf_map_update_elem(&flows_sockets, &address, &entry, flags) == -E2BIG)
+	if (bpf_map_update_elem(&flows_sockets, &address, &entry, flags) == -FLOWTEL_E2BIG)
 		flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
 }
 
-/* What counter `i` grew by since it was last counted, claimed so that no one else adds it too. */
-static __always_inline __u64 claim(struct flows_socket *entry, int i, __u64 now)
+/*
+ * What counter `i` grew by since it was last counted, claimed so that no one
+ * else adds it too. `wraps32`: the kernel's counter is 32 bits (segs_out and
+ * segs_in wrap after 4G segments, an hour or two of a busy connection), so
+ * growth is taken modulo 2^32; a counter that seems to have gone back (a read
+ * of a socket closed meanwhile) is not growth either way.
+ */
+static __always_inline __u64 claim(struct flows_socket *entry, int i, __u64 now, bool wraps32)
 {
 	__u64 counted = entry->counted[i];
+	__u64 grown = wraps32 ? (__u32)(now - counted) : now - counted;
 
-	if (now <= counted || __sync_val_compare_and_swap(&entry->counted[i], counted, now) != counted)
+	if (now == counted || (wraps32 ? grown >= (1ULL << 31) : now < counted))
 		return 0;
-	return now - counted;
+	if (__sync_val_compare_and_swap(&entry->counted[i], counted, now) != counted)
+		return 0;
+	return grown;
 }
 
 /* Adds to the socket's rows what its counters grew by since they were last counted. */
@@ -322,14 +329,14 @@ static __always_inline void add_growth(__u64 address, struct flows_socket *entry
 	__u64 bytes, segments;
 
 	read_counters(address, now);
-	bytes = claim(entry, FLOWS_SENT_BYTES, now[FLOWS_SENT_BYTES]);
-	segments = claim(entry, FLOWS_SENT_SEGMENTS, now[FLOWS_SENT_SEGMENTS]);
+	bytes = claim(entry, FLOWS_SENT_BYTES, now[FLOWS_SENT_BYTES], false);
+	segments = claim(entry, FLOWS_SENT_SEGMENTS, now[FLOWS_SENT_SEGMENTS], true);
 	if (bytes || segments) {
 		key.direction = FLOWTEL_DIRECTION_TRANSMIT;
 		add_to_row(&key, bytes, segments);
 	}
-	bytes = claim(entry, FLOWS_RECEIVED_BYTES, now[FLOWS_RECEIVED_BYTES]);
-	segments = claim(entry, FLOWS_RECEIVED_SEGMENTS, now[FLOWS_RECEIVED_SEGMENTS]);
+	bytes = claim(entry, FLOWS_RECEIVED_BYTES, now[FLOWS_RECEIVED_BYTES], false);
+	segments = claim(entry, FLOWS_RECEIVED_SEGMENTS, now[FLOWS_RECEIVED_SEGMENTS], true);
 	if (bytes || segments) {
 		key.direction = FLOWTEL_DIRECTION_RECEIVE;
 		add_to_row(&key, bytes, segments);

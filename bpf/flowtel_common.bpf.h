@@ -16,6 +16,8 @@
 
 #define AF_INET 2
 #define AF_INET6 10
+/* errno: what a hash map's update returns when the map is full */
+#define FLOWTEL_E2BIG 7
 
 /* Sized by the agent before load (resize); a power of two of pages. */
 struct {

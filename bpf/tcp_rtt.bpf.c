@@ -139,8 +139,6 @@ struct {
 	__type(value, struct tcp_rtt_socket);
 } tcp_rtt_sockets SEC(".maps");
 
-#define E2BIG 7	/* errno: what a hash map's update returns when it is full */
-
 /* `flags`: BPF_ANY for a socket just established (a fresh start), BPF_NOEXIST to adopt one. */
 static __always_inline void track(struct sock *sk, __u64 flags, int role)
 {
@@ -148,7 +146,7 @@ static __always_inline void track(struct sock *sk, __u64 flags, int role)
 	struct tcp_rtt_socket entry = {};
 
 	endpoint_of(&entry.key.endpoint, sk, role);
-	if (bpf_map_update_elem(&tcp_rtt_sockets, &address, &entry, flags) == -E2BIG)
+	if (bpf_map_update_elem(&tcp_rtt_sockets, &address, &entry, flags) == -FLOWTEL_E2BIG)
 		flowtel_count_loss(FLOWTEL_LOSS_MAP_FULL);
 }
 
