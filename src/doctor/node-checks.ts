@@ -55,7 +55,7 @@ export function capabilitiesCheck(caps: bigint = effectiveCapabilities(), releas
   }
   const admin = hasCapability(caps, CAP_SYS_ADMIN);
   const optional: Array<[number, string, string]> = [
-    [CAP_NET_ADMIN, 'CAP_NET_ADMIN', 'the flows group (cgroup_skb programs attach at the cgroup root)'],
+    [CAP_NET_ADMIN, 'CAP_NET_ADMIN', "the flows group's per-packet counting (cgroup_skb at the cgroup root: before Linux 5.13, or with nonTcpPackets)"],
     [CAP_SYS_PTRACE, 'CAP_SYS_PTRACE', "attribution of socket-less events to pods (other processes' /proc/<pid>/ns/net) and connections open before start"],
   ];
   if (chargesMemlock(release))

@@ -179,9 +179,15 @@ describe('CLI: missing privileges', function () {
    * tests are about one group's cause.
    */
   function onlyGroups(...enabled: string[]): string[] {
+    return groupsConfig(enabled, {});
+  }
+
+  /** `extra`: more settings of a group, as YAML flow-mapping entries ("key: value"). */
+  function groupsConfig(enabled: string[], extra: Record<string, string>): string[] {
     const groups = PROBE_GROUPS.map((g) => g.configKey);
     const file = path.join(tempDir('groups'), 'flowtel.yaml');
-    fs.writeFileSync(file, `probes:\n${groups.map((g) => `  ${g}: { enabled: ${enabled.includes(g)} }\n`).join('')}`);
+    const settings = (g: string) => `enabled: ${enabled.includes(g)}${extra[g] ? `, ${extra[g]}` : ''}`;
+    fs.writeFileSync(file, `probes:\n${groups.map((g) => `  ${g}: { ${settings(g)} }\n`).join('')}`);
     // The unprivileged user of one test must be able to read it.
     fs.chmodSync(path.dirname(file), 0o755);
     fs.chmodSync(file, 0o644);
@@ -215,11 +221,12 @@ describe('CLI: missing privileges', function () {
     return (JSON.parse(r.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }).checks;
   }
 
-  it('names CAP_NET_ADMIN as what the flows group lacks, in the log and in doctor', async function () {
+  it('names CAP_NET_ADMIN as what the flows group lacks for per-packet counting, in the log and in doctor', async function () {
     this.timeout(300_000);
     const wrapper = ['setpriv', '--bounding-set=-net_admin,-sys_admin', '--inh-caps=-all'];
     const cause = 'attaching a program at a cgroup needs CAP_NET_ADMIN, which the agent does not have';
-    const groups = onlyGroups('flows', 'tcpRetransmits');
+    // Per-packet programs at the cgroup root: for UDP where TCP comes from the sockets (5.13+), for all on 5.10.
+    const groups = groupsConfig(['flows', 'tcpRetransmits'], { flows: 'nonTcpPackets: true' });
     const stderr = await runUntilRunning(['--cgroup-root', cgroupRoot(), '--prometheus', 'false', ...groups], wrapper);
     const flows = stderr.split('\n').filter((l) => l.includes('group=flows'));
     assert.equal(flows.length, 1, stderr);
