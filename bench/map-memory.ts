@@ -73,7 +73,7 @@ export function mapMemoryReport(runs: Measured[], markdown: boolean): string {
   ]);
   const worst = Math.max(...runs.map((run) => sum(run.maps, GOAL_CPUS, cpusHere)));
   return [
-    `Every group this kernel runs, loaded with the default config, nothing counted yet. "Here" is each map's \`memlock\` as the kernel states it on this ${cpusHere}-CPU machine (what \`flowtel.agent.bpf.map.memory\` exports). The other columns project it to nodes with more possible CPUs: a per-CPU map holds each row's value once per possible CPU; the others do not grow. Maps that are not preallocated (\`tcp_connections_counts\`) state the rows they hold (Linux 6.4+), here none. MiB:`,
+    `Every group this kernel runs, loaded with the default config, nothing counted yet. "Here" is each map's \`memlock\` as the kernel states it on this ${cpusHere}-CPU machine (what \`flowtel.agent.bpf.map.memory\` exports). The other columns project it to nodes with more possible CPUs: a per-CPU map holds each row's value once per possible CPU; the others do not grow. Maps that are not preallocated (\`tcp_connections_counts\` and the socket tables \`tcp_rtt_sockets\`, \`flows_sockets\`) state the rows they hold (Linux 6.4+), here none. MiB:`,
     '',
     table(['Group', `Here (${cpusHere} CPUs)`, ...PROJECTED_CPUS.map((c) => `${c} CPUs`), 'Per-CPU maps'], [...byGroup, ...totals], markdown),
     '',
