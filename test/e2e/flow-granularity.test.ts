@@ -26,11 +26,16 @@ import {
 
 const PODS = [{ name: 'a' }, { name: 'b' }];
 
+/** Every group at flow granularity, each with `more` settings (YAML lines at the group's indentation). */
+function everyGroupPerFlow(more = ''): string {
+  return `probes:\n${PROBE_GROUPS.map((g) => `  ${g}:\n    granularity: flow\n${more}`).join('')}`;
+}
+
 describe('e2e: flow granularity', function () {
   this.timeout(120_000);
   let node: TestNode;
   let receiver: OtlpReceiver;
-  useScenario(PODS, `probes:\n${PROBE_GROUPS.map((g) => `  ${g}:\n    granularity: flow\n`).join('')}`, (s) => ({ node, receiver } = s));
+  useScenario(PODS, everyGroupPerFlow(), (s) => ({ node, receiver } = s));
 
   it("puts A's bytes, retransmits and refused connects on the series of peer B and server port", async () => {
     const a = node.pod('a');
@@ -128,7 +133,7 @@ describe('e2e: server port by connection role', function () {
   this.timeout(120_000);
   let node: TestNode;
   let receiver: OtlpReceiver;
-  useScenario(PODS, `probes:\n${PROBE_GROUPS.map((g) => `  ${g}:\n    granularity: flow\n`).join('')}`, (s) => ({ node, receiver } = s));
+  useScenario(PODS, everyGroupPerFlow(), (s) => ({ node, receiver } = s));
 
   it('names the listening port the server port when both ports are ephemeral (gRPC on 50051, a client on 40000)', async () => {
     const a = node.pod('a');
@@ -205,11 +210,7 @@ describe('e2e: idle flow rows', function () {
   let node: TestNode;
   let receiver: OtlpReceiver;
   const IDLE_MS = 1000;
-  useScenario(
-    PODS,
-    `probes:\n${PROBE_GROUPS.map((g) => `  ${g}:\n    granularity: flow\n    idleFlowTimeoutMs: ${IDLE_MS}\n`).join('')}`,
-    (s) => ({ node, receiver } = s),
-  );
+  useScenario(PODS, everyGroupPerFlow(`    idleFlowTimeoutMs: ${IDLE_MS}\n`), (s) => ({ node, receiver } = s));
 
   it("deletes every group's rows of a peer gone quiet, so that a full map does not stay full", async () => {
     const a = node.pod('a');
